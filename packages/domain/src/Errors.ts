@@ -1,0 +1,24 @@
+import { Schema } from "effect"
+import { SendErrorCode } from "./Frames.ts"
+
+/** A send the chat service refused; `code` is what the client sees in its `send_result`. */
+export class SendRejected extends Schema.TaggedError<SendRejected>()("SendRejected", {
+  code: SendErrorCode,
+  message: Schema.String
+}) {}
+
+export class AccountTaken extends Schema.TaggedError<AccountTaken>()("AccountTaken", {
+  message: Schema.String
+}, { httpApiStatus: 409 }) {}
+
+export class InvalidCredentials extends Schema.TaggedError<InvalidCredentials>()("InvalidCredentials", {
+  message: Schema.String
+}, { httpApiStatus: 401 }) {}
+
+export class Unauthorized extends Schema.TaggedError<Unauthorized>()("Unauthorized", {
+  message: Schema.String
+}, { httpApiStatus: 401 }) {}
+
+export class InvalidRange extends Schema.TaggedError<InvalidRange>()("InvalidRange", {
+  message: Schema.String
+}, { httpApiStatus: 400 }) {}

@@ -1,0 +1,93 @@
+import type { ServerId, UserId } from "@im/domain/Ids"
+import { Context, Effect, Layer } from "effect"
+import type { PortError } from "./PortError.ts"
+
+/** One inbox entry as stored: the message itself lives in the HistoryStore under `server_id`. */
+export interface InboxRef {
+  readonly user_id: UserId
+  readonly seq: number
+  readonly server_id: ServerId
+}
+
+export interface RangeQuery {
+  readonly user: UserId
+  /** Exclusive lower bound. */
+  readonly after: number
+  /** Inclusive upper bound; unbounded when absent. */
+  readonly until?: number | undefined
+  readonly limit: number
+}
+
+/**
+ * Each user's totally ordered inbox. Appends are idempotent on (user, server_id): a replayed
+ * entry is stored once. (user, seq) is unique too.
+ */
+export class InboxStore extends Context.Service<InboxStore, {
+  readonly append: (entries: ReadonlyArray<InboxRef>) => Effect.Effect<void, PortError>
+  /** The stored entries among the given (user, server_id) pairs. */
+  readonly find: (
+    keys: ReadonlyArray<Pick<InboxRef, "user_id" | "server_id">>
+  ) => Effect.Effect<ReadonlyArray<InboxRef>, PortError>
+  /** Entries with after < seq ≤ until, ascending, at most `limit`. */
+  readonly range: (query: RangeQuery) => Effect.Effect<ReadonlyArray<InboxRef>, PortError>
+  /** The highest stored seq of the user; 0 if the inbox is empty. */
+  readonly newest: (user: UserId) => Effect.Effect<number, PortError>
+}>()("@im/ports/InboxStore") {
+  static readonly layerMemory = Layer.sync(InboxStore, () => {
+    interface Inbox {
+      readonly entries: Array<InboxRef> // ascending by seq
+      readonly byServerId: Map<ServerId, InboxRef>
+    }
+    const inboxes = new Map<UserId, Inbox>()
+    const inboxOf = (user: UserId): Inbox => {
+      let inbox = inboxes.get(user)
+      if (inbox === undefined) {
+        inbox = { entries: [], byServerId: new Map() }
+        inboxes.set(user, inbox)
+      }
+      return inbox
+    }
+    /** Index of the first entry with seq > after. */
+    const upperBound = (entries: ReadonlyArray<InboxRef>, after: number): number => {
+      let lo = 0
+      let hi = entries.length
+      while (lo < hi) {
+        const mid = (lo + hi) >>> 1
+        if (entries[mid]!.seq <= after) lo = mid + 1
+        else hi = mid
+      }
+      return lo
+    }
+    return InboxStore.of({
+      append: (refs) =>
+        Effect.sync(() => {
+          for (const ref of refs) {
+            const inbox = inboxOf(ref.user_id)
+            if (inbox.byServerId.has(ref.server_id)) continue
+            const at = upperBound(inbox.entries, ref.seq)
+            if (at > 0 && inbox.entries[at - 1]!.seq === ref.seq) {
+              // Two messages under one number would break the inbox's total order.
+              throw new Error(`inbox ${ref.user_id} already has seq ${ref.seq}`)
+            }
+            inbox.entries.splice(at, 0, ref)
+            inbox.byServerId.set(ref.server_id, ref)
+          }
+        }),
+      find: (keys) =>
+        Effect.sync(() =>
+          keys.flatMap((key) => {
+            const ref = inboxes.get(key.user_id)?.byServerId.get(key.server_id)
+            return ref === undefined ? [] : [ref]
+          })
+        ),
+      range: ({ after, limit, until, user }) =>
+        Effect.sync(() => {
+          const entries = inboxes.get(user)?.entries ?? []
+          const start = upperBound(entries, after)
+          const end = until === undefined ? entries.length : upperBound(entries, until)
+          return entries.slice(start, Math.min(end, start + limit))
+        }),
+      newest: (user) => Effect.sync(() => inboxes.get(user)?.entries.at(-1)?.seq ?? 0)
+    })
+  })
+}

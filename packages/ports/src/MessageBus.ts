@@ -1,0 +1,175 @@
+import { Context, Deferred, Effect, Layer, Schedule, Semaphore } from "effect"
+import type { PortError } from "./PortError.ts"
+
+export interface BusRecord {
+  /** Records with the same key go to the same partition and are consumed in publish order. */
+  readonly key: string
+  readonly value: string
+}
+
+export interface ConsumedRecord extends BusRecord {
+  readonly topic: string
+  readonly partition: number
+  readonly offset: number
+}
+
+export interface ConsumeOptions {
+  readonly topic: string
+  readonly group: string
+  /** Most records handed to the handler at once. */
+  readonly maxBatch: number
+}
+
+/**
+ * Keyed publish and batched, at-least-once consumption in consumer groups.
+ *
+ * `consume` runs until interrupted. Each partition's records reach the handler in order, one
+ * batch at a time; the group's offset moves past a batch only after the handler succeeded. A
+ * failed batch is handed over again (after a backoff), and so is an uncommitted one when a
+ * consumer of the group starts again.
+ */
+export class MessageBus extends Context.Service<MessageBus, {
+  /** Succeeds once the bus has accepted every record. */
+  readonly publish: (topic: string, records: ReadonlyArray<BusRecord>) => Effect.Effect<void, PortError>
+  readonly consume: <E, R>(
+    options: ConsumeOptions,
+    handler: (batch: ReadonlyArray<ConsumedRecord>) => Effect.Effect<void, E, R>
+  ) => Effect.Effect<never, PortError, R>
+}>()("@im/ports/MessageBus") {
+  /**
+   * An in-process bus with Kafka's ordering and redelivery rules. One consumer per group is
+   * active at a time (a second one waits as a standby). Records every group has committed are
+   * dropped. Nothing survives the process.
+   */
+  static readonly layerMemory = (options: { readonly partitions?: number } = {}) =>
+    Layer.sync(MessageBus, () => makeMemoryBus(options.partitions ?? 1))
+}
+
+/** Delay before a failed batch is handed over again: grows to 5 s and stays there. */
+export const redeliverySchedule = Schedule.min([Schedule.exponential("50 millis"), Schedule.spaced("5 seconds")])
+
+const makeMemoryBus = (partitionCount: number): MessageBus["Service"] => {
+  interface Partition {
+    records: Array<ConsumedRecord>
+    /** Offset of records[0]. */
+    base: number
+    next: number
+    wakeUp: Deferred.Deferred<void> | undefined
+  }
+  interface Topic {
+    readonly partitions: ReadonlyArray<Partition>
+    /** group → committed offset (next to read) per partition. */
+    readonly committed: Map<string, Array<number>>
+    readonly groupLocks: Map<string, Semaphore.Semaphore>
+  }
+  const topics = new Map<string, Topic>()
+
+  const topicOf = (name: string): Topic => {
+    let topic = topics.get(name)
+    if (topic === undefined) {
+      topic = {
+        partitions: Array.from({ length: partitionCount }, () => ({ records: [], base: 0, next: 0, wakeUp: undefined })),
+        committed: new Map(),
+        groupLocks: new Map()
+      }
+      topics.set(name, topic)
+    }
+    return topic
+  }
+
+  const partitionFor = (key: string): number => {
+    let hash = 0
+    for (let i = 0; i < key.length; i++) hash = (Math.imul(hash, 31) + key.charCodeAt(i)) | 0
+    return Math.abs(hash) % partitionCount
+  }
+
+  const trim = (topic: Topic, index: number) => {
+    const partition = topic.partitions[index]!
+    let low = partition.next
+    for (const offsets of topic.committed.values()) low = Math.min(low, offsets[index]!)
+    if (low > partition.base) {
+      partition.records = partition.records.slice(low - partition.base)
+      partition.base = low
+    }
+  }
+
+  const publish = (name: string, records: ReadonlyArray<BusRecord>) =>
+    Effect.sync(() => {
+      const topic = topicOf(name)
+      for (const record of records) {
+        const index = partitionFor(record.key)
+        const partition = topic.partitions[index]!
+        partition.records.push({ topic: name, partition: index, offset: partition.next++, key: record.key, value: record.value })
+        if (partition.wakeUp !== undefined) {
+          Deferred.doneUnsafe(partition.wakeUp, Effect.void)
+          partition.wakeUp = undefined
+        }
+      }
+    })
+
+  const consumePartition = <E, R>(
+    topic: Topic,
+    index: number,
+    offsets: Array<number>,
+    options: ConsumeOptions,
+    handler: (batch: ReadonlyArray<ConsumedRecord>) => Effect.Effect<void, E, R>
+  ): Effect.Effect<never, never, R> => {
+    const partition = topic.partitions[index]!
+    const nextBatch = Effect.suspend(function loop(): Effect.Effect<ReadonlyArray<ConsumedRecord>> {
+      const from = offsets[index]! - partition.base
+      if (from < partition.records.length) {
+        return Effect.succeed(partition.records.slice(from, from + options.maxBatch))
+      }
+      const wakeUp = partition.wakeUp ?? (partition.wakeUp = Deferred.makeUnsafe<void>())
+      return Effect.flatMap(Deferred.await(wakeUp), loop)
+    })
+    const handleOnce = (batch: ReadonlyArray<ConsumedRecord>) =>
+      handler(batch).pipe(
+        Effect.tapCause((cause) =>
+          Effect.logWarning("batch failed; it will be handed over again", cause).pipe(
+            Effect.annotateLogs({ topic: options.topic, group: options.group, partition: index, offset: batch[0]!.offset })
+          )
+        ),
+        Effect.retry(redeliverySchedule),
+        Effect.catchCause(() => Effect.void) // unreachable: the schedule never ends
+      )
+    return nextBatch.pipe(
+      Effect.flatMap((batch) =>
+        Effect.flatMap(handleOnce(batch), () =>
+          Effect.sync(() => {
+            offsets[index] = batch.at(-1)!.offset + 1
+            trim(topic, index)
+          }))
+      ),
+      Effect.forever
+    )
+  }
+
+  const consume = <E, R>(
+    options: ConsumeOptions,
+    handler: (batch: ReadonlyArray<ConsumedRecord>) => Effect.Effect<void, E, R>
+  ): Effect.Effect<never, PortError, R> =>
+    Effect.suspend(() => {
+      const topic = topicOf(options.topic)
+      let lock = topic.groupLocks.get(options.group)
+      if (lock === undefined) topic.groupLocks.set(options.group, lock = Semaphore.makeUnsafe(1))
+      return lock.withPermits(1)(
+        Effect.suspend(() => {
+          let offsets = topic.committed.get(options.group)
+          if (offsets === undefined) {
+            // A new group starts at the oldest record still held, like auto.offset.reset=earliest.
+            offsets = topic.partitions.map((p) => p.base)
+            topic.committed.set(options.group, offsets)
+          }
+          const committed = offsets
+          return Effect.forEach(
+            topic.partitions,
+            (_, index) => consumePartition(topic, index, committed, options, handler),
+            { concurrency: "unbounded", discard: true }
+          )
+        })
+      ) as Effect.Effect<never, never, R>
+    })
+
+  return MessageBus.of({ publish, consume })
+}

@@ -1,0 +1,51 @@
+import type { GatewayId, UserId } from "@im/domain/Ids"
+import { Context, Effect, Layer } from "effect"
+import type { PortError } from "./PortError.ts"
+
+/**
+ * Which gateway instances hold which users' connections. A gateway registers each connection
+ * and removes it on close; entries of a gateway that dies expire (real adapters use a TTL that
+ * the gateway's heartbeat refreshes).
+ */
+export class Presence extends Context.Service<Presence, {
+  readonly register: (user: UserId, gateway: GatewayId, connection: string) => Effect.Effect<void, PortError>
+  readonly unregister: (user: UserId, gateway: GatewayId, connection: string) => Effect.Effect<void, PortError>
+  /** Keeps the gateway's entries alive; a gateway calls it periodically. */
+  readonly refresh: (gateway: GatewayId) => Effect.Effect<void, PortError>
+  /** The gateways holding at least one connection of each user; users with none are absent. */
+  readonly lookup: (users: ReadonlyArray<UserId>) => Effect.Effect<ReadonlyMap<UserId, ReadonlyArray<GatewayId>>, PortError>
+}>()("@im/ports/Presence") {
+  static readonly layerMemory = Layer.sync(Presence, () => {
+    // user → gateway → connection ids
+    const connections = new Map<UserId, Map<GatewayId, Set<string>>>()
+    return Presence.of({
+      register: (user, gateway, connection) =>
+        Effect.sync(() => {
+          let gateways = connections.get(user)
+          if (gateways === undefined) connections.set(user, gateways = new Map())
+          let ids = gateways.get(gateway)
+          if (ids === undefined) gateways.set(gateway, ids = new Set())
+          ids.add(connection)
+        }),
+      unregister: (user, gateway, connection) =>
+        Effect.sync(() => {
+          const gateways = connections.get(user)
+          const ids = gateways?.get(gateway)
+          if (gateways === undefined || ids === undefined) return
+          ids.delete(connection)
+          if (ids.size === 0) gateways.delete(gateway)
+          if (gateways.size === 0) connections.delete(user)
+        }),
+      refresh: () => Effect.void,
+      lookup: (users) =>
+        Effect.sync(() => {
+          const found = new Map<UserId, ReadonlyArray<GatewayId>>()
+          for (const user of users) {
+            const gateways = connections.get(user)
+            if (gateways !== undefined) found.set(user, [...gateways.keys()])
+          }
+          return found
+        })
+    })
+  })
+}
