@@ -22,3 +22,8 @@ export class Unauthorized extends Schema.TaggedError<Unauthorized>()("Unauthoriz
 export class InvalidRange extends Schema.TaggedError<InvalidRange>()("InvalidRange", {
   message: Schema.String
 }, { httpApiStatus: 400 }) {}
+
+/** A store or a downstream service could not do it now; the caller may retry. */
+export class ServiceUnavailable extends Schema.TaggedError<ServiceUnavailable>()("ServiceUnavailable", {
+  message: Schema.String
+}, { httpApiStatus: 503 }) {}

@@ -58,3 +58,22 @@ export const singleParticipants = (message: Message): ReadonlyArray<UserId> =>
   message.receiver_id === undefined || message.receiver_id === message.sender_id
     ? [message.sender_id]
     : [message.receiver_id, message.sender_id]
+
+/** An inbox entry addressed to its user: what the consumer stores and the pusher delivers. */
+export interface Delivery extends InboxEntry {
+  readonly user_id: typeof UserId.Type
+}
+
+/** The answer to a pull: see docs/protocol.md. */
+export const PullPage = Schema.Struct({
+  entries: Schema.Array(InboxEntry),
+  /** Every number in (after, through] is settled: returned, or skipped for good. */
+  through: Seq,
+  has_more: Schema.Boolean
+})
+export type PullPage = typeof PullPage.Type
+
+export const MAX_PULL_LIMIT = 1000
+
+/** The bus topic every accepted message is published to. */
+export const MESSAGES_TOPIC = "im.messages"

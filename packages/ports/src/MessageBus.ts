@@ -35,6 +35,8 @@ export class MessageBus extends Context.Service<MessageBus, {
     options: ConsumeOptions,
     handler: (batch: ReadonlyArray<ConsumedRecord>) => Effect.Effect<void, E, R>
   ) => Effect.Effect<never, PortError, R>
+  /** Records of the topic that the group has not committed yet. */
+  readonly lag: (topic: string, group: string) => Effect.Effect<number, PortError>
 }>()("@im/ports/MessageBus") {
   /**
    * An in-process bus with Kafka's ordering and redelivery rules. One consumer per group is
@@ -125,13 +127,15 @@ const makeMemoryBus = (partitionCount: number): MessageBus["Service"] => {
     })
     const handleOnce = (batch: ReadonlyArray<ConsumedRecord>) =>
       handler(batch).pipe(
-        Effect.tapCause((cause) =>
+        // Failures and defects alike: the batch stays uncommitted and is handed over again.
+        Effect.sandbox,
+        Effect.tapError((cause) =>
           Effect.logWarning("batch failed; it will be handed over again", cause).pipe(
             Effect.annotateLogs({ topic: options.topic, group: options.group, partition: index, offset: batch[0]!.offset })
           )
         ),
         Effect.retry(redeliverySchedule),
-        Effect.catchCause(() => Effect.void) // unreachable: the schedule never ends
+        Effect.orDie // unreachable: the schedule never ends
       )
     return nextBatch.pipe(
       Effect.flatMap((batch) =>
@@ -171,5 +175,12 @@ const makeMemoryBus = (partitionCount: number): MessageBus["Service"] => {
       ) as Effect.Effect<never, never, R>
     })
 
-  return MessageBus.of({ publish, consume })
+  const lag = (name: string, group: string) =>
+    Effect.sync(() => {
+      const topic = topicOf(name)
+      const committed = topic.committed.get(group)
+      return topic.partitions.reduce((sum, partition, index) => sum + partition.next - (committed?.[index] ?? partition.base), 0)
+    })
+
+  return MessageBus.of({ publish, consume, lag })
 }

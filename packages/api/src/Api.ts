@@ -1,0 +1,94 @@
+import { AccountTaken, InvalidCredentials, InvalidRange, ServiceUnavailable, Unauthorized } from "@im/domain/Errors"
+import { UserId } from "@im/domain/Ids"
+import { PullPage } from "@im/domain/Message"
+import { Account, DisplayName, Password, User } from "@im/domain/User"
+import { Context, Schema } from "effect"
+import {
+  HttpApi,
+  HttpApiEndpoint,
+  HttpApiGroup,
+  HttpApiMiddleware,
+  HttpApiSchema,
+  HttpApiSecurity,
+  OpenApi
+} from "effect/http-api"
+
+/** The authenticated caller of a route, provided by the Authorization middleware. */
+export class CurrentUser extends Context.Service<CurrentUser, UserId>()("@im/api/CurrentUser") {}
+
+export class Authorization extends HttpApiMiddleware.Service<Authorization, { provides: CurrentUser }>()(
+  "@im/api/Authorization",
+  {
+    security: { bearer: HttpApiSecurity.bearer },
+    error: Unauthorized
+  }
+) {}
+
+export class SystemApi extends HttpApiGroup.make("system", { topLevel: true }).add(
+  HttpApiEndpoint.get("health", "/health", {
+    success: Schema.Struct({ status: Schema.Literal("ok") })
+  }).annotate(OpenApi.Description, "200 when the server is ready to serve.")
+) {}
+
+export const RegisterRequest = Schema.Struct({ account: Account, password: Password, name: DisplayName })
+
+export const LoginRequest = Schema.Struct({
+  account: Schema.String.pipe(Schema.check(Schema.isMaxLength(64))),
+  password: Schema.String.pipe(Schema.check(Schema.isMaxLength(256)))
+})
+
+export const LoginResponse = Schema.Struct({ token: Schema.String, expires_at: Schema.Int, user: User })
+
+export class AuthApi extends HttpApiGroup.make("auth")
+  .add(
+    HttpApiEndpoint.post("register", "/register", {
+      payload: RegisterRequest,
+      success: User.pipe(HttpApiSchema.status(201)),
+      error: [AccountTaken, ServiceUnavailable]
+    }).annotate(OpenApi.Description, "Create an account. Accounts are unique, case-insensitively."),
+    HttpApiEndpoint.post("login", "/login", {
+      payload: LoginRequest,
+      success: LoginResponse,
+      error: [InvalidCredentials, ServiceUnavailable]
+    }).annotate(OpenApi.Description, "Exchange account and password for a bearer token.")
+  )
+  .prefix("/auth")
+  .annotateMerge(OpenApi.annotations({ title: "Accounts" }))
+{}
+
+const SeqParam = Schema.NumberFromString.pipe(Schema.check(Schema.isInt(), Schema.isGreaterThanOrEqualTo(0)))
+
+export class InboxApi extends HttpApiGroup.make("inbox")
+  .add(
+    HttpApiEndpoint.get("newest", "/newest", {
+      success: Schema.Struct({ seq: Schema.Int }),
+      error: ServiceUnavailable
+    }).annotate(OpenApi.Description, "The highest seq stored in the caller's inbox (0 when empty)."),
+    HttpApiEndpoint.get("pull", "/", {
+      query: {
+        after: SeqParam,
+        limit: Schema.optional(SeqParam),
+        until: Schema.optional(SeqParam)
+      },
+      success: PullPage,
+      error: [InvalidRange, ServiceUnavailable]
+    }).annotate(
+      OpenApi.Description,
+      "The caller's entries with after < seq ≤ until, ascending, at most limit (1-1000, default 200). " +
+        "Every number in (after, through] is settled: returned or skipped for good; has_more says more remain."
+    )
+  )
+  .middleware(Authorization)
+  .prefix("/inbox")
+  .annotateMerge(OpenApi.annotations({ title: "Inbox" }))
+{}
+
+export class ImApi extends HttpApi.make("im")
+  .add(SystemApi)
+  .add(AuthApi)
+  .add(InboxApi)
+  .annotateMerge(OpenApi.annotations({
+    title: "IM backend API",
+    description: "Accounts and inbox sync. Live delivery and sending use the WebSocket at /ws: see docs/protocol.md."
+  }))
+{}

@@ -1,0 +1,103 @@
+import { Passwords } from "@im/auth/Passwords"
+import { Tokens } from "@im/auth/Tokens"
+import { Db } from "@im/db/Db"
+import { InvalidCredentials, ServiceUnavailable, Unauthorized } from "@im/domain/Errors"
+import { UserId } from "@im/domain/Ids"
+import type { PortError } from "@im/ports/PortError"
+import { UserStore } from "@im/ports/UserStore"
+import { Clock, Effect, Layer, Option, Redacted } from "effect"
+import { HttpApiBuilder, HttpApiScalar } from "effect/http-api"
+import { randomBytes } from "node:crypto"
+import { Authorization, CurrentUser, ImApi } from "./Api.ts"
+
+const DEFAULT_PULL_LIMIT = 200
+
+const storeUnavailable = (error: PortError) =>
+  Effect.logError("user store failed", error).pipe(
+    Effect.andThen(Effect.fail(new ServiceUnavailable({ message: "storage is unavailable, try again" })))
+  )
+
+export const AuthorizationLive = Layer.effect(
+  Authorization,
+  Effect.gen(function*() {
+    const tokens = yield* Tokens
+    return Authorization.of({
+      bearer: (httpEffect, { credential }) =>
+        tokens.verify(Redacted.value(credential)).pipe(
+          Effect.mapError((rejected) => new Unauthorized({ message: rejected.message })),
+          Effect.flatMap((user) => Effect.provideService(httpEffect, CurrentUser, user))
+        )
+    })
+  })
+)
+
+const SystemHandlers = HttpApiBuilder.group(ImApi, "system", (handlers) =>
+  Effect.succeed(handlers.handle("health", () => Effect.succeed({ status: "ok" as const }))))
+
+const AuthHandlers = HttpApiBuilder.group(
+  ImApi,
+  "auth",
+  Effect.fn(function*(handlers) {
+    const users = yield* UserStore
+    const passwords = yield* Passwords
+    const tokens = yield* Tokens
+    // Login spends the same time whether or not the account exists.
+    const decoyHash = yield* passwords.hash(randomBytes(16).toString("hex"))
+
+    return handlers
+      .handle("register", ({ payload }) =>
+        Effect.gen(function*() {
+          const user = {
+            id: UserId.make(`u_${randomBytes(12).toString("base64url")}`),
+            account: payload.account,
+            name: payload.name,
+            created_at: yield* Clock.currentTimeMillis
+          }
+          yield* users.create({ ...user, password_hash: yield* passwords.hash(payload.password) })
+          yield* Effect.logInfo("user registered", { user: user.id })
+          return user
+        }).pipe(Effect.catchTag("PortError", storeUnavailable)))
+      .handle("login", ({ payload }) =>
+        Effect.gen(function*() {
+          const found = yield* users.findByAccount(payload.account)
+          const valid = yield* passwords.verify(
+            payload.password,
+            Option.match(found, { onNone: () => decoyHash, onSome: (user) => user.password_hash })
+          )
+          if (Option.isNone(found) || !valid) {
+            return yield* new InvalidCredentials({ message: "unknown account or wrong password" })
+          }
+          const { password_hash: _, ...user } = found.value
+          const issued = yield* tokens.issue(user.id)
+          return { ...issued, user }
+        }).pipe(Effect.catchTag("PortError", storeUnavailable)))
+  })
+)
+
+const InboxHandlers = HttpApiBuilder.group(
+  ImApi,
+  "inbox",
+  Effect.fn(function*(handlers) {
+    const db = yield* Db
+    return handlers
+      .handle("newest", () =>
+        Effect.gen(function*() {
+          const user = yield* CurrentUser
+          return { seq: yield* db.newest(user) }
+        }))
+      .handle("pull", ({ query }) =>
+        Effect.gen(function*() {
+          const user = yield* CurrentUser
+          return yield* db.pull({ user, after: query.after, until: query.until, limit: query.limit ?? DEFAULT_PULL_LIMIT })
+        }))
+  })
+)
+
+/** The HTTP API's routes, `/openapi.json` and the `/docs` page. */
+export const ApiRoutes = Layer.mergeAll(
+  HttpApiBuilder.layer(ImApi, { openapiPath: "/openapi.json" }),
+  HttpApiScalar.layer(ImApi, { path: "/docs" })
+).pipe(
+  Layer.provide([SystemHandlers, AuthHandlers, InboxHandlers]),
+  Layer.provide(AuthorizationLive)
+)

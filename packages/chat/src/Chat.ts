@@ -1,0 +1,105 @@
+import { SendRejected } from "@im/domain/Errors"
+import type { GroupId, LocalId, UserId } from "@im/domain/Ids"
+import { ServerId } from "@im/domain/Ids"
+import { type ContentType, conversationKey, type Message, MESSAGES_TOPIC } from "@im/domain/Message"
+import { MessageBus } from "@im/ports/MessageBus"
+import { UserStore } from "@im/ports/UserStore"
+import { Clock, Context, Effect, Layer } from "effect"
+import { createHash } from "node:crypto"
+
+export interface SendRequest {
+  /** The authenticated sender: set by the gateway, never by the client. */
+  readonly sender_id: UserId
+  readonly local_id: LocalId
+  readonly receiver_id?: UserId | undefined
+  readonly group_id?: GroupId | undefined
+  readonly content_type: ContentType
+  readonly content: string
+  readonly create_time: number
+}
+
+export interface SendAck {
+  readonly server_id: ServerId
+  readonly send_time: number
+}
+
+/**
+ * The server's id of a message is a function of (sender, local_id), so a retried send gets the
+ * same id from any chat instance, at any time, and the stores keep it once.
+ */
+export const serverIdOf = (sender: UserId, localId: LocalId): ServerId =>
+  ServerId.make(`m_${createHash("sha256").update(sender).update("\n").update(localId).digest("base64url").slice(0, 27)}`)
+
+/** How many recent acks are remembered, so that a retry within the window gets the same send_time. */
+const ACK_WINDOW = 100_000
+
+/**
+ * The chat service: gives each message its server_id and send_time and publishes it to the bus,
+ * keyed by conversation so that one conversation's messages keep their order.
+ */
+export class Chat extends Context.Service<Chat, {
+  /** Succeeds once the bus accepted the message. */
+  readonly send: (request: SendRequest) => Effect.Effect<SendAck, SendRejected>
+}>()("@im/chat/Chat") {
+  static readonly layer = Layer.effect(
+    Chat,
+    Effect.gen(function*() {
+      const bus = yield* MessageBus
+      const users = yield* UserStore
+      const recentAcks = new Map<string, SendAck>()
+      // Users are never deleted (yet), so a receiver seen once stays valid.
+      const knownUsers = new Set<UserId>()
+
+      const receiverExists = Effect.fnUntraced(function*(receiver: UserId) {
+        if (knownUsers.has(receiver)) return true
+        const found = yield* users.existing([receiver]).pipe(Effect.catchTag("PortError", unavailable))
+        if (found.has(receiver)) knownUsers.add(receiver)
+        return found.has(receiver)
+      })
+
+      const send = Effect.fn("Chat.send")(function*(request: SendRequest) {
+        if ((request.receiver_id === undefined) === (request.group_id === undefined)) {
+          return yield* new SendRejected({ code: "invalid_frame", message: "set exactly one of receiver_id and group_id" })
+        }
+        if (request.receiver_id === undefined) {
+          return yield* new SendRejected({ code: "unsupported", message: "group messages are not supported yet" })
+        }
+        const windowKey = `${request.sender_id}\n${request.local_id}`
+        const remembered = recentAcks.get(windowKey)
+        if (remembered !== undefined) return remembered
+        if (!(yield* receiverExists(request.receiver_id))) {
+          return yield* new SendRejected({ code: "receiver_not_found", message: `no user ${request.receiver_id}` })
+        }
+        const ack: SendAck = {
+          server_id: serverIdOf(request.sender_id, request.local_id),
+          send_time: yield* Clock.currentTimeMillis
+        }
+        const message: Message = {
+          server_id: ack.server_id,
+          local_id: request.local_id,
+          sender_id: request.sender_id,
+          kind: "single",
+          receiver_id: request.receiver_id,
+          content_type: request.content_type,
+          content: request.content,
+          create_time: request.create_time,
+          send_time: ack.send_time
+        }
+        yield* Effect.annotateCurrentSpan("server_id", ack.server_id)
+        yield* bus.publish(MESSAGES_TOPIC, [{ key: conversationKey(message), value: JSON.stringify(message) }]).pipe(
+          Effect.catchTag("PortError", unavailable)
+        )
+        recentAcks.set(windowKey, ack)
+        if (recentAcks.size > ACK_WINDOW) recentAcks.delete(recentAcks.keys().next().value!)
+        return ack
+      })
+
+      return Chat.of({ send })
+    }).pipe(Effect.annotateLogs({ service: "chat" }))
+  )
+}
+
+const unavailable = (error: unknown) =>
+  Effect.logError("chat could not reach a dependency", error).pipe(
+    Effect.andThen(Effect.fail(new SendRejected({ code: "unavailable", message: "the server could not accept the message now; retry" })))
+  )

@@ -1,0 +1,112 @@
+import { Db } from "@im/db/Db"
+import { ServiceUnavailable } from "@im/domain/Errors"
+import type { ServerId, UserId } from "@im/domain/Ids"
+import { type Delivery, Message, MESSAGES_TOPIC, singleParticipants } from "@im/domain/Message"
+import type { InboxRef } from "@im/ports/InboxStore"
+import { type ConsumedRecord, MessageBus } from "@im/ports/MessageBus"
+import { SeqStore } from "@im/ports/SeqStore"
+import { Pusher } from "@im/pusher/Pusher"
+import { Config, Context, Duration, Effect, Layer, Schedule, Schema } from "effect"
+
+const decodeMessage = Schema.decodeUnknownExit(Schema.fromJsonString(Message))
+
+const entryKey = (user: UserId, serverId: ServerId) => `${user}\n${serverId}`
+
+/**
+ * The consumer: turns a batch of accepted messages into inbox entries. For every participant of
+ * every message it takes the participant's next seq (once: a replay finds the stored entry and
+ * reuses it), stores history and entries through db, pushes them, and only then lets the bus
+ * commit the batch.
+ */
+export class Consumer extends Context.Service<Consumer, {
+  readonly handleBatch: (records: ReadonlyArray<ConsumedRecord>) => Effect.Effect<void, ServiceUnavailable>
+}>()("@im/consumer/Consumer") {
+  static readonly make = Effect.gen(function*() {
+    const db = yield* Db
+    const seqs = yield* SeqStore
+    const pusher = yield* Pusher
+
+    const handleBatch = Effect.fn("Consumer.handleBatch")(function*(records: ReadonlyArray<ConsumedRecord>) {
+      yield* Effect.annotateCurrentSpan("records", records.length)
+      const messages: Array<Message> = []
+      const seen = new Set<ServerId>()
+      for (const record of records) {
+        const decoded = decodeMessage(record.value)
+        if (decoded._tag === "Failure") {
+          // Retrying cannot fix it; it is logged with its position and skipped.
+          yield* Effect.logError("undecodable record skipped", {
+            partition: record.partition,
+            offset: record.offset,
+            cause: String(decoded.cause).slice(0, 500)
+          })
+          continue
+        }
+        if (seen.has(decoded.value.server_id)) continue
+        seen.add(decoded.value.server_id)
+        messages.push(decoded.value)
+      }
+      if (messages.length === 0) return
+
+      const plan = messages.flatMap((message) => singleParticipants(message).map((user) => ({ user, message })))
+      const stored = new Map<string, number>()
+      for (const ref of yield* db.existing(plan.map(({ message, user }) => ({ user_id: user, server_id: message.server_id })))) {
+        stored.set(entryKey(ref.user_id, ref.server_id), ref.seq)
+      }
+
+      const wanted = new Map<UserId, number>()
+      for (const { message, user } of plan) {
+        if (!stored.has(entryKey(user, message.server_id))) wanted.set(user, (wanted.get(user) ?? 0) + 1)
+      }
+      const next = new Map(
+        wanted.size === 0 ? [] : yield* seqs.allocate([...wanted]).pipe(
+          Effect.catchTag("PortError", (error) =>
+            Effect.logError("seq allocation failed", error).pipe(
+              Effect.andThen(Effect.fail(new ServiceUnavailable({ message: "seq store unavailable" })))
+            ))
+        )
+      )
+
+      const fresh: Array<InboxRef> = []
+      const deliveries: Array<Delivery> = []
+      for (const { message, user } of plan) {
+        let seq = stored.get(entryKey(user, message.server_id))
+        if (seq === undefined) {
+          seq = next.get(user)!
+          next.set(user, seq + 1)
+          fresh.push({ user_id: user, seq, server_id: message.server_id })
+        }
+        deliveries.push({ user_id: user, seq, message })
+      }
+
+      yield* db.save(messages, fresh)
+      yield* pusher.push(deliveries)
+    })
+
+    return Consumer.of({ handleBatch })
+  })
+
+  /** The consumer service, consuming the messages topic while the layer is alive. */
+  static readonly layer = Layer.effect(
+    Consumer,
+    Effect.gen(function*() {
+      const bus = yield* MessageBus
+      const consumer = yield* Consumer.make
+      const options = yield* Config.all({
+        group: Config.String("CONSUMER_GROUP").pipe(Config.withDefault("im-consumer")),
+        maxBatch: Config.Int("CONSUMER_MAX_BATCH").pipe(Config.withDefault(500)),
+        drainTimeout: Config.Duration("CONSUMER_DRAIN_TIMEOUT").pipe(Config.withDefault(Duration.seconds(10)))
+      })
+      yield* bus.consume({ topic: MESSAGES_TOPIC, group: options.group, maxBatch: options.maxBatch }, consumer.handleBatch).pipe(Effect.forkScoped)
+      // Runs before the fork above is interrupted: on shutdown, finish what was accepted.
+      yield* Effect.addFinalizer(() =>
+        bus.lag(MESSAGES_TOPIC, options.group).pipe(
+          Effect.repeat({ schedule: Schedule.spaced("20 millis"), until: (lag) => lag === 0 }),
+          Effect.timeout(options.drainTimeout),
+          Effect.tap(() => Effect.logInfo("consumer drained")),
+          Effect.catchCause((cause) => Effect.logWarning("consumer stopped before draining the bus", cause))
+        )
+      )
+      return consumer
+    }).pipe(Effect.annotateLogs({ service: "consumer" }))
+  )
+}

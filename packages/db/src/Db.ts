@@ -1,0 +1,92 @@
+import { InvalidRange, ServiceUnavailable } from "@im/domain/Errors"
+import type { ServerId, UserId } from "@im/domain/Ids"
+import { MAX_PULL_LIMIT, type InboxEntry, type Message, type PullPage } from "@im/domain/Message"
+import { HistoryStore } from "@im/ports/HistoryStore"
+import { InboxStore, type InboxRef } from "@im/ports/InboxStore"
+import type { PortError } from "@im/ports/PortError"
+import { Context, Effect, Layer } from "effect"
+
+export interface PullRequest {
+  readonly user: UserId
+  readonly after: number
+  readonly until?: number | undefined
+  readonly limit: number
+}
+
+const unavailable = (error: PortError) =>
+  Effect.logError("store failed", error).pipe(
+    Effect.andThen(Effect.fail(new ServiceUnavailable({ message: "storage is unavailable, try again" })))
+  )
+
+/**
+ * The db service: message history and the per-user inboxes. `save` stores history before
+ * inbox entries, so an entry is never visible without its message.
+ */
+export class Db extends Context.Service<Db, {
+  /** The stored inbox entries among (user, server_id) pairs: what a replay must not store again. */
+  readonly existing: (
+    keys: ReadonlyArray<Pick<InboxRef, "user_id" | "server_id">>
+  ) => Effect.Effect<ReadonlyArray<InboxRef>, ServiceUnavailable>
+  /** Idempotent: messages by server_id, entries by (user, server_id). */
+  readonly save: (
+    messages: ReadonlyArray<Message>,
+    entries: ReadonlyArray<InboxRef>
+  ) => Effect.Effect<void, ServiceUnavailable>
+  readonly pull: (request: PullRequest) => Effect.Effect<PullPage, InvalidRange | ServiceUnavailable>
+  readonly newest: (user: UserId) => Effect.Effect<number, ServiceUnavailable>
+}>()("@im/db/Db") {
+  static readonly layer = Layer.effect(
+    Db,
+    Effect.gen(function*() {
+      const history = yield* HistoryStore
+      const inbox = yield* InboxStore
+
+      const existing = Effect.fn("Db.existing")(function*(keys: ReadonlyArray<Pick<InboxRef, "user_id" | "server_id">>) {
+        return keys.length === 0 ? [] : yield* inbox.find(keys)
+      }, Effect.catchTag("PortError", unavailable))
+
+      const save = Effect.fn("Db.save")(function*(messages: ReadonlyArray<Message>, entries: ReadonlyArray<InboxRef>) {
+        if (messages.length > 0) yield* history.save(messages)
+        if (entries.length > 0) yield* inbox.append(entries)
+      }, Effect.catchTag("PortError", unavailable))
+
+      const newest = Effect.fn("Db.newest")(function*(user: UserId) {
+        return yield* inbox.newest(user)
+      }, Effect.catchTag("PortError", unavailable))
+
+      const pull = Effect.fn("Db.pull")(function*({ after, limit, until, user }: PullRequest) {
+        if (!Number.isSafeInteger(after) || after < 0) {
+          return yield* new InvalidRange({ message: "after must be an integer ≥ 0" })
+        }
+        if (!Number.isSafeInteger(limit) || limit < 1 || limit > MAX_PULL_LIMIT) {
+          return yield* new InvalidRange({ message: `limit must be an integer from 1 to ${MAX_PULL_LIMIT}` })
+        }
+        if (until !== undefined && (!Number.isSafeInteger(until) || until < after)) {
+          return yield* new InvalidRange({ message: "until must be an integer ≥ after" })
+        }
+        // Read the newest stored number first: everything up to it is settled, so an entry stored
+        // while this pull runs is never claimed as skipped.
+        const newestSeq = yield* inbox.newest(user)
+        const upTo = Math.min(until ?? newestSeq, newestSeq)
+        if (upTo <= after) return { entries: [], through: Math.max(after, upTo), has_more: false }
+        const refs = yield* inbox.range({ user, after, until: upTo, limit: limit + 1 })
+        const has_more = refs.length > limit
+        const page = has_more ? refs.slice(0, limit) : refs
+        const messages = new Map<ServerId, Message>()
+        for (const message of yield* history.get(page.map((ref) => ref.server_id))) {
+          messages.set(message.server_id, message)
+        }
+        const entries: Array<InboxEntry> = []
+        for (const ref of page) {
+          const message = messages.get(ref.server_id)
+          // save() writes history first, so this only happens if history lost data.
+          if (message === undefined) yield* Effect.logError("inbox entry without its message", ref)
+          else entries.push({ seq: ref.seq, message })
+        }
+        return { entries, through: has_more ? page.at(-1)!.seq : upTo, has_more }
+      }, Effect.catchTag("PortError", unavailable))
+
+      return Db.of({ existing, save, pull, newest })
+    })
+  )
+}

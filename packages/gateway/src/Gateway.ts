@@ -1,0 +1,114 @@
+import { GatewayId, type UserId } from "@im/domain/Ids"
+import type { Delivery } from "@im/domain/Message"
+import { Presence } from "@im/ports/Presence"
+import { Config, Context, Duration, Effect, Layer, Schedule } from "effect"
+import { randomUUID } from "node:crypto"
+import { hostname } from "node:os"
+
+/** One open, authenticated WebSocket of a user. */
+export interface Session {
+  readonly id: string
+  readonly user: UserId
+  /** Queues a frame for the socket; false when the session's queue is full (a too-slow client). */
+  readonly offer: (frame: string) => boolean
+  readonly close: (code: number, reason: string) => Effect.Effect<void>
+}
+
+export interface GatewayConfig {
+  readonly id: GatewayId
+  readonly heartbeatTimeout: Duration.Duration
+  /** Frames queued for one socket before the session is dropped as too slow. */
+  readonly sendQueueCapacity: number
+  /** Test hook: pushes whose content starts with `__drop_push__` are not sent. Off in production. */
+  readonly dropMarkedPushes: boolean
+}
+
+export const DROP_PUSH_MARKER = "__drop_push__"
+
+/**
+ * The ws service. It holds this instance's sessions, registers them in Presence, and delivers
+ * pushed entries to the sockets of their users. The WebSocket route lives in `GatewayRoutes`.
+ */
+export class Gateway extends Context.Service<Gateway, {
+  readonly config: GatewayConfig
+  /** Pushes each entry to every open session of its user on this gateway. */
+  readonly deliver: (deliveries: ReadonlyArray<Delivery>) => Effect.Effect<void>
+  readonly attach: (session: Session) => Effect.Effect<void>
+  readonly detach: (session: Session) => Effect.Effect<void>
+  readonly connections: Effect.Effect<number>
+}>()("@im/gateway/Gateway") {
+  static readonly configFromEnv = Config.all({
+    id: Config.String("GATEWAY_ID").pipe(
+      Config.withDefault(`ws-${hostname()}-${process.pid}-${randomUUID().slice(0, 8)}`),
+      Config.map((id) => GatewayId.make(id))
+    ),
+    heartbeatTimeout: Config.Duration("WS_HEARTBEAT_TIMEOUT").pipe(Config.withDefault(Duration.seconds(60))),
+    sendQueueCapacity: Config.Int("WS_SEND_QUEUE").pipe(Config.withDefault(4096)),
+    dropMarkedPushes: Config.Boolean("WS_TEST_HOOKS").pipe(Config.withDefault(false))
+  })
+
+  static readonly make = Effect.fnUntraced(function*(config: GatewayConfig) {
+    const presence = yield* Presence
+    const sessions = new Map<UserId, Set<Session>>()
+    let count = 0
+
+    const attach = Effect.fn("Gateway.attach")(function*(session: Session) {
+      let own = sessions.get(session.user)
+      if (own === undefined) sessions.set(session.user, own = new Set())
+      own.add(session)
+      count++
+      yield* presence.register(session.user, config.id, session.id).pipe(
+        Effect.retry({ schedule: Schedule.exponential("50 millis"), times: 3 }),
+        Effect.orDie
+      )
+    })
+
+    const detach = Effect.fn("Gateway.detach")(function*(session: Session) {
+      const own = sessions.get(session.user)
+      if (own === undefined || !own.delete(session)) return
+      count--
+      if (own.size === 0) sessions.delete(session.user)
+      yield* presence.unregister(session.user, config.id, session.id).pipe(
+        Effect.catch((error) => Effect.logWarning("presence unregister failed; its TTL will clear it", error))
+      )
+    })
+
+    const deliver = Effect.fn("Gateway.deliver")(function*(deliveries: ReadonlyArray<Delivery>) {
+      const tooSlow: Array<Session> = []
+      for (const delivery of deliveries) {
+        const own = sessions.get(delivery.user_id)
+        if (own === undefined) continue
+        if (config.dropMarkedPushes && delivery.message.content.startsWith(DROP_PUSH_MARKER)) {
+          yield* Effect.logDebug("test hook: push dropped", { user: delivery.user_id, seq: delivery.seq })
+          continue
+        }
+        const frame = JSON.stringify({ type: "message", seq: delivery.seq, message: delivery.message })
+        for (const session of own) {
+          if (!session.offer(frame)) tooSlow.push(session)
+        }
+      }
+      // A client that cannot keep up is dropped; it pulls what it missed when it reconnects.
+      yield* Effect.forEach(tooSlow, (session) => session.close(1008, "too slow"), { discard: true })
+    })
+
+    // Keep this gateway's presence entries alive while it runs.
+    yield* presence.refresh(config.id).pipe(
+      Effect.catch((error) => Effect.logWarning("presence refresh failed", error)),
+      Effect.repeat(Schedule.spaced(Duration.millis(Duration.toMillis(config.heartbeatTimeout) / 3))),
+      Effect.forkScoped
+    )
+
+    // On shutdown, tell every client to come back later.
+    yield* Effect.addFinalizer(() =>
+      Effect.forEach(
+        [...sessions.values()].flatMap((own) => [...own]),
+        (session) => session.close(1001, "server shutting down"),
+        { discard: true }
+      )
+    )
+
+    return Gateway.of({ config, deliver, attach, detach, connections: Effect.sync(() => count) })
+  }, Effect.annotateLogs({ service: "ws" }))
+
+  static readonly layer = Layer.effect(Gateway, Effect.flatMap(Gateway.configFromEnv, Gateway.make))
+}

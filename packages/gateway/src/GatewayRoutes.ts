@@ -1,0 +1,154 @@
+import { Tokens } from "@im/auth/Tokens"
+import { Chat } from "@im/chat/Chat"
+import { ClientFrame, CloseCodes, type SendFrame } from "@im/domain/Frames"
+import type { UserId } from "@im/domain/Ids"
+import { Clock, Duration, Effect, Queue, Schedule, Schema } from "effect"
+import { HttpRouter, type HttpServerRequest, HttpServerResponse } from "effect/http"
+import * as Socket from "effect/socket/Socket"
+import { randomUUID } from "node:crypto"
+import { Gateway, type Session } from "./Gateway.ts"
+
+const decodeFrame = Schema.decodeUnknownExit(ClientFrame)
+
+/** The token from `?token=` (browsers cannot set headers on a WebSocket) or `Authorization: Bearer`. */
+const tokenOf = (request: HttpServerRequest.HttpServerRequest): string | undefined => {
+  const query = new URL(request.url, "http://localhost").searchParams.get("token")
+  if (query !== null) return query
+  const header = request.headers["authorization"]
+  return header?.startsWith("Bearer ") ? header.slice("Bearer ".length).trim() : undefined
+}
+
+const errorFrame = (message: string) => JSON.stringify({ type: "error", code: "invalid_frame", message })
+
+const sendFailed = (localId: string, code: string, message: string) =>
+  JSON.stringify({ type: "send_result", ok: false, local_id: localId, error: { code, message } })
+
+/** The `local_id` of something that looks like a send frame, so a bad send still gets its result. */
+const localIdOf = (json: unknown): string | undefined => {
+  if (typeof json !== "object" || json === null) return undefined
+  const { local_id, type } = json as { type?: unknown; local_id?: unknown }
+  return type === "send" && typeof local_id === "string" && local_id.length > 0 && local_id.length <= 64
+    ? local_id
+    : undefined
+}
+
+/**
+ * One WebSocket connection, from the upgrade to the close: authenticate, register, say
+ * `welcome`, then answer frames until the socket closes or goes silent.
+ */
+const runSession = Effect.fnUntraced(function*(request: HttpServerRequest.HttpServerRequest) {
+  const gateway = yield* Gateway
+  const chat = yield* Chat
+  const tokens = yield* Tokens
+  const auth = yield* Effect.result(tokens.verify(tokenOf(request)))
+  const socket = yield* Effect.orDie(request.upgrade)
+  const writer = yield* socket.writer
+
+  if (auth._tag === "Failure") {
+    yield* Effect.logInfo("connection refused", { reason: auth.failure.reason })
+    yield* writer.write(new Socket.CloseEvent(CloseCodes.unauthorized, auth.failure.message)).pipe(Effect.ignore)
+    return
+  }
+  const user: UserId = auth.success
+
+  const outbound = yield* Queue.bounded<string>(gateway.config.sendQueueCapacity)
+  const session: Session = {
+    id: randomUUID(),
+    user,
+    offer: (frame) => Queue.offerUnsafe(outbound, frame),
+    close: (code, reason) => writer.write(new Socket.CloseEvent(code, reason)).pipe(Effect.ignore)
+  }
+  yield* Effect.annotateLogsScoped({ user, session: session.id })
+
+  // Frames are written by one fiber, in the order they were queued.
+  yield* Queue.takeAll(outbound).pipe(
+    Effect.flatMap((frames) => writer.writeAll(frames)),
+    Effect.forever,
+    Effect.ignore,
+    Effect.forkScoped
+  )
+
+  yield* Effect.acquireRelease(gateway.attach(session), () => gateway.detach(session))
+  const timeout = gateway.config.heartbeatTimeout
+  session.offer(JSON.stringify({ type: "welcome", user_id: user, heartbeat_timeout_ms: Duration.toMillis(timeout) }))
+  yield* Effect.logDebug("session open")
+
+  let lastSeen = yield* Clock.currentTimeMillis
+  yield* Effect.gen(function*() {
+    const now = yield* Clock.currentTimeMillis
+    if (now - lastSeen > Duration.toMillis(timeout)) {
+      yield* Effect.logInfo("heartbeat timeout")
+      yield* session.close(CloseCodes.heartbeatTimeout, "heartbeat timeout")
+      return yield* Effect.interrupt
+    }
+  }).pipe(
+    Effect.repeat({ schedule: Schedule.spaced(Duration.millis(Math.max(10, Duration.toMillis(timeout) / 4))) }),
+    Effect.forkScoped
+  )
+
+  const send = Effect.fnUntraced(function*(frame: SendFrame) {
+    if (frame.sender_id !== undefined && frame.sender_id !== user) {
+      return session.offer(sendFailed(frame.local_id, "forbidden_sender", "sender_id must be the authenticated user"))
+    }
+    const result = yield* Effect.result(chat.send({
+      sender_id: user,
+      local_id: frame.local_id,
+      receiver_id: frame.receiver_id,
+      group_id: frame.group_id,
+      content_type: frame.content_type,
+      content: frame.content,
+      create_time: frame.create_time
+    }))
+    session.offer(
+      result._tag === "Success"
+        ? JSON.stringify({ type: "send_result", ok: true, local_id: frame.local_id, ...result.success })
+        : sendFailed(frame.local_id, result.failure.code, result.failure.message)
+    )
+  })
+
+  const handle = (data: string | Uint8Array) => {
+    if (typeof data !== "string") {
+      session.offer(errorFrame("frames are JSON text; binary frames are not accepted"))
+      return Effect.void
+    }
+    let json: unknown
+    try {
+      json = JSON.parse(data)
+    } catch {
+      session.offer(errorFrame("the frame is not valid JSON"))
+      return Effect.void
+    }
+    const decoded = decodeFrame(json, { onExcessProperty: "ignore" })
+    if (decoded._tag === "Failure") {
+      const localId = localIdOf(json)
+      const message = `invalid frame: ${String(decoded.cause).slice(0, 500)}`
+      session.offer(localId === undefined ? errorFrame(message) : sendFailed(localId, "invalid_frame", message))
+      return Effect.void
+    }
+    const frame = decoded.value
+    if (frame.type === "ping") {
+      session.offer(`{"type":"pong"}`)
+      return Effect.void
+    }
+    return send(frame)
+  }
+
+  const reader = yield* socket.reader
+  yield* Effect.gen(function*() {
+    while (true) {
+      const frames = yield* reader.pull
+      lastSeen = yield* Clock.currentTimeMillis
+      for (const frame of frames) yield* handle(frame)
+    }
+  }).pipe(
+    Effect.catchReason("SocketError", "SocketCloseError", (error) => Effect.logDebug("session closed", { code: error.code })),
+    Effect.catch((error) => Effect.logInfo("session ended", error))
+  )
+}, Effect.scoped)
+
+/** `GET /ws`: the WebSocket endpoint of docs/protocol.md. */
+export const GatewayRoutes = HttpRouter.add("GET", "/ws", (request) =>
+  runSession(request).pipe(
+    Effect.annotateLogs({ service: "ws" }),
+    Effect.as(HttpServerResponse.empty())
+  ))

@@ -1,0 +1,51 @@
+import type { GatewayId, UserId } from "@im/domain/Ids"
+import type { Delivery } from "@im/domain/Message"
+import { Presence } from "@im/ports/Presence"
+import { Context, Effect, Layer } from "effect"
+import { Gateways } from "./Gateways.ts"
+
+/**
+ * The pusher: sends stored entries to the gateways that hold their users' connections (and
+ * only those). Best effort: a push that fails is recovered by the client's pull.
+ */
+export class Pusher extends Context.Service<Pusher, {
+  readonly push: (deliveries: ReadonlyArray<Delivery>) => Effect.Effect<void>
+}>()("@im/pusher/Pusher") {
+  static readonly layer = Layer.effect(
+    Pusher,
+    Effect.gen(function*() {
+      const presence = yield* Presence
+      const gateways = yield* Gateways
+
+      const push = Effect.fn("Pusher.push")(function*(deliveries: ReadonlyArray<Delivery>) {
+        if (deliveries.length === 0) return
+        const users = [...new Set(deliveries.map((delivery) => delivery.user_id))]
+        const located = yield* presence.lookup(users).pipe(
+          Effect.catch((error) =>
+            Effect.logWarning("presence lookup failed; clients will pull", error).pipe(
+              Effect.as(new Map<UserId, ReadonlyArray<GatewayId>>())
+            )
+          )
+        )
+        const byGateway = new Map<GatewayId, Array<Delivery>>()
+        for (const delivery of deliveries) {
+          for (const gateway of located.get(delivery.user_id) ?? []) {
+            let batch = byGateway.get(gateway)
+            if (batch === undefined) byGateway.set(gateway, batch = [])
+            batch.push(delivery)
+          }
+        }
+        yield* Effect.forEach(
+          byGateway,
+          ([gateway, batch]) =>
+            gateways.deliver(gateway, batch).pipe(
+              Effect.catch((error) => Effect.logWarning("push to a gateway failed; clients will pull", error))
+            ),
+          { concurrency: "unbounded", discard: true }
+        )
+      })
+
+      return Pusher.of({ push })
+    }).pipe(Effect.annotateLogs({ service: "pusher" }))
+  )
+}

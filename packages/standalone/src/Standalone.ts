@@ -1,0 +1,53 @@
+import { ApiRoutes } from "@im/api/ApiRoutes"
+import { NodeHttpServer } from "@effect/platform-node"
+import { Passwords } from "@im/auth/Passwords"
+import type { Tokens } from "@im/auth/Tokens"
+import { Chat } from "@im/chat/Chat"
+import { Consumer } from "@im/consumer/Consumer"
+import { Db } from "@im/db/Db"
+import { Gateway } from "@im/gateway/Gateway"
+import { GatewayRoutes } from "@im/gateway/GatewayRoutes"
+import type { HistoryStore } from "@im/ports/HistoryStore"
+import type { InboxStore } from "@im/ports/InboxStore"
+import { MessageBus } from "@im/ports/MessageBus"
+import { Presence } from "@im/ports/Presence"
+import type { SeqStore } from "@im/ports/SeqStore"
+import type { UserStore } from "@im/ports/UserStore"
+import { Gateways } from "@im/pusher/Gateways"
+import { Pusher } from "@im/pusher/Pusher"
+import { Layer } from "effect"
+import { HttpRouter } from "effect/http"
+import { createServer } from "node:http"
+
+export interface Listen {
+  readonly host: string
+  /** 0 picks a free port. */
+  readonly port: number
+  /** WebSocket frames above this size close the socket with 1009. */
+  readonly maxFrameBytes: number
+}
+
+/** The stores standalone mode keeps its data in. */
+export type Storage = UserStore | HistoryStore | InboxStore | SeqStore
+
+/**
+ * All six services in one process: the same service layers as the cluster, given in-process
+ * neighbours (local Chat, local Gateways) instead of gRPC clients, and the in-process bus.
+ * The HTTP API and the WebSocket endpoint share the one HTTP server.
+ */
+export const makeStandalone = <E1, R1, E2, R2>(options: {
+  readonly storage: Layer.Layer<Storage, E1, R1>
+  readonly tokens: Layer.Layer<Tokens, E2, R2>
+  readonly listen: Listen
+}) => {
+  const server = NodeHttpServer.layer(createServer, {
+    port: options.listen.port,
+    host: options.listen.host,
+    websocket: { maxPayload: options.listen.maxFrameBytes }
+  })
+  const ports = Layer.mergeAll(options.storage, MessageBus.layerMemory(), Presence.layerMemory)
+  const services = Layer.mergeAll(Chat.layer, Db.layer, Gateway.layer, options.tokens, Passwords.layer)
+  const http = HttpRouter.serve(Layer.mergeAll(ApiRoutes, GatewayRoutes)).pipe(Layer.provideMerge(server))
+  const consumer = Consumer.layer.pipe(Layer.provide(Pusher.layer), Layer.provide(Gateways.layerLocal))
+  return Layer.mergeAll(http, consumer).pipe(Layer.provideMerge(services), Layer.provideMerge(ports))
+}

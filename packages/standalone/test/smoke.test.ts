@@ -1,0 +1,55 @@
+import { Tokens } from "@im/auth/Tokens"
+import { HistoryStore } from "@im/ports/HistoryStore"
+import { InboxStore } from "@im/ports/InboxStore"
+import { SeqStore } from "@im/ports/SeqStore"
+import { UserStore } from "@im/ports/UserStore"
+import { ConfigProvider, Duration, Effect, Layer, ManagedRuntime, Redacted } from "effect"
+import { HttpServer } from "effect/http"
+import { afterAll, beforeAll, expect, it } from "vitest"
+import { makeStandalone } from "../src/Standalone.ts"
+
+let runtime: ManagedRuntime.ManagedRuntime<HttpServer.HttpServer, unknown>
+let base = ""
+
+beforeAll(async () => {
+  const app = makeStandalone({
+    storage: Layer.mergeAll(UserStore.layerMemory, HistoryStore.layerMemory, InboxStore.layerMemory, SeqStore.layerMemory),
+    tokens: Layer.succeed(Tokens, Tokens.make(Redacted.make("x".repeat(32)), Duration.hours(1))),
+    listen: { port: 0, host: "127.0.0.1", maxFrameBytes: 65536 }
+  }).pipe(Layer.provide(ConfigProvider.layer(ConfigProvider.fromUnknown({ WS_TEST_HOOKS: "true" }))))
+  runtime = ManagedRuntime.make(app)
+  const server = await runtime.runPromise(Effect.service(HttpServer.HttpServer))
+  const address = server.address as { port: number }
+  base = `http://127.0.0.1:${address.port}`
+}, 30_000)
+
+afterAll(() => runtime.dispose())
+
+const post = async (path: string, body: unknown) => {
+  const response = await fetch(base + path, { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify(body) })
+  return { status: response.status, body: await response.json() as any }
+}
+
+it("registers, logs in, sends and pulls", async () => {
+  const a = await post("/auth/register", { account: "alice", password: "password1", name: "Alice" })
+  expect(a.status).toBe(201)
+  const b = await post("/auth/register", { account: "bob", password: "password2", name: "Bob" })
+  const login = await post("/auth/login", { account: "alice", password: "password1" })
+  expect(login.status).toBe(200)
+  const ws = new WebSocket(`${base.replace("http", "ws")}/ws?token=${login.body.token}`)
+  const frames: Array<any> = []
+  await new Promise<void>((resolve, reject) => {
+    ws.onmessage = (event) => {
+      frames.push(JSON.parse(event.data))
+      if (frames.some((f) => f.type === "message")) resolve()
+    }
+    ws.onerror = reject
+    ws.onopen = () => ws.send(JSON.stringify({ type: "send", local_id: "l1", receiver_id: b.body.id, content_type: "text", content: "hi", create_time: Date.now() }))
+  })
+  expect(frames[0].type).toBe("welcome")
+  expect(frames.find((f) => f.type === "send_result").ok).toBe(true)
+  const pulled = await fetch(`${base}/inbox?after=0`, { headers: { authorization: `Bearer ${login.body.token}` } })
+  const page = await pulled.json() as any
+  expect(page.entries.map((e: any) => e.message.content)).toEqual(["hi"])
+  ws.close()
+})
