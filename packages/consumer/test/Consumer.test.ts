@@ -1,0 +1,163 @@
+import { Db } from "@im/db/Db"
+import { LocalId, ServerId, UserId } from "@im/domain/Ids"
+import { conversationKey, type Delivery, type Message } from "@im/domain/Message"
+import { HistoryStore } from "@im/ports/HistoryStore"
+import { InboxStore } from "@im/ports/InboxStore"
+import type { ConsumedRecord } from "@im/ports/MessageBus"
+import { PortError } from "@im/ports/PortError"
+import { SeqStore } from "@im/ports/SeqStore"
+import { Pusher } from "@im/pusher/Pusher"
+import { Effect, Layer } from "effect"
+import fc from "fast-check"
+import { describe, expect, it } from "vitest"
+import { Consumer } from "../src/Consumer.ts"
+
+const users = ["u_a", "u_b", "u_c", "u_d"].map((id) => UserId.make(id))
+
+const message = (index: number, sender: UserId, receiver: UserId): Message => ({
+  server_id: ServerId.make(`m_${index}`),
+  local_id: LocalId.make(`l_${index}`),
+  sender_id: sender,
+  kind: "single",
+  receiver_id: receiver,
+  content_type: "text",
+  content: `message ${index}`,
+  create_time: 1_000 + index,
+  send_time: 2_000 + index
+})
+
+const record = (value: Message | string, offset: number): ConsumedRecord => ({
+  topic: "im.messages",
+  partition: 0,
+  offset,
+  key: typeof value === "string" ? "bad" : conversationKey(value),
+  value: typeof value === "string" ? value : JSON.stringify(value)
+})
+
+/** An InboxStore that fails the appends whose turn is `true` in `failures` (then succeeds). */
+const flakyInbox = (failures: ReadonlyArray<boolean>) =>
+  Layer.effect(
+    InboxStore,
+    Effect.gen(function*() {
+      const inner = yield* InboxStore
+      let call = 0
+      return InboxStore.of({
+        ...inner,
+        append: (entries) =>
+          failures[call++] === true
+            ? Effect.fail(new PortError({ port: "InboxStore", operation: "append", retryable: true }))
+            : inner.append(entries)
+      })
+    })
+  ).pipe(Layer.provide(InboxStore.layerMemory))
+
+/** A consumer over memory stores; pushes are recorded instead of sent. */
+const setup = (failures: ReadonlyArray<boolean> = []) => {
+  const pushed: Array<Delivery> = []
+  const layer = Layer.effect(Consumer, Consumer.make).pipe(
+    Layer.provideMerge(Layer.succeed(Pusher, Pusher.of({ push: (batch) => Effect.sync(() => void pushed.push(...batch)) }))),
+    Layer.provideMerge(Db.layer),
+    Layer.provideMerge(Layer.mergeAll(HistoryStore.layerMemory, flakyInbox(failures), SeqStore.layerMemory))
+  )
+  return { layer, pushed }
+}
+
+const inboxOf = (user: UserId) =>
+  Effect.flatMap(Effect.service(Db), (db) => db.pull({ user, after: 0, limit: 1000 }))
+
+describe("Consumer", () => {
+  it("stores one entry for the receiver and one for the sender, each under its next seq, then pushes them", async () => {
+    const { layer, pushed } = setup()
+    const [a, b] = [users[0]!, users[1]!]
+    const result = await Effect.runPromise(Effect.gen(function*() {
+      const consumer = yield* Consumer
+      yield* consumer.handleBatch([record(message(1, a, b), 0), record(message(2, b, a), 1)])
+      return { a: yield* inboxOf(a), b: yield* inboxOf(b) }
+    }).pipe(Effect.provide(layer)))
+    expect(result.a.entries.map((e) => [e.seq, e.message.server_id])).toEqual([[1, "m_1"], [2, "m_2"]])
+    expect(result.b.entries.map((e) => [e.seq, e.message.server_id])).toEqual([[1, "m_1"], [2, "m_2"]])
+    expect(pushed.map((d) => `${d.user_id}:${d.seq}`).sort()).toEqual(["u_a:1", "u_a:2", "u_b:1", "u_b:2"])
+  })
+
+  it("a replayed batch stores nothing new and spends no seq, and pushes the same entries again", async () => {
+    const { layer, pushed } = setup()
+    const [a, b] = [users[0]!, users[1]!]
+    const batch = [record(message(1, a, b), 0), record(message(1, a, b), 1), record(message(2, a, b), 2)]
+    const result = await Effect.runPromise(Effect.gen(function*() {
+      const consumer = yield* Consumer
+      yield* consumer.handleBatch(batch)
+      yield* consumer.handleBatch(batch)
+      const seqs = yield* SeqStore
+      return { b: yield* inboxOf(b), spent: yield* seqs.current(b) }
+    }).pipe(Effect.provide(layer)))
+    expect(result.b.entries.map((e) => e.seq)).toEqual([1, 2])
+    expect(result.spent).toBe(2)
+    expect(pushed.filter((d) => d.user_id === b).map((d) => d.seq)).toEqual([1, 2, 1, 2])
+  })
+
+  it("skips an undecodable record and stores the rest", async () => {
+    const { layer } = setup()
+    const [a, b] = [users[0]!, users[1]!]
+    const result = await Effect.runPromise(Effect.gen(function*() {
+      const consumer = yield* Consumer
+      yield* consumer.handleBatch([record("{not json", 0), record(`{"server_id":1}`, 1), record(message(3, a, b), 2)])
+      return yield* inboxOf(b)
+    }).pipe(Effect.provide(layer)))
+    expect(result.entries.map((e) => e.message.server_id)).toEqual(["m_3"])
+  })
+
+  it("a failed save is not acknowledged, and its retry stores each entry once", async () => {
+    const { layer } = setup([true])
+    const [a, b] = [users[0]!, users[1]!]
+    const result = await Effect.runPromise(Effect.gen(function*() {
+      const consumer = yield* Consumer
+      const first = yield* Effect.flip(consumer.handleBatch([record(message(1, a, b), 0)]))
+      yield* consumer.handleBatch([record(message(1, a, b), 0)])
+      return { first, b: yield* inboxOf(b) }
+    }).pipe(Effect.provide(layer)))
+    expect(result.first._tag).toBe("ServiceUnavailable")
+    // The failed attempt spent seq 1; the pull answer covers it, so no client waits for it.
+    expect(result.b.entries.map((e) => e.seq)).toEqual([2])
+    expect(result.b.through).toBe(2)
+  })
+
+  it("property: whatever the batching, replays and transient failures, every participant holds every message once, in send order", async () => {
+    const scenario = fc.record({
+      sends: fc.array(fc.tuple(fc.nat(3), fc.nat(3)), { minLength: 1, maxLength: 60 }),
+      cuts: fc.array(fc.nat(59), { maxLength: 10 }),
+      replays: fc.array(fc.nat(20), { maxLength: 6 }),
+      failures: fc.array(fc.boolean(), { maxLength: 30 })
+    })
+    await fc.assert(
+      fc.asyncProperty(scenario, async ({ cuts, failures, replays, sends }) => {
+        const messages = sends.map(([s, r], index) => message(index, users[s]!, users[r]!))
+        const records = messages.map((m, offset) => record(m, offset))
+        const bounds = [...new Set([0, ...cuts.filter((c) => c < records.length), records.length])].sort((x, y) => x - y)
+        const batches = bounds.slice(1).map((end, i) => records.slice(bounds[i], end))
+        // A replay re-delivers an earlier batch after a later one, as after a crash before commit.
+        const schedule = batches.flatMap((batch, i) => replays.includes(i) && i > 0 ? [batch, batches[i - 1]!] : [batch])
+        const { layer } = setup(failures)
+        const inboxes = await Effect.runPromise(Effect.gen(function*() {
+          const consumer = yield* Consumer
+          for (const batch of schedule) {
+            // The bus hands a failed batch over again until it succeeds.
+            yield* consumer.handleBatch(batch).pipe(Effect.retry({ times: 50 }))
+          }
+          return yield* Effect.forEach(users, inboxOf)
+        }).pipe(Effect.provide(layer)))
+        users.forEach((user, u) => {
+          const expected = messages.filter((m) => m.sender_id === user || m.receiver_id === user).map((m) => m.server_id)
+          const page = inboxes[u]!
+          const held = page.entries.map((e) => e.message.server_id)
+          // No loss, no duplicates, in publish order (one partition: the order of the log).
+          expect(held).toEqual(expected)
+          const seqs = page.entries.map((e) => e.seq)
+          expect(seqs).toEqual([...seqs].sort((x, y) => x - y))
+          expect(page.through).toBe(seqs.at(-1) ?? 0)
+          if (!failures.includes(true)) expect(seqs).toEqual(seqs.map((_, i) => i + 1))
+        })
+      }),
+      { numRuns: 150 }
+    )
+  })
+})

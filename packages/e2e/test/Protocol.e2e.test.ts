@@ -1,0 +1,135 @@
+import { randomUUID } from "node:crypto"
+import { afterAll, beforeAll, describe, expect, it } from "vitest"
+import { makeUser, newestSeq, openRaw, pullAll, sendFrame } from "./Raw.ts"
+import { startTarget, type Target } from "./Target.ts"
+
+let target: Target
+beforeAll(async () => {
+  target = await startTarget()
+}, 60_000)
+afterAll(() => target?.stop())
+
+const connect = async (token: string) => {
+  const socket = await openRaw(`${target.wsUrl}?token=${encodeURIComponent(token)}`)
+  const welcome = await socket.next((frame) => frame.type === "welcome")
+  return { socket, welcome }
+}
+
+const eventually = async (check: () => Promise<boolean>, what: string) => {
+  const deadline = Date.now() + 10_000
+  while (!(await check())) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`)
+    await new Promise((resolve) => setTimeout(resolve, 25))
+  }
+}
+
+describe(`protocol over raw sockets against ${process.env["IM_E2E_URL"] ?? "standalone"}`, () => {
+  it("(d) a resend after a lost result gets the same server_id and stores one message", async () => {
+    const alice = await makeUser(target, "alice")
+    const bob = await makeUser(target, "bob")
+    const localId = randomUUID()
+
+    const first = await connect(alice.token)
+    first.socket.send(sendFrame(bob.id, "only once", localId))
+    const lost = await first.socket.next((frame) => frame.type === "send_result")
+    first.socket.close() // the client never saw `lost`
+
+    const second = await connect(alice.token)
+    second.socket.send(sendFrame(bob.id, "only once", localId))
+    const retried = await second.socket.next((frame) => frame.type === "send_result")
+    second.socket.send(sendFrame(bob.id, "only once", localId))
+    const again = await second.socket.next((frame) => frame.type === "send_result")
+
+    expect(lost.ok).toBe(true)
+    expect(retried).toMatchObject({ ok: true, local_id: localId, server_id: lost.server_id })
+    expect(again.server_id).toBe(lost.server_id)
+
+    // A later message proves the retries were processed before it: one entry each, then it.
+    second.socket.send(sendFrame(bob.id, "after"))
+    await second.socket.next((frame) => frame.type === "send_result")
+    await eventually(async () => (await newestSeq(target, bob)) >= 2, "bob's second entry")
+    for (const user of [alice, bob]) {
+      const inbox = await pullAll(target, user)
+      expect(inbox.map((entry) => [entry.seq, entry.message.content])).toEqual([[1, "only once"], [2, "after"]])
+      expect(inbox[0].message.server_id).toBe(lost.server_id)
+    }
+    second.socket.close()
+  })
+
+  it("(e) forged sender, malformed and invalid frames get their documented errors and store nothing", async () => {
+    const alice = await makeUser(target, "alice")
+    const bob = await makeUser(target, "bob")
+    const { socket } = await connect(alice.token)
+
+    socket.send({ ...sendFrame(bob.id, "spoofed", "forged-1"), sender_id: bob.id })
+    expect(await socket.next((frame) => frame.local_id === "forged-1")).toMatchObject({
+      type: "send_result",
+      ok: false,
+      error: { code: "forbidden_sender" }
+    })
+
+    socket.send("this is not json")
+    expect(await socket.next((frame) => frame.type === "error")).toMatchObject({ code: "invalid_frame" })
+
+    socket.send({ type: "teleport", to: bob.id })
+    expect(await socket.next((frame) => frame.type === "error")).toMatchObject({ code: "invalid_frame" })
+
+    socket.send({ ...sendFrame(bob.id, "bad type", "bad-1"), content_type: "hologram" })
+    expect(await socket.next((frame) => frame.local_id === "bad-1")).toMatchObject({ ok: false, error: { code: "invalid_frame" } })
+
+    socket.send({ ...sendFrame(bob.id, "x".repeat(20_000), "long-1") })
+    expect(await socket.next((frame) => frame.local_id === "long-1")).toMatchObject({ ok: false, error: { code: "invalid_frame" } })
+
+    socket.send(sendFrame("u_nobody", "to no one", "nobody-1"))
+    expect(await socket.next((frame) => frame.local_id === "nobody-1")).toMatchObject({
+      ok: false,
+      error: { code: "receiver_not_found" }
+    })
+
+    socket.send({ ...sendFrame(bob.id, "both", "both-1"), group_id: "g_1" })
+    expect(await socket.next((frame) => frame.local_id === "both-1")).toMatchObject({ ok: false, error: { code: "invalid_frame" } })
+
+    // Nothing above was stored: the next valid message is everyone's first entry.
+    socket.send(sendFrame(bob.id, "valid"))
+    expect(await socket.next((frame) => frame.type === "send_result")).toMatchObject({ ok: true })
+    await eventually(async () => (await newestSeq(target, bob)) >= 1, "bob's entry")
+    expect((await pullAll(target, bob)).map((entry) => entry.message.content)).toEqual(["valid"])
+    expect((await pullAll(target, alice)).map((entry) => entry.message.content)).toEqual(["valid"])
+
+    // An oversized frame closes the socket with 1009 and stores nothing either.
+    socket.send(JSON.stringify(sendFrame(bob.id, "y".repeat(70_000))))
+    expect((await socket.closed).code).toBe(1009)
+    await new Promise((resolve) => setTimeout(resolve, 200))
+    expect(await newestSeq(target, bob)).toBe(1)
+  })
+
+  it("(e) a missing, invalid or tampered token closes with 4001 and registers nothing", async () => {
+    const alice = await makeUser(target, "alice")
+    const tampered = alice.token.slice(0, -2) + (alice.token.endsWith("A") ? "BB" : "AA")
+    const cases: Array<[string, string]> = [
+      [target.wsUrl, "missing token"],
+      [`${target.wsUrl}?token=garbage`, "invalid token"],
+      [`${target.wsUrl}?token=${encodeURIComponent(tampered)}`, "invalid token"]
+    ]
+    for (const [url, reason] of cases) {
+      const socket = await openRaw(url)
+      expect(await socket.closed).toEqual({ code: 4001, reason })
+    }
+    if (target.presenceOf !== undefined) expect(await target.presenceOf(alice.id)).toBe(0)
+  })
+
+  it("answers ping with pong, and closes a silent peer with 4008 and removes its presence", async () => {
+    const alice = await makeUser(target, "alice")
+    const { socket, welcome } = await connect(alice.token)
+    expect(welcome).toMatchObject({ user_id: alice.id, heartbeat_timeout_ms: 2000 })
+    socket.send({ type: "ping" })
+    expect(await socket.next()).toEqual({ type: "pong" })
+    if (target.presenceOf !== undefined) expect(await target.presenceOf(alice.id)).toBe(1)
+    const started = Date.now()
+    expect(await socket.closed).toEqual({ code: 4008, reason: "heartbeat timeout" })
+    expect(Date.now() - started).toBeGreaterThanOrEqual(1500)
+    if (target.presenceOf !== undefined) {
+      await eventually(async () => (await target.presenceOf!(alice.id)) === 0, "presence removed")
+    }
+  })
+})

@@ -1,0 +1,65 @@
+import { Tokens } from "@im/auth/Tokens"
+import type { UserId } from "@im/domain/Ids"
+import { Presence } from "@im/ports/Presence"
+import { EmbeddedPostgres } from "@im/sql/EmbeddedPostgres"
+import * as SqlHistoryStore from "@im/sql/SqlHistoryStore"
+import * as SqlInboxStore from "@im/sql/SqlInboxStore"
+import * as SqlSeqStore from "@im/sql/SqlSeqStore"
+import * as SqlUserStore from "@im/sql/SqlUserStore"
+import { makeStandalone } from "@im/standalone/Standalone"
+import { ConfigProvider, Duration, Effect, Layer, ManagedRuntime, Redacted } from "effect"
+import { HttpServer } from "effect/http"
+import { randomBytes } from "node:crypto"
+
+/** What the end-to-end tests run against. */
+export interface Target {
+  readonly name: string
+  readonly baseUrl: string
+  readonly wsUrl: string
+  /** The gateways holding a user's connections, where the target lets the test look. */
+  readonly presenceOf?: (user: string) => Promise<number>
+  readonly stop: () => Promise<void>
+}
+
+/** The settings a target must run with for these tests. */
+export const TEST_SETTINGS = {
+  WS_TEST_HOOKS: "true",
+  WS_HEARTBEAT_TIMEOUT: "2 seconds",
+  WS_MAX_FRAME_BYTES: "65536"
+}
+
+/**
+ * `IM_E2E_URL=http://host:port` points the tests at a running server (started with
+ * TEST_SETTINGS); without it, a standalone server starts in this process on a free port, with
+ * the embedded PostgreSQL in memory.
+ */
+export const startTarget = async (): Promise<Target> => {
+  const url = process.env["IM_E2E_URL"]
+  if (url !== undefined && url !== "") {
+    return { name: url, baseUrl: url, wsUrl: `${url.replace(/^http/, "ws")}/ws`, stop: async () => {} }
+  }
+  const storage = Layer.mergeAll(SqlUserStore.layer, SqlHistoryStore.layer, SqlInboxStore.layer, SqlSeqStore.layer).pipe(
+    Layer.provide(EmbeddedPostgres.layer({ dataDir: undefined }))
+  )
+  const app = makeStandalone({
+    storage,
+    tokens: Layer.succeed(Tokens, Tokens.make(Redacted.make(randomBytes(32).toString("hex")), Duration.hours(1))),
+    listen: { host: "127.0.0.1", port: 0, maxFrameBytes: Number(TEST_SETTINGS.WS_MAX_FRAME_BYTES) }
+  }).pipe(Layer.provide(ConfigProvider.layer(ConfigProvider.fromUnknown(TEST_SETTINGS))))
+  const runtime = ManagedRuntime.make(app)
+  const server = await runtime.runPromise(Effect.service(HttpServer.HttpServer))
+  const { port } = server.address as { readonly port: number }
+  const baseUrl = `http://127.0.0.1:${port}`
+  return {
+    name: "standalone (in process)",
+    baseUrl,
+    wsUrl: `ws://127.0.0.1:${port}/ws`,
+    presenceOf: (user) =>
+      runtime.runPromise(
+        Effect.flatMap(Effect.service(Presence), (presence) => presence.lookup([user as UserId])).pipe(
+          Effect.map((found) => found.get(user as UserId)?.length ?? 0)
+        )
+      ),
+    stop: () => runtime.dispose()
+  }
+}

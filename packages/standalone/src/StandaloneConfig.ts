@@ -1,0 +1,56 @@
+import { Tokens } from "@im/auth/Tokens"
+import { Config, Duration, Effect, Layer, Logger, Option, Redacted, References } from "effect"
+import { randomBytes } from "node:crypto"
+import { chmod, mkdir, readFile, writeFile } from "node:fs/promises"
+import { join, resolve } from "node:path"
+
+/** Everything standalone mode reads from the environment; documented in the README. */
+export const StandaloneConfig = Config.all({
+  host: Config.String("HOST").pipe(Config.withDefault("127.0.0.1")),
+  port: Config.Port("PORT").pipe(Config.withDefault(8080)),
+  dataDir: Config.String("DATA_DIR").pipe(Config.withDefault(".data"), Config.map((dir) => resolve(dir))),
+  maxFrameBytes: Config.Int("WS_MAX_FRAME_BYTES").pipe(Config.withDefault(65_536)),
+  authSecret: Config.option(Config.Redacted("AUTH_SECRET")),
+  tokenTtl: Config.Duration("AUTH_TOKEN_TTL").pipe(Config.withDefault(Duration.hours(24)))
+})
+export type StandaloneConfig = typeof StandaloneConfig extends Config.Config<infer A> ? A : never
+
+/**
+ * The token secret: `AUTH_SECRET` when set; otherwise one made on first start and kept in the
+ * data folder, so tokens stay valid across restarts.
+ */
+export const tokensLayer = (config: StandaloneConfig) =>
+  Layer.effect(
+    Tokens,
+    Effect.gen(function*() {
+      if (Option.isSome(config.authSecret)) {
+        if (Redacted.value(config.authSecret.value).length < 32) {
+          return yield* Effect.die(new Error("AUTH_SECRET must have at least 32 characters"))
+        }
+        return Tokens.make(config.authSecret.value, config.tokenTtl)
+      }
+      const file = join(config.dataDir, "auth-secret")
+      const secret = yield* Effect.promise(async () => {
+        await mkdir(config.dataDir, { recursive: true })
+        const existing = await readFile(file, "utf8").catch(() => undefined)
+        if (existing !== undefined && existing.trim().length >= 32) return existing.trim()
+        const made = randomBytes(48).toString("base64url")
+        await writeFile(file, made, { mode: 0o600 })
+        await chmod(file, 0o600)
+        return made
+      })
+      return Tokens.make(Redacted.make(secret), config.tokenTtl)
+    })
+  )
+
+/** `LOG_LEVEL` (default Info) and `LOG_FORMAT` (`pretty`, default, or `json`). */
+export const LoggingLive = Layer.unwrap(
+  Effect.gen(function*() {
+    const level = yield* Config.LogLevel("LOG_LEVEL").pipe(Config.withDefault("Info" as const))
+    const format = yield* Config.Literals(["pretty", "json"], "LOG_FORMAT").pipe(Config.withDefault("pretty" as const))
+    return Layer.mergeAll(
+      Layer.succeed(References.MinimumLogLevel, level),
+      format === "json" ? Logger.layer([Logger.consoleJson]) : Layer.empty
+    )
+  })
+)

@@ -1,0 +1,31 @@
+import { EmbeddedPostgres } from "@im/sql/EmbeddedPostgres"
+import * as SqlHistoryStore from "@im/sql/SqlHistoryStore"
+import * as SqlInboxStore from "@im/sql/SqlInboxStore"
+import * as SqlSeqStore from "@im/sql/SqlSeqStore"
+import * as SqlUserStore from "@im/sql/SqlUserStore"
+import { Effect, Layer } from "effect"
+import { makeStandalone } from "./Standalone.ts"
+import { StandaloneConfig, tokensLayer } from "./StandaloneConfig.ts"
+
+/** Standalone mode as `npm start` runs it: config from the environment, data in DATA_DIR. */
+export const Standalone = Layer.unwrap(
+  Effect.gen(function*() {
+    const config = yield* StandaloneConfig
+    const storage = Layer.mergeAll(SqlUserStore.layer, SqlHistoryStore.layer, SqlInboxStore.layer, SqlSeqStore.layer).pipe(
+      Layer.provide(EmbeddedPostgres.layer({ dataDir: config.dataDir }))
+    )
+    const announce = Effect.logInfo(
+      [
+        `IM standalone server ready`,
+        `  HTTP API   http://${config.host}:${config.port}  (docs: /docs, OpenAPI: /openapi.json)`,
+        `  WebSocket  ws://${config.host}:${config.port}/ws?token=…`,
+        `  data       ${config.dataDir}`
+      ].join("\n")
+    )
+    return makeStandalone({
+      storage,
+      tokens: tokensLayer(config),
+      listen: { host: config.host, port: config.port, maxFrameBytes: config.maxFrameBytes }
+    }).pipe(Layer.tap(() => announce))
+  })
+)
