@@ -1,0 +1,110 @@
+import { assert, describe, it } from "@effect/vitest"
+import { GroupId, LocalId, UserId } from "@im/domain/Ids"
+import { MessageBus } from "@im/ports/MessageBus"
+import { PortError } from "@im/ports/PortError"
+import { UserStore } from "@im/ports/UserStore"
+import { Effect, Layer, Ref } from "effect"
+import { TestClock } from "effect/testing"
+import { Chat, type SendRequest, serverIdOf } from "../src/Chat.ts"
+
+const alice = UserId.make("u_alice")
+const bob = UserId.make("u_bob")
+
+/** A bus that records what is published, and fails while `down` is set. */
+class BusProbe {
+  static readonly make = Effect.gen(function*() {
+    const published = yield* Ref.make<Array<{ key: string; value: string }>>([])
+    const down = yield* Ref.make(false)
+    const layer = Layer.succeed(MessageBus, MessageBus.of({
+      publish: (_topic, records) =>
+        Effect.flatMap(Ref.get(down), (isDown) =>
+          isDown
+            ? Effect.fail(new PortError({ port: "MessageBus", operation: "publish", retryable: true }))
+            : Ref.update(published, (all) => [...all, ...records])),
+      consume: () => Effect.never,
+      lag: () => Effect.succeed(0)
+    }))
+    return { published, down, layer }
+  })
+}
+
+const withChat = <A, E>(f: (chat: Chat["Service"], probe: Effect.Success<typeof BusProbe.make>) => Effect.Effect<A, E>) =>
+  Effect.gen(function*() {
+    const probe = yield* BusProbe.make
+    const users = yield* Effect.provide(Effect.service(UserStore), UserStore.layerMemory)
+    for (const id of [alice, bob]) {
+      yield* users.create({ id, account: id, name: id, created_at: 0, password_hash: "x" })
+    }
+    const chat = yield* Effect.provide(
+      Effect.service(Chat),
+      Chat.layer.pipe(Layer.provide([probe.layer, Layer.succeed(UserStore, users)]))
+    )
+    return yield* f(chat, probe)
+  })
+
+const request = (overrides: Partial<SendRequest> = {}): SendRequest => ({
+  sender_id: alice,
+  local_id: LocalId.make("l-1"),
+  receiver_id: bob,
+  content_type: "text",
+  content: "hello",
+  create_time: 1,
+  ...overrides
+})
+
+describe("Chat.send", () => {
+  it.effect("publishes the message keyed by conversation, with server_id and send_time", () =>
+    withChat((chat, probe) =>
+      Effect.gen(function*() {
+        yield* TestClock.setTime(5_000)
+        const ack = yield* chat.send(request())
+        assert.deepStrictEqual(ack, { server_id: serverIdOf(alice, LocalId.make("l-1")), send_time: 5_000 })
+        const [published] = yield* Ref.get(probe.published)
+        assert.strictEqual(published!.key, "u:u_alice:u_bob")
+        assert.deepInclude(JSON.parse(published!.value), { sender_id: alice, receiver_id: bob, server_id: ack.server_id, send_time: 5_000 })
+      })
+    ))
+
+  it.effect("a retried local_id gets the same ack and is published once; another sender's same local_id is another message", () =>
+    withChat((chat, probe) =>
+      Effect.gen(function*() {
+        const first = yield* chat.send(request())
+        yield* TestClock.adjust(1_000)
+        const again = yield* chat.send(request({ content: "edited in transit" }))
+        const fromBob = yield* chat.send(request({ sender_id: bob, receiver_id: alice }))
+        assert.deepStrictEqual(again, first)
+        assert.notStrictEqual(fromBob.server_id, first.server_id)
+        assert.strictEqual((yield* Ref.get(probe.published)).length, 2)
+      })
+    ))
+
+  it.effect("refuses unknown receivers, groups, and frames naming both or neither", () =>
+    withChat((chat, probe) =>
+      Effect.gen(function*() {
+        const codes = yield* Effect.forEach(
+          [
+            request({ receiver_id: UserId.make("u_nobody") }),
+            request({ receiver_id: undefined, group_id: GroupId.make("g_1") }),
+            request({ group_id: GroupId.make("g_1") }),
+            request({ receiver_id: undefined })
+          ],
+          (r) => Effect.flip(chat.send(r)).pipe(Effect.map((e) => e.code))
+        )
+        assert.deepStrictEqual(codes, ["receiver_not_found", "unsupported", "invalid_frame", "invalid_frame"])
+        assert.strictEqual((yield* Ref.get(probe.published)).length, 0)
+      })
+    ))
+
+  it.effect("a bus failure is `unavailable`, and a retry after recovery succeeds with the same server_id", () =>
+    withChat((chat, probe) =>
+      Effect.gen(function*() {
+        yield* Ref.set(probe.down, true)
+        const error = yield* Effect.flip(chat.send(request()))
+        assert.strictEqual(error.code, "unavailable")
+        yield* Ref.set(probe.down, false)
+        const ack = yield* chat.send(request())
+        assert.strictEqual(ack.server_id, serverIdOf(alice, LocalId.make("l-1")))
+        assert.strictEqual((yield* Ref.get(probe.published)).length, 1)
+      })
+    ))
+})

@@ -1,0 +1,90 @@
+import { assert, describe, it } from "@effect/vitest"
+import { LocalId, ServerId, UserId } from "@im/domain/Ids"
+import type { Message } from "@im/domain/Message"
+import { HistoryStore } from "@im/ports/HistoryStore"
+import { InboxStore } from "@im/ports/InboxStore"
+import { Effect, Layer } from "effect"
+import { Db } from "../src/Db.ts"
+
+const bob = UserId.make("u_bob")
+const message = (n: number): Message => ({
+  server_id: ServerId.make(`m_${n}`),
+  local_id: LocalId.make(`l_${n}`),
+  sender_id: UserId.make("u_alice"),
+  kind: "single",
+  receiver_id: bob,
+  content_type: "text",
+  content: `#${n}`,
+  create_time: n,
+  send_time: n
+})
+
+/** Bob's inbox holds seqs 1, 2, 4, 5 (3 was skipped), messages m_1.., one per seq. */
+const withInbox = <A, E>(f: (db: Db["Service"]) => Effect.Effect<A, E>) =>
+  Effect.gen(function*() {
+    const db = yield* Effect.service(Db)
+    const seqs = [1, 2, 4, 5]
+    yield* db.save(seqs.map(message), seqs.map((seq) => ({ user_id: bob, seq, server_id: ServerId.make(`m_${seq}`) })))
+    return yield* f(db)
+  }).pipe(Effect.provide(Db.layer.pipe(Layer.provide([HistoryStore.layerMemory, InboxStore.layerMemory]))))
+
+describe("Db.pull", () => {
+  it.effect("answers (after, newest] with the skipped number covered by `through`", () =>
+    withInbox((db) =>
+      Effect.gen(function*() {
+        const page = yield* db.pull({ user: bob, after: 0, limit: 10 })
+        assert.deepStrictEqual(page.entries.map((e) => [e.seq, e.message.content]), [[1, "#1"], [2, "#2"], [4, "#4"], [5, "#5"]])
+        assert.strictEqual(page.through, 5)
+        assert.isFalse(page.has_more)
+        assert.strictEqual(yield* db.newest(bob), 5)
+      })
+    ))
+
+  it.effect("pages: `through` is the last entry returned while more remain", () =>
+    withInbox((db) =>
+      Effect.gen(function*() {
+        const first = yield* db.pull({ user: bob, after: 0, limit: 2 })
+        assert.deepStrictEqual([first.entries.map((e) => e.seq), first.through, first.has_more], [[1, 2], 2, true])
+        const second = yield* db.pull({ user: bob, after: first.through, limit: 2 })
+        assert.deepStrictEqual([second.entries.map((e) => e.seq), second.through, second.has_more], [[4, 5], 5, false])
+      })
+    ))
+
+  it.effect("`until` bounds the answer, inclusive; a gap-only range is settled with no entries", () =>
+    withInbox((db) =>
+      Effect.gen(function*() {
+        const bounded = yield* db.pull({ user: bob, after: 1, until: 4, limit: 10 })
+        assert.deepStrictEqual([bounded.entries.map((e) => e.seq), bounded.through, bounded.has_more], [[2, 4], 4, false])
+        const gap = yield* db.pull({ user: bob, after: 2, until: 3, limit: 10 })
+        assert.deepStrictEqual([gap.entries, gap.through], [[], 3])
+        const beyond = yield* db.pull({ user: bob, after: 4, until: 99, limit: 10 })
+        assert.strictEqual(beyond.through, 5) // numbers above the newest are not settled yet
+        const ahead = yield* db.pull({ user: bob, after: 9, limit: 10 })
+        assert.deepStrictEqual([ahead.entries, ahead.through], [[], 9])
+      })
+    ))
+
+  it.effect("refuses ranges that make no sense", () =>
+    withInbox((db) =>
+      Effect.gen(function*() {
+        const bad = [
+          { after: -1, limit: 10 },
+          { after: 0, limit: 0 },
+          { after: 0, limit: 1001 },
+          { after: 0.5, limit: 10 },
+          { after: 3, until: 2, limit: 10 }
+        ]
+        const tags = yield* Effect.forEach(bad, (range) => Effect.flip(db.pull({ user: bob, ...range })).pipe(Effect.map((e) => e._tag)))
+        assert.deepStrictEqual(tags, bad.map(() => "InvalidRange"))
+      })
+    ))
+
+  it.effect("an empty inbox is at 0", () =>
+    withInbox((db) =>
+      Effect.gen(function*() {
+        const nobody = UserId.make("u_nobody")
+        assert.strictEqual(yield* db.newest(nobody), 0)
+        assert.deepStrictEqual(yield* db.pull({ user: nobody, after: 0, limit: 10 }), { entries: [], through: 0, has_more: false })
+      })
+    ))
+})
