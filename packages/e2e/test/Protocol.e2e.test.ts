@@ -7,7 +7,7 @@ let target: Target
 beforeAll(async () => {
   target = await startTarget()
 }, 60_000)
-afterAll(() => target?.stop())
+afterAll(() => target?.stop(), 30_000)
 
 const connect = async (token: string) => {
   const socket = await openRaw(`${target.wsUrl}?token=${encodeURIComponent(token)}`)

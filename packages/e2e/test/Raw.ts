@@ -101,7 +101,7 @@ export const openRaw = (url: string): Promise<RawSocket> =>
       }))
   })
 
-export const sendFrame = (receiver: string, content: string, localId = randomUUID()) => ({
+export const sendFrame = (receiver: string, content: string, localId: string = randomUUID()) => ({
   type: "send",
   local_id: localId,
   receiver_id: receiver,

@@ -2,7 +2,7 @@ import { Tokens } from "@im/auth/Tokens"
 import { Chat } from "@im/chat/Chat"
 import { ClientFrame, CloseCodes, type SendFrame } from "@im/domain/Frames"
 import type { UserId } from "@im/domain/Ids"
-import { Clock, Duration, Effect, Queue, Schedule, Schema } from "effect"
+import { Clock, Duration, Effect, Queue, Schema } from "effect"
 import { HttpRouter, type HttpServerRequest, HttpServerResponse } from "effect/http"
 import * as Socket from "effect/socket/Socket"
 import { randomUUID } from "node:crypto"
@@ -42,11 +42,15 @@ const runSession = Effect.fnUntraced(function*(request: HttpServerRequest.HttpSe
   const tokens = yield* Tokens
   const auth = yield* Effect.result(tokens.verify(tokenOf(request)))
   const socket = yield* Effect.orDie(request.upgrade)
+  // The reader opens the connection; the writer waits for it.
+  const reader = yield* socket.reader
   const writer = yield* socket.writer
 
   if (auth._tag === "Failure") {
     yield* Effect.logInfo("connection refused", { reason: auth.failure.reason })
-    yield* writer.write(new Socket.CloseEvent(CloseCodes.unauthorized, auth.failure.message)).pipe(Effect.ignore)
+    yield* writer.write(new Socket.CloseEvent(CloseCodes.unauthorized, auth.failure.message))
+    // Wait for the close handshake, so the close frame is not cut off.
+    yield* reader.pull.pipe(Effect.forever, Effect.ignore, Effect.timeoutOption("5 seconds"))
     return
   }
   const user: UserId = auth.success
@@ -74,17 +78,17 @@ const runSession = Effect.fnUntraced(function*(request: HttpServerRequest.HttpSe
   yield* Effect.logDebug("session open")
 
   let lastSeen = yield* Clock.currentTimeMillis
-  yield* Effect.gen(function*() {
-    const now = yield* Clock.currentTimeMillis
-    if (now - lastSeen > Duration.toMillis(timeout)) {
-      yield* Effect.logInfo("heartbeat timeout")
-      yield* session.close(CloseCodes.heartbeatTimeout, "heartbeat timeout")
-      return yield* Effect.interrupt
+  // Completes when the peer has been silent too long: the session ends without waiting for a
+  // dead peer to answer the close handshake.
+  const silence = Effect.gen(function*() {
+    const limit = Duration.toMillis(timeout)
+    while (true) {
+      yield* Effect.sleep(Duration.millis(Math.max(10, limit / 4)))
+      if ((yield* Clock.currentTimeMillis) - lastSeen > limit) break
     }
-  }).pipe(
-    Effect.repeat({ schedule: Schedule.spaced(Duration.millis(Math.max(10, Duration.toMillis(timeout) / 4))) }),
-    Effect.forkScoped
-  )
+    yield* Effect.logInfo("heartbeat timeout")
+    yield* session.close(CloseCodes.heartbeatTimeout, "heartbeat timeout")
+  })
 
   const send = Effect.fnUntraced(function*(frame: SendFrame) {
     if (frame.sender_id !== undefined && frame.sender_id !== user) {
@@ -133,8 +137,7 @@ const runSession = Effect.fnUntraced(function*(request: HttpServerRequest.HttpSe
     return send(frame)
   }
 
-  const reader = yield* socket.reader
-  yield* Effect.gen(function*() {
+  const readFrames = Effect.gen(function*() {
     while (true) {
       const frames = yield* reader.pull
       lastSeen = yield* Clock.currentTimeMillis
@@ -144,6 +147,7 @@ const runSession = Effect.fnUntraced(function*(request: HttpServerRequest.HttpSe
     Effect.catchReason("SocketError", "SocketCloseError", (error) => Effect.logDebug("session closed", { code: error.code })),
     Effect.catch((error) => Effect.logInfo("session ended", error))
   )
+  yield* Effect.raceFirst(readFrames, silence)
 }, Effect.scoped)
 
 /** `GET /ws`: the WebSocket endpoint of docs/protocol.md. */

@@ -17,7 +17,7 @@ import { Gateways } from "@im/pusher/Gateways"
 import { Pusher } from "@im/pusher/Pusher"
 import { Layer } from "effect"
 import { HttpRouter } from "effect/http"
-import { createServer } from "node:http"
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http"
 
 export interface Listen {
   readonly host: string
@@ -25,6 +25,16 @@ export interface Listen {
   readonly port: number
   /** WebSocket frames above this size close the socket with 1009. */
   readonly maxFrameBytes: number
+}
+
+/** Answers requests that arrive before the routes are attached, then steps aside. */
+export function answerWhileStarting(this: Server, _request: IncomingMessage, response: ServerResponse) {
+  if (this.listenerCount("request") > 1) {
+    this.off("request", answerWhileStarting)
+    return
+  }
+  response.writeHead(503, { "content-type": "application/json", "retry-after": "1" })
+  response.end(JSON.stringify({ _tag: "ServiceUnavailable", message: "the server is starting" }))
 }
 
 /** The stores standalone mode keeps its data in. */
@@ -40,7 +50,9 @@ export const makeStandalone = <E1, R1, E2, R2>(options: {
   readonly tokens: Layer.Layer<Tokens, E2, R2>
   readonly listen: Listen
 }) => {
-  const server = NodeHttpServer.layer(createServer, {
+  // The server listens before the routes are attached; until they are, it answers 503 rather
+  // than leaving early requests without an answer.
+  const server = NodeHttpServer.layer(() => createServer().on("request", answerWhileStarting), {
     port: options.listen.port,
     host: options.listen.host,
     websocket: { maxPayload: options.listen.maxFrameBytes }

@@ -1,0 +1,746 @@
+import { type LocalStore, MemoryLocalStore } from "./LocalStore.ts"
+import { SyncEngine, type PullRange, type SyncStep } from "./SyncEngine.ts"
+import {
+  CloseCodes,
+  type ClientFrame,
+  type ContentType,
+  decodeServerFrame,
+  type InboxEntry,
+  isErrorBody,
+  isNewestAnswer,
+  isPullPage,
+  isRetryable,
+  type LoginAnswer,
+  MAX_CONTENT_LENGTH,
+  type PullPage,
+  type RegisterRequest,
+  type SendErrorCode,
+  type SendFrame,
+  type ServerFrame,
+  type User
+} from "./Wire.ts"
+
+// Transport -----------------------------------------------------------------------------------
+
+/** The part of `fetch` the SDK uses; the global `fetch` fits it. */
+export type Fetch = (url: string, init: FetchInit) => Promise<FetchResponse>
+
+export interface FetchInit {
+  readonly method: string
+  readonly headers: Record<string, string>
+  readonly body?: string
+  readonly signal?: AbortSignal
+}
+
+export interface FetchResponse {
+  readonly ok: boolean
+  readonly status: number
+  readonly json: () => Promise<unknown>
+}
+
+/** The part of a WebSocket the SDK uses; the global `WebSocket` (browsers, Node ≥ 22) fits it. */
+export interface WebSocketLike {
+  addEventListener(
+    type: "message" | "close" | "error",
+    listener: (event: { readonly data?: unknown; readonly code?: number; readonly reason?: string }) => void
+  ): void
+  send(data: string): void
+  close(code?: number, reason?: string): void
+}
+
+export type WebSocketConstructor = new (url: string) => WebSocketLike
+
+export interface Timers {
+  readonly setTimeout: (run: () => void, ms: number) => unknown
+  readonly clearTimeout: (handle: unknown) => void
+  readonly setInterval: (run: () => void, ms: number) => unknown
+  readonly clearInterval: (handle: unknown) => void
+}
+
+type TimerHandle = Parameters<typeof globalThis.clearTimeout>[0]
+
+const systemTimers: Timers = {
+  setTimeout: (run, ms) => globalThis.setTimeout(run, ms),
+  clearTimeout: (handle) => globalThis.clearTimeout(handle as TimerHandle),
+  setInterval: (run, ms) => globalThis.setInterval(run, ms),
+  clearInterval: (handle) => globalThis.clearInterval(handle as TimerHandle)
+}
+
+// Public types --------------------------------------------------------------------------------
+
+export type ClientStatus = "connecting" | "open" | "syncing" | "synced" | "closed" | "unauthorized"
+
+export interface SendInput {
+  readonly receiver_id: string
+  readonly content: string
+  /** Default `text`. */
+  readonly content_type?: ContentType
+  /** Default a fresh UUID. Sending a `local_id` again sends the same message (idempotent send). */
+  readonly local_id?: string
+}
+
+export interface SendOutcome {
+  readonly local_id: string
+  readonly server_id: string
+  readonly send_time: number
+}
+
+/**
+ * Why a send failed for good: a code of the server's `send_result`, `connection_lost` when the
+ * attempts ran out with the socket lost before a result, or `closed` by `close()`.
+ */
+export type SendFailureCode = SendErrorCode | "connection_lost" | "closed"
+
+export type SendResult =
+  | ({ readonly ok: true } & SendOutcome)
+  | { readonly ok: false; readonly local_id: string; readonly code: SendFailureCode; readonly message: string }
+
+export interface ImClientEvents {
+  /** A newly stored inbox entry, once per `server_id`. */
+  readonly message: (entry: InboxEntry) => void
+  readonly status: (status: ClientStatus) => void
+  /** The final outcome of a `send` (after its retries). */
+  readonly sendResult: (result: SendResult) => void
+}
+
+export interface BackoffOptions {
+  readonly initialDelayMs: number
+  readonly maxDelayMs: number
+}
+
+export interface ImClientOptions {
+  /** `http(s)://host:port` of the server; the socket goes to `ws(s)://host:port/ws`. */
+  readonly baseUrl: string
+  /** Default a `MemoryLocalStore`. */
+  readonly store?: LocalStore
+  /** A token from an earlier `login`. */
+  readonly token?: string
+  readonly fetch?: Fetch
+  readonly WebSocket?: WebSocketConstructor
+  readonly timers?: Timers
+  /** In [0, 1): the jitter of backoff delays. */
+  readonly random?: () => number
+  readonly newLocalId?: () => string
+  readonly now?: () => number
+  /** `limit` of a pull page; default 200. */
+  readonly pageLimit?: number
+  /** Reconnects and send retries; default 500 ms doubling to 30 s, each delay jittered down to half. */
+  readonly backoff?: BackoffOptions
+  /** Attempts per send, the first included; default 5. */
+  readonly maxSendAttempts?: number
+  /** Delay before pulling a gap again that the server answered short of (not settled yet); default 1 s. */
+  readonly gapRetryMs?: number
+  /** A socket without `welcome` this long after opening is dropped and tried again; default 10 s. */
+  readonly welcomeTimeoutMs?: number
+}
+
+/** An HTTP error answer. `tag` is the body's `_tag` (`Unauthorized`, `AccountTaken`, …). */
+export class HttpError extends Error {
+  readonly status: number
+  readonly tag: string
+  constructor(status: number, tag: string, message: string) {
+    super(message)
+    this.name = "HttpError"
+    this.status = status
+    this.tag = tag
+  }
+}
+
+export class SendError extends Error {
+  readonly code: SendFailureCode
+  readonly localId: string
+  constructor(code: SendFailureCode, localId: string, message: string) {
+    super(message)
+    this.name = "SendError"
+    this.code = code
+    this.localId = localId
+  }
+}
+
+/** `connect()` ended without a synced connection: the token was refused, or `close()` was called. */
+export class ConnectError extends Error {
+  readonly reason: "unauthorized" | "closed"
+  constructor(reason: "unauthorized" | "closed", message: string) {
+    super(message)
+    this.name = "ConnectError"
+    this.reason = reason
+  }
+}
+
+// Client --------------------------------------------------------------------------------------
+
+interface Session {
+  readonly socket: WebSocketLike
+  welcomed: boolean
+  welcomeTimer: unknown
+  /** When the last frame arrived (`now()`): a server silent past its heartbeat timeout is gone. */
+  lastSeen: number
+  heartbeat: unknown
+  gapTimer: unknown
+  /** HTTP requests of this session's sync, aborted when it ends. */
+  readonly requests: Set<AbortController>
+}
+
+interface PendingSend {
+  readonly frame: SendFrame
+  readonly promise: Promise<SendOutcome>
+  readonly resolve: (outcome: SendOutcome) => void
+  readonly reject: (error: SendError) => void
+  attempts: number
+  /** queued: waits for an open socket; checking: looks for the entry in the store first. */
+  state: "queued" | "checking" | "sent" | "waiting" | "done"
+  retryTimer: unknown
+}
+
+type Listeners = { readonly [K in keyof ImClientEvents]: Set<ImClientEvents[K]> }
+
+/**
+ * A client of the IM server: HTTP for accounts and pulls, one WebSocket for sending and live
+ * delivery, and the local copy of the user's inbox kept in sync as docs/protocol.md describes.
+ */
+export class ImClient {
+  readonly #baseUrl: string
+  readonly #store: LocalStore
+  readonly #fetch: Fetch
+  readonly #WebSocket: WebSocketConstructor
+  readonly #timers: Timers
+  readonly #random: () => number
+  readonly #newLocalId: () => string
+  readonly #now: () => number
+  readonly #pageLimit: number
+  readonly #backoffOptions: BackoffOptions
+  readonly #maxSendAttempts: number
+  readonly #gapRetryMs: number
+  readonly #welcomeTimeoutMs: number
+  readonly #listeners: Listeners = { message: new Set(), status: new Set(), sendResult: new Set() }
+
+  #token: string | undefined
+  #userId: string | undefined
+  #status: ClientStatus = "closed"
+  #engine: SyncEngine | undefined
+  /** The seq last written to the store: never above what the store holds. */
+  #storedSeq = 0
+  #session: Session | undefined
+  /** Between `connect()` and `close()` or a refused token: keep a socket open. */
+  #running = false
+  #reconnectTimer: unknown
+  #reconnectAttempt = 0
+  /** Sync work runs one task at a time, in the order the events arrived. */
+  #work: Promise<void> = Promise.resolve()
+  #connectWaiters: Array<{ readonly resolve: () => void; readonly reject: (error: ConnectError) => void }> = []
+  readonly #sends = new Map<string, PendingSend>()
+
+  constructor(options: ImClientOptions) {
+    this.#baseUrl = options.baseUrl.replace(/\/+$/, "")
+    this.#store = options.store ?? new MemoryLocalStore()
+    this.#token = options.token
+    this.#fetch = options.fetch ?? ((url, init) => globalThis.fetch(url, init))
+    this.#WebSocket = options.WebSocket ?? globalThis.WebSocket
+    this.#timers = options.timers ?? systemTimers
+    this.#random = options.random ?? Math.random
+    this.#newLocalId = options.newLocalId ?? (() => globalThis.crypto.randomUUID())
+    this.#now = options.now ?? Date.now
+    this.#pageLimit = options.pageLimit ?? 200
+    this.#backoffOptions = options.backoff ?? { initialDelayMs: 500, maxDelayMs: 30_000 }
+    this.#maxSendAttempts = options.maxSendAttempts ?? 5
+    this.#gapRetryMs = options.gapRetryMs ?? 1_000
+    this.#welcomeTimeoutMs = options.welcomeTimeoutMs ?? 10_000
+  }
+
+  get token(): string | undefined {
+    return this.#token
+  }
+
+  /** The user, known after `login` or the socket's `welcome`. */
+  get userId(): string | undefined {
+    return this.#userId
+  }
+
+  get status(): ClientStatus {
+    return this.#status
+  }
+
+  /** The local synced seq (0 until `connect()` has read the store). */
+  get seq(): number {
+    return this.#engine?.seq ?? this.#storedSeq
+  }
+
+  /** Adds a listener; returns the function that removes it. */
+  on<K extends keyof ImClientEvents>(event: K, listener: ImClientEvents[K]): () => void {
+    this.#listeners[event].add(listener)
+    return () => {
+      this.#listeners[event].delete(listener)
+    }
+  }
+
+  /** The held inbox entries, ascending by seq. */
+  messages(): Promise<ReadonlyArray<InboxEntry>> {
+    return this.#store.entries()
+  }
+
+  // HTTP --------------------------------------------------------------------------------------
+
+  async register(request: RegisterRequest): Promise<User> {
+    return (await this.#request("POST", "/auth/register", { body: request })) as User
+  }
+
+  /** Logs in and keeps the token for the socket and the inbox routes. */
+  async login(account: string, password: string): Promise<LoginAnswer> {
+    const answer = (await this.#request("POST", "/auth/login", { body: { account, password } })) as LoginAnswer
+    this.#token = answer.token
+    this.#userId = answer.user.id
+    return answer
+  }
+
+  /** `GET /inbox/newest`: the highest seq in the server's copy of the inbox. */
+  async newestSeq(signal?: AbortSignal): Promise<number> {
+    const answer = await this.#request("GET", "/inbox/newest", { auth: true, ...(signal ? { signal } : {}) })
+    if (!isNewestAnswer(answer)) throw new HttpError(200, "MalformedAnswer", "GET /inbox/newest: unexpected answer")
+    return answer.seq
+  }
+
+  /** `GET /inbox`: one page of the entries with `after < seq ≤ until`. */
+  async pullPage(
+    query: { readonly after: number; readonly limit?: number; readonly until?: number },
+    signal?: AbortSignal
+  ): Promise<PullPage> {
+    const params = new URLSearchParams({ after: String(query.after), limit: String(query.limit ?? this.#pageLimit) })
+    if (query.until !== undefined) params.set("until", String(query.until))
+    const answer = await this.#request("GET", `/inbox?${params}`, { auth: true, ...(signal ? { signal } : {}) })
+    if (!isPullPage(answer)) throw new HttpError(200, "MalformedAnswer", "GET /inbox: unexpected answer")
+    return answer
+  }
+
+  async #request(
+    method: string,
+    path: string,
+    options: { readonly body?: unknown; readonly auth?: boolean; readonly signal?: AbortSignal }
+  ): Promise<unknown> {
+    const headers: Record<string, string> = { accept: "application/json" }
+    if (options.body !== undefined) headers["content-type"] = "application/json"
+    if (options.auth === true) {
+      if (this.#token === undefined) throw new HttpError(401, "Unauthorized", "not logged in")
+      headers["authorization"] = `Bearer ${this.#token}`
+    }
+    const response = await this.#fetch(`${this.#baseUrl}${path}`, {
+      method,
+      headers,
+      ...(options.body !== undefined ? { body: JSON.stringify(options.body) } : {}),
+      ...(options.signal !== undefined ? { signal: options.signal } : {})
+    })
+    const body: unknown = await response.json().catch(() => undefined)
+    if (!response.ok) {
+      throw isErrorBody(body)
+        ? new HttpError(response.status, body._tag, body.message)
+        : new HttpError(response.status, "HttpError", `${method} ${path}: status ${response.status}`)
+    }
+    return body
+  }
+
+  // Connection --------------------------------------------------------------------------------
+
+  /**
+   * Opens the socket and keeps one open (reconnecting with backoff) until `close()` or a refused
+   * token. Resolves once the inbox is synced for the first time; rejects with a `ConnectError`
+   * on a refused token (close code 4001) or `close()`.
+   */
+  async connect(): Promise<void> {
+    if (this.#token === undefined) throw new ConnectError("unauthorized", "connect() needs a token: log in first")
+    if (this.#running && this.#status === "synced") return
+    const synced = new Promise<void>((resolve, reject) => this.#connectWaiters.push({ resolve, reject }))
+    if (!this.#running) {
+      this.#running = true
+      this.#reconnectAttempt = 0
+      if (this.#engine === undefined) {
+        this.#storedSeq = await this.#store.getSeq()
+        this.#engine = new SyncEngine(this.#storedSeq)
+      }
+      if (this.#running && this.#session === undefined) this.#open()
+    }
+    return synced
+  }
+
+  /** Stops everything: closes the socket, reconnects no more, fails the sends still pending. */
+  close(): void {
+    this.#running = false
+    if (this.#reconnectTimer !== undefined) this.#timers.clearTimeout(this.#reconnectTimer)
+    this.#reconnectTimer = undefined
+    if (this.#session !== undefined) this.#end(this.#session, "closed")
+    for (const pending of [...this.#sends.values()]) {
+      this.#failSend(pending, "closed", "the client was closed")
+    }
+    this.#rejectConnect(new ConnectError("closed", "the client was closed"))
+    this.#setStatus("closed")
+  }
+
+  #open(): void {
+    this.#reconnectTimer = undefined
+    const url = new URL(`${this.#baseUrl}/ws`)
+    url.protocol = url.protocol === "https:" ? "wss:" : "ws:"
+    url.searchParams.set("token", this.#token ?? "")
+    this.#setStatus("connecting")
+    let socket: WebSocketLike
+    try {
+      socket = new this.#WebSocket(url.toString())
+    } catch {
+      this.#setStatus("closed")
+      this.#scheduleReconnect()
+      return
+    }
+    const session: Session = {
+      socket,
+      welcomed: false,
+      welcomeTimer: undefined,
+      lastSeen: this.#now(),
+      heartbeat: undefined,
+      gapTimer: undefined,
+      requests: new Set()
+    }
+    this.#session = session
+    session.welcomeTimer = this.#timers.setTimeout(() => {
+      session.welcomeTimer = undefined
+      if (!session.welcomed) this.#end(session, "lost")
+    }, this.#welcomeTimeoutMs)
+    socket.addEventListener("message", (event) => {
+      if (this.#session === session && typeof event.data === "string") this.#onFrame(session, event.data)
+    })
+    socket.addEventListener("close", (event) => {
+      if (this.#session === session) {
+        this.#end(session, event.code === CloseCodes.unauthorized ? "unauthorized" : "lost")
+      }
+    })
+    // An error event is followed by a close event, which does the work.
+    socket.addEventListener("error", () => {})
+  }
+
+  /** Ends a session: `lost` reconnects, `unauthorized` waits for a new login, `closed` is final. */
+  #end(session: Session, why: "lost" | "unauthorized" | "closed"): void {
+    if (this.#session !== session) return
+    this.#session = undefined
+    if (session.welcomeTimer !== undefined) this.#timers.clearTimeout(session.welcomeTimer)
+    if (session.heartbeat !== undefined) this.#timers.clearInterval(session.heartbeat)
+    if (session.gapTimer !== undefined) this.#timers.clearTimeout(session.gapTimer)
+    for (const pull of session.requests) pull.abort()
+    try {
+      session.socket.close(1000, why)
+    } catch {
+      // already closed
+    }
+    this.#enqueue(session, async () => this.#engine?.disconnected())
+    for (const pending of this.#sends.values()) {
+      if (pending.state !== "sent") continue
+      if (pending.attempts >= this.#maxSendAttempts) {
+        this.#failSend(pending, "connection_lost", "the connection was lost before a result, attempts exhausted")
+      } else {
+        pending.state = "queued"
+      }
+    }
+    if (why === "unauthorized") {
+      this.#running = false
+      this.#setStatus("unauthorized")
+      this.#rejectConnect(new ConnectError("unauthorized", "the server refused the token: log in again"))
+    } else {
+      this.#setStatus("closed")
+      if (why === "lost" && this.#running) this.#scheduleReconnect()
+    }
+  }
+
+  #scheduleReconnect(): void {
+    const delay = this.#backoff(this.#reconnectAttempt++)
+    this.#reconnectTimer = this.#timers.setTimeout(() => {
+      this.#reconnectTimer = undefined
+      if (this.#running && this.#session === undefined) this.#open()
+    }, delay)
+  }
+
+  /** Exponential, capped, jittered down to half: `attempt` 0 is the first retry. */
+  #backoff(attempt: number): number {
+    const { initialDelayMs, maxDelayMs } = this.#backoffOptions
+    const ceiling = Math.min(maxDelayMs, initialDelayMs * 2 ** attempt)
+    return ceiling / 2 + (this.#random() * ceiling) / 2
+  }
+
+  #onFrame(session: Session, text: string): void {
+    session.lastSeen = this.#now()
+    const frame: ServerFrame | undefined = decodeServerFrame(text)
+    if (frame === undefined) return
+    switch (frame.type) {
+      case "welcome":
+        return this.#onWelcome(session, frame.user_id, frame.heartbeat_timeout_ms)
+      case "message": {
+        const entry: InboxEntry = { seq: frame.seq, message: frame.message }
+        return this.#enqueue(session, async () => {
+          const held = (await this.#store.getByServerId(entry.message.server_id)) !== undefined
+          await this.#apply(session, this.#engine!.pushed(entry, held))
+        })
+      }
+      case "send_result":
+        return this.#onSendResult(frame)
+      case "pong":
+      case "error":
+        return
+    }
+  }
+
+  #onWelcome(session: Session, userId: string, heartbeatTimeoutMs: number): void {
+    if (session.welcomed) return
+    session.welcomed = true
+    if (session.welcomeTimer !== undefined) this.#timers.clearTimeout(session.welcomeTimer)
+    session.welcomeTimer = undefined
+    this.#userId = userId
+    this.#reconnectAttempt = 0
+    if (heartbeatTimeoutMs > 0) {
+      session.heartbeat = this.#timers.setInterval(() => {
+        // Every ping is answered: silence this long means the connection is dead without a close.
+        if (this.#now() - session.lastSeen > heartbeatTimeoutMs) this.#end(session, "lost")
+        else this.#transmit(session, { type: "ping" })
+      }, Math.max(1, Math.floor(heartbeatTimeoutMs / 3)))
+    }
+    this.#setStatus("open")
+    this.#setStatus("syncing")
+    this.#enqueue(session, async () => this.#engine!.connected())
+    const abort = this.#track(session)
+    this.newestSeq(abort.signal).then(
+      (newest) => {
+        session.requests.delete(abort)
+        this.#enqueue(session, async () => {
+          if (this.#session === session) await this.#apply(session, this.#engine!.newest(newest))
+        })
+      },
+      (error: unknown) => {
+        session.requests.delete(abort)
+        this.#syncFailed(session, error)
+      }
+    )
+    for (const pending of this.#sends.values()) this.#trySend(pending)
+  }
+
+  // Sync --------------------------------------------------------------------------------------
+
+  #enqueue(session: Session, task: () => Promise<void>): void {
+    this.#work = this.#work.then(task).catch((error: unknown) => this.#syncFailed(session, error))
+  }
+
+  /** Sync cannot go on over this connection: start over with a new one, or stop on a refused token. */
+  #syncFailed(session: Session, error: unknown): void {
+    if (this.#session !== session) return
+    // The engine may be ahead of what reached the store: start again from the store's seq.
+    this.#engine = new SyncEngine(this.#storedSeq)
+    this.#end(session, error instanceof HttpError && error.status === 401 ? "unauthorized" : "lost")
+  }
+
+  async #apply(session: Session, step: SyncStep): Promise<void> {
+    const engine = this.#engine!
+    const stored = await this.#store.put(step.store)
+    if (engine.seq !== this.#storedSeq) {
+      await this.#store.setSeq(engine.seq)
+      this.#storedSeq = engine.seq
+    }
+    for (const entry of stored) this.#emit("message", entry)
+    for (const range of step.pulls) this.#pull(session, range)
+    this.#syncStatus(session)
+  }
+
+  #pull(session: Session, range: PullRange): void {
+    const engine = this.#engine!
+    if (this.#session !== session) {
+      this.#enqueue(session, async () => void engine.pullFailed(range))
+      return
+    }
+    const abort = this.#track(session)
+    this.pullPage({ after: range.after, until: range.until }, abort.signal).then(
+      (page) => {
+        session.requests.delete(abort)
+        this.#enqueue(session, () => this.#apply(session, engine.pulled(range, page)))
+      },
+      (error: unknown) => {
+        session.requests.delete(abort)
+        this.#enqueue(session, async () => void engine.pullFailed(range))
+        this.#syncFailed(session, error)
+      }
+    )
+  }
+
+  #track(session: Session): AbortController {
+    const abort = new AbortController()
+    session.requests.add(abort)
+    return abort
+  }
+
+  #syncStatus(session: Session): void {
+    if (this.#session !== session || !session.welcomed) return
+    const engine = this.#engine!
+    if (engine.synced) {
+      this.#setStatus("synced")
+      const waiters = this.#connectWaiters
+      this.#connectWaiters = []
+      for (const waiter of waiters) waiter.resolve()
+      return
+    }
+    this.#setStatus("syncing")
+    if (engine.needsRetry && session.gapTimer === undefined) {
+      session.gapTimer = this.#timers.setTimeout(() => {
+        session.gapTimer = undefined
+        this.#enqueue(session, async () => {
+          if (this.#session === session) await this.#apply(session, this.#engine!.retry())
+        })
+      }, this.#gapRetryMs)
+    }
+  }
+
+  // Sends -------------------------------------------------------------------------------------
+
+  /**
+   * Sends a message. Resolves when the server accepted it; rejects with a `SendError` on a
+   * refusal that sending again cannot fix. On `unavailable`, or when the socket is lost before
+   * the result, the same `local_id` is sent again (after reconnecting), up to `maxSendAttempts`.
+   * A send made while no socket is open waits for one.
+   */
+  send(input: SendInput): Promise<SendOutcome> {
+    const localId = input.local_id ?? this.#newLocalId()
+    const existing = this.#sends.get(localId)
+    if (existing !== undefined) return existing.promise
+    if (input.content.length > MAX_CONTENT_LENGTH) {
+      // The server would refuse it, or close the socket over the frame's size: not worth a trip.
+      const message = `content is longer than ${MAX_CONTENT_LENGTH} characters`
+      this.#emit("sendResult", { ok: false, local_id: localId, code: "invalid_frame", message })
+      return Promise.reject(new SendError("invalid_frame", localId, message))
+    }
+    let resolve!: (outcome: SendOutcome) => void
+    let reject!: (error: SendError) => void
+    const promise = new Promise<SendOutcome>((ok, fail) => {
+      resolve = ok
+      reject = fail
+    })
+    const pending: PendingSend = {
+      frame: {
+        type: "send",
+        local_id: localId,
+        receiver_id: input.receiver_id,
+        content_type: input.content_type ?? "text",
+        content: input.content,
+        create_time: this.#now()
+      },
+      promise,
+      resolve,
+      reject,
+      attempts: 0,
+      state: "queued",
+      retryTimer: undefined
+    }
+    this.#sends.set(localId, pending)
+    this.#trySend(pending)
+    return promise
+  }
+
+  #trySend(pending: PendingSend): void {
+    const session = this.#session
+    if (pending.state !== "queued" || session === undefined || !session.welcomed) return
+    const userId = this.#userId
+    if (pending.attempts === 0 || userId === undefined) return this.#transmitSend(pending)
+    // A send tried before may have been stored even though its result was lost.
+    pending.state = "checking"
+    this.#store.getByLocalId(userId, pending.frame.local_id).then(
+      (entry) => {
+        if (pending.state !== "checking") return
+        if (entry !== undefined) {
+          return this.#succeedSend(pending, { server_id: entry.message.server_id, send_time: entry.message.send_time })
+        }
+        pending.state = "queued"
+        this.#transmitSend(pending)
+      },
+      () => {
+        if (pending.state !== "checking") return
+        pending.state = "queued"
+        this.#transmitSend(pending)
+      }
+    )
+  }
+
+  #transmitSend(pending: PendingSend): void {
+    const session = this.#session
+    if (session === undefined || !session.welcomed) return
+    // Marked before the frame leaves: a result must find the send waiting for it.
+    pending.attempts++
+    pending.state = "sent"
+    if (!this.#transmit(session, pending.frame)) {
+      pending.attempts--
+      pending.state = "queued"
+    }
+  }
+
+  #transmit(session: Session, frame: ClientFrame): boolean {
+    try {
+      session.socket.send(JSON.stringify(frame))
+      return true
+    } catch {
+      return false // the close event follows
+    }
+  }
+
+  #onSendResult(frame: Extract<ServerFrame, { type: "send_result" }>): void {
+    const pending = this.#sends.get(frame.local_id)
+    if (pending === undefined || pending.state !== "sent") return
+    if (frame.ok) {
+      return this.#succeedSend(pending, { server_id: frame.server_id, send_time: frame.send_time })
+    }
+    const { code, message } = frame.error
+    if (!isRetryable(code) || pending.attempts >= this.#maxSendAttempts) {
+      return this.#failSend(pending, code, message)
+    }
+    pending.state = "waiting"
+    pending.retryTimer = this.#timers.setTimeout(() => {
+      pending.retryTimer = undefined
+      pending.state = "queued"
+      this.#trySend(pending)
+    }, this.#backoff(pending.attempts - 1))
+  }
+
+  #succeedSend(pending: PendingSend, accepted: { readonly server_id: string; readonly send_time: number }): void {
+    const outcome: SendOutcome = { local_id: pending.frame.local_id, ...accepted }
+    this.#forgetSend(pending)
+    pending.resolve(outcome)
+    this.#emit("sendResult", { ok: true, ...outcome })
+  }
+
+  #failSend(pending: PendingSend, code: SendFailureCode, message: string): void {
+    const localId = pending.frame.local_id
+    this.#forgetSend(pending)
+    pending.reject(new SendError(code, localId, message))
+    this.#emit("sendResult", { ok: false, local_id: localId, code, message })
+  }
+
+  #forgetSend(pending: PendingSend): void {
+    if (pending.retryTimer !== undefined) this.#timers.clearTimeout(pending.retryTimer)
+    pending.retryTimer = undefined
+    pending.state = "done"
+    this.#sends.delete(pending.frame.local_id)
+  }
+
+  // Events ------------------------------------------------------------------------------------
+
+  #setStatus(status: ClientStatus): void {
+    if (this.#status === status) return
+    this.#status = status
+    this.#emit("status", status)
+  }
+
+  #rejectConnect(error: ConnectError): void {
+    const waiters = this.#connectWaiters
+    this.#connectWaiters = []
+    for (const waiter of waiters) waiter.reject(error)
+  }
+
+  #emit<K extends keyof ImClientEvents>(event: K, ...args: Parameters<ImClientEvents[K]>): void {
+    for (const listener of this.#listeners[event]) {
+      try {
+        ;(listener as (...args: Parameters<ImClientEvents[K]>) => void)(...args)
+      } catch (error) {
+        // A listener's failure is its own: report it without breaking the SDK's work.
+        queueMicrotask(() => {
+          throw error
+        })
+      }
+    }
+  }
+}

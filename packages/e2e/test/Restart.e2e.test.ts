@@ -1,0 +1,107 @@
+import { type ChildProcess, spawn } from "node:child_process"
+import { mkdtemp, rm } from "node:fs/promises"
+import { createServer } from "node:net"
+import { tmpdir } from "node:os"
+import { join, resolve } from "node:path"
+import { afterAll, describe, expect, it } from "vitest"
+import { getJson, makeUser, newestSeq, openRaw, postJson, pullAll, sendFrame } from "./Raw.ts"
+import type { Target } from "./Target.ts"
+
+const repoRoot = resolve(import.meta.dirname, "../../..")
+
+const freePort = () =>
+  new Promise<number>((done, fail) => {
+    const server = createServer()
+    server.once("error", fail)
+    server.listen(0, "127.0.0.1", () => {
+      const { port } = server.address() as { port: number }
+      server.close(() => done(port))
+    })
+  })
+
+interface Running {
+  readonly process: ChildProcess
+  readonly output: Array<string>
+  readonly exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>
+}
+
+/** `npm start` as a user runs it: the standalone entrypoint in its own process. */
+const start = async (port: number, dataDir: string): Promise<Running> => {
+  const child = spawn(process.execPath, ["packages/standalone/src/main.ts"], {
+    cwd: repoRoot,
+    env: { ...process.env, PORT: String(port), DATA_DIR: dataDir, LOG_LEVEL: "Info" },
+    stdio: ["ignore", "pipe", "pipe"]
+  })
+  const output: Array<string> = []
+  child.stdout!.on("data", (chunk) => output.push(String(chunk)))
+  child.stderr!.on("data", (chunk) => output.push(String(chunk)))
+  const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((done) =>
+    child.on("exit", (code, signal) => done({ code, signal }))
+  )
+  const deadline = Date.now() + 60_000
+  while (true) {
+    const healthy = await fetch(`http://127.0.0.1:${port}/health`).then((r) => r.ok, () => false)
+    if (healthy) return { process: child, output, exited }
+    console.error("wait", port, child.pid, child.exitCode, output.join("").slice(0, 300))
+    if (child.exitCode !== null || Date.now() > deadline) {
+      throw new Error(`standalone did not become healthy:\n${output.join("")}`)
+    }
+    await new Promise((r) => setTimeout(r, 100))
+  }
+}
+
+const stop = async (running: Running, signal: NodeJS.Signals) => {
+  running.process.kill(signal)
+  const timer = setTimeout(() => running.process.kill("SIGKILL"), 20_000)
+  const exit = await running.exited
+  clearTimeout(timer)
+  return exit
+}
+
+let dataDir = ""
+afterAll(async () => {
+  if (dataDir !== "") await rm(dataDir, { recursive: true, force: true })
+})
+
+describe("npm start on the same data folder", () => {
+  it("keeps users, messages and sequence numbers across restarts, and stops cleanly on SIGTERM and SIGINT", async () => {
+    dataDir = await mkdtemp(join(tmpdir(), "im-restart-"))
+    const port = await freePort()
+    const target: Target = {
+      name: "npm start",
+      baseUrl: `http://127.0.0.1:${port}`,
+      wsUrl: `ws://127.0.0.1:${port}/ws`,
+      stop: async () => {}
+    }
+
+    const first = await start(port, dataDir)
+    expect(first.output.join("")).toContain(`http://127.0.0.1:${port}`)
+    expect(first.output.join("")).toContain(dataDir)
+    const alice = await makeUser(target, "alice")
+    const bob = await makeUser(target, "bob")
+    const socket = await openRaw(`${target.wsUrl}?token=${alice.token}`)
+    await socket.next((frame) => frame.type === "welcome")
+    socket.send(sendFrame(bob.id, "before the restart"))
+    expect(await socket.next((frame) => frame.type === "send_result")).toMatchObject({ ok: true })
+    socket.close()
+    expect(await stop(first, "SIGTERM")).toMatchObject({ signal: null })
+
+    const second = await start(port, dataDir)
+    // The user and password survived, and so did the token secret.
+    expect((await postJson(target, "/auth/login", { account: bob.account, password: bob.password })).status).toBe(200)
+    expect((await getJson(target, "/inbox/newest", bob.token)).body).toEqual({ seq: 1 })
+    expect((await pullAll(target, bob)).map((e) => e.message.content)).toEqual(["before the restart"])
+    const again = await openRaw(`${target.wsUrl}?token=${alice.token}`)
+    await again.next((frame) => frame.type === "welcome")
+    again.send(sendFrame(bob.id, "after the restart"))
+    await again.next((frame) => frame.type === "send_result")
+    const deadline = Date.now() + 10_000
+    while ((await newestSeq(target, bob)) < 2 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50))
+    expect((await pullAll(target, bob)).map((e) => [e.seq, e.message.content])).toEqual([
+      [1, "before the restart"],
+      [2, "after the restart"]
+    ])
+    again.close()
+    expect(await stop(second, "SIGINT")).toMatchObject({ signal: null })
+  }, 120_000)
+})

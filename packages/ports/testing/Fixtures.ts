@@ -1,0 +1,31 @@
+import { GatewayId, GroupId, LocalId, ServerId, UserId } from "@im/domain/Ids"
+import type { Message } from "@im/domain/Message"
+
+/**
+ * Fresh names for every test: the suites run against adapters whose state outlives a test (a
+ * shared database, a Kafka cluster), so no test may assume it starts from empty.
+ */
+export const unique = (prefix: string): string => `${prefix}-${crypto.randomUUID()}`
+
+export const freshUserId = (): UserId => UserId.make(unique("u"))
+export const freshServerId = (): ServerId => ServerId.make(unique("s"))
+export const freshGroupId = (): GroupId => GroupId.make(unique("g"))
+export const freshGatewayId = (): GatewayId => GatewayId.make(unique("gw"))
+
+/** A one-to-one text message with fresh ids; `overrides` replace fields. */
+export const makeMessage = (overrides: Partial<Message> = {}): Message => ({
+  server_id: freshServerId(),
+  local_id: LocalId.make(unique("l")),
+  sender_id: freshUserId(),
+  kind: "single",
+  receiver_id: freshUserId(),
+  content_type: "text",
+  content: "hello",
+  create_time: 1_764_230_400_000,
+  send_time: 1_764_230_400_123,
+  ...overrides
+})
+
+/** Sorts a copy by a string key: for comparing results that come back in no particular order. */
+export const sortedBy = <A>(items: ReadonlyArray<A>, key: (a: A) => string): Array<A> =>
+  [...items].sort((a, b) => (key(a) < key(b) ? -1 : key(a) > key(b) ? 1 : 0))

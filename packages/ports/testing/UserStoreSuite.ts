@@ -1,0 +1,76 @@
+import { assert } from "@effect/vitest"
+import { Effect, type Layer, Option } from "effect"
+import { type UserRecord, UserStore } from "../src/UserStore.ts"
+import { freshUserId } from "./Fixtures.ts"
+import { describeAdapter, type SuiteOptions } from "./Suite.ts"
+
+/** A fresh account: letters and digits, mixed case, within the 3-32 characters allowed. */
+const freshAccount = () => `Ac_${crypto.randomUUID().replaceAll("-", "").slice(0, 20)}`
+
+const makeUser = (overrides: Partial<UserRecord> = {}): UserRecord => ({
+  id: freshUserId(),
+  account: freshAccount(),
+  name: "Ada Lovelace 🧮",
+  created_at: 1_764_230_400_000,
+  password_hash: "$scrypt$N=16384,r=8,p=1$c2FsdA$aGFzaA",
+  ...overrides
+})
+
+/** The UserStore contract: accounts unique regardless of case, the secret kept out of the public view. */
+export const userStoreSuite = (name: string, adapter: Layer.Layer<UserStore, unknown>, options: SuiteOptions = {}) =>
+  describeAdapter(`UserStore conformance: ${name}`, adapter, options, (it) => {
+    it.effect("create, then find by account in any case", () =>
+      Effect.gen(function*() {
+        const users = yield* UserStore
+        const user = makeUser()
+        yield* users.create(user)
+        assert.deepStrictEqual(yield* users.findByAccount(user.account), Option.some(user))
+        assert.deepStrictEqual(yield* users.findByAccount(user.account.toUpperCase()), Option.some(user))
+        assert.deepStrictEqual(yield* users.findByAccount(user.account.toLowerCase()), Option.some(user))
+      }))
+
+    it.effect("findById gives the public view, without the password hash", () =>
+      Effect.gen(function*() {
+        const users = yield* UserStore
+        const { password_hash: _, ...publicView } = makeUser()
+        yield* users.create({ ...publicView, password_hash: "secret-hash" })
+        const found = yield* users.findById(publicView.id)
+        assert.deepStrictEqual(found, Option.some(publicView))
+        assert.isFalse("password_hash" in Option.getOrThrow(found))
+      }))
+
+    it.effect("a taken account, in any case, fails with AccountTaken and changes nothing", () =>
+      Effect.gen(function*() {
+        const users = yield* UserStore
+        const original = makeUser()
+        yield* users.create(original)
+        const rival = makeUser({ account: original.account.toUpperCase(), name: "Someone Else" })
+        const error = yield* Effect.flip(users.create(rival))
+        assert.strictEqual(error._tag, "AccountTaken")
+        assert.deepStrictEqual(yield* users.findByAccount(original.account), Option.some(original))
+        assert.isTrue(Option.isNone(yield* users.findById(rival.id)))
+
+        const exact = yield* Effect.flip(users.create(makeUser({ account: original.account })))
+        assert.strictEqual(exact._tag, "AccountTaken")
+      }))
+
+    it.effect("unknown accounts and ids are absent", () =>
+      Effect.gen(function*() {
+        const users = yield* UserStore
+        assert.isTrue(Option.isNone(yield* users.findByAccount(freshAccount())))
+        assert.isTrue(Option.isNone(yield* users.findById(freshUserId())))
+      }))
+
+    it.effect("existing picks the ids that belong to a user", () =>
+      Effect.gen(function*() {
+        const users = yield* UserStore
+        const [a, b] = [makeUser(), makeUser()]
+        yield* users.create(a)
+        yield* users.create(b)
+        const stranger = freshUserId()
+        const found = yield* users.existing([a.id, stranger, b.id, a.id])
+        assert.deepStrictEqual([...found].sort(), [a.id, b.id].sort())
+        assert.strictEqual((yield* users.existing([])).size, 0)
+        assert.strictEqual((yield* users.existing([freshUserId()])).size, 0)
+      }))
+  })

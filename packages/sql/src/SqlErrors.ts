@@ -1,0 +1,31 @@
+import { PortError } from "@im/ports/PortError"
+import { type Array as Arr, Effect, Schedule } from "effect"
+import type { SqlError } from "effect/sql"
+
+/**
+ * Transient failures (a dropped connection, a deadlock, a lock or statement timeout) are
+ * retried here, a few times and soon: past that the caller gets a retryable PortError and
+ * decides. Every statement of the adapters may run twice: writes are idempotent or, for
+ * SeqStore.allocate, at worst skip numbers (never hand one out twice).
+ */
+const transientRetry = Schedule.exponential("25 millis", 2).pipe(Schedule.jittered)
+
+/** Maps an adapter operation's SqlError to the port's PortError and retries what is transient. */
+export const portCall = (port: string, operation: string) => <A, R>(effect: Effect.Effect<A, SqlError.SqlError, R>) =>
+  effect.pipe(
+    Effect.mapError((error) =>
+      new PortError({ port, operation, retryable: error.reason.isRetryable, cause: error })
+    ),
+    Effect.retry({ schedule: transientRetry, times: 4, while: (error) => error.retryable })
+  )
+
+/** BIGINT columns come back as `bigint`; counts and aggregates may come back as strings. */
+export const toNumber = (value: bigint | number | string | null | undefined): number =>
+  value === null || value === undefined ? 0 : Number(value)
+
+/** Splits a batch so that no statement exceeds PostgreSQL's 65,535 bind parameters. */
+export const chunks = <A>(items: ReadonlyArray<A>, size: number): Array<Arr.NonEmptyReadonlyArray<A>> => {
+  const out: Array<Arr.NonEmptyReadonlyArray<A>> = []
+  for (let i = 0; i < items.length; i += size) out.push(items.slice(i, i + size) as unknown as Arr.NonEmptyReadonlyArray<A>)
+  return out
+}

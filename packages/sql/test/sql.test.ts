@@ -1,0 +1,90 @@
+import { LocalId, ServerId, UserId } from "@im/domain/Ids"
+import type { Message } from "@im/domain/Message"
+import { HistoryStore } from "@im/ports/HistoryStore"
+import { InboxStore } from "@im/ports/InboxStore"
+import { SeqStore } from "@im/ports/SeqStore"
+import { historyStoreSuite } from "@im/ports/testing/HistoryStoreSuite"
+import { inboxStoreSuite } from "@im/ports/testing/InboxStoreSuite"
+import { seqStoreSuite } from "@im/ports/testing/SeqStoreSuite"
+import { userStoreSuite } from "@im/ports/testing/UserStoreSuite"
+import { UserStore } from "@im/ports/UserStore"
+import { assert, describe, it, layer } from "@effect/vitest"
+import { Effect, Layer, Option } from "effect"
+import { mkdtemp, rm } from "node:fs/promises"
+import { tmpdir } from "node:os"
+import { join } from "node:path"
+import * as EmbeddedPostgres from "../src/EmbeddedPostgres.ts"
+import * as SqlHistoryStore from "../src/SqlHistoryStore.ts"
+import * as SqlInboxStore from "../src/SqlInboxStore.ts"
+import * as SqlSeqStore from "../src/SqlSeqStore.ts"
+import * as SqlUserStore from "../src/SqlUserStore.ts"
+
+// PGlite takes seconds to start: one in-memory database serves every suite of this file. The
+// outer block builds it; the suites find it in the shared memo map and leave it running.
+const database = EmbeddedPostgres.layer({ dataDir: undefined })
+const shared = { memoMap: Layer.makeMemoMapUnsafe(), timeout: "60 seconds" } as const
+
+layer(database, { ...shared, excludeTestServices: true })("SQL adapters on one in-memory PGlite", () => {
+  userStoreSuite("sql", SqlUserStore.layer.pipe(Layer.provide(database)), shared)
+  historyStoreSuite("sql", SqlHistoryStore.layer.pipe(Layer.provide(database)), shared)
+  inboxStoreSuite("sql", SqlInboxStore.layer.pipe(Layer.provide(database)), shared)
+  seqStoreSuite("sql", SqlSeqStore.layer.pipe(Layer.provide(database)), shared)
+})
+
+describe("EmbeddedPostgres in a data folder", () => {
+  it.live("keeps users, messages, inbox entries and sequences across a restart", () =>
+    Effect.gen(function*() {
+      const dataDir = yield* Effect.acquireRelease(
+        Effect.promise(() => mkdtemp(join(tmpdir(), "im-pglite-"))),
+        (dir) => Effect.promise(() => rm(dir, { recursive: true, force: true }))
+      )
+      const stores = Layer.mergeAll(SqlUserStore.layer, SqlHistoryStore.layer, SqlInboxStore.layer, SqlSeqStore.layer).pipe(
+        Layer.provide(EmbeddedPostgres.layer({ dataDir }))
+      )
+      const alice = UserId.make("alice-1")
+      const bob = UserId.make("bob-1")
+      const user = { id: alice, account: "Alice", name: "Alice", created_at: 1_764_230_400_000, password_hash: "hash" }
+      const message: Message = {
+        server_id: ServerId.make("s-1"),
+        local_id: LocalId.make("l-1"),
+        sender_id: alice,
+        kind: "single",
+        receiver_id: bob,
+        content_type: "text",
+        content: "still here?",
+        create_time: 1_764_230_400_001,
+        send_time: 1_764_230_400_002
+      }
+
+      // First run: write, then release everything (client, socket server, PGlite).
+      yield* Effect.gen(function*() {
+        yield* (yield* UserStore).create(user)
+        yield* (yield* HistoryStore).save([message])
+        const firsts = yield* (yield* SeqStore).allocate([[alice, 3], [bob, 2]])
+        assert.deepStrictEqual([firsts.get(alice), firsts.get(bob)], [1, 1])
+        yield* (yield* InboxStore).append([
+          { user_id: alice, seq: 3, server_id: message.server_id },
+          { user_id: bob, seq: 2, server_id: message.server_id }
+        ])
+      }).pipe(Effect.provide(stores))
+
+      // Second run on the same folder: everything is back, and sequences go on from there.
+      yield* Effect.gen(function*() {
+        const users = yield* UserStore
+        assert.deepStrictEqual(yield* users.findByAccount("alice"), Option.some(user))
+        assert.deepStrictEqual(yield* (yield* HistoryStore).get([message.server_id]), [message])
+        const inbox = yield* InboxStore
+        assert.deepStrictEqual(yield* inbox.range({ user: alice, after: 0, limit: 10 }), [
+          { user_id: alice, seq: 3, server_id: message.server_id }
+        ])
+        assert.strictEqual(yield* inbox.newest(bob), 2)
+        const seqs = yield* SeqStore
+        assert.strictEqual(yield* seqs.current(alice), 3)
+        const firsts = yield* seqs.allocate([[alice, 1], [bob, 5]])
+        assert.deepStrictEqual([firsts.get(alice), firsts.get(bob)], [4, 3])
+        assert.strictEqual(yield* seqs.current(bob), 7)
+        const taken = yield* Effect.flip(users.create({ ...user, id: UserId.make("alice-2"), account: "ALICE" }))
+        assert.strictEqual(taken._tag, "AccountTaken")
+      }).pipe(Effect.provide(stores))
+    }), 120_000)
+})
