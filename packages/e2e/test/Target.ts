@@ -7,7 +7,7 @@ import * as SqlInboxStore from "@im/sql/SqlInboxStore"
 import * as SqlSeqStore from "@im/sql/SqlSeqStore"
 import * as SqlUserStore from "@im/sql/SqlUserStore"
 import { makeStandalone } from "@im/standalone/Standalone"
-import { ConfigProvider, Duration, Effect, Layer, ManagedRuntime, Redacted } from "effect"
+import { ConfigProvider, Duration, Effect, Layer, ManagedRuntime, Redacted, References } from "effect"
 import { HttpServer } from "effect/http"
 import { randomBytes } from "node:crypto"
 
@@ -45,7 +45,10 @@ export const startTarget = async (): Promise<Target> => {
     storage,
     tokens: Layer.succeed(Tokens, Tokens.make(Redacted.make(randomBytes(32).toString("hex")), Duration.hours(1))),
     listen: { host: "127.0.0.1", port: 0, maxFrameBytes: Number(TEST_SETTINGS.WS_MAX_FRAME_BYTES) }
-  }).pipe(Layer.provide(ConfigProvider.layer(ConfigProvider.fromUnknown(TEST_SETTINGS))))
+  }).pipe(
+    Layer.provide(ConfigProvider.layer(ConfigProvider.fromUnknown(TEST_SETTINGS))),
+    Layer.provide(Layer.succeed(References.MinimumLogLevel, "Warn"))
+  )
   const runtime = ManagedRuntime.make(app)
   const server = await runtime.runPromise(Effect.service(HttpServer.HttpServer))
   const { port } = server.address as { readonly port: number }

@@ -1,0 +1,109 @@
+import { type Fetch, ImClient } from "@im/client/Client"
+import type { InboxEntry } from "@im/client/Wire"
+import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest"
+import { makeUser, newestSeq, type TestUser } from "./Raw.ts"
+import { startTarget, type Target } from "./Target.ts"
+
+let target: Target
+beforeAll(async () => {
+  target = await startTarget()
+}, 60_000)
+afterAll(() => target?.stop(), 30_000)
+
+const clients: Array<ImClient> = []
+afterEach(() => {
+  for (const client of clients.splice(0)) client.close()
+})
+
+/** An SDK client of the user, recording the HTTP requests it makes and the entries it receives. */
+const device = (user: TestUser) => {
+  const requests: Array<string> = []
+  const recordingFetch: Fetch = (url, init) => {
+    requests.push(url)
+    return fetch(url, init)
+  }
+  const client = new ImClient({ baseUrl: target.baseUrl, token: user.token, fetch: recordingFetch })
+  const received: Array<InboxEntry> = []
+  client.on("message", (entry) => received.push(entry))
+  clients.push(client)
+  return { client, requests, received }
+}
+
+const eventually = async (check: () => boolean | Promise<boolean>, what: string) => {
+  const deadline = Date.now() + 10_000
+  while (!(await check())) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`)
+    await new Promise((resolve) => setTimeout(resolve, 20))
+  }
+}
+
+const contents = (entries: ReadonlyArray<InboxEntry>) => entries.map((entry) => entry.message.content)
+const seqs = (entries: ReadonlyArray<InboxEntry>) => entries.map((entry) => entry.seq)
+
+describe(`messaging with SDK clients against ${process.env["IM_E2E_URL"] ?? "standalone"}`, () => {
+  it("(a) B offline while A sends 3 messages: B connects, syncs and holds exactly those 3, in order", async () => {
+    const alice = await makeUser(target, "alice")
+    const bob = await makeUser(target, "bob")
+    const a = device(alice)
+    await a.client.connect()
+    for (const text of ["one", "two", "three"]) {
+      const result = await a.client.send({ receiver_id: bob.id, content: text })
+      expect(result.server_id).toMatch(/^m_/)
+    }
+    await eventually(async () => (await newestSeq(target, bob)) === 3, "the 3 entries stored")
+
+    const b = device(bob)
+    await b.client.connect()
+    const held = await b.client.messages()
+    expect(contents(held)).toEqual(["one", "two", "three"])
+    expect(seqs(held)).toEqual([1, 2, 3])
+    expect(b.client.seq).toBe(3)
+    expect(held.every((entry) => entry.message.sender_id === alice.id)).toBe(true)
+  })
+
+  it("(b) both online: B gets the pushes live, and A's second device gets A's own messages", async () => {
+    const alice = await makeUser(target, "alice")
+    const bob = await makeUser(target, "bob")
+    const a1 = device(alice)
+    const a2 = device(alice)
+    const b = device(bob)
+    await Promise.all([a1.client.connect(), a2.client.connect(), b.client.connect()])
+    const pullsBefore = b.requests.filter((url) => url.includes("/inbox?")).length
+
+    for (const text of ["hi bob", "are you there?"]) await a1.client.send({ receiver_id: bob.id, content: text })
+    await b.client.send({ receiver_id: alice.id, content: "yes" })
+
+    await eventually(() => b.received.length === 3 && a2.received.length === 3, "3 entries at bob and at alice's 2nd device")
+    expect(contents(b.received)).toEqual(["hi bob", "are you there?", "yes"])
+    expect(contents(a2.received)).toEqual(["hi bob", "are you there?", "yes"])
+    expect(seqs(a2.received)).toEqual([1, 2, 3])
+    // Delivered by push: no pull after the initial sync.
+    expect(b.requests.filter((url) => url.includes("/inbox?")).length).toBe(pullsBefore)
+    // The sending device holds its own messages once, matched by local_id.
+    await eventually(() => a1.received.length === 3, "alice's 1st device")
+    expect(contents(await a1.client.messages())).toEqual(["hi bob", "are you there?", "yes"])
+  })
+
+  it("(c) a push dropped on purpose is detected from the next push and pulled", async () => {
+    const alice = await makeUser(target, "alice")
+    const bob = await makeUser(target, "bob")
+    const a = device(alice)
+    const b = device(bob)
+    await Promise.all([a.client.connect(), b.client.connect()])
+    const requestsBefore = b.requests.length
+
+    await a.client.send({ receiver_id: bob.id, content: "__drop_push__ you will not see this pushed" })
+    await a.client.send({ receiver_id: bob.id, content: "this one is pushed" })
+
+    await eventually(() => b.received.length === 2, "both entries at bob")
+    expect(contents(await b.client.messages())).toEqual(["__drop_push__ you will not see this pushed", "this one is pushed"])
+    expect(b.client.seq).toBe(2)
+    // The first entry reached bob through a pull of the gap (0, 1], triggered by the push of seq 2.
+    const pulls = b.requests.slice(requestsBefore).filter((url) => url.includes("/inbox?"))
+    expect(pulls).toHaveLength(1)
+    expect(pulls[0]).toContain("after=0")
+    expect(pulls[0]).toContain("until=1")
+    // Events come in the order entries are stored: the push of seq 2, then the pulled seq 1.
+    expect(seqs(b.received)).toEqual([2, 1])
+  })
+})
