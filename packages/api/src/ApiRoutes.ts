@@ -9,6 +9,7 @@ import { Clock, Effect, Layer, Option, Redacted } from "effect"
 import { HttpApiBuilder, HttpApiScalar } from "effect/http-api"
 import { randomBytes } from "node:crypto"
 import { Authorization, CurrentUser, ImApi } from "./Api.ts"
+import { DescribeRequestErrors } from "./RequestErrors.ts"
 
 const DEFAULT_PULL_LIMIT = 200
 
@@ -96,7 +97,8 @@ const InboxHandlers = HttpApiBuilder.group(
 /** The HTTP API's routes, `/openapi.json` and the `/docs` page. */
 export const ApiRoutes = Layer.mergeAll(
   HttpApiBuilder.layer(ImApi, { openapiPath: "/openapi.json" }),
-  HttpApiScalar.layer(ImApi, { path: "/docs" })
+  HttpApiScalar.layer(ImApi, { path: "/docs" }),
+  DescribeRequestErrors
 ).pipe(
   Layer.provide([SystemHandlers, AuthHandlers, InboxHandlers]),
   Layer.provide(AuthorizationLive)

@@ -18,6 +18,8 @@ export interface Target {
   readonly wsUrl: string
   /** The gateways holding a user's connections, where the target lets the test look. */
   readonly presenceOf?: (user: string) => Promise<number>
+  /** A token for the user that expired a minute ago, where the target lets the test sign one. */
+  readonly expiredToken?: (user: string) => Promise<string>
   readonly stop: () => Promise<void>
 }
 
@@ -41,9 +43,10 @@ export const startTarget = async (): Promise<Target> => {
   const storage = Layer.mergeAll(SqlUserStore.layer, SqlHistoryStore.layer, SqlInboxStore.layer, SqlSeqStore.layer).pipe(
     Layer.provide(EmbeddedPostgres.layer({ dataDir: undefined }))
   )
+  const secret = Redacted.make(randomBytes(32).toString("hex"))
   const app = makeStandalone({
     storage,
-    tokens: Layer.succeed(Tokens, Tokens.make(Redacted.make(randomBytes(32).toString("hex")), Duration.hours(1))),
+    tokens: Layer.succeed(Tokens, Tokens.make(secret, Duration.hours(1))),
     listen: { host: "127.0.0.1", port: 0, maxFrameBytes: Number(TEST_SETTINGS.WS_MAX_FRAME_BYTES) }
   }).pipe(
     Layer.provide(ConfigProvider.layer(ConfigProvider.fromUnknown(TEST_SETTINGS))),
@@ -63,6 +66,8 @@ export const startTarget = async (): Promise<Target> => {
           Effect.map((found) => found.get(user as UserId)?.length ?? 0)
         )
       ),
+    expiredToken: (user) =>
+      Effect.runPromise(Tokens.make(secret, Duration.minutes(-1)).issue(user as UserId)).then((issued) => issued.token),
     stop: () => runtime.dispose()
   }
 }
