@@ -1,0 +1,90 @@
+import { SendRejected } from "@im/domain/Errors"
+import { SendErrorCode } from "@im/domain/Frames"
+import { GroupId, LocalId, ServerId, UserId } from "@im/domain/Ids"
+import { Content, ContentType, Millis } from "@im/domain/Message"
+import { type GrpcRoutes, implement, makeClient } from "@im/proto/EffectConnect"
+import { Code, errorDetailOf, toConnectError } from "@im/proto/Errors"
+import { ChatService, type SendRequest as SendRequestPb } from "@im/proto/gen/im/chat/v1/chat_pb"
+import { Effect, Layer, Schema } from "effect"
+import { Chat, type SendRequest } from "./Chat.ts"
+
+/** Proto → domain: proto3 has no "unset" for strings, so empty means absent. */
+const DomainRequest = Schema.Struct({
+  sender_id: UserId,
+  local_id: LocalId,
+  receiver_id: Schema.optionalKey(UserId),
+  group_id: Schema.optionalKey(GroupId),
+  content_type: ContentType,
+  content: Content,
+  create_time: Millis
+})
+const decodeRequest = Schema.decodeUnknownEffect(DomainRequest)
+
+const fromProto = (request: SendRequestPb) =>
+  decodeRequest({
+    sender_id: request.senderId,
+    local_id: request.localId,
+    ...(request.receiverId === "" ? {} : { receiver_id: request.receiverId }),
+    ...(request.groupId === "" ? {} : { group_id: request.groupId }),
+    content_type: request.contentType,
+    content: request.content,
+    create_time: Number(request.createTime)
+  }).pipe(Effect.mapError((error) => new SendRejected({ code: "invalid_frame", message: error.message })))
+
+const statusOf: Record<SendRejected["code"], Code> = {
+  invalid_frame: Code.InvalidArgument,
+  forbidden_sender: Code.PermissionDenied,
+  receiver_not_found: Code.NotFound,
+  unsupported: Code.Unimplemented,
+  unavailable: Code.Unavailable
+}
+
+/** The chat service's gRPC server: `im.chat.v1.ChatService` over the local Chat. */
+export const ChatGrpcServer: Layer.Layer<never, never, GrpcRoutes | Chat> = implement(
+  ChatService,
+  Effect.gen(function*() {
+    const chat = yield* Chat
+    return {
+      send: (request: SendRequestPb) =>
+        fromProto(request).pipe(
+          Effect.flatMap((decoded) => chat.send(decoded as SendRequest)),
+          Effect.map((ack) => ({ serverId: ack.server_id, sendTime: BigInt(ack.send_time) }))
+        )
+    }
+  }),
+  { toConnectError: (error: SendRejected) => toConnectError(statusOf[error.code], { tag: error._tag, code: error.code, message: error.message }) }
+)
+
+const isSendErrorCode = Schema.is(SendErrorCode)
+
+/**
+ * Chat as a gRPC client of a chat instance at `baseUrl`: what the ws gateway is given in the
+ * cluster. A refusal comes back as the same SendRejected; a transport failure is `unavailable`.
+ */
+export const layerGrpc = (baseUrl: string, options: { readonly timeoutMs?: number } = {}) =>
+  Layer.effect(
+    Chat,
+    Effect.gen(function*() {
+      const client = yield* makeClient(ChatService, baseUrl, { timeoutMs: options.timeoutMs ?? 5_000 })
+      return Chat.of({
+        send: (request) =>
+          client.send({
+            senderId: request.sender_id,
+            localId: request.local_id,
+            receiverId: request.receiver_id ?? "",
+            groupId: request.group_id ?? "",
+            contentType: request.content_type,
+            content: request.content,
+            createTime: BigInt(request.create_time)
+          }).pipe(
+            Effect.map((response) => ({ server_id: ServerId.make(response.serverId), send_time: Number(response.sendTime) })),
+            Effect.mapError((error) => {
+              const detail = errorDetailOf(error)
+              return detail !== undefined && detail.tag === "SendRejected" && isSendErrorCode(detail.code)
+                ? new SendRejected({ code: detail.code, message: detail.message })
+                : new SendRejected({ code: "unavailable", message: `chat is unreachable: ${error.rawMessage}` })
+            })
+          )
+      })
+    })
+  )

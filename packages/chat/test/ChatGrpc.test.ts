@@ -1,0 +1,74 @@
+import * as grpc from "@grpc/grpc-js"
+import * as protoLoader from "@grpc/proto-loader"
+import { assert, describe, it, layer } from "@effect/vitest"
+import { LocalId, UserId } from "@im/domain/Ids"
+import { GrpcServer, serve } from "@im/proto/EffectConnect"
+import { MessageBus } from "@im/ports/MessageBus"
+import { UserStore } from "@im/ports/UserStore"
+import { Effect, Layer } from "effect"
+import { fileURLToPath } from "node:url"
+import { Chat, serverIdOf } from "../src/Chat.ts"
+import { ChatGrpcServer, layerGrpc } from "../src/ChatGrpc.ts"
+
+const alice = UserId.make("u_alice")
+const bob = UserId.make("u_bob")
+
+const Users = Layer.effect(
+  UserStore,
+  Effect.gen(function*() {
+    const users = yield* Effect.provide(Effect.service(UserStore), UserStore.layerMemory)
+    for (const id of [alice, bob]) yield* users.create({ id, account: id, name: id, created_at: 0, password_hash: "x" })
+    return users
+  })
+)
+
+/** The chat service served over gRPC on a free port, on the in-memory bus. */
+const Server = serve(ChatGrpcServer, { host: "127.0.0.1", port: 0 }).pipe(
+  Layer.provide(Chat.layer),
+  Layer.provide([MessageBus.layerMemory(), Users])
+)
+
+const protoRoot = fileURLToPath(new URL("../../../proto", import.meta.url))
+
+layer(Server)("chat over gRPC", (it) => {
+  it.effect("an Effect client sends through the wire and gets the same ack; refusals keep their code", () =>
+    Effect.gen(function*() {
+      const { port } = yield* GrpcServer
+      const chat = yield* Effect.provide(Effect.service(Chat), layerGrpc(`http://127.0.0.1:${port}`))
+      const request = { sender_id: alice, local_id: LocalId.make("l-1"), receiver_id: bob, content_type: "text" as const, content: "hi", create_time: 1 }
+      const ack = yield* chat.send(request)
+      assert.strictEqual(ack.server_id, serverIdOf(alice, LocalId.make("l-1")))
+      assert.deepStrictEqual(yield* chat.send(request), ack)
+      const refused = yield* Effect.flip(chat.send({ ...request, local_id: LocalId.make("l-2"), receiver_id: UserId.make("u_nobody") }))
+      assert.strictEqual(refused.code, "receiver_not_found")
+      const invalid = yield* Effect.flip(chat.send({ ...request, content_type: "hologram" as never }))
+      assert.strictEqual(invalid.code, "invalid_frame")
+    }))
+
+  it.effect("a plain @grpc/grpc-js client, loading proto/ at run time, calls ChatService/Send", () =>
+    Effect.gen(function*() {
+      const { port } = yield* GrpcServer
+      const definition = protoLoader.loadSync("im/chat/v1/chat.proto", { includeDirs: [protoRoot], keepCase: true, longs: String, defaults: true })
+      const pkg = grpc.loadPackageDefinition(definition) as any
+      const client = new pkg.im.chat.v1.ChatService(`127.0.0.1:${port}`, grpc.credentials.createInsecure())
+      const call = (request: object) =>
+        Effect.callback<any, any>((resume) => {
+          client.Send(request, (error: any, response: any) => resume(error ? Effect.fail(error) : Effect.succeed(response)))
+        })
+      const response = yield* call({ sender_id: "u_bob", local_id: "g-1", receiver_id: "u_alice", content_type: "text", content: "from grpc-js", create_time: "5" })
+      assert.strictEqual(response.server_id, serverIdOf(bob, LocalId.make("g-1")))
+      assert.match(response.send_time, /^\d+$/)
+      const error = yield* Effect.flip(call({ sender_id: "u_bob", local_id: "g-2", receiver_id: "u_nobody", content_type: "text", content: "x", create_time: "5" }))
+      assert.strictEqual(error.code, grpc.status.NOT_FOUND)
+      client.close()
+    }))
+})
+
+describe("chat client without a server", () => {
+  it.live("a send to an unreachable chat is `unavailable`", () =>
+    Effect.gen(function*() {
+      const chat = yield* Effect.provide(Effect.service(Chat), layerGrpc("http://127.0.0.1:1", { timeoutMs: 2_000 }))
+      const error = yield* Effect.flip(chat.send({ sender_id: alice, local_id: LocalId.make("l"), receiver_id: bob, content_type: "text", content: "x", create_time: 1 }))
+      assert.strictEqual(error.code, "unavailable")
+    }))
+})
