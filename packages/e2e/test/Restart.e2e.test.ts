@@ -77,6 +77,19 @@ describe("npm start on the same data folder", () => {
     const first = await start(port, dataDir)
     expect(first.output.join("")).toContain(`http://127.0.0.1:${port}`)
     expect(first.output.join("")).toContain(dataDir)
+    // A second server on the same data folder refuses to start instead of corrupting it.
+    const intruder = spawn(process.execPath, ["packages/standalone/src/main.ts"], {
+      cwd: repoRoot,
+      env: { ...process.env, PORT: String(await freePort()), DATA_DIR: dataDir },
+      stdio: ["ignore", "pipe", "pipe"]
+    })
+    let intruderOutput = ""
+    intruder.stdout!.on("data", (chunk) => (intruderOutput += String(chunk)))
+    intruder.stderr!.on("data", (chunk) => (intruderOutput += String(chunk)))
+    const intruderExit = await new Promise<number | null>((done) => intruder.on("exit", (code) => done(code)))
+    expect(intruderExit).not.toBe(0)
+    expect(intruderOutput).toContain(`DATA_DIR ${dataDir} is in use by process ${first.process.pid}`)
+
     const alice = await makeUser(target, "alice")
     const bob = await makeUser(target, "bob")
     const socket = await openRaw(`${target.wsUrl}?token=${alice.token}`)

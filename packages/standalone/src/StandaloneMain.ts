@@ -4,6 +4,7 @@ import * as SqlInboxStore from "@im/sql/SqlInboxStore"
 import * as SqlSeqStore from "@im/sql/SqlSeqStore"
 import * as SqlUserStore from "@im/sql/SqlUserStore"
 import { Effect, Layer } from "effect"
+import * as DataDirLock from "./DataDirLock.ts"
 import { makeStandalone } from "./Standalone.ts"
 import { StandaloneConfig, tokensLayer } from "./StandaloneConfig.ts"
 
@@ -12,7 +13,8 @@ export const Standalone = Layer.unwrap(
   Effect.gen(function*() {
     const config = yield* StandaloneConfig
     const storage = Layer.mergeAll(SqlUserStore.layer, SqlHistoryStore.layer, SqlInboxStore.layer, SqlSeqStore.layer).pipe(
-      Layer.provide(EmbeddedPostgres.layer({ dataDir: config.dataDir }))
+      Layer.provide(EmbeddedPostgres.layer({ dataDir: config.dataDir })),
+      Layer.provide(DataDirLock.layer(config.dataDir))
     )
     const announce = Effect.logInfo(
       [
