@@ -43,7 +43,7 @@ export class GrpcRoutes extends Context.Service<GrpcRoutes, {
  */
 export const implement = <S extends DescService, E, R, EB, RB>(
   service: S,
-  build: Effect.Effect<EffectImpl<S, E, R>, EB, RB>,
+  build: Effect.Effect<EffectImpl<S, E | ConnectError, R>, EB, RB>,
   options: { readonly toConnectError: (error: E) => ConnectError }
 ): Layer.Layer<never, EB, GrpcRoutes | RB | R> =>
   Layer.effectDiscard(Effect.gen(function*() {
@@ -58,7 +58,10 @@ export const implement = <S extends DescService, E, R, EB, RB>(
         const exit = await run(method(request, ctx).pipe(Effect.withSpan(spanName)), { signal: ctx.signal })
         if (Exit.isSuccess(exit)) return exit.value
         const failure = Cause.findErrorOption(exit.cause)
-        if (Option.isSome(failure)) throw options.toConnectError(failure.value)
+        if (Option.isSome(failure)) {
+          // Codecs fail with ConnectError directly (e.g. INVALID_ARGUMENT for a bad message).
+          throw failure.value instanceof ConnectError ? failure.value : options.toConnectError(failure.value as E)
+        }
         if (Cause.hasInterruptsOnly(exit.cause)) throw new ConnectError("cancelled", Code.Canceled)
         await run(Effect.logError(`${spanName} failed`, exit.cause))
         throw new ConnectError("internal error", Code.Internal)

@@ -1,0 +1,102 @@
+import { InvalidRange, ServiceUnavailable } from "@im/domain/Errors"
+import { ServerId, UserId } from "@im/domain/Ids"
+import { type GrpcRoutes, implement, makeClient } from "@im/proto/EffectConnect"
+import { Code, type ConnectError, errorDetailOf, toConnectError } from "@im/proto/Errors"
+import { DbService, type ExistingRequest, type NewestRequest, type PullRequest, type SaveRequest } from "@im/proto/gen/im/db/v1/db_pb"
+import type { InboxRef as InboxRefPb } from "@im/proto/gen/im/message/v1/message_pb"
+import { entryFromProto, entryToProto, messageFromProto, messageToProto } from "@im/proto/MessageCodec"
+import type { InboxRef } from "@im/ports/InboxStore"
+import { Effect, Layer } from "effect"
+import { Db } from "./Db.ts"
+
+const refToProto = (ref: InboxRef) => ({ userId: ref.user_id, seq: BigInt(ref.seq), serverId: ref.server_id })
+const refFromProto = (ref: InboxRefPb): InboxRef => ({
+  user_id: UserId.make(ref.userId),
+  seq: Number(ref.seq),
+  server_id: ServerId.make(ref.serverId)
+})
+
+/** The db service's gRPC server: `im.db.v1.DbService` over the local Db. */
+export const DbGrpcServer: Layer.Layer<never, never, GrpcRoutes | Db> = implement(
+  DbService,
+  Effect.gen(function*() {
+    const db = yield* Db
+    return {
+      existing: (request: ExistingRequest) =>
+        db.existing(request.keys.map((key) => ({ user_id: UserId.make(key.userId), server_id: ServerId.make(key.serverId) }))).pipe(
+          Effect.map((entries) => ({ entries: entries.map(refToProto) }))
+        ),
+      save: (request: SaveRequest) =>
+        Effect.forEach(request.messages, messageFromProto).pipe(
+          Effect.flatMap((messages) => db.save(messages, request.entries.map(refFromProto))),
+          Effect.as({})
+        ),
+      pull: (request: PullRequest) =>
+        db.pull({
+          user: UserId.make(request.userId),
+          after: Number(request.after),
+          until: request.until === undefined ? undefined : Number(request.until),
+          limit: request.limit
+        }).pipe(Effect.map((page) => ({ entries: page.entries.map(entryToProto), through: BigInt(page.through), hasMore: page.has_more }))),
+      newest: (request: NewestRequest) =>
+        db.newest(UserId.make(request.userId)).pipe(Effect.map((seq) => ({ seq: BigInt(seq) })))
+    }
+  }),
+  {
+    toConnectError: (error: InvalidRange | ServiceUnavailable) =>
+      toConnectError(error._tag === "InvalidRange" ? Code.InvalidArgument : Code.Unavailable, {
+        tag: error._tag,
+        message: error.message
+      })
+  }
+)
+
+const fromConnectError = (error: ConnectError) => {
+  const detail = errorDetailOf(error)
+  return detail?.tag === "InvalidRange"
+    ? new InvalidRange({ message: detail.message })
+    : new ServiceUnavailable({ message: detail?.message ?? `db is unreachable: ${error.rawMessage}` })
+}
+
+const unavailable = (error: ConnectError) => new ServiceUnavailable({ message: fromConnectError(error).message })
+
+/** Db as a gRPC client of a db instance at `baseUrl`. */
+export const layerGrpc = (baseUrl: string, options: { readonly timeoutMs?: number } = {}) =>
+  Layer.effect(
+    Db,
+    Effect.gen(function*() {
+      const client = yield* makeClient(DbService, baseUrl, { timeoutMs: options.timeoutMs ?? 10_000 })
+      return Db.of({
+        existing: (keys) =>
+          client.existing({ keys: keys.map((key) => ({ userId: key.user_id, serverId: key.server_id })) }).pipe(
+            Effect.map((response) => response.entries.map(refFromProto)),
+            Effect.mapError(unavailable)
+          ),
+        save: (messages, entries) =>
+          client.save({ messages: messages.map(messageToProto), entries: entries.map(refToProto) }).pipe(
+            Effect.asVoid,
+            Effect.mapError(unavailable)
+          ),
+        pull: (request) =>
+          client.pull({
+            userId: request.user,
+            after: BigInt(request.after),
+            ...(request.until === undefined ? {} : { until: BigInt(request.until) }),
+            limit: request.limit
+          }).pipe(
+            Effect.mapError(fromConnectError),
+            Effect.flatMap((response) =>
+              Effect.forEach(response.entries, entryFromProto).pipe(
+                Effect.map((entries) => ({ entries, through: Number(response.through), has_more: response.hasMore })),
+                Effect.mapError((error) => new ServiceUnavailable({ message: error.rawMessage }))
+              )
+            )
+          ),
+        newest: (user) =>
+          client.newest({ userId: user }).pipe(
+            Effect.map((response) => Number(response.seq)),
+            Effect.mapError(unavailable)
+          )
+      })
+    })
+  )

@@ -1,0 +1,67 @@
+import { Message as DomainMessage } from "@im/domain/Message"
+import type { Delivery as DomainDelivery, InboxEntry as DomainInboxEntry } from "@im/domain/Message"
+import { Code, ConnectError } from "@connectrpc/connect"
+import type { MessageInitShape } from "@bufbuild/protobuf"
+import { Effect, Schema } from "effect"
+import type {
+  Delivery,
+  DeliverySchema,
+  InboxEntry,
+  InboxEntrySchema,
+  Message,
+  MessageSchema
+} from "./gen/im/message/v1/message_pb.ts"
+
+/** Domain ↔ proto for the message types every boundary carries. Proto "" means unset. */
+
+export const messageToProto = (message: DomainMessage): MessageInitShape<typeof MessageSchema> => ({
+  serverId: message.server_id,
+  localId: message.local_id,
+  senderId: message.sender_id,
+  kind: message.kind,
+  receiverId: message.receiver_id ?? "",
+  groupId: message.group_id ?? "",
+  contentType: message.content_type,
+  content: message.content,
+  createTime: BigInt(message.create_time),
+  sendTime: BigInt(message.send_time)
+})
+
+const decodeMessage = Schema.decodeUnknownEffect(DomainMessage)
+
+/** Validates what came over the wire; a bad message is INVALID_ARGUMENT, never stored. */
+export const messageFromProto = (message: Message | undefined) =>
+  message === undefined
+    ? Effect.fail(new ConnectError("message is missing", Code.InvalidArgument))
+    : decodeMessage({
+      server_id: message.serverId,
+      local_id: message.localId,
+      sender_id: message.senderId,
+      kind: message.kind,
+      ...(message.receiverId === "" ? {} : { receiver_id: message.receiverId }),
+      ...(message.groupId === "" ? {} : { group_id: message.groupId }),
+      content_type: message.contentType,
+      content: message.content,
+      create_time: Number(message.createTime),
+      send_time: Number(message.sendTime)
+    }).pipe(Effect.mapError((error) => new ConnectError(`invalid message: ${error.message}`, Code.InvalidArgument)))
+
+export const entryToProto = (entry: DomainInboxEntry): MessageInitShape<typeof InboxEntrySchema> => ({
+  seq: BigInt(entry.seq),
+  message: messageToProto(entry.message)
+})
+
+export const entryFromProto = (entry: InboxEntry) =>
+  Effect.map(messageFromProto(entry.message), (message): DomainInboxEntry => ({ seq: Number(entry.seq), message }))
+
+export const deliveryToProto = (delivery: DomainDelivery): MessageInitShape<typeof DeliverySchema> => ({
+  userId: delivery.user_id,
+  seq: BigInt(delivery.seq),
+  message: messageToProto(delivery.message)
+})
+
+export const deliveryFromProto = (delivery: Delivery) =>
+  Effect.map(
+    messageFromProto(delivery.message),
+    (message): DomainDelivery => ({ user_id: delivery.userId as DomainDelivery["user_id"], seq: Number(delivery.seq), message })
+  )
