@@ -89,5 +89,7 @@ export const CloseCodes = {
   /** Missing, invalid or expired token; the reason says which. Log in again. */
   unauthorized: 4001,
   /** Nothing received within the heartbeat timeout. */
-  heartbeatTimeout: 4008
+  heartbeatTimeout: 4008,
+  /** The server ended the session (e.g. the user logged out); the reason says why. */
+  kicked: 4009
 } as const

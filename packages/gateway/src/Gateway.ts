@@ -1,3 +1,4 @@
+import { CloseCodes } from "@im/domain/Frames"
 import { GatewayId, type UserId } from "@im/domain/Ids"
 import type { Delivery } from "@im/domain/Message"
 import { Presence } from "@im/ports/Presence"
@@ -33,6 +34,8 @@ export class Gateway extends Context.Service<Gateway, {
   readonly config: GatewayConfig
   /** Pushes each entry to every open session of its user on this gateway. */
   readonly deliver: (deliveries: ReadonlyArray<Delivery>) => Effect.Effect<void>
+  /** Closes every session of the user on this gateway; returns how many. */
+  readonly kick: (user: UserId, reason: string) => Effect.Effect<number>
   readonly attach: (session: Session) => Effect.Effect<void>
   readonly detach: (session: Session) => Effect.Effect<void>
   readonly connections: Effect.Effect<number>
@@ -91,6 +94,12 @@ export class Gateway extends Context.Service<Gateway, {
       yield* Effect.forEach(tooSlow, (session) => session.close(1008, "too slow"), { discard: true })
     })
 
+    const kick = Effect.fn("Gateway.kick")(function*(user: UserId, reason: string) {
+      const own = [...(sessions.get(user) ?? [])]
+      yield* Effect.forEach(own, (session) => session.close(CloseCodes.kicked, reason), { discard: true })
+      return own.length
+    })
+
     // Keep this gateway's presence entries alive while it runs.
     yield* presence.refresh(config.id).pipe(
       Effect.catch((error) => Effect.logWarning("presence refresh failed", error)),
@@ -107,7 +116,7 @@ export class Gateway extends Context.Service<Gateway, {
       )
     )
 
-    return Gateway.of({ config, deliver, attach, detach, connections: Effect.sync(() => count) })
+    return Gateway.of({ config, deliver, kick, attach, detach, connections: Effect.sync(() => count) })
   }, Effect.annotateLogs({ service: "ws" }))
 
   static readonly layer = Layer.effect(Gateway, Effect.flatMap(Gateway.configFromEnv, Gateway.make))

@@ -1,7 +1,11 @@
 import type { GatewayId } from "@im/domain/Ids"
 import type { Delivery } from "@im/domain/Message"
 import { Gateway } from "@im/gateway/Gateway"
-import { Context, Data, Effect, Layer } from "effect"
+import { makeClient, type EffectClient } from "@im/proto/EffectConnect"
+import { GatewayService } from "@im/proto/gen/im/gateway/v1/gateway_pb"
+import { deliveryToProto } from "@im/proto/MessageCodec"
+import { ServiceRegistry, type ServiceInstance } from "@im/ports/ServiceRegistry"
+import { Context, Data, Effect, Layer, Scope, Stream } from "effect"
 
 export class GatewayUnreachable extends Data.TaggedError("GatewayUnreachable")<{
   readonly gateway: GatewayId
@@ -23,4 +27,47 @@ export class Gateways extends Context.Service<Gateways, {
       })
     })
   )
+
+  /**
+   * Gateways found in the registry (service `ws`, instance id = gateway id), followed while the
+   * layer lives: a gateway that leaves is not called again, one that joins is called at once.
+   * One gRPC client per gateway address, kept for the layer's lifetime.
+   */
+  static readonly layerRegistry = (options: { readonly timeoutMs?: number } = {}) =>
+    Layer.effect(
+      Gateways,
+      Effect.gen(function*() {
+        const registry = yield* ServiceRegistry
+        const scope = yield* Effect.scope
+        let instances = new Map<string, ServiceInstance>()
+        yield* registry.watch("ws").pipe(
+          Stream.runForEach((current) => Effect.sync(() => void (instances = new Map(current.map((i) => [i.id, i]))))),
+          Effect.catch((error) => Effect.logError("gateway watch ended", error)),
+          Effect.forkScoped
+        )
+        const clients = new Map<string, EffectClient<typeof GatewayService>>()
+        const clientFor = (instance: ServiceInstance) =>
+          Effect.suspend(() => {
+            const url = `http://${instance.host}:${instance.port}`
+            const cached = clients.get(url)
+            if (cached !== undefined) return Effect.succeed(cached)
+            return makeClient(GatewayService, url, { timeoutMs: options.timeoutMs ?? 5_000 }).pipe(
+              Scope.provide(scope),
+              Effect.tap((client) => Effect.sync(() => void clients.set(url, client)))
+            )
+          })
+        return Gateways.of({
+          deliver: (gateway, deliveries) =>
+            Effect.suspend(() => {
+              const instance = instances.get(gateway)
+              if (instance === undefined) return Effect.fail(new GatewayUnreachable({ gateway }))
+              return clientFor(instance).pipe(
+                Effect.flatMap((client) => client.deliver({ deliveries: deliveries.map(deliveryToProto) })),
+                Effect.mapError((cause) => new GatewayUnreachable({ gateway, cause })),
+                Effect.asVoid
+              )
+            })
+        })
+      })
+    )
 }

@@ -1,0 +1,34 @@
+import { type GrpcRoutes, implement, makeClient } from "@im/proto/EffectConnect"
+import { type PushRequest, PusherService } from "@im/proto/gen/im/pusher/v1/pusher_pb"
+import { deliveryFromProto, deliveryToProto } from "@im/proto/MessageCodec"
+import { Effect, Layer } from "effect"
+import { Pusher } from "./Pusher.ts"
+
+/** The pusher's gRPC server: `im.pusher.v1.PusherService` over the local Pusher. */
+export const PusherGrpcServer: Layer.Layer<never, never, GrpcRoutes | Pusher> = implement(
+  PusherService,
+  Effect.gen(function*() {
+    const pusher = yield* Pusher
+    return {
+      push: (request: PushRequest) =>
+        Effect.forEach(request.deliveries, deliveryFromProto).pipe(Effect.flatMap(pusher.push), Effect.as({}))
+    }
+  }),
+  { toConnectError: (error: never) => error }
+)
+
+/** Pusher as a gRPC client of a pusher at `baseUrl`. Best effort, like the local one: failures are logged. */
+export const layerGrpc = (baseUrl: string, options: { readonly timeoutMs?: number } = {}) =>
+  Layer.effect(
+    Pusher,
+    Effect.gen(function*() {
+      const client = yield* makeClient(PusherService, baseUrl, { timeoutMs: options.timeoutMs ?? 5_000 })
+      return Pusher.of({
+        push: (deliveries) =>
+          client.push({ deliveries: deliveries.map(deliveryToProto) }).pipe(
+            Effect.asVoid,
+            Effect.catch((error) => Effect.logWarning("push failed; clients will pull", error.rawMessage))
+          )
+      })
+    })
+  )
