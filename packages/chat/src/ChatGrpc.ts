@@ -2,8 +2,9 @@ import { SendRejected } from "@im/domain/Errors"
 import { SendErrorCode } from "@im/domain/Frames"
 import { GroupId, LocalId, ServerId, UserId } from "@im/domain/Ids"
 import { Content, ContentType, Millis } from "@im/domain/Message"
-import { type GrpcRoutes, implement, makeClient } from "@im/proto/EffectConnect"
-import { Code, errorDetailOf, toConnectError } from "@im/proto/Errors"
+import { discover, type NoInstance } from "@im/proto/Discovery"
+import { type EffectClient, type GrpcRoutes, implement, makeClient } from "@im/proto/EffectConnect"
+import { Code, ConnectError, errorDetailOf, toConnectError } from "@im/proto/Errors"
 import { ChatService, type SendRequest as SendRequestPb } from "@im/proto/gen/im/chat/v1/chat_pb"
 import { Effect, Layer, Schema } from "effect"
 import { Chat, type SendRequest } from "./Chat.ts"
@@ -57,17 +58,11 @@ export const ChatGrpcServer: Layer.Layer<never, never, GrpcRoutes | Chat> = impl
 
 const isSendErrorCode = Schema.is(SendErrorCode)
 
-/**
- * Chat as a gRPC client of a chat instance at `baseUrl`: what the ws gateway is given in the
- * cluster. A refusal comes back as the same SendRejected; a transport failure is `unavailable`.
- */
-export const layerGrpc = (baseUrl: string, options: { readonly timeoutMs?: number } = {}) =>
-  Layer.effect(
-    Chat,
-    Effect.gen(function*() {
-      const client = yield* makeClient(ChatService, baseUrl, { timeoutMs: options.timeoutMs ?? 5_000 })
-      return Chat.of({
-        send: (request) =>
+const remote = (client: Effect.Effect<EffectClient<typeof ChatService>, NoInstance>) =>
+  Chat.of({
+    send: (request) =>
+      client.pipe(
+        Effect.flatMap((client) =>
           client.send({
             senderId: request.sender_id,
             localId: request.local_id,
@@ -76,15 +71,32 @@ export const layerGrpc = (baseUrl: string, options: { readonly timeoutMs?: numbe
             contentType: request.content_type,
             content: request.content,
             createTime: BigInt(request.create_time)
-          }).pipe(
-            Effect.map((response) => ({ server_id: ServerId.make(response.serverId), send_time: Number(response.sendTime) })),
-            Effect.mapError((error) => {
-              const detail = errorDetailOf(error)
-              return detail !== undefined && detail.tag === "SendRejected" && isSendErrorCode(detail.code)
-                ? new SendRejected({ code: detail.code, message: detail.message })
-                : new SendRejected({ code: "unavailable", message: `chat is unreachable: ${error.rawMessage}` })
-            })
-          )
-      })
-    })
+          })
+        ),
+        Effect.map((response) => ({ server_id: ServerId.make(response.serverId), send_time: Number(response.sendTime) })),
+        Effect.mapError((error) => {
+          if (!(error instanceof ConnectError)) return new SendRejected({ code: "unavailable", message: error.message })
+          const detail = errorDetailOf(error)
+          return detail !== undefined && detail.tag === "SendRejected" && isSendErrorCode(detail.code)
+            ? new SendRejected({ code: detail.code, message: detail.message })
+            : new SendRejected({ code: "unavailable", message: `chat is unreachable: ${error.rawMessage}` })
+        })
+      )
+  })
+
+/**
+ * Chat as a gRPC client of the chat instance at `baseUrl`. A refusal comes back as the same
+ * SendRejected; a transport failure is `unavailable`.
+ */
+export const layerGrpc = (baseUrl: string, options: { readonly timeoutMs?: number } = {}) =>
+  Layer.effect(
+    Chat,
+    Effect.map(makeClient(ChatService, baseUrl, { timeoutMs: options.timeoutMs ?? 5_000 }), (client) => remote(Effect.succeed(client)))
+  )
+
+/** Chat as a gRPC client of the healthy chat instances in the registry, round-robin: the ws gateway's in the cluster. */
+export const layerRegistry = (options: { readonly timeoutMs?: number } = {}) =>
+  Layer.effect(
+    Chat,
+    Effect.map(discover("chat", ChatService, { timeoutMs: options.timeoutMs ?? 5_000 }), ({ pick }) => remote(pick))
   )

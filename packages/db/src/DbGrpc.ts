@@ -1,6 +1,7 @@
 import { InvalidRange, ServiceUnavailable } from "@im/domain/Errors"
 import { ServerId, UserId } from "@im/domain/Ids"
-import { type GrpcRoutes, implement, makeClient } from "@im/proto/EffectConnect"
+import { discover, type NoInstance } from "@im/proto/Discovery"
+import { type EffectClient, type GrpcRoutes, implement, makeClient } from "@im/proto/EffectConnect"
 import { Code, type ConnectError, errorDetailOf, toConnectError } from "@im/proto/Errors"
 import { DbService, type ExistingRequest, type NewestRequest, type PullRequest, type SaveRequest } from "@im/proto/gen/im/db/v1/db_pb"
 import type { InboxRef as InboxRefPb } from "@im/proto/gen/im/message/v1/message_pb"
@@ -58,45 +59,54 @@ const fromConnectError = (error: ConnectError) => {
     : new ServiceUnavailable({ message: detail?.message ?? `db is unreachable: ${error.rawMessage}` })
 }
 
-const unavailable = (error: ConnectError) => new ServiceUnavailable({ message: fromConnectError(error).message })
+const remote = (pick: Effect.Effect<EffectClient<typeof DbService>, NoInstance>) => {
+  const call = <A>(f: (client: EffectClient<typeof DbService>) => Effect.Effect<A, ConnectError>) =>
+    pick.pipe(
+      Effect.mapError((error) => new ServiceUnavailable({ message: error.message })),
+      Effect.flatMap((client) => f(client).pipe(Effect.mapError(fromConnectError)))
+    )
+  const unavailableOnly = <A>(effect: Effect.Effect<A, InvalidRange | ServiceUnavailable>) =>
+    Effect.mapError(effect, (error) => error._tag === "ServiceUnavailable" ? error : new ServiceUnavailable({ message: error.message }))
+  return Db.of({
+    existing: (keys) =>
+      unavailableOnly(call((client) => client.existing({ keys: keys.map((key) => ({ userId: key.user_id, serverId: key.server_id })) }))).pipe(
+        Effect.map((response) => response.entries.map(refFromProto))
+      ),
+    save: (messages, entries) =>
+      unavailableOnly(call((client) => client.save({ messages: messages.map(messageToProto), entries: entries.map(refToProto) }))).pipe(
+        Effect.asVoid
+      ),
+    pull: (request) =>
+      call((client) =>
+        client.pull({
+          userId: request.user,
+          after: BigInt(request.after),
+          ...(request.until === undefined ? {} : { until: BigInt(request.until) }),
+          limit: request.limit
+        })
+      ).pipe(
+        Effect.flatMap((response) =>
+          Effect.forEach(response.entries, entryFromProto).pipe(
+            Effect.map((entries) => ({ entries, through: Number(response.through), has_more: response.hasMore })),
+            Effect.mapError((error) => new ServiceUnavailable({ message: error.rawMessage }))
+          )
+        )
+      ),
+    newest: (user) =>
+      unavailableOnly(call((client) => client.newest({ userId: user }))).pipe(Effect.map((response) => Number(response.seq)))
+  })
+}
 
 /** Db as a gRPC client of a db instance at `baseUrl`. */
 export const layerGrpc = (baseUrl: string, options: { readonly timeoutMs?: number } = {}) =>
   Layer.effect(
     Db,
-    Effect.gen(function*() {
-      const client = yield* makeClient(DbService, baseUrl, { timeoutMs: options.timeoutMs ?? 10_000 })
-      return Db.of({
-        existing: (keys) =>
-          client.existing({ keys: keys.map((key) => ({ userId: key.user_id, serverId: key.server_id })) }).pipe(
-            Effect.map((response) => response.entries.map(refFromProto)),
-            Effect.mapError(unavailable)
-          ),
-        save: (messages, entries) =>
-          client.save({ messages: messages.map(messageToProto), entries: entries.map(refToProto) }).pipe(
-            Effect.asVoid,
-            Effect.mapError(unavailable)
-          ),
-        pull: (request) =>
-          client.pull({
-            userId: request.user,
-            after: BigInt(request.after),
-            ...(request.until === undefined ? {} : { until: BigInt(request.until) }),
-            limit: request.limit
-          }).pipe(
-            Effect.mapError(fromConnectError),
-            Effect.flatMap((response) =>
-              Effect.forEach(response.entries, entryFromProto).pipe(
-                Effect.map((entries) => ({ entries, through: Number(response.through), has_more: response.hasMore })),
-                Effect.mapError((error) => new ServiceUnavailable({ message: error.rawMessage }))
-              )
-            )
-          ),
-        newest: (user) =>
-          client.newest({ userId: user }).pipe(
-            Effect.map((response) => Number(response.seq)),
-            Effect.mapError(unavailable)
-          )
-      })
-    })
+    Effect.map(makeClient(DbService, baseUrl, { timeoutMs: options.timeoutMs ?? 10_000 }), (client) => remote(Effect.succeed(client)))
+  )
+
+/** Db as a gRPC client of the healthy db instances in the registry, round-robin. */
+export const layerRegistry = (options: { readonly timeoutMs?: number } = {}) =>
+  Layer.effect(
+    Db,
+    Effect.map(discover("db", DbService, { timeoutMs: options.timeoutMs ?? 10_000 }), ({ pick }) => remote(pick))
   )

@@ -1,4 +1,5 @@
-import { type GrpcRoutes, implement, makeClient } from "@im/proto/EffectConnect"
+import { discover, type NoInstance } from "@im/proto/Discovery"
+import { type EffectClient, type GrpcRoutes, implement, makeClient } from "@im/proto/EffectConnect"
 import { type PushRequest, PusherService } from "@im/proto/gen/im/pusher/v1/pusher_pb"
 import { deliveryFromProto, deliveryToProto } from "@im/proto/MessageCodec"
 import { Effect, Layer } from "effect"
@@ -17,18 +18,26 @@ export const PusherGrpcServer: Layer.Layer<never, never, GrpcRoutes | Pusher> = 
   { toConnectError: (error: never) => error }
 )
 
+const remote = (client: Effect.Effect<EffectClient<typeof PusherService>, NoInstance>) =>
+  Pusher.of({
+    push: (deliveries) =>
+      client.pipe(
+        Effect.flatMap((client) => client.push({ deliveries: deliveries.map(deliveryToProto) })),
+        Effect.asVoid,
+        Effect.catch((error) => Effect.logWarning("push failed; clients will pull", error.message))
+      )
+  })
+
 /** Pusher as a gRPC client of a pusher at `baseUrl`. Best effort, like the local one: failures are logged. */
 export const layerGrpc = (baseUrl: string, options: { readonly timeoutMs?: number } = {}) =>
   Layer.effect(
     Pusher,
-    Effect.gen(function*() {
-      const client = yield* makeClient(PusherService, baseUrl, { timeoutMs: options.timeoutMs ?? 5_000 })
-      return Pusher.of({
-        push: (deliveries) =>
-          client.push({ deliveries: deliveries.map(deliveryToProto) }).pipe(
-            Effect.asVoid,
-            Effect.catch((error) => Effect.logWarning("push failed; clients will pull", error.rawMessage))
-          )
-      })
-    })
+    Effect.map(makeClient(PusherService, baseUrl, { timeoutMs: options.timeoutMs ?? 5_000 }), (client) => remote(Effect.succeed(client)))
+  )
+
+/** Pusher as a gRPC client of the healthy pushers in the registry, round-robin. */
+export const layerRegistry = (options: { readonly timeoutMs?: number } = {}) =>
+  Layer.effect(
+    Pusher,
+    Effect.map(discover("pusher", PusherService, { timeoutMs: options.timeoutMs ?? 5_000 }), ({ pick }) => remote(pick))
   )
