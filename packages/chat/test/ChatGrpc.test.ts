@@ -4,11 +4,12 @@ import { assert, describe, it, layer } from "@effect/vitest"
 import { LocalId, UserId } from "@im/domain/Ids"
 import { GrpcServer, serve } from "@im/proto/EffectConnect"
 import { MessageBus } from "@im/ports/MessageBus"
+import { ServiceRegistry } from "@im/ports/ServiceRegistry"
 import { UserStore } from "@im/ports/UserStore"
-import { Effect, Layer } from "effect"
+import { Context, Effect, Exit, Layer, Scope } from "effect"
 import { fileURLToPath } from "node:url"
 import { Chat, serverIdOf } from "../src/Chat.ts"
-import { ChatGrpcServer, layerGrpc } from "../src/ChatGrpc.ts"
+import { ChatGrpcServer, layerGrpc, layerRegistry } from "../src/ChatGrpc.ts"
 
 const alice = UserId.make("u_alice")
 const bob = UserId.make("u_bob")
@@ -34,7 +35,7 @@ layer(Server)("chat over gRPC", (it) => {
   it.effect("an Effect client sends through the wire and gets the same ack; refusals keep their code", () =>
     Effect.gen(function*() {
       const { port } = yield* GrpcServer
-      const chat = yield* Effect.provide(Effect.service(Chat), layerGrpc(`http://127.0.0.1:${port}`))
+      const chat = Context.get(yield* Layer.build(layerGrpc(`http://127.0.0.1:${port}`)), Chat)
       const request = { sender_id: alice, local_id: LocalId.make("l-1"), receiver_id: bob, content_type: "text" as const, content: "hi", create_time: 1 }
       const ack = yield* chat.send(request)
       assert.strictEqual(ack.server_id, serverIdOf(alice, LocalId.make("l-1")))
@@ -67,8 +68,48 @@ layer(Server)("chat over gRPC", (it) => {
 describe("chat client without a server", () => {
   it.live("a send to an unreachable chat is `unavailable`", () =>
     Effect.gen(function*() {
-      const chat = yield* Effect.provide(Effect.service(Chat), layerGrpc("http://127.0.0.1:1", { timeoutMs: 2_000 }))
+      const chat = Context.get(yield* Layer.build(layerGrpc("http://127.0.0.1:1", { timeoutMs: 2_000 })), Chat)
       const error = yield* Effect.flip(chat.send({ sender_id: alice, local_id: LocalId.make("l"), receiver_id: bob, content_type: "text", content: "x", create_time: 1 }))
       assert.strictEqual(error.code, "unavailable")
     }))
+})
+
+describe("chat found through the registry", () => {
+  it.live("uses every registered instance, stops using one that left, and is `unavailable` with none", () =>
+    Effect.gen(function*() {
+      const registry = yield* ServiceRegistry
+      const served: Array<string> = []
+      const startChat = (name: string, scope: Scope.Scope) =>
+        Effect.gen(function*() {
+          // Each instance's bus records which instance published.
+          const bus = Layer.succeed(MessageBus, MessageBus.of({
+            publish: () => Effect.sync(() => void served.push(name)),
+            consume: () => Effect.never,
+            lag: () => Effect.succeed(0)
+          }))
+          const context = yield* Layer.build(serve(ChatGrpcServer, { host: "127.0.0.1", port: 0 }).pipe(
+            Layer.provide(Chat.layer),
+            Layer.provide([bus, Users])
+          ))
+          yield* registry.register({ id: name, service: "chat", host: "127.0.0.1", port: Context.get(context, GrpcServer).port })
+        }).pipe(Scope.provide(scope))
+      const one = yield* Scope.make()
+      const two = yield* Scope.make()
+      yield* startChat("chat-1", one)
+      yield* startChat("chat-2", two)
+      const chat = Context.get(yield* Layer.build(layerRegistry()), Chat)
+      yield* Effect.sleep("50 millis")
+      const send = (n: number) =>
+        chat.send({ sender_id: alice, local_id: LocalId.make(`r-${n}`), receiver_id: bob, content_type: "text", content: "x", create_time: 1 })
+      for (const n of [1, 2, 3, 4]) yield* send(n)
+      assert.deepStrictEqual([...served].sort(), ["chat-1", "chat-1", "chat-2", "chat-2"])
+      yield* Scope.close(two, Exit.void)
+      yield* Effect.sleep("50 millis")
+      served.length = 0
+      for (const n of [5, 6, 7]) yield* send(n)
+      assert.deepStrictEqual(served, ["chat-1", "chat-1", "chat-1"])
+      yield* Scope.close(one, Exit.void)
+      yield* Effect.sleep("50 millis")
+      assert.strictEqual((yield* Effect.flip(send(8))).code, "unavailable")
+    }).pipe(Effect.scoped, Effect.provide(ServiceRegistry.layerMemory)), 20_000)
 })

@@ -4,7 +4,7 @@ import type { Message } from "@im/domain/Message"
 import { HistoryStore } from "@im/ports/HistoryStore"
 import { InboxStore } from "@im/ports/InboxStore"
 import { GrpcServer, serve } from "@im/proto/EffectConnect"
-import { Effect, Layer } from "effect"
+import { Context, Effect, Layer } from "effect"
 import { Db } from "../src/Db.ts"
 import { DbGrpcServer, layerGrpc } from "../src/DbGrpc.ts"
 
@@ -30,7 +30,7 @@ layer(Server)("db over gRPC", (it) => {
   it.effect("save, existing, newest and pull go through the wire unchanged; a bad range keeps its error", () =>
     Effect.gen(function*() {
       const { port } = yield* GrpcServer
-      const db = yield* Effect.provide(Effect.service(Db), layerGrpc(`http://127.0.0.1:${port}`))
+      const db = Context.get(yield* Layer.build(layerGrpc(`http://127.0.0.1:${port}`)), Db)
       const messages = [1, 2, 3].map(message)
       yield* db.save(messages, messages.map((m, i) => ({ user_id: bob, seq: i + 1, server_id: m.server_id })))
       const found = yield* db.existing([{ user_id: bob, server_id: ServerId.make("m_2") }, { user_id: bob, server_id: ServerId.make("m_9") }])
@@ -47,7 +47,7 @@ layer(Server)("db over gRPC", (it) => {
   it.effect("a message that fails validation is refused and nothing is stored", () =>
     Effect.gen(function*() {
       const { port } = yield* GrpcServer
-      const db = yield* Effect.provide(Effect.service(Db), layerGrpc(`http://127.0.0.1:${port}`))
+      const db = Context.get(yield* Layer.build(layerGrpc(`http://127.0.0.1:${port}`)), Db)
       const broken = { ...message(7), content_type: "hologram" } as unknown as Message
       const error = yield* Effect.flip(db.save([broken], [{ user_id: bob, seq: 7, server_id: broken.server_id }]))
       assert.strictEqual(error._tag, "ServiceUnavailable")

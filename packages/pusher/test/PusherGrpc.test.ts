@@ -72,7 +72,7 @@ describe("pusher over gRPC to gateways over gRPC", () => {
         Layer.provide(Gateways.layerRegistry())
       ))
       const { port } = Context.get(pusherServer, GrpcServer)
-      const pusher = yield* Effect.provide(Effect.service(Pusher), layerGrpc(`http://127.0.0.1:${port}`))
+      const pusher = Context.get(yield* Layer.build(layerGrpc(`http://127.0.0.1:${port}`)), Pusher)
 
       yield* Effect.sleep("100 millis") // the registry watch delivers the current gateways
       yield* pusher.push([delivery(alice, 1), delivery(bob, 1), delivery(alice, 2)])
