@@ -37,7 +37,13 @@ export const LoginRequest = Schema.Struct({
   password: Schema.String.pipe(Schema.check(Schema.isMaxLength(256)))
 })
 
-export const LoginResponse = Schema.Struct({ token: Schema.String, expires_at: Schema.Int, user: User })
+export const LoginResponse = Schema.Struct({
+  token: Schema.String,
+  expires_at: Schema.Int,
+  user: User,
+  /** The WebSocket to connect to when the server runs gateways of its own (the cluster). */
+  ws_url: Schema.optionalKey(Schema.String)
+})
 
 export class AuthApi extends HttpApiGroup.make("auth")
   .add(

@@ -10,6 +10,7 @@ import { HttpApiBuilder, HttpApiScalar } from "effect/http-api"
 import { randomBytes } from "node:crypto"
 import { Authorization, CurrentUser, ImApi } from "./Api.ts"
 import { DescribeRequestErrors } from "./RequestErrors.ts"
+import { WsDirectory } from "./WsDirectory.ts"
 
 const DEFAULT_PULL_LIMIT = 200
 
@@ -42,6 +43,7 @@ const AuthHandlers = HttpApiBuilder.group(
     const users = yield* UserStore
     const passwords = yield* Passwords
     const tokens = yield* Tokens
+    const gateways = yield* WsDirectory
     // Login spends the same time whether or not the account exists.
     const decoyHash = yield* passwords.hash(randomBytes(16).toString("hex"))
 
@@ -70,7 +72,8 @@ const AuthHandlers = HttpApiBuilder.group(
           }
           const { password_hash: _, ...user } = found.value
           const issued = yield* tokens.issue(user.id)
-          return { ...issued, user }
+          const ws_url = yield* gateways.pick
+          return { ...issued, user, ...(ws_url === undefined ? {} : { ws_url }) }
         }).pipe(Effect.catchTag("PortError", storeUnavailable)))
   })
 )

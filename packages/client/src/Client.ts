@@ -111,6 +111,8 @@ export interface BackoffOptions {
 export interface ImClientOptions {
   /** `http(s)://host:port` of the server; the socket goes to `ws(s)://host:port/ws`. */
   readonly baseUrl: string
+  /** The WebSocket URL, when it is not `baseUrl`'s `/ws` (login's `ws_url` also sets it). */
+  readonly wsUrl?: string
   /** Default a `MemoryLocalStore`. */
   readonly store?: LocalStore
   /** A token from an earlier `login`. */
@@ -200,6 +202,7 @@ type Listeners = { readonly [K in keyof ImClientEvents]: Set<ImClientEvents[K]> 
  */
 export class ImClient {
   readonly #baseUrl: string
+  #wsUrl: string | undefined
   readonly #store: LocalStore
   readonly #fetch: Fetch
   readonly #WebSocket: WebSocketConstructor
@@ -232,6 +235,7 @@ export class ImClient {
 
   constructor(options: ImClientOptions) {
     this.#baseUrl = options.baseUrl.replace(/\/+$/, "")
+    this.#wsUrl = options.wsUrl
     this.#store = options.store ?? new MemoryLocalStore()
     this.#token = options.token
     this.#fetch = options.fetch ?? ((url, init) => globalThis.fetch(url, init))
@@ -289,6 +293,7 @@ export class ImClient {
     const answer = (await this.#request("POST", "/auth/login", { body: { account, password } })) as LoginAnswer
     this.#token = answer.token
     this.#userId = answer.user.id
+    if (typeof answer.ws_url === "string" && answer.ws_url !== "") this.#wsUrl = answer.ws_url
     return answer
   }
 
@@ -375,8 +380,8 @@ export class ImClient {
 
   #open(): void {
     this.#reconnectTimer = undefined
-    const url = new URL(`${this.#baseUrl}/ws`)
-    url.protocol = url.protocol === "https:" ? "wss:" : "ws:"
+    const url = new URL(this.#wsUrl ?? `${this.#baseUrl}/ws`)
+    if (url.protocol === "http:" || url.protocol === "https:") url.protocol = url.protocol === "https:" ? "wss:" : "ws:"
     url.searchParams.set("token", this.#token ?? "")
     this.#setStatus("connecting")
     let socket: WebSocketLike

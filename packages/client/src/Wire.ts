@@ -56,6 +56,8 @@ export interface LoginAnswer {
   readonly token: string
   readonly expires_at: number
   readonly user: User
+  /** The WebSocket to connect to, when the server has gateways of its own (the cluster). */
+  readonly ws_url?: string
 }
 
 /** `GET /inbox/newest`. */

@@ -148,6 +148,8 @@ class FakeServer {
   silent = false
   sendBehaviour: (frame: SendFrame, attempt: number) => SendBehaviour = () => "accept"
   /** Answers a pull in place of the inbox when it returns something. */
+  /** The `ws_url` login answers with, if any (the cluster's gateways). */
+  wsUrl: string | undefined = undefined
   interceptPull: (url: URL) => { readonly status: number; readonly body: unknown } | undefined = () => undefined
   readonly #attempts = new Map<string, number>()
   readonly #messages = new Map<string, Message>()
@@ -282,7 +284,8 @@ class FakeServer {
       return answer(200, {
         token: this.tokenFor(user.id),
         expires_at: 9,
-        user: { id: user.id, account: user.account, name: user.account, created_at: 5 }
+        user: { id: user.id, account: user.account, name: user.account, created_at: 5 },
+        ...(this.wsUrl === undefined ? {} : { ws_url: this.wsUrl })
       })
     }
     const userId = this.tokens.get((headers["authorization"] ?? "").replace(/^Bearer /, ""))
@@ -414,6 +417,15 @@ describe("ImClient connect and sync", () => {
       "GET /inbox?after=2&limit=2&until=5",
       "GET /inbox?after=4&limit=2&until=5"
     ])
+  })
+
+  it("connects to the gateway login names in ws_url", async () => {
+    const { client, server } = setup()
+    server.wsUrl = "ws://gateway-2.im.test:8082/ws"
+    await client.login("alice", "correct horse")
+    await connect(client)
+    const socket = server.sockets.at(-1)!
+    expect(`${socket.url.origin}${socket.url.pathname}`).toBe("ws://gateway-2.im.test:8082/ws")
   })
 
   it("stores pushed entries once and pulls the gap under a pushed entry", async () => {

@@ -1,5 +1,5 @@
 import { ApiRoutes } from "@im/api/ApiRoutes"
-import { NodeHttpServer } from "@effect/platform-node"
+import { WsDirectory } from "@im/api/WsDirectory"
 import { Passwords } from "@im/auth/Passwords"
 import type { Tokens } from "@im/auth/Tokens"
 import { Chat } from "@im/chat/Chat"
@@ -15,9 +15,9 @@ import type { SeqStore } from "@im/ports/SeqStore"
 import type { UserStore } from "@im/ports/UserStore"
 import { Gateways } from "@im/pusher/Gateways"
 import { Pusher } from "@im/pusher/Pusher"
+import * as HttpServer from "@im/platform/HttpServer"
 import { Layer } from "effect"
 import { HttpRouter } from "effect/http"
-import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http"
 
 export interface Listen {
   readonly host: string
@@ -25,16 +25,6 @@ export interface Listen {
   readonly port: number
   /** WebSocket frames above this size close the socket with 1009. */
   readonly maxFrameBytes: number
-}
-
-/** Answers requests that arrive before the routes are attached, then steps aside. */
-export function answerWhileStarting(this: Server, _request: IncomingMessage, response: ServerResponse) {
-  if (this.listenerCount("request") > 1) {
-    this.off("request", answerWhileStarting)
-    return
-  }
-  response.writeHead(503, { "content-type": "application/json", "retry-after": "1" })
-  response.end(JSON.stringify({ _tag: "ServiceUnavailable", message: "the server is starting" }))
 }
 
 /** The stores standalone mode keeps its data in. */
@@ -50,15 +40,13 @@ export const makeStandalone = <E1, R1, E2, R2>(options: {
   readonly tokens: Layer.Layer<Tokens, E2, R2>
   readonly listen: Listen
 }) => {
-  // The server listens before the routes are attached; until they are, it answers 503 rather
-  // than leaving early requests without an answer.
-  const server = NodeHttpServer.layer(() => createServer().on("request", answerWhileStarting), {
-    port: options.listen.port,
+  const server = HttpServer.layer({
     host: options.listen.host,
-    websocket: { maxPayload: options.listen.maxFrameBytes }
+    port: options.listen.port,
+    maxFrameBytes: options.listen.maxFrameBytes
   })
   const ports = Layer.mergeAll(options.storage, MessageBus.layerMemory(), Presence.layerMemory)
-  const services = Layer.mergeAll(Chat.layer, Db.layer, Gateway.layer, options.tokens, Passwords.layer)
+  const services = Layer.mergeAll(Chat.layer, Db.layer, Gateway.layer, options.tokens, Passwords.layer, WsDirectory.layerSameServer)
   const http = HttpRouter.serve(Layer.mergeAll(ApiRoutes, GatewayRoutes)).pipe(Layer.provideMerge(server))
   const consumer = Consumer.layer.pipe(Layer.provide(Pusher.layer), Layer.provide(Gateways.layerLocal))
   return Layer.mergeAll(http, consumer).pipe(Layer.provideMerge(services), Layer.provideMerge(ports))

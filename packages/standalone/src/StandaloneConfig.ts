@@ -1,5 +1,5 @@
 import { Tokens } from "@im/auth/Tokens"
-import { Config, Duration, Effect, Layer, Logger, Option, Redacted, References } from "effect"
+import { Config, Duration, Effect, Layer, Option, Redacted } from "effect"
 import { randomBytes } from "node:crypto"
 import { chmod, mkdir, readFile, writeFile } from "node:fs/promises"
 import { join, resolve } from "node:path"
@@ -42,15 +42,3 @@ export const tokensLayer = (config: StandaloneConfig) =>
       return Tokens.make(Redacted.make(secret), config.tokenTtl)
     })
   )
-
-/** `LOG_LEVEL` (default Info) and `LOG_FORMAT` (`pretty`, default, or `json`). */
-export const LoggingLive = Layer.unwrap(
-  Effect.gen(function*() {
-    const level = yield* Config.LogLevel("LOG_LEVEL").pipe(Config.withDefault("Info" as const))
-    const format = yield* Config.Literals(["pretty", "json"], "LOG_FORMAT").pipe(Config.withDefault("pretty" as const))
-    return Layer.mergeAll(
-      Layer.succeed(References.MinimumLogLevel, level),
-      format === "json" ? Logger.layer([Logger.consoleJson]) : Layer.empty
-    )
-  })
-)

@@ -1,6 +1,6 @@
 import { NodeRuntime } from "@effect/platform-node"
+import * as Logging from "@im/platform/Logging"
 import { Layer } from "effect"
 import { Standalone } from "./StandaloneMain.ts"
-import { LoggingLive } from "./StandaloneConfig.ts"
 
-Layer.launch(Standalone.pipe(Layer.provide(LoggingLive))).pipe(NodeRuntime.runMain)
+Layer.launch(Standalone.pipe(Layer.provide(Logging.layer))).pipe(NodeRuntime.runMain)

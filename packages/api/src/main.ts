@@ -1,0 +1,26 @@
+import { NodeRuntime } from "@effect/platform-node"
+import { Passwords } from "@im/auth/Passwords"
+import { Tokens } from "@im/auth/Tokens"
+import * as ConsulRegistry from "@im/consul/ConsulRegistry"
+import * as DbGrpc from "@im/db/DbGrpc"
+import * as Address from "@im/platform/Address"
+import * as HttpServer from "@im/platform/HttpServer"
+import * as Logging from "@im/platform/Logging"
+import * as Postgres from "@im/platform/Postgres"
+import * as Registration from "@im/platform/Registration"
+import * as SqlUserStore from "@im/sql/SqlUserStore"
+import { Effect, Layer } from "effect"
+import { HttpRouter } from "effect/http"
+import { ApiRoutes } from "./ApiRoutes.ts"
+import { WsDirectory } from "./WsDirectory.ts"
+
+/** The api service: the HTTP API on API_HOST:API_PORT; users in PostgreSQL, inboxes through db. */
+const ApiService = Layer.unwrap(Effect.gen(function*() {
+  const { host, port } = yield* Address.config("API", Address.DefaultPorts.api)
+  return Registration.layer({ service: "api", host, port }).pipe(
+    Layer.provide(HttpRouter.serve(ApiRoutes).pipe(Layer.provide(HttpServer.layer({ host, port })))),
+    Layer.provide([SqlUserStore.layer.pipe(Layer.provide(Postgres.layer)), DbGrpc.layerRegistry(), WsDirectory.layerRegistry, Tokens.layer, Passwords.layer])
+  )
+}))
+
+Layer.launch(ApiService.pipe(Layer.provide([ConsulRegistry.layer, Logging.layer]))).pipe(NodeRuntime.runMain)

@@ -1,0 +1,24 @@
+import { NodeRuntime } from "@effect/platform-node"
+import * as ConsulRegistry from "@im/consul/ConsulRegistry"
+import * as KafkaMessageBus from "@im/kafka/KafkaMessageBus"
+import * as Address from "@im/platform/Address"
+import * as Logging from "@im/platform/Logging"
+import * as Postgres from "@im/platform/Postgres"
+import * as Registration from "@im/platform/Registration"
+import { serve } from "@im/proto/EffectConnect"
+import * as SqlUserStore from "@im/sql/SqlUserStore"
+import { Effect, Layer } from "effect"
+import { Chat } from "./Chat.ts"
+import { ChatGrpcServer } from "./ChatGrpc.ts"
+
+/** The chat service: gRPC ChatService on CHAT_HOST:CHAT_PORT, publishing to Kafka. */
+const ChatService = Layer.unwrap(Effect.gen(function*() {
+  const { host, port } = yield* Address.config("CHAT", Address.DefaultPorts.chat)
+  return Registration.layer({ service: "chat", host, port }).pipe(
+    Layer.provide(serve(ChatGrpcServer, { host, port })),
+    Layer.provide(Chat.layer),
+    Layer.provide([KafkaMessageBus.layer, SqlUserStore.layer.pipe(Layer.provide(Postgres.layer))])
+  )
+}))
+
+Layer.launch(ChatService.pipe(Layer.provide([ConsulRegistry.layer, Logging.layer]))).pipe(NodeRuntime.runMain)

@@ -1,0 +1,27 @@
+import { NodeRuntime } from "@effect/platform-node"
+import * as ConsulRegistry from "@im/consul/ConsulRegistry"
+import * as DbGrpc from "@im/db/DbGrpc"
+import * as KafkaMessageBus from "@im/kafka/KafkaMessageBus"
+import * as Logging from "@im/platform/Logging"
+import * as Postgres from "@im/platform/Postgres"
+import * as Registration from "@im/platform/Registration"
+import * as PusherGrpc from "@im/pusher/PusherGrpc"
+import * as RedisSeqStore from "@im/redis/RedisSeqStore"
+import { Layer } from "effect"
+import { Consumer } from "./Consumer.ts"
+
+/**
+ * The consumer: Kafka consumer group → seq allocation (Redis, floor in PostgreSQL) → db and
+ * pusher found through the registry. It serves nothing; it registers so that its health shows.
+ */
+const ConsumerService = Registration.layer({ service: "consumer", host: "127.0.0.1", port: 0 }).pipe(
+  Layer.provide(Consumer.layer),
+  Layer.provide([
+    KafkaMessageBus.layer,
+    RedisSeqStore.layerNoDeps.pipe(Layer.provide(Postgres.layer)),
+    DbGrpc.layerRegistry(),
+    PusherGrpc.layerRegistry()
+  ])
+)
+
+Layer.launch(ConsumerService.pipe(Layer.provide([ConsulRegistry.layer, Logging.layer]))).pipe(NodeRuntime.runMain)

@@ -1,0 +1,24 @@
+import { NodeRuntime } from "@effect/platform-node"
+import * as ConsulRegistry from "@im/consul/ConsulRegistry"
+import * as MongoInboxStore from "@im/mongo/MongoInboxStore"
+import * as Address from "@im/platform/Address"
+import * as Logging from "@im/platform/Logging"
+import * as Postgres from "@im/platform/Postgres"
+import * as Registration from "@im/platform/Registration"
+import { serve } from "@im/proto/EffectConnect"
+import * as SqlHistoryStore from "@im/sql/SqlHistoryStore"
+import { Effect, Layer } from "effect"
+import { Db } from "./Db.ts"
+import { DbGrpcServer } from "./DbGrpc.ts"
+
+/** The db service: gRPC DbService on DB_HOST:DB_PORT; history in PostgreSQL, inboxes in MongoDB. */
+const DbService = Layer.unwrap(Effect.gen(function*() {
+  const { host, port } = yield* Address.config("DB", Address.DefaultPorts.db)
+  return Registration.layer({ service: "db", host, port }).pipe(
+    Layer.provide(serve(DbGrpcServer, { host, port })),
+    Layer.provide(Db.layer),
+    Layer.provide([SqlHistoryStore.layer.pipe(Layer.provide(Postgres.layer)), MongoInboxStore.layer])
+  )
+}))
+
+Layer.launch(DbService.pipe(Layer.provide([ConsulRegistry.layer, Logging.layer]))).pipe(NodeRuntime.runMain)

@@ -1,0 +1,40 @@
+import { NodeRuntime } from "@effect/platform-node"
+import { Tokens } from "@im/auth/Tokens"
+import * as ChatGrpc from "@im/chat/ChatGrpc"
+import * as ConsulRegistry from "@im/consul/ConsulRegistry"
+import * as Address from "@im/platform/Address"
+import * as HttpServer from "@im/platform/HttpServer"
+import * as Logging from "@im/platform/Logging"
+import * as Registration from "@im/platform/Registration"
+import { serve } from "@im/proto/EffectConnect"
+import * as RedisPresence from "@im/redis/RedisPresence"
+import { Config, Effect, Layer } from "effect"
+import { HttpRouter, HttpServerResponse } from "effect/http"
+import { Gateway } from "./Gateway.ts"
+import { GatewayGrpcServer } from "./GatewayGrpc.ts"
+import { GatewayRoutes } from "./GatewayRoutes.ts"
+
+const Health = HttpRouter.add("GET", "/health", HttpServerResponse.json({ status: "ok" }))
+
+/**
+ * A ws gateway: WebSockets on WS_HOST:WS_PORT, its GatewayService on WS_GRPC_PORT (registered
+ * as `ws` under its gateway id, which is what Presence records), Chat found through the registry.
+ */
+const GatewayService = Layer.unwrap(Effect.gen(function*() {
+  const { host, port } = yield* Address.config("WS", Address.DefaultPorts.ws)
+  const grpcPort = yield* Config.Port("WS_GRPC_PORT").pipe(Config.withDefault(Address.DefaultPorts.wsGrpc))
+  const maxFrameBytes = yield* Config.Int("WS_MAX_FRAME_BYTES").pipe(Config.withDefault(65_536))
+  const gateway = Gateway.layer.pipe(Layer.provide(RedisPresence.layer))
+  const http = HttpRouter.serve(Layer.mergeAll(GatewayRoutes, Health)).pipe(
+    Layer.provide(HttpServer.layer({ host, port, maxFrameBytes }))
+  )
+  // Registered under the gateway's own id: the id Presence records and the pushers look up.
+  const registration = Layer.unwrap(Effect.map(Effect.service(Gateway), (gateway) =>
+    Registration.layer({ service: "ws", id: gateway.config.id, host, port: grpcPort, meta: { ws: `ws://${host}:${port}/ws` } })))
+  return registration.pipe(
+    Layer.provide([serve(GatewayGrpcServer, { host, port: grpcPort }), http]),
+    Layer.provide([gateway, ChatGrpc.layerRegistry(), Tokens.layer])
+  )
+}))
+
+Layer.launch(GatewayService.pipe(Layer.provide([ConsulRegistry.layer, Logging.layer]))).pipe(NodeRuntime.runMain)

@@ -1,0 +1,23 @@
+import { NodeRuntime } from "@effect/platform-node"
+import * as ConsulRegistry from "@im/consul/ConsulRegistry"
+import * as Address from "@im/platform/Address"
+import * as Logging from "@im/platform/Logging"
+import * as Registration from "@im/platform/Registration"
+import { serve } from "@im/proto/EffectConnect"
+import * as RedisPresence from "@im/redis/RedisPresence"
+import { Effect, Layer } from "effect"
+import { Gateways } from "./Gateways.ts"
+import { Pusher } from "./Pusher.ts"
+import { PusherGrpcServer } from "./PusherGrpc.ts"
+
+/** The pusher: gRPC PusherService on PUSHER_HOST:PUSHER_PORT; Presence in Redis, gateways from the registry. */
+const PusherService = Layer.unwrap(Effect.gen(function*() {
+  const { host, port } = yield* Address.config("PUSHER", Address.DefaultPorts.pusher)
+  return Registration.layer({ service: "pusher", host, port }).pipe(
+    Layer.provide(serve(PusherGrpcServer, { host, port })),
+    Layer.provide(Pusher.layer),
+    Layer.provide([RedisPresence.layer, Gateways.layerRegistry()])
+  )
+}))
+
+Layer.launch(PusherService.pipe(Layer.provide([ConsulRegistry.layer, Logging.layer]))).pipe(NodeRuntime.runMain)
