@@ -51,6 +51,18 @@ export const migrations = {
         user_id TEXT PRIMARY KEY,
         seq BIGINT NOT NULL
       )`
+  }),
+  /**
+   * The durable floor of the Redis sequence store: every number a user was ever handed out is
+   * at most `reserved`, which only grows. After Redis loses its data, counters restart above it.
+   */
+  "0004_seq_floor": Effect.gen(function*() {
+    const sql = yield* SqlClient.SqlClient
+    yield* sql`
+      CREATE TABLE seq_floor (
+        user_id TEXT PRIMARY KEY,
+        reserved BIGINT NOT NULL
+      )`
   })
 }
 

@@ -1,0 +1,328 @@
+import {
+  type BusRecord,
+  type ConsumedRecord,
+  type ConsumeOptions,
+  MessageBus,
+  redeliverySchedule
+} from "@im/ports/MessageBus"
+import { PortError } from "@im/ports/PortError"
+import { Cause, Config, Deferred, Duration, Effect, Exit, Layer, Queue, Schedule, type Scope } from "effect"
+import { type Admin, type EachBatchPayload, Kafka, type KafkaMessage, logLevel, Partitioners } from "kafkajs"
+
+export interface KafkaMessageBusOptions {
+  readonly brokers: ReadonlyArray<string>
+  readonly clientId: string
+  /** Partitions of the topics this bus creates; also how many partitions one consumer handles at once. */
+  readonly partitions: number
+  readonly replicationFactor?: number | undefined
+  /** How long start-up waits for a broker before failing. */
+  readonly connectTimeout?: Duration.Input | undefined
+  /** How often a consumer tells the group it is alive while a handler runs. */
+  readonly heartbeatInterval?: Duration.Input | undefined
+}
+
+const PORT = "MessageBus"
+
+const levelNames: Record<number, string> = {
+  [logLevel.ERROR]: "error",
+  [logLevel.WARN]: "warn",
+  [logLevel.INFO]: "info",
+  [logLevel.DEBUG]: "debug"
+}
+
+interface KafkaErrorLike {
+  readonly name?: string
+  readonly retriable?: boolean
+  readonly type?: string
+  readonly cause?: unknown
+}
+
+/**
+ * kafkajs marks its errors `retriable`; when its own retries run out it wraps the last error in
+ * a non-retriable KafkaJSNumberOfRetriesExceeded, which is still worth a later try if what it
+ * wraps was.
+ */
+export const isRetryable = (cause: unknown): boolean => {
+  if (typeof cause !== "object" || cause === null) return false
+  const error = cause as KafkaErrorLike
+  if (error.name === "KafkaJSNumberOfRetriesExceeded") return isRetryable(error.cause)
+  return error.retriable === true
+}
+
+const toPortError = (operation: string) => (cause: unknown) =>
+  new PortError({ port: PORT, operation, retryable: isRetryable(cause), cause })
+
+/** On top of kafkajs's own retries (5, exponential from 100 ms): a couple more, later. */
+const adapterRetry = Schedule.exponential("250 millis", 2).pipe(Schedule.jittered)
+
+const kafkaCall = <A>(operation: string, call: () => Promise<A>): Effect.Effect<A, PortError> =>
+  Effect.tryPromise({ try: call, catch: toPortError(operation) }).pipe(
+    Effect.retry({ schedule: adapterRetry, times: 2, while: (error) => error.retryable })
+  )
+
+const toConsumedRecord = (topic: string, partition: number) => (message: KafkaMessage): ConsumedRecord => ({
+  topic,
+  partition,
+  offset: Number(message.offset),
+  key: message.key?.toString("utf8") ?? "",
+  value: message.value?.toString("utf8") ?? ""
+})
+
+/** A batch kafkajs waits on: `done` lets its eachBatch callback return. */
+interface PendingBatch {
+  readonly payload: EachBatchPayload
+  readonly done: () => void
+}
+
+/**
+ * MessageBus on Kafka. Publish: keyed records, acks from all in-sync replicas, idempotent
+ * producer. Consume: a member of the consumer group, records handed to the handler in order per
+ * partition, at most `maxBatch` at a time; the offset is committed only after the handler
+ * succeeded, a failed or dying handler gets the same records again after a backoff, and an
+ * interrupted consumer leaves the group without committing.
+ */
+export const make = (options: KafkaMessageBusOptions): Effect.Effect<MessageBus["Service"], PortError, Scope.Scope> =>
+  Effect.gen(function*() {
+    const connectTimeout = Duration.fromInputUnsafe(options.connectTimeout ?? "30 seconds")
+    const heartbeatInterval = Duration.fromInputUnsafe(options.heartbeatInterval ?? "3 seconds")
+    const services = yield* Effect.context<never>()
+
+    const kafka = new Kafka({
+      clientId: options.clientId,
+      brokers: [...options.brokers],
+      connectionTimeout: 3_000,
+      retry: { initialRetryTime: 100, retries: 5 },
+      // kafkajs's logger is a callback: its warnings and errors become Effect warnings.
+      logLevel: logLevel.WARN,
+      logCreator: () => ({ namespace, level, log }) => {
+        const { message, timestamp: _timestamp, logger: _logger, ...fields } = log
+        Effect.runForkWith(services)(
+          Effect.logWarning(`kafkajs: ${message}`, fields).pipe(
+            Effect.annotateLogs({ service: "KafkaMessageBus", kafkajs: namespace, kafkajsLevel: levelNames[level] ?? level })
+          )
+        )
+      }
+    })
+
+    /** Connects within the start-up bound, or fails naming the setting to check. */
+    const connectAtStartup = (what: string, connect: () => Promise<void>) =>
+      Effect.tryPromise({ try: connect, catch: toPortError(`connect ${what}`) }).pipe(
+        Effect.retry({ schedule: Schedule.spaced("1 second"), while: (error) => error.retryable }),
+        Effect.timeoutOrElse({
+          duration: connectTimeout,
+          orElse: () => Effect.fail(new Error(`no broker answered within ${Duration.format(connectTimeout)}`))
+        }),
+        Effect.mapError((cause) =>
+          new PortError({
+            port: PORT,
+            operation: `connect ${what} (cannot reach Kafka at KAFKA_BROKERS=${options.brokers.join(",")})`,
+            retryable: true,
+            cause: cause instanceof PortError ? cause.cause : cause
+          })
+        )
+      )
+
+    const disconnect = (close: () => Promise<void>) =>
+      Effect.tryPromise(close).pipe(Effect.timeout("10 seconds"), Effect.ignore)
+
+    const admin: Admin = yield* Effect.acquireRelease(
+      Effect.sync(() => kafka.admin()).pipe(Effect.tap((admin) => connectAtStartup("admin", () => admin.connect()))),
+      (admin) => disconnect(() => admin.disconnect())
+    )
+    const producer = yield* Effect.acquireRelease(
+      Effect.sync(() =>
+        kafka.producer({
+          idempotent: true,
+          maxInFlightRequests: 1,
+          createPartitioner: Partitioners.DefaultPartitioner,
+          allowAutoTopicCreation: false
+        })
+      ).pipe(Effect.tap((producer) => connectAtStartup("producer", () => producer.connect()))),
+      (producer) => disconnect(() => producer.disconnect())
+    )
+
+    const knownTopics = new Set<string>()
+    /** Creates the topic if it is missing; creating one that exists is not an error. */
+    const ensureTopic = (topic: string) =>
+      knownTopics.has(topic) ? Effect.void : kafkaCall("createTopic", () =>
+        admin.createTopics({
+          waitForLeaders: true,
+          topics: [{ topic, numPartitions: options.partitions, replicationFactor: options.replicationFactor ?? 1 }]
+        }).catch((error: KafkaErrorLike) => {
+          if (error.type === "TOPIC_ALREADY_EXISTS") return false
+          throw error
+        })).pipe(Effect.tap(() => Effect.sync(() => knownTopics.add(topic))))
+
+    const publish = Effect.fn("KafkaMessageBus.publish")(function*(topic: string, records: ReadonlyArray<BusRecord>) {
+      if (records.length === 0) return
+      yield* ensureTopic(topic)
+      yield* kafkaCall("publish", () =>
+        producer.send({
+          topic,
+          acks: -1,
+          messages: records.map((record) => ({ key: record.key, value: record.value }))
+        }))
+    })
+
+    const consume = <E, R>(
+      consumeOptions: ConsumeOptions,
+      handler: (batch: ReadonlyArray<ConsumedRecord>) => Effect.Effect<void, E, R>
+    ): Effect.Effect<never, PortError, R> =>
+      Effect.gen(function*() {
+        const { group, maxBatch, topic } = consumeOptions
+        yield* ensureTopic(topic)
+
+        // Batches kafkajs is waiting on. On the way out every one is let go unresolved, so
+        // that disconnect (which waits for eachBatch to return) can finish.
+        const waiting = new Set<PendingBatch>()
+        let closing = false
+        const batches = yield* Queue.unbounded<PendingBatch>()
+        const crashed = yield* Deferred.make<never, PortError>()
+
+        const consumer = yield* Effect.acquireRelease(
+          Effect.sync(() =>
+            kafka.consumer({
+              groupId: group,
+              sessionTimeout: 30_000,
+              heartbeatInterval: Duration.toMillis(heartbeatInterval),
+              maxWaitTimeInMs: 500,
+              allowAutoTopicCreation: false
+            })
+          ).pipe(Effect.tap((consumer) => kafkaCall("consume.connect", () => consumer.connect()))),
+          (consumer) =>
+            Effect.sync(() => {
+              closing = true
+              for (const pending of waiting) pending.done()
+              waiting.clear()
+            }).pipe(Effect.andThen(disconnect(() => consumer.disconnect())))
+        )
+        consumer.on(consumer.events.CRASH, (event) => {
+          // kafkajs restarts the consumer itself after a retriable crash.
+          if (!event.payload.restart) {
+            Deferred.doneUnsafe(crashed, Exit.fail(toPortError("consume")(event.payload.error)))
+          }
+        })
+        yield* kafkaCall("consume.subscribe", () => consumer.subscribe({ topics: [topic], fromBeginning: true }))
+        yield* kafkaCall("consume.run", () =>
+          consumer.run({
+            autoCommit: false,
+            eachBatchAutoResolve: false,
+            partitionsConsumedConcurrently: options.partitions,
+            eachBatch: (payload) =>
+              new Promise<void>((resolve) => {
+                if (closing) return resolve()
+                const pending: PendingBatch = {
+                  payload,
+                  done: () => {
+                    waiting.delete(pending)
+                    resolve()
+                  }
+                }
+                waiting.add(pending)
+                Queue.offerUnsafe(batches, pending)
+              })
+          }))
+
+        /** The handler until it succeeds: failures and defects alike get the records again. */
+        const handleUntilSuccess = (records: ReadonlyArray<ConsumedRecord>) =>
+          handler(records).pipe(
+            Effect.sandbox,
+            Effect.tapError((cause) =>
+              Effect.logWarning("batch failed; it will be handed over again", Cause.squash(cause)).pipe(
+                Effect.annotateLogs({ topic, group, partition: records[0]!.partition, offset: records[0]!.offset })
+              )
+            ),
+            Effect.retry(redeliverySchedule),
+            Effect.orDie // unreachable: the schedule never ends
+          )
+
+        const processBatch = ({ done, payload }: PendingBatch) =>
+          Effect.gen(function*() {
+            const { batch } = payload
+            // kafkajs heartbeats only when asked to; a long handler must not cost the partition.
+            yield* Effect.tryPromise(() => payload.heartbeat()).pipe(
+              Effect.ignore,
+              Effect.repeat(Schedule.spaced(heartbeatInterval)),
+              Effect.delay(heartbeatInterval),
+              Effect.forkScoped
+            )
+            const records = batch.messages.map(toConsumedRecord(batch.topic, batch.partition))
+            for (let i = 0; i < records.length; i += maxBatch) {
+              // Revoked in a rebalance, or stopping: the rest goes to whoever has the partition.
+              if (!payload.isRunning() || payload.isStale()) return
+              const chunk = records.slice(i, i + maxBatch)
+              yield* handleUntilSuccess(chunk)
+              const last = chunk.at(-1)!
+              const committed = yield* kafkaCall("consume.commit", () =>
+                consumer.commitOffsets([{ topic: batch.topic, partition: batch.partition, offset: String(last.offset + 1) }]))
+                .pipe(
+                  Effect.as(true),
+                  // Lost the partition meanwhile: the records will be handed over again.
+                  Effect.catch((error) =>
+                    Effect.logWarning("commit failed; the batch will be handed over again", error).pipe(Effect.as(false))
+                  )
+                )
+              if (!committed) return
+              payload.resolveOffset(batch.messages[i + chunk.length - 1]!.offset)
+            }
+          }).pipe(Effect.scoped, Effect.ensuring(Effect.sync(done)))
+
+        const worker = Queue.take(batches).pipe(Effect.flatMap(processBatch), Effect.forever)
+        return yield* Effect.raceFirst(
+          Effect.forEach(Array.from({ length: options.partitions }), () => worker, { concurrency: "unbounded" }).pipe(
+            Effect.andThen(Effect.never)
+          ),
+          Deferred.await(crashed)
+        )
+      }).pipe(
+        Effect.scoped,
+        Effect.annotateLogs({ service: "KafkaMessageBus", topic: consumeOptions.topic, group: consumeOptions.group }),
+        Effect.withSpan("KafkaMessageBus.consume", {
+          attributes: { topic: consumeOptions.topic, group: consumeOptions.group }
+        })
+      )
+
+    const lag = Effect.fn("KafkaMessageBus.lag")(function*(topic: string, group: string) {
+      yield* ensureTopic(topic)
+      const [ends, committed] = yield* Effect.all([
+        kafkaCall("lag", () => admin.fetchTopicOffsets(topic)),
+        kafkaCall("lag", () => admin.fetchOffsets({ groupId: group, topics: [topic] }))
+      ], { concurrency: 2 })
+      const committedBy = new Map<number, number>()
+      for (const { partition, offset } of committed.find((t) => t.topic === topic)?.partitions ?? []) {
+        committedBy.set(partition, Number(offset))
+      }
+      let total = 0
+      for (const { high, low, partition } of ends) {
+        // A group that never committed starts at the oldest record still held.
+        const from = Math.max(committedBy.get(partition) ?? -1, Number(low))
+        total += Math.max(0, Number(high) - from)
+      }
+      return total
+    })
+
+    return MessageBus.of({ publish, consume, lag })
+  }).pipe(Effect.annotateLogs({ service: "KafkaMessageBus" }))
+
+/** Config: KAFKA_BROKERS, KAFKA_CLIENT_ID, KAFKA_TOPIC_PARTITIONS, KAFKA_TOPIC_REPLICATION_FACTOR, KAFKA_CONNECT_TIMEOUT. */
+export const config = Config.all({
+  brokers: Config.String("KAFKA_BROKERS").pipe(
+    Config.withDefault("127.0.0.1:9092"),
+    Config.map((list) => list.split(",").map((broker) => broker.trim()).filter((broker) => broker !== ""))
+  ),
+  clientId: Config.String("KAFKA_CLIENT_ID").pipe(Config.withDefault("im")),
+  partitions: Config.Int("KAFKA_TOPIC_PARTITIONS").pipe(Config.withDefault(8)),
+  replicationFactor: Config.Int("KAFKA_TOPIC_REPLICATION_FACTOR").pipe(Config.withDefault(1)),
+  connectTimeout: Config.Duration("KAFKA_CONNECT_TIMEOUT").pipe(Config.withDefault(Duration.seconds(30)))
+})
+
+/** MessageBus on the Kafka cluster of KAFKA_BROKERS. */
+export const layer: Layer.Layer<MessageBus, PortError | Config.ConfigError> = Layer.effect(
+  MessageBus,
+  Effect.gen(function*() {
+    return yield* make(yield* config)
+  })
+)
+
+/** The module as one value, for `import { KafkaMessageBus } from "@im/kafka/KafkaMessageBus"`. */
+export const KafkaMessageBus = { make, config, layer } as const

@@ -1,0 +1,79 @@
+import { type ConsumedRecord, MessageBus } from "@im/ports/MessageBus"
+import { unique } from "@im/ports/testing/Fixtures"
+import { messageBusSuite } from "@im/ports/testing/MessageBusSuite"
+import { within } from "@im/ports/testing/Suite"
+import { assert, describe, it, layer } from "@effect/vitest"
+import { ConfigProvider, Effect, Exit, Fiber, Layer, Queue, Schedule } from "effect"
+import * as KafkaMessageBus from "../src/KafkaMessageBus.ts"
+
+// A real Kafka broker (`npm run infra:up`). Every test uses topics and groups of its own.
+const brokers = (process.env["KAFKA_BROKERS"] ?? "127.0.0.1:9092").split(",")
+// A group join takes seconds: the first join, and again after a member leaves.
+const patience = "45 seconds"
+
+const bus = (partitions: number) =>
+  Layer.effect(MessageBus, KafkaMessageBus.make({ brokers, clientId: unique("im-test"), partitions }))
+
+messageBusSuite("kafka, 1 partition", bus(1), { patience, timeout: "60 seconds" })
+messageBusSuite("kafka, 4 partitions", bus(4), { patience, timeout: "60 seconds" })
+
+layer(bus(2), { excludeTestServices: true, timeout: "60 seconds" })("KafkaMessageBus", (it) => {
+  /** Takes batches until `count` records arrived. */
+  const takeRecords = (queue: Queue.Queue<ReadonlyArray<ConsumedRecord>>, count: number, what: string) =>
+    Effect.gen(function*() {
+      const records: Array<ConsumedRecord> = []
+      while (records.length < count) records.push(...(yield* Queue.take(queue)))
+      return records
+    }).pipe(within(patience, what))
+
+  it.effect("a consumer restarted without committing gets the same batch again; lag counts it", () =>
+    Effect.gen(function*() {
+      const bus = yield* MessageBus
+      const topic = unique("topic")
+      const group = unique("group")
+      const values = ["1", "2", "3", "4", "5"]
+      yield* bus.publish(topic, values.map((value) => ({ key: "one-key", value })))
+      assert.strictEqual(yield* bus.lag(topic, group), 5, "nothing committed: every record is lag")
+
+      const seen = yield* Queue.unbounded<ReadonlyArray<ConsumedRecord>>()
+      const blocked = yield* bus.consume({ topic, group, maxBatch: 3 }, (batch) =>
+        Queue.offer(seen, batch).pipe(Effect.andThen(Effect.never))).pipe(Effect.forkScoped)
+      const held = yield* takeRecords(seen, 1, "the first consumer's batch")
+      assert.deepStrictEqual(held.map((r) => r.value), ["1", "2", "3"], "at most maxBatch, in order")
+      yield* Fiber.interrupt(blocked)
+      assert.strictEqual(yield* bus.lag(topic, group), 5, "an interrupted handler commits nothing")
+
+      const again = yield* Queue.unbounded<ReadonlyArray<ConsumedRecord>>()
+      const restarted = yield* bus.consume({ topic, group, maxBatch: 3 }, (batch) => Queue.offer(again, batch)).pipe(
+        Effect.forkScoped
+      )
+      const redelivered = yield* takeRecords(again, 5, "every record again")
+      assert.deepStrictEqual(redelivered.slice(0, 3), held, "the same batch, same offsets")
+      assert.deepStrictEqual(redelivered.map((r) => r.value), values)
+      // Commits follow the handler; lag reaches 0 once the last batch is committed.
+      yield* bus.lag(topic, group).pipe(
+        Effect.repeat({ until: (lag) => lag === 0, schedule: Schedule.spaced("100 millis") }),
+        within("10 seconds", "lag 0")
+      )
+      yield* Fiber.interrupt(restarted)
+      yield* bus.publish(topic, [{ key: "one-key", value: "6" }])
+      assert.strictEqual(yield* bus.lag(topic, group), 1, "a record published after the last commit")
+    }), 120_000)
+})
+
+describe("start-up without a broker", () => {
+  it.live("fails within the bounded wait, naming KAFKA_BROKERS", () =>
+    Effect.gen(function*() {
+      const exit = yield* KafkaMessageBus.layer.pipe(
+        Layer.build,
+        Effect.scoped,
+        Effect.provide(ConfigProvider.layer(ConfigProvider.fromUnknown({
+          KAFKA_BROKERS: "127.0.0.1:1",
+          KAFKA_CONNECT_TIMEOUT: "2 seconds"
+        }))),
+        Effect.exit
+      )
+      assert.isTrue(Exit.isFailure(exit))
+      assert.match(String(exit), /KAFKA_BROKERS=127\.0\.0\.1:1/)
+    }), 20_000)
+})

@@ -1,0 +1,172 @@
+import type { GatewayId, UserId } from "@im/domain/Ids"
+import type { PortError } from "@im/ports/PortError"
+import { Presence } from "@im/ports/Presence"
+import { Config, Duration, Effect, Layer, Redacted, type Scope } from "effect"
+import type { Redis } from "ioredis"
+import { connect, redisCall } from "./RedisClient.ts"
+
+/*
+ * Keys, all expiring PRESENCE_TTL after the gateway last registered or refreshed:
+ *   <prefix>presence:c:<len(user)>:<user>:<gateway>  set of the user's connection ids on the gateway
+ *   <prefix>presence:u:<user>                        set of gateways that may hold the user
+ *   <prefix>presence:g:<gateway>                     set of users the gateway holds
+ * The connection set is the truth: a gateway listed for a user counts only while its connection
+ * set exists, so a gateway that stops refreshing drops out when its sets expire. The index sets
+ * are cleaned as scripts come across stale members. The scripts build keys from the prefix
+ * (standalone Redis, not Cluster); `<len(user)>` is in bytes, the same in JS and in Lua.
+ */
+
+const CONNECTIONS_KEY_LUA = `
+local function connectionsKey(prefix, user, gateway)
+  return prefix .. 'presence:c:' .. #user .. ':' .. user .. ':' .. gateway
+end
+`
+
+/** KEYS: connections, user's gateways, gateway's users. ARGV: connection, gateway, user, ttl ms. */
+const REGISTER_LUA = `
+redis.call('SADD', KEYS[1], ARGV[1])
+redis.call('SADD', KEYS[2], ARGV[2])
+redis.call('SADD', KEYS[3], ARGV[3])
+for i = 1, 3 do redis.call('PEXPIRE', KEYS[i], ARGV[4]) end
+return 1
+`
+
+/** KEYS: connections, user's gateways, gateway's users. ARGV: connection, gateway, user. */
+const UNREGISTER_LUA = `
+redis.call('SREM', KEYS[1], ARGV[1])
+if redis.call('EXISTS', KEYS[1]) == 0 then
+  redis.call('SREM', KEYS[2], ARGV[2])
+  redis.call('SREM', KEYS[3], ARGV[3])
+end
+return 1
+`
+
+/** KEYS: gateway's users. ARGV: prefix, gateway, ttl ms. */
+const REFRESH_LUA = `${CONNECTIONS_KEY_LUA}
+local prefix, gateway, ttl = ARGV[1], ARGV[2], ARGV[3]
+for _, user in ipairs(redis.call('SMEMBERS', KEYS[1])) do
+  if redis.call('PEXPIRE', connectionsKey(prefix, user, gateway), ttl) == 1 then
+    redis.call('PEXPIRE', prefix .. 'presence:u:' .. user, ttl)
+  else
+    redis.call('SREM', KEYS[1], user)
+  end
+end
+redis.call('PEXPIRE', KEYS[1], ttl)
+return 1
+`
+
+/** ARGV: prefix, then users. Returns, per user, the gateways with a live connection set. */
+const LOOKUP_LUA = `${CONNECTIONS_KEY_LUA}
+local prefix = ARGV[1]
+local found = {}
+for i = 2, #ARGV do
+  local user = ARGV[i]
+  local gatewaysKey = prefix .. 'presence:u:' .. user
+  local alive = {}
+  for _, gateway in ipairs(redis.call('SMEMBERS', gatewaysKey)) do
+    if redis.call('EXISTS', connectionsKey(prefix, user, gateway)) == 1 then
+      alive[#alive + 1] = gateway
+    else
+      redis.call('SREM', gatewaysKey, gateway)
+    end
+  end
+  found[#found + 1] = alive
+end
+return found
+`
+
+interface PresenceRedis extends Redis {
+  imPresenceRegister(...keysAndArgs: Array<string | number>): Promise<number>
+  imPresenceUnregister(...keysAndArgs: Array<string | number>): Promise<number>
+  imPresenceRefresh(...keysAndArgs: Array<string | number>): Promise<number>
+  imPresenceLookup(...args: Array<string>): Promise<Array<Array<string>>>
+}
+
+export interface RedisPresenceOptions {
+  readonly url: Redacted.Redacted<string>
+  /** Prefix of every key this adapter writes (tests use one per run). */
+  readonly keyPrefix: string
+  /** How long entries live after the gateway's last register or refresh. */
+  readonly ttl: Duration.Input
+  readonly connectTimeout?: Duration.Input | undefined
+}
+
+export const make = (options: RedisPresenceOptions): Effect.Effect<Presence["Service"], PortError, Scope.Scope> =>
+  Effect.gen(function*() {
+    const ttlMs = Math.max(1, Math.round(Duration.toMillis(options.ttl)))
+    const redis = (yield* connect({ url: options.url, connectTimeout: options.connectTimeout })) as PresenceRedis
+    redis.defineCommand("imPresenceRegister", { numberOfKeys: 3, lua: REGISTER_LUA })
+    redis.defineCommand("imPresenceUnregister", { numberOfKeys: 3, lua: UNREGISTER_LUA })
+    redis.defineCommand("imPresenceRefresh", { numberOfKeys: 1, lua: REFRESH_LUA })
+    redis.defineCommand("imPresenceLookup", { numberOfKeys: 0, lua: LOOKUP_LUA })
+
+    const prefix = options.keyPrefix
+    const connectionsKey = (user: UserId, gateway: GatewayId) =>
+      `${prefix}presence:c:${Buffer.byteLength(user)}:${user}:${gateway}`
+    const gatewaysKey = (user: UserId) => `${prefix}presence:u:${user}`
+    const usersKey = (gateway: GatewayId) => `${prefix}presence:g:${gateway}`
+
+    const register = Effect.fn("RedisPresence.register")(function*(user: UserId, gateway: GatewayId, connection: string) {
+      yield* redisCall("Presence", "register", () =>
+        redis.imPresenceRegister(
+          connectionsKey(user, gateway),
+          gatewaysKey(user),
+          usersKey(gateway),
+          connection,
+          gateway,
+          user,
+          ttlMs
+        ))
+    })
+
+    const unregister = Effect.fn("RedisPresence.unregister")(
+      function*(user: UserId, gateway: GatewayId, connection: string) {
+        yield* redisCall("Presence", "unregister", () =>
+          redis.imPresenceUnregister(
+            connectionsKey(user, gateway),
+            gatewaysKey(user),
+            usersKey(gateway),
+            connection,
+            gateway,
+            user
+          ))
+      }
+    )
+
+    const refresh = Effect.fn("RedisPresence.refresh")(function*(gateway: GatewayId) {
+      yield* redisCall("Presence", "refresh", () => redis.imPresenceRefresh(usersKey(gateway), prefix, gateway, ttlMs))
+    })
+
+    const lookup = Effect.fn("RedisPresence.lookup")(function*(users: ReadonlyArray<UserId>) {
+      const found = new Map<UserId, ReadonlyArray<GatewayId>>()
+      if (users.length === 0) return found
+      const distinct = [...new Set(users)]
+      const gateways = yield* redisCall("Presence", "lookup", () => redis.imPresenceLookup(prefix, ...distinct))
+      distinct.forEach((user, i) => {
+        const held = gateways[i] ?? []
+        if (held.length > 0) found.set(user, held.map((gateway) => gateway as GatewayId))
+      })
+      return found
+    })
+
+    return Presence.of({ register, unregister, refresh, lookup })
+  }).pipe(Effect.annotateLogs({ service: "RedisPresence" }))
+
+/** Config: REDIS_URL, REDIS_KEY_PREFIX, PRESENCE_TTL, REDIS_CONNECT_TIMEOUT. */
+export const config = Config.all({
+  url: Config.Redacted("REDIS_URL").pipe(Config.withDefault(Redacted.make("redis://127.0.0.1:6379"))),
+  keyPrefix: Config.String("REDIS_KEY_PREFIX").pipe(Config.withDefault("im:")),
+  ttl: Config.Duration("PRESENCE_TTL").pipe(Config.withDefault(Duration.seconds(90))),
+  connectTimeout: Config.Duration("REDIS_CONNECT_TIMEOUT").pipe(Config.withDefault(Duration.seconds(10)))
+})
+
+/** Presence on the Redis at REDIS_URL. */
+export const layer: Layer.Layer<Presence, PortError | Config.ConfigError> = Layer.effect(
+  Presence,
+  Effect.gen(function*() {
+    return yield* make(yield* config)
+  })
+)
+
+/** The module as one value, for `import { RedisPresence } from "@im/redis/RedisPresence"`. */
+export const RedisPresence = { make, config, layer } as const

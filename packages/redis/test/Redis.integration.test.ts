@@ -1,0 +1,213 @@
+import type { GatewayId, UserId } from "@im/domain/Ids"
+import { Presence } from "@im/ports/Presence"
+import { SeqStore } from "@im/ports/SeqStore"
+import { freshGatewayId, freshUserId, unique } from "@im/ports/testing/Fixtures"
+import { presenceSuite } from "@im/ports/testing/PresenceSuite"
+import { seqStoreSuite } from "@im/ports/testing/SeqStoreSuite"
+import * as Migrations from "@im/sql/Migrations"
+import { PgClient } from "@effect/sql-pg"
+import { assert, describe, it, layer } from "@effect/vitest"
+import { ConfigProvider, type Duration, Effect, Exit, Layer, Redacted } from "effect"
+import { SqlClient } from "effect/sql"
+import { Redis } from "ioredis"
+import { randomBytes } from "node:crypto"
+import * as RedisPresence from "../src/RedisPresence.ts"
+import * as RedisSeqStore from "../src/RedisSeqStore.ts"
+
+// Real servers (`npm run infra:up`): Redis, and PostgreSQL for the seq floor. Each run gets a
+// PostgreSQL database of its own, dropped when the file is done, and every store a key prefix
+// of its own.
+const redisUrl = process.env["REDIS_URL"] ?? "redis://127.0.0.1:6379"
+const serverUrl = process.env["DATABASE_URL"] ?? "postgres://im:im@127.0.0.1:5432/im"
+const databaseName = `im_test_${randomBytes(6).toString("hex")}`
+const databaseUrl = (() => {
+  const url = new URL(serverUrl)
+  url.pathname = `/${databaseName}`
+  return url.toString()
+})()
+
+const freshDatabase = Layer.unwrap(
+  Effect.gen(function*() {
+    const sql = yield* PgClient.PgClient
+    yield* sql`CREATE DATABASE ${sql(databaseName)}`
+    yield* Effect.addFinalizer(() =>
+      sql`DROP DATABASE IF EXISTS ${sql(databaseName)} WITH (FORCE)`.pipe(
+        Effect.tapError((error) => Effect.logWarning(`could not drop ${databaseName}`, error)),
+        Effect.ignore
+      )
+    )
+    return PgClient.layer({ url: Redacted.make(databaseUrl), maxConnections: 8 })
+  })
+).pipe(Layer.provide(PgClient.layer({ url: Redacted.make(serverUrl), maxConnections: 1 })))
+
+const database = Migrations.layer.pipe(Layer.provideMerge(freshDatabase))
+const shared = { memoMap: Layer.makeMemoMapUnsafe(), timeout: "60 seconds" } as const
+
+const freshPrefix = () => `test:${randomBytes(6).toString("hex")}:`
+
+const seqStore = (blockSize: number, keyPrefix = freshPrefix()) =>
+  Layer.effect(SeqStore, RedisSeqStore.make({ url: Redacted.make(redisUrl), keyPrefix, blockSize })).pipe(
+    Layer.provide(database)
+  )
+
+const presence = (ttl: Duration.Input, keyPrefix = freshPrefix()) =>
+  Layer.effect(Presence, RedisPresence.make({ url: Redacted.make(redisUrl), keyPrefix, ttl }))
+
+/** A second connection, for what the adapters never do: losing Redis's data. */
+const flushAll = Effect.acquireUseRelease(
+  Effect.sync(() => new Redis(redisUrl, { lazyConnect: true })),
+  (redis) => Effect.promise(() => redis.flushall()),
+  (redis) => Effect.promise(() => redis.quit())
+)
+
+/** Every number of every block, per user. */
+const record = (
+  handedOut: Map<UserId, Array<number>>,
+  requests: ReadonlyArray<readonly [UserId, number]>,
+  firsts: ReadonlyMap<UserId, number>
+) => {
+  const totals = new Map<UserId, number>()
+  for (const [user, count] of requests) totals.set(user, (totals.get(user) ?? 0) + count)
+  for (const [user, total] of totals) {
+    const first = firsts.get(user)!
+    const numbers = handedOut.get(user) ?? []
+    for (let n = first; n < first + total; n++) numbers.push(n)
+    handedOut.set(user, numbers)
+  }
+}
+
+layer(database, { ...shared, excludeTestServices: true })(`Redis adapters (PostgreSQL ${databaseName})`, (it) => {
+  it.effect("the floor lives in a real, migrated PostgreSQL database", () =>
+    Effect.gen(function*() {
+      const sql = yield* SqlClient.SqlClient
+      const [row] = yield* sql<{ readonly db: string }>`SELECT current_database() AS db`
+      assert.strictEqual(row!.db, databaseName)
+      const tables = yield* sql<{ readonly table_name: string }>`
+        SELECT table_name FROM information_schema.tables WHERE table_schema = 'public'`
+      assert.include(tables.map((t) => t.table_name), "seq_floor")
+    }))
+
+  seqStoreSuite("redis, default block size", seqStore(1000), shared)
+  // Blocks smaller than most calls: every other call extends the floor.
+  seqStoreSuite("redis, block size 3", seqStore(3), shared)
+  presenceSuite("redis", presence("90 seconds"), shared)
+})
+
+describe("RedisSeqStore after Redis loses its data", () => {
+  // FLUSHALL empties the whole server: these tests run one after another in this file, and no
+  // other test of the project keeps state in Redis between its calls.
+  layer(seqStore(5), { ...shared, excludeTestServices: true })("block size 5", (it) => {
+    it.effect("new numbers are above every number handed out before, for every user", () =>
+      Effect.gen(function*() {
+        const store = yield* SeqStore
+        const users = Array.from({ length: 40 }, freshUserId)
+        const handedOut = new Map<UserId, Array<number>>()
+        // Counts from 1 to 12 against blocks of 5: blocks run out mid-call and calls need more
+        // than one block.
+        for (let round = 0; round < 4; round++) {
+          const requests = users.map((user, i) => [user, 1 + ((i * 7 + round * 3) % 12)] as const)
+          record(handedOut, requests, yield* store.allocate(requests))
+        }
+        const before = new Map([...handedOut].map(([user, numbers]) => [user, Math.max(...numbers)]))
+
+        yield* flushAll
+
+        for (const user of users) {
+          const current = yield* store.current(user)
+          assert.isAtLeast(current, before.get(user)!, "current() never goes backwards")
+        }
+        const after = new Map<UserId, Array<number>>()
+        for (let round = 4; round < 8; round++) {
+          const requests = users.map((user, i) => [user, 1 + ((i * 7 + round * 3) % 12)] as const)
+          record(after, requests, yield* store.allocate(requests))
+        }
+        for (const user of users) {
+          const numbers = after.get(user)!
+          assert.isAbove(Math.min(...numbers), before.get(user)!, "above every number handed out before")
+          assert.strictEqual(new Set(numbers).size, numbers.length, "no number twice")
+          assert.strictEqual(yield* store.current(user), Math.max(...numbers))
+        }
+      }))
+
+    it.effect("a user that Redis lost is restored by allocate() too, without going back", () =>
+      Effect.gen(function*() {
+        const store = yield* SeqStore
+        const user = freshUserId()
+        const first = (yield* store.allocate([[user, 3]])).get(user)!
+        assert.strictEqual(first, 1)
+        yield* flushAll
+        const next = (yield* store.allocate([[user, 2]])).get(user)!
+        assert.isAbove(next, 3)
+        assert.strictEqual(yield* store.current(user), next + 1)
+        assert.strictEqual((yield* store.allocate([[user, 1]])).get(user), next + 2, "consecutive again")
+      }))
+
+    it.effect("concurrent calls while Redis loses its data twice never hand out a number twice", () =>
+      Effect.gen(function*() {
+        const store = yield* SeqStore
+        const users = Array.from({ length: 6 }, freshUserId)
+        const handedOut = new Map<UserId, Array<number>>()
+        const calls = Array.from({ length: 60 }, (_, i) =>
+          [[users[i % 6]!, 1 + (i % 4)], [users[(i + 1) % 6]!, 1 + (i % 7)]] as const)
+        const allocations = Effect.forEach(
+          calls,
+          (requests, i) =>
+            Effect.sleep(`${(i % 10) * 5} millis`).pipe(
+              Effect.andThen(store.allocate(requests)),
+              Effect.tap((firsts) => Effect.sync(() => record(handedOut, requests, firsts)))
+            ),
+          { concurrency: 8, discard: true }
+        )
+        const flushes = Effect.sleep("15 millis").pipe(
+          Effect.andThen(flushAll),
+          Effect.andThen(Effect.sleep("15 millis")),
+          Effect.andThen(flushAll)
+        )
+        yield* Effect.all([allocations, flushes], { concurrency: "unbounded", discard: true })
+        for (const user of users) {
+          const numbers = handedOut.get(user)!
+          assert.strictEqual(new Set(numbers).size, numbers.length, `no number twice for ${user}`)
+          assert.isAtLeast(yield* store.current(user), Math.max(...numbers))
+        }
+      }))
+  })
+})
+
+describe("RedisPresence expiry", () => {
+  layer(presence("400 millis"), { ...shared, excludeTestServices: true })("TTL 400 ms", (it) => {
+    it.effect("entries of a gateway that stops refreshing expire; a refreshed gateway's stay", () =>
+      Effect.gen(function*() {
+        const presence = yield* Presence
+        const user = freshUserId()
+        const [alive, dead] = [freshGatewayId(), freshGatewayId()]
+        yield* presence.register(user, alive, unique("c"))
+        yield* presence.register(user, dead, unique("c"))
+        const gatewaysOf = (found: ReadonlyMap<UserId, ReadonlyArray<GatewayId>>) => [...(found.get(user) ?? [])].sort()
+        assert.deepStrictEqual(gatewaysOf(yield* presence.lookup([user])), [alive, dead].sort())
+        for (let i = 0; i < 8; i++) {
+          yield* Effect.sleep("100 millis")
+          yield* presence.refresh(alive)
+        }
+        assert.deepStrictEqual(gatewaysOf(yield* presence.lookup([user])), [alive], "800 ms later")
+        yield* Effect.sleep("600 millis")
+        assert.isFalse((yield* presence.lookup([user])).has(user), "without refreshes everything expires")
+      }))
+  })
+})
+
+describe("start-up without a server", () => {
+  it.live("fails within the bounded wait, naming REDIS_URL", () =>
+    Effect.gen(function*() {
+      const exit = yield* RedisPresence.layer.pipe(
+        Layer.build,
+        Effect.scoped,
+        Effect.provide(ConfigProvider.layer(ConfigProvider.fromUnknown({
+          REDIS_URL: "redis://127.0.0.1:1",
+          REDIS_CONNECT_TIMEOUT: "1 second"
+        }))),
+        Effect.exit
+      )
+      assert.isTrue(Exit.isFailure(exit))
+      assert.match(String(exit), /REDIS_URL=redis:\/\/127\.0\.0\.1:1/)
+    }), 10_000)
+})
