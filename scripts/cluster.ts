@@ -1,0 +1,175 @@
+/**
+ * `npm run cluster`: the six services as separate processes against the local stack
+ * (`npm run infra:up`), with 2 ws gateways and 2 consumers by default. Prints where each
+ * listens; Ctrl-C (or SIGTERM) stops them all, each gracefully.
+ *
+ * No Consul agent can be installed on the machines this project is built on, so unless
+ * CONSUL_HTTP_ADDR names a real agent, the cluster uses the project's loopback stand-in of the
+ * part of Consul's HTTP API the services use (packages/consul/src/ConsulStandIn.ts).
+ *
+ * Environment: CLUSTER_WS (2), CLUSTER_CONSUMERS (2), AUTH_SECRET (random if unset), plus any
+ * setting of the services (see README). Used by the cluster tests through `startCluster`.
+ */
+import { type ChildProcess, spawn } from "node:child_process"
+import { randomBytes } from "node:crypto"
+import { fileURLToPath } from "node:url"
+import { ConsulStandIn } from "../packages/consul/src/ConsulStandIn.ts"
+
+const repoRoot = fileURLToPath(new URL("..", import.meta.url))
+
+export interface ClusterProcess {
+  readonly name: string
+  readonly service: string
+  readonly child: ChildProcess
+  readonly listens: string
+  readonly exited: Promise<number | null>
+}
+
+export interface Cluster {
+  readonly apiUrl: string
+  readonly consulAddress: string
+  readonly processes: ReadonlyArray<ClusterProcess>
+  /** Sends SIGTERM to one process (or SIGKILL with `hard`) and waits for it to exit. */
+  readonly stopProcess: (name: string, options?: { readonly hard?: boolean }) => Promise<number | null>
+  readonly stop: () => Promise<void>
+}
+
+export interface ClusterOptions {
+  readonly gateways?: number
+  readonly consumers?: number
+  /** Extra environment for every service (e.g. test hooks). */
+  readonly env?: Readonly<Record<string, string>>
+  /** Where the services' output goes; default: this process's stdout, prefixed. */
+  readonly onOutput?: (name: string, line: string) => void
+}
+
+const waitFor = async (what: string, check: () => Promise<boolean>, timeoutMs = 60_000) => {
+  const deadline = Date.now() + timeoutMs
+  while (!(await check().catch(() => false))) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`)
+    await new Promise((resolve) => setTimeout(resolve, 200))
+  }
+}
+
+export const startCluster = async (options: ClusterOptions = {}): Promise<Cluster> => {
+  const gateways = options.gateways ?? 2
+  const consumers = options.consumers ?? 2
+  let standIn: ConsulStandIn | undefined
+  let consulAddress = process.env["CONSUL_HTTP_ADDR"] ?? ""
+  if (consulAddress === "") {
+    standIn = new ConsulStandIn()
+    await standIn.start()
+    consulAddress = standIn.address
+  }
+  const env = {
+    ...process.env,
+    CONSUL_HTTP_ADDR: consulAddress,
+    AUTH_SECRET: process.env["AUTH_SECRET"] ?? randomBytes(32).toString("hex"),
+    ...options.env
+  }
+  const output = options.onOutput ?? ((name, line) => process.stdout.write(`[${name}] ${line}\n`))
+
+  const plan: Array<{ name: string; service: string; pkg: string; env: Record<string, string>; listens: string }> = [
+    { name: "db", service: "db", pkg: "db", env: {}, listens: "gRPC 127.0.0.1:7102" },
+    { name: "chat", service: "chat", pkg: "chat", env: {}, listens: "gRPC 127.0.0.1:7101" },
+    { name: "pusher", service: "pusher", pkg: "pusher", env: {}, listens: "gRPC 127.0.0.1:7103" },
+    ...Array.from({ length: gateways }, (_, i) => ({
+      name: `ws-${i + 1}`,
+      service: "ws",
+      pkg: "gateway",
+      env: { WS_PORT: String(8081 + i), WS_GRPC_PORT: String(7104 + i), GATEWAY_ID: `ws-${i + 1}` },
+      listens: `WebSocket ws://127.0.0.1:${8081 + i}/ws, gRPC 127.0.0.1:${7104 + i}`
+    })),
+    ...Array.from({ length: consumers }, (_, i) => ({
+      name: `consumer-${i + 1}`,
+      service: "consumer",
+      pkg: "consumer",
+      env: {},
+      listens: "Kafka group im-consumer"
+    })),
+    { name: "api", service: "api", pkg: "api", env: {}, listens: "HTTP http://127.0.0.1:8080 (docs: /docs)" }
+  ]
+
+  const processes: Array<ClusterProcess> = plan.map((entry) => {
+    const child = spawn(process.execPath, [`packages/${entry.pkg}/src/main.ts`], {
+      cwd: repoRoot,
+      env: { ...env, ...entry.env },
+      stdio: ["ignore", "pipe", "pipe"]
+    })
+    for (const stream of [child.stdout!, child.stderr!]) {
+      let buffered = ""
+      stream.on("data", (chunk) => {
+        buffered += String(chunk)
+        const lines = buffered.split("\n")
+        buffered = lines.pop()!
+        for (const line of lines) output(entry.name, line)
+      })
+    }
+    const exited = new Promise<number | null>((resolve) => child.on("exit", (code) => resolve(code)))
+    return { name: entry.name, service: entry.service, child, listens: entry.listens, exited }
+  })
+
+  const stopProcess = async (name: string, stopOptions: { readonly hard?: boolean } = {}) => {
+    const found = processes.find((p) => p.name === name)
+    if (found === undefined) throw new Error(`no process ${name}`)
+    if (found.child.exitCode === null && found.child.signalCode === null) {
+      found.child.kill(stopOptions.hard === true ? "SIGKILL" : "SIGTERM")
+    }
+    const timer = setTimeout(() => found.child.kill("SIGKILL"), 30_000)
+    const code = await found.exited
+    clearTimeout(timer)
+    return code
+  }
+
+  const stop = async () => {
+    // The API and gateways first (no new work), then the rest.
+    const order = ["api", "ws", "chat", "consumer", "pusher", "db"]
+    for (const service of order) {
+      await Promise.all(processes.filter((p) => p.service === service).map((p) => stopProcess(p.name)))
+    }
+    await standIn?.stop()
+  }
+
+  try {
+    const healthy = async (service: string) => {
+      const response = await fetch(`http://${consulAddress}/v1/health/service/${service}?passing`)
+      return (await response.json() as Array<unknown>).length
+    }
+    for (const entry of plan) {
+      if (processes.find((p) => p.name === entry.name)!.child.exitCode !== null) {
+        throw new Error(`${entry.name} exited during start`)
+      }
+    }
+    for (const [service, count] of [["db", 1], ["chat", 1], ["pusher", 1], ["ws", gateways], ["consumer", consumers], ["api", 1]] as const) {
+      await waitFor(`${count} healthy ${service}`, async () => (await healthy(service)) >= count)
+    }
+    await waitFor("the API", async () => (await fetch("http://127.0.0.1:8080/health")).ok)
+  } catch (error) {
+    await stop()
+    throw error
+  }
+  return { apiUrl: "http://127.0.0.1:8080", consulAddress, processes, stopProcess, stop }
+}
+
+if (import.meta.url === `file://${process.argv[1]}`) {
+  const cluster = await startCluster({
+    gateways: Number(process.env["CLUSTER_WS"] ?? 2),
+    consumers: Number(process.env["CLUSTER_CONSUMERS"] ?? 2)
+  })
+  console.log("\nIM cluster ready:")
+  for (const p of cluster.processes) console.log(`  ${p.name.padEnd(12)} pid ${String(p.child.pid).padEnd(8)} ${p.listens}`)
+  console.log(`  registry     ${cluster.consulAddress}${process.env["CONSUL_HTTP_ADDR"] ? "" : " (loopback Consul stand-in)"}`)
+  console.log("Ctrl-C stops them all.\n")
+  let stopping = false
+  const shutdown = () => {
+    if (stopping) return
+    stopping = true
+    console.log("\nstopping the cluster…")
+    cluster.stop().then(() => process.exit(0), (error) => {
+      console.error(error)
+      process.exit(1)
+    })
+  }
+  process.on("SIGINT", shutdown)
+  process.on("SIGTERM", shutdown)
+}
