@@ -15,18 +15,22 @@ afterEach(() => {
   for (const client of clients.splice(0)) client.close()
 })
 
-/** An SDK client of the user, recording the HTTP requests it makes and the entries it receives. */
-const device = (user: TestUser) => {
+/**
+ * An SDK client of the user, logged in (so it connects to the gateway login names, in a
+ * cluster), recording the HTTP requests it makes and the entries it receives.
+ */
+const device = async (user: TestUser) => {
   const requests: Array<string> = []
   const recordingFetch: Fetch = (url, init) => {
     requests.push(url)
     return fetch(url, init)
   }
-  const client = new ImClient({ baseUrl: target.baseUrl, token: user.token, fetch: recordingFetch })
+  const client = new ImClient({ baseUrl: target.baseUrl, fetch: recordingFetch })
+  const { ws_url } = await client.login(user.account, user.password)
   const received: Array<InboxEntry> = []
   client.on("message", (entry) => received.push(entry))
   clients.push(client)
-  return { client, requests, received }
+  return { client, requests, received, wsUrl: ws_url }
 }
 
 const eventually = async (check: () => boolean | Promise<boolean>, what: string) => {
@@ -44,7 +48,7 @@ describe(`messaging with SDK clients against ${process.env["IM_E2E_URL"] ?? "sta
   it("(a) B offline while A sends 3 messages: B connects, syncs and holds exactly those 3, in order", async () => {
     const alice = await makeUser(target, "alice")
     const bob = await makeUser(target, "bob")
-    const a = device(alice)
+    const a = await device(alice)
     await a.client.connect()
     for (const text of ["one", "two", "three"]) {
       const result = await a.client.send({ receiver_id: bob.id, content: text })
@@ -52,7 +56,7 @@ describe(`messaging with SDK clients against ${process.env["IM_E2E_URL"] ?? "sta
     }
     await eventually(async () => (await newestSeq(target, bob)) === 3, "the 3 entries stored")
 
-    const b = device(bob)
+    const b = await device(bob)
     await b.client.connect()
     const held = await b.client.messages()
     expect(contents(held)).toEqual(["one", "two", "three"])
@@ -64,10 +68,14 @@ describe(`messaging with SDK clients against ${process.env["IM_E2E_URL"] ?? "sta
   it("(b) both online: B gets the pushes live, and A's second device gets A's own messages", async () => {
     const alice = await makeUser(target, "alice")
     const bob = await makeUser(target, "bob")
-    const a1 = device(alice)
-    const a2 = device(alice)
-    const b = device(bob)
+    const a1 = await device(alice)
+    const a2 = await device(alice)
+    const b = await device(bob)
     await Promise.all([a1.client.connect(), a2.client.connect(), b.client.connect()])
+    if (a1.wsUrl !== undefined) {
+      // A cluster: login spreads the devices over its gateways, so the messages cross gateways.
+      expect(new Set([a1.wsUrl, a2.wsUrl, b.wsUrl]).size).toBeGreaterThan(1)
+    }
     const pullsBefore = b.requests.filter((url) => url.includes("/inbox?")).length
 
     for (const text of ["hi bob", "are you there?"]) await a1.client.send({ receiver_id: bob.id, content: text })
@@ -87,8 +95,8 @@ describe(`messaging with SDK clients against ${process.env["IM_E2E_URL"] ?? "sta
   it("(c) a push dropped on purpose is detected from the next push and pulled", async () => {
     const alice = await makeUser(target, "alice")
     const bob = await makeUser(target, "bob")
-    const a = device(alice)
-    const b = device(bob)
+    const a = await device(alice)
+    const b = await device(bob)
     await Promise.all([a.client.connect(), b.client.connect()])
     const requestsBefore = b.requests.length
 

@@ -32,13 +32,15 @@ export const TEST_SETTINGS = {
 
 /**
  * `IM_E2E_URL=http://host:port` points the tests at a running server (started with
- * TEST_SETTINGS); without it, a standalone server starts in this process on a free port, with
+ * TEST_SETTINGS; `IM_E2E_WS_URL` when its WebSocket is on another address); without it, a standalone server starts in this process on a free port, with
  * the embedded PostgreSQL in memory.
  */
 export const startTarget = async (): Promise<Target> => {
   const url = process.env["IM_E2E_URL"]
   if (url !== undefined && url !== "") {
-    return { name: url, baseUrl: url, wsUrl: `${url.replace(/^http/, "ws")}/ws`, stop: async () => {} }
+    // IM_E2E_WS_URL: a gateway of a cluster, whose API is elsewhere; SDK clients follow login's ws_url.
+    const wsUrl = process.env["IM_E2E_WS_URL"] ?? `${url.replace(/^http/, "ws")}/ws`
+    return { name: url, baseUrl: url, wsUrl, stop: async () => {} }
   }
   const storage = Layer.mergeAll(SqlUserStore.layer, SqlHistoryStore.layer, SqlInboxStore.layer, SqlSeqStore.layer).pipe(
     Layer.provide(EmbeddedPostgres.layer({ dataDir: undefined }))

@@ -101,11 +101,19 @@ export const make = Effect.fnUntraced(function*(options: MongoInboxStoreOptions)
     (client) => Effect.promise(() => client.close())
   )
   const inbox: Collection<InboxDocument> = client.db(options.database).collection<InboxDocument>(COLLECTION)
-  yield* portCall("createIndexes", () =>
-    inbox.createIndexes([
-      { key: { user_id: 1, seq: 1 }, name: "user_seq", unique: true },
-      { key: { user_id: 1, server_id: 1 }, name: "user_server_id", unique: true }
-    ]))
+  // Only the missing indexes are created: FerretDB 1.24 (SQLite) fails createIndexes on a
+  // collection that already has them, i.e. on every start after the first.
+  const wanted = [
+    { key: { user_id: 1, seq: 1 }, name: "user_seq", unique: true },
+    { key: { user_id: 1, server_id: 1 }, name: "user_server_id", unique: true }
+  ]
+  const existing = yield* portCall("listIndexes", () =>
+    inbox.listIndexes().toArray().catch((error: { codeName?: string }) => {
+      if (error.codeName === "NamespaceNotFound") return []
+      throw error
+    }))
+  const missing = wanted.filter((index) => !existing.some((found) => found["name"] === index.name))
+  if (missing.length > 0) yield* portCall("createIndexes", () => inbox.createIndexes(missing))
 
   const findKeys = (keys: ReadonlyArray<Pick<InboxDocument, "user_id" | "server_id">>) => {
     const byUser = new Map<string, Set<string>>()
