@@ -89,10 +89,25 @@ export class InboxApi extends HttpApiGroup.make("inbox")
   .annotateMerge(OpenApi.annotations({ title: "Inbox" }))
 {}
 
+export class GatewayApi extends HttpApiGroup.make("gateway")
+  .add(
+    HttpApiEndpoint.get("pick", "/gateway", {
+      success: Schema.Struct({ ws_url: Schema.optionalKey(Schema.String) })
+    }).annotate(
+      OpenApi.Description,
+      "The WebSocket a client should connect to now: a healthy gateway of the cluster. Without ws_url, " +
+        "the WebSocket is /ws on this server (standalone). Clients ask again when their gateway goes away."
+    )
+  )
+  .middleware(Authorization)
+  .annotateMerge(OpenApi.annotations({ title: "Gateway" }))
+{}
+
 export class ImApi extends HttpApi.make("im")
   .add(SystemApi)
   .add(AuthApi)
   .add(InboxApi)
+  .add(GatewayApi)
   .annotateMerge(OpenApi.annotations({
     title: "IM backend API",
     description: "Accounts and inbox sync. Live delivery and sending use the WebSocket at /ws: see docs/protocol.md."

@@ -92,8 +92,20 @@ const InboxHandlers = HttpApiBuilder.group(
       .handle("pull", ({ query }) =>
         Effect.gen(function*() {
           const user = yield* CurrentUser
-          return yield* db.pull({ user, after: query.after, until: query.until, limit: query.limit ?? DEFAULT_PULL_LIMIT })
+          const page = yield* db.pull({ user, after: query.after, until: query.until, limit: query.limit ?? DEFAULT_PULL_LIMIT })
+          yield* Effect.logDebug("pulled", { user, server_ids: page.entries.map((entry) => entry.message.server_id) })
+          return page
         }))
+  })
+)
+
+const GatewayHandlers = HttpApiBuilder.group(
+  ImApi,
+  "gateway",
+  Effect.fn(function*(handlers) {
+    const gateways = yield* WsDirectory
+    return handlers.handle("pick", () =>
+      Effect.map(gateways.pick, (ws_url) => (ws_url === undefined ? {} : { ws_url })))
   })
 )
 
@@ -103,6 +115,6 @@ export const ApiRoutes = Layer.mergeAll(
   HttpApiScalar.layer(ImApi, { path: "/docs" }),
   DescribeRequestErrors
 ).pipe(
-  Layer.provide([SystemHandlers, AuthHandlers, InboxHandlers]),
+  Layer.provide([SystemHandlers, AuthHandlers, InboxHandlers, GatewayHandlers]),
   Layer.provide(AuthorizationLive)
 )

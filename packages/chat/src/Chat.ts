@@ -89,6 +89,7 @@ export class Chat extends Context.Service<Chat, {
         yield* bus.publish(MESSAGES_TOPIC, [{ key: conversationKey(message), value: JSON.stringify(message) }]).pipe(
           Effect.catchTag("PortError", unavailable)
         )
+        yield* Effect.logDebug("published", { server_id: ack.server_id })
         recentAcks.set(windowKey, ack)
         if (recentAcks.size > ACK_WINDOW) recentAcks.delete(recentAcks.keys().next().value!)
         return ack

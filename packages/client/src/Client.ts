@@ -203,6 +203,8 @@ type Listeners = { readonly [K in keyof ImClientEvents]: Set<ImClientEvents[K]> 
 export class ImClient {
   readonly #baseUrl: string
   #wsUrl: string | undefined
+  /** Login named the gateway: before reconnecting, ask the server for a healthy one. */
+  #gatewayFromServer = false
   readonly #store: LocalStore
   readonly #fetch: Fetch
   readonly #WebSocket: WebSocketConstructor
@@ -293,7 +295,10 @@ export class ImClient {
     const answer = (await this.#request("POST", "/auth/login", { body: { account, password } })) as LoginAnswer
     this.#token = answer.token
     this.#userId = answer.user.id
-    if (typeof answer.ws_url === "string" && answer.ws_url !== "") this.#wsUrl = answer.ws_url
+    if (typeof answer.ws_url === "string" && answer.ws_url !== "") {
+      this.#wsUrl = answer.ws_url
+      this.#gatewayFromServer = true
+    }
     return answer
   }
 
@@ -454,7 +459,18 @@ export class ImClient {
     const delay = this.#backoff(this.#reconnectAttempt++)
     this.#reconnectTimer = this.#timers.setTimeout(() => {
       this.#reconnectTimer = undefined
-      if (this.#running && this.#session === undefined) this.#open()
+      if (!this.#running || this.#session !== undefined) return
+      if (!this.#gatewayFromServer) return this.#open()
+      // The gateway may be gone: `GET /gateway` names a healthy one (the old one if it fails).
+      this.#request("GET", "/gateway", { auth: true }).then(
+        (answer) => {
+          const wsUrl = (answer as { ws_url?: unknown } | undefined)?.ws_url
+          if (typeof wsUrl === "string" && wsUrl !== "") this.#wsUrl = wsUrl
+        },
+        () => {}
+      ).finally(() => {
+        if (this.#running && this.#session === undefined) this.#open()
+      })
     }, delay)
   }
 

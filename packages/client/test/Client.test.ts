@@ -290,6 +290,7 @@ class FakeServer {
     }
     const userId = this.tokens.get((headers["authorization"] ?? "").replace(/^Bearer /, ""))
     if (userId === undefined) return answer(401, { _tag: "Unauthorized", message: "invalid token" })
+    if (route === "GET /gateway") return answer(200, this.wsUrl === undefined ? {} : { ws_url: this.wsUrl })
     const inbox = this.inboxes.get(userId)!
     const newest = inbox.at(-1)?.seq ?? 0
     if (route === "GET /inbox/newest") return answer(200, { seq: newest })
@@ -426,6 +427,21 @@ describe("ImClient connect and sync", () => {
     await connect(client)
     const socket = server.sockets.at(-1)!
     expect(`${socket.url.origin}${socket.url.pathname}`).toBe("ws://gateway-2.im.test:8082/ws")
+  })
+
+  it("asks for a healthy gateway before reconnecting, when login named one", async () => {
+    const { client, server, clock } = setup()
+    server.wsUrl = "ws://gateway-1.im.test:8081/ws"
+    await client.login("alice", "correct horse")
+    await connect(client)
+    server.wsUrl = "ws://gateway-2.im.test:8082/ws"
+    server.open()[0]!.serverClose(1001, "server shutting down")
+    await flush()
+    await clock.advance(clock.timeouts.at(-1)!)
+    expect(client.status).toBe("synced")
+    const socket = server.sockets.at(-1)!
+    expect(`${socket.url.origin}${socket.url.pathname}`).toBe("ws://gateway-2.im.test:8082/ws")
+    expect(server.requests).toContain("GET /gateway")
   })
 
   it("stores pushed entries once and pulls the gap under a pushed entry", async () => {

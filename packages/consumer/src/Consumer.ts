@@ -79,6 +79,7 @@ export class Consumer extends Context.Service<Consumer, {
       }
 
       yield* db.save(messages, fresh)
+      yield* Effect.logDebug("stored", { entries: fresh.map((ref) => `${ref.server_id}@${ref.user_id}#${ref.seq}`) })
       yield* pusher.push(deliveries)
     })
 

@@ -48,6 +48,7 @@ export class Db extends Context.Service<Db, {
       const save = Effect.fn("Db.save")(function*(messages: ReadonlyArray<Message>, entries: ReadonlyArray<InboxRef>) {
         if (messages.length > 0) yield* history.save(messages)
         if (entries.length > 0) yield* inbox.append(entries)
+        yield* Effect.logDebug("saved", { server_ids: messages.map((message) => message.server_id) })
       }, Effect.catchTag("PortError", unavailable))
 
       const newest = Effect.fn("Db.newest")(function*(user: UserId) {

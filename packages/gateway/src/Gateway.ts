@@ -85,6 +85,7 @@ export class Gateway extends Context.Service<Gateway, {
           yield* Effect.logDebug("test hook: push dropped", { user: delivery.user_id, seq: delivery.seq })
           continue
         }
+        yield* Effect.logDebug("delivered", { server_id: delivery.message.server_id, user: delivery.user_id, seq: delivery.seq })
         const frame = JSON.stringify({ type: "message", seq: delivery.seq, message: delivery.message })
         for (const session of own) {
           if (!session.offer(frame)) tooSlow.push(session)

@@ -103,6 +103,7 @@ const runSession = Effect.fnUntraced(function*(request: HttpServerRequest.HttpSe
       content: frame.content,
       create_time: frame.create_time
     }))
+    if (result._tag === "Success") yield* Effect.logDebug("accepted", { server_id: result.success.server_id })
     session.offer(
       result._tag === "Success"
         ? JSON.stringify({ type: "send_result", ok: true, local_id: frame.local_id, ...result.success })

@@ -19,6 +19,8 @@ export interface KafkaMessageBusOptions {
   readonly connectTimeout?: Duration.Input | undefined
   /** How often a consumer tells the group it is alive while a handler runs. */
   readonly heartbeatInterval?: Duration.Input | undefined
+  /** A consumer silent this long leaves the group and its partitions move (at least 6 s on a default broker). */
+  readonly sessionTimeout?: Duration.Input | undefined
 }
 
 const PORT = "MessageBus"
@@ -183,7 +185,7 @@ export const make = (options: KafkaMessageBusOptions): Effect.Effect<MessageBus[
           Effect.sync(() =>
             kafka.consumer({
               groupId: group,
-              sessionTimeout: 30_000,
+              sessionTimeout: Duration.toMillis(Duration.fromInputUnsafe(options.sessionTimeout ?? "30 seconds")),
               heartbeatInterval: Duration.toMillis(heartbeatInterval),
               maxWaitTimeInMs: 500,
               allowAutoTopicCreation: false
@@ -304,7 +306,10 @@ export const make = (options: KafkaMessageBusOptions): Effect.Effect<MessageBus[
     return MessageBus.of({ publish, consume, lag })
   }).pipe(Effect.annotateLogs({ service: "KafkaMessageBus" }))
 
-/** Config: KAFKA_BROKERS, KAFKA_CLIENT_ID, KAFKA_TOPIC_PARTITIONS, KAFKA_TOPIC_REPLICATION_FACTOR, KAFKA_CONNECT_TIMEOUT. */
+/**
+ * Config: KAFKA_BROKERS, KAFKA_CLIENT_ID, KAFKA_TOPIC_PARTITIONS, KAFKA_TOPIC_REPLICATION_FACTOR,
+ * KAFKA_CONNECT_TIMEOUT, KAFKA_SESSION_TIMEOUT (30 s), KAFKA_HEARTBEAT_INTERVAL (3 s).
+ */
 export const config = Config.all({
   brokers: Config.String("KAFKA_BROKERS").pipe(
     Config.withDefault("127.0.0.1:9092"),
@@ -313,7 +318,9 @@ export const config = Config.all({
   clientId: Config.String("KAFKA_CLIENT_ID").pipe(Config.withDefault("im")),
   partitions: Config.Int("KAFKA_TOPIC_PARTITIONS").pipe(Config.withDefault(8)),
   replicationFactor: Config.Int("KAFKA_TOPIC_REPLICATION_FACTOR").pipe(Config.withDefault(1)),
-  connectTimeout: Config.Duration("KAFKA_CONNECT_TIMEOUT").pipe(Config.withDefault(Duration.seconds(30)))
+  connectTimeout: Config.Duration("KAFKA_CONNECT_TIMEOUT").pipe(Config.withDefault(Duration.seconds(30))),
+  sessionTimeout: Config.Duration("KAFKA_SESSION_TIMEOUT").pipe(Config.withDefault(Duration.seconds(30))),
+  heartbeatInterval: Config.Duration("KAFKA_HEARTBEAT_INTERVAL").pipe(Config.withDefault(Duration.seconds(3)))
 })
 
 /** MessageBus on the Kafka cluster of KAFKA_BROKERS. */

@@ -39,6 +39,9 @@ export class Pusher extends Context.Service<Pusher, {
           byGateway,
           ([gateway, batch]) =>
             gateways.deliver(gateway, batch).pipe(
+              Effect.tap(() =>
+                Effect.logDebug("pushed", { gateway, entries: batch.map((d) => `${d.message.server_id}@${d.user_id}#${d.seq}`) })
+              ),
               Effect.catch((error) => Effect.logWarning("push to a gateway failed; clients will pull", error))
             ),
           { concurrency: "unbounded", discard: true }
