@@ -1,11 +1,16 @@
 /**
- * `npm run test:cluster`: starts a cluster (2 gateways, 2 consumers) on the local stack, with the
- * test settings the end-to-end tests need, runs the same end-to-end test files as standalone
- * against it, and stops it. The local stack must be up (`npm run infra:up`, which the npm
- * script runs first).
+ * `npm run test:cluster`: starts a cluster (2 gateways, 2 consumers) on the local stack with the
+ * settings the end-to-end tests need, runs the same end-to-end test files as standalone against
+ * it, then the fault tests (which stop and kill its processes), and stops it. The local stack
+ * must be up (`npm run infra:up`, which the npm script runs first).
+ *
+ * The tests reach the cluster through IM_E2E_URL / IM_E2E_WS_URL, read its log (IM_CLUSTER_LOG)
+ * and stop or kill its processes through a small control endpoint (IM_CLUSTER_CONTROL).
  */
 import { spawn } from "node:child_process"
-import { appendFileSync, mkdirSync } from "node:fs"
+import { appendFileSync, mkdirSync, rmSync } from "node:fs"
+import { createServer } from "node:http"
+import type { AddressInfo } from "node:net"
 import { fileURLToPath } from "node:url"
 import { startCluster } from "./cluster.ts"
 
@@ -13,22 +18,65 @@ const repoRoot = fileURLToPath(new URL("..", import.meta.url))
 const logDir = `${repoRoot}test-results`
 mkdirSync(logDir, { recursive: true })
 const logFile = `${logDir}/cluster.log`
+rmSync(logFile, { force: true })
 
 const cluster = await startCluster({
-  env: { WS_TEST_HOOKS: "true", WS_HEARTBEAT_TIMEOUT: "2 seconds", WS_MAX_FRAME_BYTES: "65536", LOG_FORMAT: "json" },
+  env: {
+    WS_TEST_HOOKS: "true",
+    WS_HEARTBEAT_TIMEOUT: "2 seconds",
+    WS_MAX_FRAME_BYTES: "65536",
+    LOG_LEVEL: "Debug",
+    LOG_FORMAT: "json",
+    // Faults show within seconds: a killed consumer leaves the group, a silent instance turns critical.
+    KAFKA_SESSION_TIMEOUT: "6 seconds",
+    KAFKA_HEARTBEAT_INTERVAL: "1 second",
+    CONSUL_CHECK_TTL: "3 seconds"
+  },
   onOutput: (name, line) => appendFileSync(logFile, `[${name}] ${line}\n`)
 })
+
+const control = createServer((request, response) => {
+  const url = new URL(request.url ?? "/", "http://control")
+  const name = url.searchParams.get("name") ?? ""
+  const hard = url.pathname === "/kill"
+  if (request.method !== "POST" || (url.pathname !== "/stop" && url.pathname !== "/kill")) {
+    response.writeHead(404).end()
+    return
+  }
+  appendFileSync(logFile, `[control] ${hard ? "kill -9" : "stop"} ${name} at ${new Date().toISOString()}\n`)
+  cluster.stopProcess(name, { hard }).then(
+    (code) => response.writeHead(200, { "content-type": "application/json" }).end(JSON.stringify({ code })),
+    (error) => response.writeHead(400).end(String(error))
+  )
+})
+await new Promise<void>((resolve) => control.listen(0, "127.0.0.1", resolve))
+const controlUrl = `http://127.0.0.1:${(control.address() as AddressInfo).port}`
 console.log(`cluster up (service logs in ${logFile}); running the end-to-end tests against ${cluster.apiUrl}`)
 
-const vitest = spawn(
-  process.execPath,
-  [`${repoRoot}node_modules/vitest/vitest.mjs`, "run", "--exclude", "**/Restart.e2e.test.ts", "packages/e2e", ...process.argv.slice(2)],
-  {
+const env = {
+  ...process.env,
+  IM_E2E_URL: cluster.apiUrl,
+  IM_E2E_WS_URL: "ws://127.0.0.1:8081/ws",
+  IM_CLUSTER_LOG: logFile,
+  IM_CLUSTER_CONTROL: controlUrl
+}
+
+/** Runs vitest; a JSON report asked for with --outputFile gets `suffix` before its extension. */
+const vitest = (files: ReadonlyArray<string>, extra: ReadonlyArray<string>, suffix: string) => {
+  const args = process.argv.slice(2).map((arg) =>
+    arg.startsWith("--outputFile=") && suffix !== "" ? arg.replace(/(\.json)?$/, `${suffix}$1`) : arg
+  )
+  const child = spawn(process.execPath, [`${repoRoot}node_modules/vitest/vitest.mjs`, "run", ...extra, ...files, ...args], {
     cwd: repoRoot,
     stdio: "inherit",
-    env: { ...process.env, IM_E2E_URL: cluster.apiUrl, IM_E2E_WS_URL: "ws://127.0.0.1:8081/ws" }
-  }
-)
-const code = await new Promise<number | null>((resolve) => vitest.on("exit", resolve))
+    env
+  })
+  return new Promise<number | null>((resolve) => child.on("exit", resolve))
+}
+
+// First everything that leaves the cluster as it is, in parallel; then the faults, alone.
+const shared = await vitest(["packages/e2e"], ["--exclude", "**/Restart.e2e.test.ts", "--exclude", "**/ClusterFaults.e2e.test.ts"], "")
+const faults = await vitest(["packages/e2e/test/ClusterFaults.e2e.test.ts"], [], "-faults")
+control.close()
 await cluster.stop()
-process.exit(code ?? 1)
+process.exit(shared === 0 && faults === 0 ? 0 : 1)

@@ -1,4 +1,3 @@
-import { NodeRuntime } from "@effect/platform-node"
 import { Passwords } from "@im/auth/Passwords"
 import { Tokens } from "@im/auth/Tokens"
 import * as ConsulRegistry from "@im/consul/ConsulRegistry"
@@ -6,6 +5,7 @@ import * as DbGrpc from "@im/db/DbGrpc"
 import * as Address from "@im/platform/Address"
 import * as HttpServer from "@im/platform/HttpServer"
 import * as Logging from "@im/platform/Logging"
+import * as Main from "@im/platform/Main"
 import * as Postgres from "@im/platform/Postgres"
 import * as Registration from "@im/platform/Registration"
 import * as SqlUserStore from "@im/sql/SqlUserStore"
@@ -23,4 +23,4 @@ const ApiService = Layer.unwrap(Effect.gen(function*() {
   )
 }))
 
-Layer.launch(ApiService.pipe(Layer.provide([ConsulRegistry.layer, Logging.layer]))).pipe(NodeRuntime.runMain)
+Main.run(ApiService.pipe(Layer.provide([ConsulRegistry.layer, Logging.layer])))

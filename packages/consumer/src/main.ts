@@ -1,8 +1,8 @@
-import { NodeRuntime } from "@effect/platform-node"
 import * as ConsulRegistry from "@im/consul/ConsulRegistry"
 import * as DbGrpc from "@im/db/DbGrpc"
 import * as KafkaMessageBus from "@im/kafka/KafkaMessageBus"
 import * as Logging from "@im/platform/Logging"
+import * as Main from "@im/platform/Main"
 import * as Postgres from "@im/platform/Postgres"
 import * as Registration from "@im/platform/Registration"
 import * as PusherGrpc from "@im/pusher/PusherGrpc"
@@ -24,4 +24,4 @@ const ConsumerService = Registration.layer({ service: "consumer", host: "127.0.0
   ])
 )
 
-Layer.launch(ConsumerService.pipe(Layer.provide([ConsulRegistry.layer, Logging.layer]))).pipe(NodeRuntime.runMain)
+Main.run(ConsumerService.pipe(Layer.provide([ConsulRegistry.layer, Logging.layer])))

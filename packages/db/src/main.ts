@@ -1,8 +1,8 @@
-import { NodeRuntime } from "@effect/platform-node"
 import * as ConsulRegistry from "@im/consul/ConsulRegistry"
 import * as MongoInboxStore from "@im/mongo/MongoInboxStore"
 import * as Address from "@im/platform/Address"
 import * as Logging from "@im/platform/Logging"
+import * as Main from "@im/platform/Main"
 import * as Postgres from "@im/platform/Postgres"
 import * as Registration from "@im/platform/Registration"
 import { serve } from "@im/proto/EffectConnect"
@@ -21,4 +21,4 @@ const DbService = Layer.unwrap(Effect.gen(function*() {
   )
 }))
 
-Layer.launch(DbService.pipe(Layer.provide([ConsulRegistry.layer, Logging.layer]))).pipe(NodeRuntime.runMain)
+Main.run(DbService.pipe(Layer.provide([ConsulRegistry.layer, Logging.layer])))

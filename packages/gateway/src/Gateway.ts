@@ -36,6 +36,8 @@ export class Gateway extends Context.Service<Gateway, {
   readonly deliver: (deliveries: ReadonlyArray<Delivery>) => Effect.Effect<void>
   /** Closes every session of the user on this gateway; returns how many. */
   readonly kick: (user: UserId, reason: string) => Effect.Effect<number>
+  /** Closes every session on this gateway. */
+  readonly closeAll: (code: number, reason: string) => Effect.Effect<void>
   readonly attach: (session: Session) => Effect.Effect<void>
   readonly detach: (session: Session) => Effect.Effect<void>
   readonly connections: Effect.Effect<number>
@@ -108,17 +110,27 @@ export class Gateway extends Context.Service<Gateway, {
       Effect.forkScoped
     )
 
-    // On shutdown, tell every client to come back later.
-    yield* Effect.addFinalizer(() =>
-      Effect.forEach(
-        [...sessions.values()].flatMap((own) => [...own]),
-        (session) => session.close(1001, "server shutting down"),
-        { discard: true }
-      )
-    )
+    const closeAll = Effect.fn("Gateway.closeAll")(function*(code: number, reason: string) {
+      yield* Effect.forEach([...sessions.values()].flatMap((own) => [...own]), (session) => session.close(code, reason), {
+        discard: true
+      })
+    })
 
-    return Gateway.of({ config, deliver, kick, attach, detach, connections: Effect.sync(() => count) })
+    // On shutdown, tell every client still here to come back later.
+    yield* Effect.addFinalizer(() => closeAll(CloseCodes.goingAway, "server shutting down"))
+
+    return Gateway.of({ config, deliver, kick, closeAll, attach, detach, connections: Effect.sync(() => count) })
   }, Effect.annotateLogs({ service: "ws" }))
 
   static readonly layer = Layer.effect(Gateway, Effect.flatMap(Gateway.configFromEnv, Gateway.make))
+
+  /**
+   * On shutdown, closes every session (1001) before the layers below it are released: built on
+   * top of the HTTP server, it lets the server's graceful close finish at once instead of
+   * waiting for WebSockets that would only close after it.
+   */
+  static readonly closeSessionsOnShutdown = Layer.effectDiscard(Effect.gen(function*() {
+    const gateway = yield* Gateway
+    yield* Effect.addFinalizer(() => gateway.closeAll(CloseCodes.goingAway, "server shutting down"))
+  }))
 }

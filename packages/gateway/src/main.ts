@@ -1,10 +1,10 @@
-import { NodeRuntime } from "@effect/platform-node"
 import { Tokens } from "@im/auth/Tokens"
 import * as ChatGrpc from "@im/chat/ChatGrpc"
 import * as ConsulRegistry from "@im/consul/ConsulRegistry"
 import * as Address from "@im/platform/Address"
 import * as HttpServer from "@im/platform/HttpServer"
 import * as Logging from "@im/platform/Logging"
+import * as Main from "@im/platform/Main"
 import * as Registration from "@im/platform/Registration"
 import { serve } from "@im/proto/EffectConnect"
 import * as RedisPresence from "@im/redis/RedisPresence"
@@ -32,9 +32,10 @@ const GatewayService = Layer.unwrap(Effect.gen(function*() {
   const registration = Layer.unwrap(Effect.map(Effect.service(Gateway), (gateway) =>
     Registration.layer({ service: "ws", id: gateway.config.id, host, port: grpcPort, meta: { ws: `ws://${host}:${port}/ws` } })))
   return registration.pipe(
+    Layer.provide(Gateway.closeSessionsOnShutdown),
     Layer.provide([serve(GatewayGrpcServer, { host, port: grpcPort }), http]),
     Layer.provide([gateway, ChatGrpc.layerRegistry(), Tokens.layer])
   )
 }))
 
-Layer.launch(GatewayService.pipe(Layer.provide([ConsulRegistry.layer, Logging.layer]))).pipe(NodeRuntime.runMain)
+Main.run(GatewayService.pipe(Layer.provide([ConsulRegistry.layer, Logging.layer])))

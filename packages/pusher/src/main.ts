@@ -1,7 +1,7 @@
-import { NodeRuntime } from "@effect/platform-node"
 import * as ConsulRegistry from "@im/consul/ConsulRegistry"
 import * as Address from "@im/platform/Address"
 import * as Logging from "@im/platform/Logging"
+import * as Main from "@im/platform/Main"
 import * as Registration from "@im/platform/Registration"
 import { serve } from "@im/proto/EffectConnect"
 import * as RedisPresence from "@im/redis/RedisPresence"
@@ -20,4 +20,4 @@ const PusherService = Layer.unwrap(Effect.gen(function*() {
   )
 }))
 
-Layer.launch(PusherService.pipe(Layer.provide([ConsulRegistry.layer, Logging.layer]))).pipe(NodeRuntime.runMain)
+Main.run(PusherService.pipe(Layer.provide([ConsulRegistry.layer, Logging.layer])))

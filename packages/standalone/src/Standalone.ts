@@ -47,7 +47,10 @@ export const makeStandalone = <E1, R1, E2, R2>(options: {
   })
   const ports = Layer.mergeAll(options.storage, MessageBus.layerMemory(), Presence.layerMemory)
   const services = Layer.mergeAll(Chat.layer, Db.layer, Gateway.layer, options.tokens, Passwords.layer, WsDirectory.layerSameServer)
-  const http = HttpRouter.serve(Layer.mergeAll(ApiRoutes, GatewayRoutes)).pipe(Layer.provideMerge(server))
+  const http = Gateway.closeSessionsOnShutdown.pipe(
+    Layer.provideMerge(HttpRouter.serve(Layer.mergeAll(ApiRoutes, GatewayRoutes))),
+    Layer.provideMerge(server)
+  )
   const consumer = Consumer.layer.pipe(Layer.provide(Pusher.layer), Layer.provide(Gateways.layerLocal))
   return Layer.mergeAll(http, consumer).pipe(Layer.provideMerge(services), Layer.provideMerge(ports))
 }

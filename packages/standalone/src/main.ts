@@ -1,6 +1,6 @@
-import { NodeRuntime } from "@effect/platform-node"
 import * as Logging from "@im/platform/Logging"
+import * as Main from "@im/platform/Main"
 import { Layer } from "effect"
 import { Standalone } from "./StandaloneMain.ts"
 
-Layer.launch(Standalone.pipe(Layer.provide(Logging.layer))).pipe(NodeRuntime.runMain)
+Main.run(Standalone.pipe(Layer.provide(Logging.layer)))
