@@ -16,8 +16,8 @@ import { WsDirectory } from "./WsDirectory.ts"
 
 /** The api service: the HTTP API on API_HOST:API_PORT; users in PostgreSQL, inboxes through db. */
 const ApiService = Layer.unwrap(Effect.gen(function*() {
-  const { host, port } = yield* Address.config("API", Address.DefaultPorts.api)
-  return Registration.layer({ service: "api", host, port }).pipe(
+  const { advertise, host, port } = yield* Address.config("API", Address.DefaultPorts.api)
+  return Registration.layer({ service: "api", host: advertise, port }).pipe(
     Layer.provide(HttpRouter.serve(ApiRoutes).pipe(Layer.provide(HttpServer.layer({ host, port })))),
     Layer.provide([SqlUserStore.layer.pipe(Layer.provide(Postgres.layer)), DbGrpc.layerRegistry(), WsDirectory.layerRegistry, Tokens.layer, Passwords.layer])
   )

@@ -13,8 +13,8 @@ import { ChatGrpcServer } from "./ChatGrpc.ts"
 
 /** The chat service: gRPC ChatService on CHAT_HOST:CHAT_PORT, publishing to Kafka. */
 const ChatService = Layer.unwrap(Effect.gen(function*() {
-  const { host, port } = yield* Address.config("CHAT", Address.DefaultPorts.chat)
-  return Registration.layer({ service: "chat", host, port }).pipe(
+  const { advertise, host, port } = yield* Address.config("CHAT", Address.DefaultPorts.chat)
+  return Registration.layer({ service: "chat", host: advertise, port }).pipe(
     Layer.provide(serve(ChatGrpcServer, { host, port })),
     Layer.provide(Chat.layer),
     Layer.provide([KafkaMessageBus.layer, SqlUserStore.layer.pipe(Layer.provide(Postgres.layer))])

@@ -13,8 +13,8 @@ import { DbGrpcServer } from "./DbGrpc.ts"
 
 /** The db service: gRPC DbService on DB_HOST:DB_PORT; history in PostgreSQL, inboxes in MongoDB. */
 const DbService = Layer.unwrap(Effect.gen(function*() {
-  const { host, port } = yield* Address.config("DB", Address.DefaultPorts.db)
-  return Registration.layer({ service: "db", host, port }).pipe(
+  const { advertise, host, port } = yield* Address.config("DB", Address.DefaultPorts.db)
+  return Registration.layer({ service: "db", host: advertise, port }).pipe(
     Layer.provide(serve(DbGrpcServer, { host, port })),
     Layer.provide(Db.layer),
     Layer.provide([SqlHistoryStore.layer.pipe(Layer.provide(Postgres.layer)), MongoInboxStore.layer])

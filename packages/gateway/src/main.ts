@@ -21,16 +21,18 @@ const Health = HttpRouter.add("GET", "/health", HttpServerResponse.json({ status
  * as `ws` under its gateway id, which is what Presence records), Chat found through the registry.
  */
 const GatewayService = Layer.unwrap(Effect.gen(function*() {
-  const { host, port } = yield* Address.config("WS", Address.DefaultPorts.ws)
+  const { advertise, host, port } = yield* Address.config("WS", Address.DefaultPorts.ws)
   const grpcPort = yield* Config.Port("WS_GRPC_PORT").pipe(Config.withDefault(Address.DefaultPorts.wsGrpc))
   const maxFrameBytes = yield* Config.Int("WS_MAX_FRAME_BYTES").pipe(Config.withDefault(65_536))
+  // What clients are told to connect to (login's ws_url): behind a proxy or port mapping, set it.
+  const publicUrl = yield* Config.String("WS_PUBLIC_URL").pipe(Config.withDefault(`ws://${advertise}:${port}/ws`))
   const gateway = Gateway.layer.pipe(Layer.provide(RedisPresence.layer))
   const http = HttpRouter.serve(Layer.mergeAll(GatewayRoutes, Health)).pipe(
     Layer.provide(HttpServer.layer({ host, port, maxFrameBytes }))
   )
   // Registered under the gateway's own id: the id Presence records and the pushers look up.
   const registration = Layer.unwrap(Effect.map(Effect.service(Gateway), (gateway) =>
-    Registration.layer({ service: "ws", id: gateway.config.id, host, port: grpcPort, meta: { ws: `ws://${host}:${port}/ws` } })))
+    Registration.layer({ service: "ws", id: gateway.config.id, host: advertise, port: grpcPort, meta: { ws: publicUrl } })))
   return registration.pipe(
     Layer.provide(Gateway.closeSessionsOnShutdown),
     Layer.provide([serve(GatewayGrpcServer, { host, port: grpcPort }), http]),

@@ -12,8 +12,8 @@ import { PusherGrpcServer } from "./PusherGrpc.ts"
 
 /** The pusher: gRPC PusherService on PUSHER_HOST:PUSHER_PORT; Presence in Redis, gateways from the registry. */
 const PusherService = Layer.unwrap(Effect.gen(function*() {
-  const { host, port } = yield* Address.config("PUSHER", Address.DefaultPorts.pusher)
-  return Registration.layer({ service: "pusher", host, port }).pipe(
+  const { advertise, host, port } = yield* Address.config("PUSHER", Address.DefaultPorts.pusher)
+  return Registration.layer({ service: "pusher", host: advertise, port }).pipe(
     Layer.provide(serve(PusherGrpcServer, { host, port })),
     Layer.provide(Pusher.layer),
     Layer.provide([RedisPresence.layer, Gateways.layerRegistry()])

@@ -1,0 +1,12 @@
+# One image for the six services; the command picks the service, e.g.
+#   docker run im node packages/chat/src/main.ts
+# Node 24 runs the TypeScript sources directly (type stripping): there is no build step.
+FROM node:24.21.0-slim
+WORKDIR /app
+ENV NODE_ENV=production LOG_FORMAT=json
+COPY package.json package-lock.json ./
+COPY packages ./packages
+COPY proto ./proto
+RUN npm ci --omit=dev --ignore-scripts --no-audit --no-fund
+USER node
+CMD ["node", "packages/api/src/main.ts"]
