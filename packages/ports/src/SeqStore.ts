@@ -3,6 +3,22 @@ import { Context, Effect, Layer } from "effect"
 import type { PortError } from "./PortError.ts"
 
 /**
+ * The requests of an `allocate` call as one count per user (a user listed twice gets one block
+ * covering both); a count that is not an integer ≥ 1 is a defect of the caller.
+ */
+export const totalsByUser = (requests: ReadonlyArray<readonly [UserId, number]>) =>
+  Effect.suspend(() => {
+    const totals = new Map<UserId, number>()
+    for (const [user, count] of requests) {
+      if (!Number.isSafeInteger(count) || count < 1) {
+        return Effect.die(new RangeError(`SeqStore.allocate: count must be an integer ≥ 1, got ${count} for ${user}`))
+      }
+      totals.set(user, (totals.get(user) ?? 0) + count)
+    }
+    return Effect.succeed(totals)
+  })
+
+/**
  * Per-user inbox sequence numbers. `allocate` reserves a block of consecutive numbers for each
  * user in one atomic step; a number is never handed out twice, even after the backing store
  * loses its data.

@@ -1,7 +1,7 @@
 import { PgClient } from "@effect/sql-pg"
 import type { UserId } from "@im/domain/Ids"
 import { PortError } from "@im/ports/PortError"
-import { SeqStore } from "@im/ports/SeqStore"
+import { SeqStore, totalsByUser } from "@im/ports/SeqStore"
 import * as Migrations from "@im/sql/Migrations"
 import { chunks, portCall, toNumber } from "@im/sql/SqlErrors"
 import { Array as Arr, Config, Duration, Effect, Layer, Redacted, type Scope } from "effect"
@@ -163,14 +163,7 @@ export const make = (
       })
 
     const allocate = Effect.fn("RedisSeqStore.allocate")(function*(requests: ReadonlyArray<readonly [UserId, number]>) {
-      // One entry per user: a user listed twice gets one run covering both blocks.
-      const totals = new Map<UserId, number>()
-      for (const [user, count] of requests) {
-        if (!Number.isSafeInteger(count) || count < 1) {
-          return yield* Effect.die(new RangeError(`SeqStore.allocate: count must be an integer ≥ 1, got ${count} for ${user}`))
-        }
-        totals.set(user, (totals.get(user) ?? 0) + count)
-      }
+      const totals = yield* totalsByUser(requests)
       const firsts = new Map<UserId, number>()
       if (totals.size === 0) return firsts
       const users = [...totals]

@@ -4,8 +4,7 @@ import { SeqStore } from "@im/ports/SeqStore"
 import { freshGatewayId, freshUserId, unique } from "@im/ports/testing/Fixtures"
 import { presenceSuite } from "@im/ports/testing/PresenceSuite"
 import { seqStoreSuite } from "@im/ports/testing/SeqStoreSuite"
-import * as Migrations from "@im/sql/Migrations"
-import { PgClient } from "@effect/sql-pg"
+import * as FreshDatabase from "@im/sql/testing/FreshDatabase"
 import { assert, describe, it, layer } from "@effect/vitest"
 import { ConfigProvider, type Duration, Effect, Exit, Layer, Redacted } from "effect"
 import { SqlClient } from "effect/sql"
@@ -18,29 +17,7 @@ import * as RedisSeqStore from "../src/RedisSeqStore.ts"
 // PostgreSQL database of its own, dropped when the file is done, and every store a key prefix
 // of its own.
 const redisUrl = process.env["REDIS_URL"] ?? "redis://127.0.0.1:6379"
-const serverUrl = process.env["DATABASE_URL"] ?? "postgres://im:im@127.0.0.1:5432/im"
-const databaseName = `im_test_${randomBytes(6).toString("hex")}`
-const databaseUrl = (() => {
-  const url = new URL(serverUrl)
-  url.pathname = `/${databaseName}`
-  return url.toString()
-})()
-
-const freshDatabase = Layer.unwrap(
-  Effect.gen(function*() {
-    const sql = yield* PgClient.PgClient
-    yield* sql`CREATE DATABASE ${sql(databaseName)}`
-    yield* Effect.addFinalizer(() =>
-      sql`DROP DATABASE IF EXISTS ${sql(databaseName)} WITH (FORCE)`.pipe(
-        Effect.tapError((error) => Effect.logWarning(`could not drop ${databaseName}`, error)),
-        Effect.ignore
-      )
-    )
-    return PgClient.layer({ url: Redacted.make(databaseUrl), maxConnections: 8 })
-  })
-).pipe(Layer.provide(PgClient.layer({ url: Redacted.make(serverUrl), maxConnections: 1 })))
-
-const database = Migrations.layer.pipe(Layer.provideMerge(freshDatabase))
+const { layer: database, name: databaseName } = FreshDatabase.layer()
 const shared = { memoMap: Layer.makeMemoMapUnsafe(), timeout: "60 seconds" } as const
 
 const freshPrefix = () => `test:${randomBytes(6).toString("hex")}:`

@@ -1,5 +1,5 @@
 import type { UserId } from "@im/domain/Ids"
-import { SeqStore } from "@im/ports/SeqStore"
+import { SeqStore, totalsByUser } from "@im/ports/SeqStore"
 import { Array as Arr, Effect, Layer } from "effect"
 import { SqlClient } from "effect/sql"
 import { chunks, portCall, toNumber } from "./SqlErrors.ts"
@@ -23,15 +23,8 @@ export const layer: Layer.Layer<SeqStore, never, SqlClient.SqlClient> = Layer.ef
         RETURNING user_id, seq`
 
     const allocate = Effect.fn("SqlSeqStore.allocate")(function*(requests: ReadonlyArray<readonly [UserId, number]>) {
-      // One row per user: an upsert may not touch a row twice, and a user listed twice gets
-      // one run covering both blocks.
-      const totals = new Map<UserId, number>()
-      for (const [user, count] of requests) {
-        if (!Number.isSafeInteger(count) || count < 1) {
-          return yield* Effect.die(new RangeError(`SeqStore.allocate: count must be an integer ≥ 1, got ${count} for ${user}`))
-        }
-        totals.set(user, (totals.get(user) ?? 0) + count)
-      }
+      // One row per user: an upsert may not touch a row twice.
+      const totals = yield* totalsByUser(requests)
       const firsts = new Map<UserId, number>()
       if (totals.size === 0) return firsts
       const parts = chunks([...totals], CHUNK)

@@ -2,44 +2,17 @@ import { historyStoreSuite } from "@im/ports/testing/HistoryStoreSuite"
 import { inboxStoreSuite } from "@im/ports/testing/InboxStoreSuite"
 import { seqStoreSuite } from "@im/ports/testing/SeqStoreSuite"
 import { userStoreSuite } from "@im/ports/testing/UserStoreSuite"
-import { PgClient } from "@effect/sql-pg"
 import { assert, layer } from "@effect/vitest"
-import { Effect, Layer, Redacted } from "effect"
+import { Effect, Layer } from "effect"
 import { SqlClient } from "effect/sql"
-import { randomBytes } from "node:crypto"
-import * as Migrations from "../src/Migrations.ts"
+import * as FreshDatabase from "../testing/FreshDatabase.ts"
 import * as SqlHistoryStore from "../src/SqlHistoryStore.ts"
 import * as SqlInboxStore from "../src/SqlInboxStore.ts"
 import * as SqlSeqStore from "../src/SqlSeqStore.ts"
 import * as SqlUserStore from "../src/SqlUserStore.ts"
 
-// A real PostgreSQL server (`npm run infra:up`, or docker compose). Each run gets a database of
-// its own, created here, migrated, and dropped with its connections when the file is done.
-const serverUrl = process.env["DATABASE_URL"] ?? "postgres://im:im@127.0.0.1:5432/im"
-const databaseName = `im_test_${randomBytes(6).toString("hex")}`
-const databaseUrl = (() => {
-  const url = new URL(serverUrl)
-  url.pathname = `/${databaseName}`
-  return url.toString()
-})()
-
-const admin = PgClient.layer({ url: Redacted.make(serverUrl), maxConnections: 1 })
-
-const freshDatabase = Layer.unwrap(
-  Effect.gen(function*() {
-    const sql = yield* PgClient.PgClient
-    yield* sql`CREATE DATABASE ${sql(databaseName)}`
-    yield* Effect.addFinalizer(() =>
-      sql`DROP DATABASE IF EXISTS ${sql(databaseName)} WITH (FORCE)`.pipe(
-        Effect.tapError((error) => Effect.logWarning(`could not drop ${databaseName}`, error)),
-        Effect.ignore
-      )
-    )
-    return PgClient.layer({ url: Redacted.make(databaseUrl), maxConnections: 8 })
-  })
-).pipe(Layer.provide(admin))
-
-const database = Migrations.layer.pipe(Layer.provideMerge(freshDatabase))
+// A real PostgreSQL server (`npm run infra:up`, or docker compose); a database of this file's own.
+const { layer: database, name: databaseName } = FreshDatabase.layer()
 const shared = { memoMap: Layer.makeMemoMapUnsafe(), timeout: "60 seconds" } as const
 
 layer(database, { ...shared, excludeTestServices: true })(`SQL adapters on PostgreSQL (${databaseName})`, (it) => {
