@@ -1,5 +1,15 @@
-import { AccountTaken, InvalidCredentials, InvalidRange, ServiceUnavailable, Unauthorized } from "@im/domain/Errors"
-import { UserId } from "@im/domain/Ids"
+import {
+  AccountTaken,
+  Forbidden,
+  GroupNotFound,
+  InvalidCredentials,
+  InvalidRange,
+  ServiceUnavailable,
+  Unauthorized,
+  UnknownUsers
+} from "@im/domain/Errors"
+import { Group, GroupMember, GroupName, MAX_GROUP_MEMBERS } from "@im/domain/Group"
+import { GroupId, UserId } from "@im/domain/Ids"
 import { PullPage } from "@im/domain/Message"
 import { Account, DisplayName, Password, User } from "@im/domain/User"
 import { Context, Schema } from "effect"
@@ -89,6 +99,49 @@ export class InboxApi extends HttpApiGroup.make("inbox")
   .annotateMerge(OpenApi.annotations({ title: "Inbox" }))
 {}
 
+const UserIds = Schema.Array(UserId).pipe(Schema.check(Schema.isMaxLength(MAX_GROUP_MEMBERS - 1)))
+
+export class GroupsApi extends HttpApiGroup.make("groups")
+  .add(
+    HttpApiEndpoint.post("create", "/", {
+      payload: Schema.Struct({ name: GroupName, member_ids: UserIds }),
+      success: Group.pipe(HttpApiSchema.status(201)),
+      error: [UnknownUsers, ServiceUnavailable]
+    }).annotate(OpenApi.Description, "Create a group: the caller is its owner, member_ids its first members."),
+    HttpApiEndpoint.get("mine", "/", {
+      success: Schema.Array(Group),
+      error: ServiceUnavailable
+    }).annotate(OpenApi.Description, "The groups the caller is a member of."),
+    HttpApiEndpoint.get("get", "/:group_id", {
+      params: { group_id: GroupId },
+      success: Group,
+      error: [GroupNotFound, ServiceUnavailable]
+    }).annotate(OpenApi.Description, "A group the caller is a member of (others get 404)."),
+    HttpApiEndpoint.get("members", "/:group_id/members", {
+      params: { group_id: GroupId },
+      success: Schema.Array(GroupMember),
+      error: [GroupNotFound, ServiceUnavailable]
+    }).annotate(OpenApi.Description, "The members of a group the caller is a member of."),
+    HttpApiEndpoint.post("invite", "/:group_id/members", {
+      params: { group_id: GroupId },
+      payload: Schema.Struct({ user_ids: UserIds }),
+      success: Schema.Struct({ added: Schema.Array(UserId) }),
+      error: [GroupNotFound, UnknownUsers, Forbidden, ServiceUnavailable]
+    }).annotate(OpenApi.Description, "Add users to a group; any member may invite. Answers the ones that were not members yet."),
+    HttpApiEndpoint.delete("remove", "/:group_id/members/:user_id", {
+      params: { group_id: GroupId, user_id: UserId },
+      success: HttpApiSchema.NoContent,
+      error: [GroupNotFound, Forbidden, ServiceUnavailable]
+    }).annotate(
+      OpenApi.Description,
+      "Leave (your own id) or remove a member (owner: anyone; admin: members). The owner cannot leave."
+    )
+  )
+  .middleware(Authorization)
+  .prefix("/groups")
+  .annotateMerge(OpenApi.annotations({ title: "Groups" }))
+{}
+
 export class GatewayApi extends HttpApiGroup.make("gateway")
   .add(
     HttpApiEndpoint.get("pick", "/gateway", {
@@ -107,6 +160,7 @@ export class ImApi extends HttpApi.make("im")
   .add(SystemApi)
   .add(AuthApi)
   .add(InboxApi)
+  .add(GroupsApi)
   .add(GatewayApi)
   .annotateMerge(OpenApi.annotations({
     title: "IM backend API",

@@ -9,6 +9,7 @@ import { Clock, Effect, Layer, Option, Redacted } from "effect"
 import { HttpApiBuilder, HttpApiScalar } from "effect/http-api"
 import { randomBytes } from "node:crypto"
 import { Authorization, CurrentUser, ImApi } from "./Api.ts"
+import { GroupsHandlers } from "./GroupsHandlers.ts"
 import { DescribeRequestErrors } from "./RequestErrors.ts"
 import { WsDirectory } from "./WsDirectory.ts"
 
@@ -115,6 +116,6 @@ export const ApiRoutes = Layer.mergeAll(
   HttpApiScalar.layer(ImApi, { path: "/docs" }),
   DescribeRequestErrors
 ).pipe(
-  Layer.provide([SystemHandlers, AuthHandlers, InboxHandlers, GatewayHandlers]),
+  Layer.provide([SystemHandlers, AuthHandlers, InboxHandlers, GroupsHandlers, GatewayHandlers]),
   Layer.provide(AuthorizationLive)
 )

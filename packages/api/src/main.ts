@@ -8,6 +8,7 @@ import * as Logging from "@im/platform/Logging"
 import * as Main from "@im/platform/Main"
 import * as Postgres from "@im/platform/Postgres"
 import * as Registration from "@im/platform/Registration"
+import * as SqlGroupStore from "@im/sql/SqlGroupStore"
 import * as SqlUserStore from "@im/sql/SqlUserStore"
 import { Effect, Layer } from "effect"
 import { HttpRouter } from "effect/http"
@@ -19,7 +20,7 @@ const ApiService = Layer.unwrap(Effect.gen(function*() {
   const { advertise, host, port } = yield* Address.config("API", Address.DefaultPorts.api)
   return Registration.layer({ service: "api", host: advertise, port }).pipe(
     Layer.provide(HttpRouter.serve(ApiRoutes).pipe(Layer.provide(HttpServer.layer({ host, port })))),
-    Layer.provide([SqlUserStore.layer.pipe(Layer.provide(Postgres.layer)), DbGrpc.layerRegistry(), WsDirectory.layerRegistry, Tokens.layer, Passwords.layer])
+    Layer.provide([Layer.mergeAll(SqlUserStore.layer, SqlGroupStore.layer).pipe(Layer.provide(Postgres.layer)), DbGrpc.layerRegistry(), WsDirectory.layerRegistry, Tokens.layer, Passwords.layer])
   )
 }))
 

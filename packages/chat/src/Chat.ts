@@ -3,8 +3,9 @@ import type { GroupId, LocalId, UserId } from "@im/domain/Ids"
 import { ServerId } from "@im/domain/Ids"
 import { type ContentType, conversationKey, type Message, MESSAGES_TOPIC } from "@im/domain/Message"
 import { MessageBus } from "@im/ports/MessageBus"
+import { GroupStore } from "@im/ports/GroupStore"
 import { UserStore } from "@im/ports/UserStore"
-import { Clock, Context, Effect, Layer } from "effect"
+import { Clock, Context, Effect, Layer, Option } from "effect"
 import { createHash } from "node:crypto"
 
 export interface SendRequest {
@@ -35,7 +36,8 @@ const ACK_WINDOW = 100_000
 
 /**
  * The chat service: gives each message its server_id and send_time and publishes it to the bus,
- * keyed by conversation so that one conversation's messages keep their order.
+ * keyed by conversation so that one conversation's messages keep their order. Only a group's
+ * members may send to it.
  */
 export class Chat extends Context.Service<Chat, {
   /** Succeeds once the bus accepted the message. */
@@ -46,6 +48,7 @@ export class Chat extends Context.Service<Chat, {
     Effect.gen(function*() {
       const bus = yield* MessageBus
       const users = yield* UserStore
+      const groups = yield* GroupStore
       const recentAcks = new Map<string, SendAck>()
       // Users are never deleted (yet), so a receiver seen once stays valid.
       const knownUsers = new Set<UserId>()
@@ -61,14 +64,17 @@ export class Chat extends Context.Service<Chat, {
         if ((request.receiver_id === undefined) === (request.group_id === undefined)) {
           return yield* new SendRejected({ code: "invalid_frame", message: "set exactly one of receiver_id and group_id" })
         }
-        if (request.receiver_id === undefined) {
-          return yield* new SendRejected({ code: "unsupported", message: "group messages are not supported yet" })
-        }
         const windowKey = `${request.sender_id}\n${request.local_id}`
         const remembered = recentAcks.get(windowKey)
         if (remembered !== undefined) return remembered
-        if (!(yield* receiverExists(request.receiver_id))) {
+        if (request.receiver_id !== undefined && !(yield* receiverExists(request.receiver_id))) {
           return yield* new SendRejected({ code: "receiver_not_found", message: `no user ${request.receiver_id}` })
+        }
+        if (request.group_id !== undefined) {
+          const role = yield* groups.role(request.group_id, request.sender_id).pipe(Effect.catchTag("PortError", unavailable))
+          if (Option.isNone(role)) {
+            return yield* new SendRejected({ code: "not_group_member", message: `you are not a member of group ${request.group_id}` })
+          }
         }
         const ack: SendAck = {
           server_id: serverIdOf(request.sender_id, request.local_id),
@@ -78,8 +84,9 @@ export class Chat extends Context.Service<Chat, {
           server_id: ack.server_id,
           local_id: request.local_id,
           sender_id: request.sender_id,
-          kind: "single",
-          receiver_id: request.receiver_id,
+          ...(request.group_id !== undefined
+            ? { kind: "group" as const, group_id: request.group_id }
+            : { kind: "single" as const, receiver_id: request.receiver_id! }),
           content_type: request.content_type,
           content: request.content,
           create_time: request.create_time,

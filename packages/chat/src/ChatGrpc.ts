@@ -36,6 +36,7 @@ const statusOf: Record<SendRejected["code"], Code> = {
   invalid_frame: Code.InvalidArgument,
   forbidden_sender: Code.PermissionDenied,
   receiver_not_found: Code.NotFound,
+  not_group_member: Code.PermissionDenied,
   unsupported: Code.Unimplemented,
   unavailable: Code.Unavailable
 }

@@ -6,6 +6,7 @@ import * as Main from "@im/platform/Main"
 import * as Postgres from "@im/platform/Postgres"
 import * as Registration from "@im/platform/Registration"
 import { serve } from "@im/proto/EffectConnect"
+import * as SqlGroupStore from "@im/sql/SqlGroupStore"
 import * as SqlUserStore from "@im/sql/SqlUserStore"
 import { Effect, Layer } from "effect"
 import { Chat } from "./Chat.ts"
@@ -17,7 +18,10 @@ const ChatService = Layer.unwrap(Effect.gen(function*() {
   return Registration.layer({ service: "chat", host: advertise, port }).pipe(
     Layer.provide(serve(ChatGrpcServer, { host, port })),
     Layer.provide(Chat.layer),
-    Layer.provide([KafkaMessageBus.layer, SqlUserStore.layer.pipe(Layer.provide(Postgres.layer))])
+    Layer.provide([
+      KafkaMessageBus.layer,
+      Layer.mergeAll(SqlUserStore.layer, SqlGroupStore.layer).pipe(Layer.provide(Postgres.layer))
+    ])
   )
 }))
 

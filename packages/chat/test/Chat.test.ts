@@ -1,5 +1,6 @@
 import { assert, describe, it } from "@effect/vitest"
 import { GroupId, LocalId, UserId } from "@im/domain/Ids"
+import { GroupStore } from "@im/ports/GroupStore"
 import { MessageBus } from "@im/ports/MessageBus"
 import { PortError } from "@im/ports/PortError"
 import { UserStore } from "@im/ports/UserStore"
@@ -9,6 +10,7 @@ import { Chat, type SendRequest, serverIdOf } from "../src/Chat.ts"
 
 const alice = UserId.make("u_alice")
 const bob = UserId.make("u_bob")
+const team = GroupId.make("g_team")
 
 /** A bus that records what is published, and fails while `down` is set. */
 class BusProbe {
@@ -35,9 +37,11 @@ const withChat = <A, E>(f: (chat: Chat["Service"], probe: Effect.Success<typeof 
     for (const id of [alice, bob]) {
       yield* users.create({ id, account: id, name: id, created_at: 0, password_hash: "x" })
     }
+    const groups = yield* Effect.provide(Effect.service(GroupStore), GroupStore.layerMemory)
+    yield* groups.create({ id: team, name: "team", owner_id: alice, created_at: 0 }, [{ user_id: alice, role: "owner", joined_at: 0 }])
     const chat = yield* Effect.provide(
       Effect.service(Chat),
-      Chat.layer.pipe(Layer.provide([probe.layer, Layer.succeed(UserStore, users)]))
+      Chat.layer.pipe(Layer.provide([probe.layer, Layer.succeed(UserStore, users), Layer.succeed(GroupStore, groups)]))
     )
     return yield* f(chat, probe)
   })
@@ -78,20 +82,33 @@ describe("Chat.send", () => {
       })
     ))
 
-  it.effect("refuses unknown receivers, groups, and frames naming both or neither", () =>
+  it.effect("refuses unknown receivers, groups the sender is not in, and frames naming both or neither", () =>
     withChat((chat, probe) =>
       Effect.gen(function*() {
         const codes = yield* Effect.forEach(
           [
             request({ receiver_id: UserId.make("u_nobody") }),
-            request({ receiver_id: undefined, group_id: GroupId.make("g_1") }),
-            request({ group_id: GroupId.make("g_1") }),
+            request({ receiver_id: undefined, group_id: GroupId.make("g_other") }),
+            request({ sender_id: bob, receiver_id: undefined, group_id: team }),
+            request({ group_id: team }),
             request({ receiver_id: undefined })
           ],
           (r) => Effect.flip(chat.send(r)).pipe(Effect.map((e) => e.code))
         )
-        assert.deepStrictEqual(codes, ["receiver_not_found", "unsupported", "invalid_frame", "invalid_frame"])
+        assert.deepStrictEqual(codes, ["receiver_not_found", "not_group_member", "not_group_member", "invalid_frame", "invalid_frame"])
         assert.strictEqual((yield* Ref.get(probe.published)).length, 0)
+      })
+    ))
+
+  it.effect("a member's group message is published keyed by the group", () =>
+    withChat((chat, probe) =>
+      Effect.gen(function*() {
+        const ack = yield* chat.send(request({ receiver_id: undefined, group_id: team }))
+        const [published] = yield* Ref.get(probe.published)
+        assert.strictEqual(published!.key, "g:g_team")
+        const message = JSON.parse(published!.value)
+        assert.deepInclude(message, { kind: "group", group_id: team, sender_id: alice, server_id: ack.server_id })
+        assert.isFalse("receiver_id" in message)
       })
     ))
 

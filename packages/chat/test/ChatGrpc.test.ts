@@ -3,6 +3,7 @@ import * as protoLoader from "@grpc/proto-loader"
 import { assert, describe, it, layer } from "@effect/vitest"
 import { LocalId, UserId } from "@im/domain/Ids"
 import { GrpcServer, serve } from "@im/proto/EffectConnect"
+import { GroupStore } from "@im/ports/GroupStore"
 import { MessageBus } from "@im/ports/MessageBus"
 import { ServiceRegistry } from "@im/ports/ServiceRegistry"
 import { UserStore } from "@im/ports/UserStore"
@@ -26,7 +27,7 @@ const Users = Layer.effect(
 /** The chat service served over gRPC on a free port, on the in-memory bus. */
 const Server = serve(ChatGrpcServer, { host: "127.0.0.1", port: 0 }).pipe(
   Layer.provide(Chat.layer),
-  Layer.provide([MessageBus.layerMemory(), Users])
+  Layer.provide([MessageBus.layerMemory(), Users, GroupStore.layerMemory])
 )
 
 const protoRoot = fileURLToPath(new URL("../../../proto", import.meta.url))
@@ -89,7 +90,7 @@ describe("chat found through the registry", () => {
           }))
           const context = yield* Layer.build(serve(ChatGrpcServer, { host: "127.0.0.1", port: 0 }).pipe(
             Layer.provide(Chat.layer),
-            Layer.provide([bus, Users])
+            Layer.provide([bus, Users, GroupStore.layerMemory])
           ))
           yield* registry.register({ id: name, service: "chat", host: "127.0.0.1", port: Context.get(context, GrpcServer).port })
         }).pipe(Scope.provide(scope))

@@ -70,8 +70,11 @@ const systemTimers: Timers = {
 
 export type ClientStatus = "connecting" | "open" | "syncing" | "synced" | "closed" | "unauthorized"
 
-export interface SendInput {
-  readonly receiver_id: string
+/** To a user (`receiver_id`) or to a group the sender is a member of (`group_id`). */
+export type SendInput = (
+  | { readonly receiver_id: string; readonly group_id?: undefined }
+  | { readonly group_id: string; readonly receiver_id?: undefined }
+) & {
   readonly content: string
   /** Default `text`. */
   readonly content_type?: ContentType
@@ -637,7 +640,7 @@ export class ImClient {
       frame: {
         type: "send",
         local_id: localId,
-        receiver_id: input.receiver_id,
+        ...(input.group_id !== undefined ? { group_id: input.group_id } : { receiver_id: input.receiver_id }),
         content_type: input.content_type ?? "text",
         content: input.content,
         create_time: this.#now()

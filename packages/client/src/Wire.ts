@@ -102,6 +102,7 @@ export type SendErrorCode =
   | "invalid_frame"
   | "forbidden_sender"
   | "receiver_not_found"
+  | "not_group_member"
   | "unsupported"
   | "unavailable"
 
@@ -170,6 +171,7 @@ const sendErrorCodes: ReadonlySet<unknown> = new Set<SendErrorCode>([
   "invalid_frame",
   "forbidden_sender",
   "receiver_not_found",
+  "not_group_member",
   "unsupported",
   "unavailable"
 ])

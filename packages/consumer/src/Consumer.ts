@@ -1,7 +1,8 @@
 import { Db } from "@im/db/Db"
 import { ServiceUnavailable } from "@im/domain/Errors"
-import type { ServerId, UserId } from "@im/domain/Ids"
+import type { GroupId, ServerId, UserId } from "@im/domain/Ids"
 import { type Delivery, Message, MESSAGES_TOPIC, singleParticipants } from "@im/domain/Message"
+import { GroupStore } from "@im/ports/GroupStore"
 import type { InboxRef } from "@im/ports/InboxStore"
 import { type ConsumedRecord, MessageBus } from "@im/ports/MessageBus"
 import { SeqStore } from "@im/ports/SeqStore"
@@ -14,7 +15,7 @@ const entryKey = (user: UserId, serverId: ServerId) => `${user}\n${serverId}`
 
 /**
  * The consumer: turns a batch of accepted messages into inbox entries. For every participant of
- * every message it takes the participant's next seq (once: a replay finds the stored entry and
+ * every message (receiver and sender; for a group, its members and the sender) it takes the participant's next seq (once: a replay finds the stored entry and
  * reuses it), stores history and entries through db, pushes them, and only then lets the bus
  * commit the batch.
  */
@@ -25,6 +26,7 @@ export class Consumer extends Context.Service<Consumer, {
     const db = yield* Db
     const seqs = yield* SeqStore
     const pusher = yield* Pusher
+    const groups = yield* GroupStore
 
     const handleBatch = Effect.fn("Consumer.handleBatch")(function*(records: ReadonlyArray<ConsumedRecord>) {
       yield* Effect.annotateCurrentSpan("records", records.length)
@@ -47,7 +49,23 @@ export class Consumer extends Context.Service<Consumer, {
       }
       if (messages.length === 0) return
 
-      const plan = messages.flatMap((message) => singleParticipants(message).map((user) => ({ user, message })))
+      // A group message goes to the group's members as they are now, and to its sender.
+      const members = new Map<GroupId, ReadonlyArray<UserId>>()
+      for (const message of messages) {
+        if (message.kind !== "group" || members.has(message.group_id!)) continue
+        const current = yield* groups.members(message.group_id!).pipe(
+          Effect.catchTag("PortError", (error) =>
+            Effect.logError("group members unavailable", error).pipe(
+              Effect.andThen(Effect.fail(new ServiceUnavailable({ message: "group store unavailable" })))
+            ))
+        )
+        members.set(message.group_id!, current.map((member) => member.user_id))
+      }
+      const participants = (message: Message): ReadonlyArray<UserId> =>
+        message.kind === "group"
+          ? [...new Set([...members.get(message.group_id!)!, message.sender_id])]
+          : singleParticipants(message)
+      const plan = messages.flatMap((message) => participants(message).map((user) => ({ user, message })))
       const stored = new Map<string, number>()
       for (const ref of yield* db.existing(plan.map(({ message, user }) => ({ user_id: user, server_id: message.server_id })))) {
         stored.set(entryKey(ref.user_id, ref.server_id), ref.seq)

@@ -7,6 +7,7 @@ import * as Postgres from "@im/platform/Postgres"
 import * as Registration from "@im/platform/Registration"
 import * as PusherGrpc from "@im/pusher/PusherGrpc"
 import * as RedisSeqStore from "@im/redis/RedisSeqStore"
+import * as SqlGroupStore from "@im/sql/SqlGroupStore"
 import { Layer } from "effect"
 import { Consumer } from "./Consumer.ts"
 
@@ -18,7 +19,7 @@ const ConsumerService = Registration.layer({ service: "consumer", host: "127.0.0
   Layer.provide(Consumer.layer),
   Layer.provide([
     KafkaMessageBus.layer,
-    RedisSeqStore.layerNoDeps.pipe(Layer.provide(Postgres.layer)),
+    Layer.mergeAll(RedisSeqStore.layerNoDeps, SqlGroupStore.layer).pipe(Layer.provide(Postgres.layer)),
     DbGrpc.layerRegistry(),
     PusherGrpc.layerRegistry()
   ])

@@ -1,6 +1,7 @@
 import { Db } from "@im/db/Db"
-import { LocalId, ServerId, UserId } from "@im/domain/Ids"
+import { GroupId, LocalId, ServerId, UserId } from "@im/domain/Ids"
 import { conversationKey, type Delivery, type Message } from "@im/domain/Message"
+import { GroupStore } from "@im/ports/GroupStore"
 import { HistoryStore } from "@im/ports/HistoryStore"
 import { InboxStore } from "@im/ports/InboxStore"
 import type { ConsumedRecord } from "@im/ports/MessageBus"
@@ -57,7 +58,7 @@ const setup = (failures: ReadonlyArray<boolean> = []) => {
   const layer = Layer.effect(Consumer, Consumer.make).pipe(
     Layer.provideMerge(Layer.succeed(Pusher, Pusher.of({ push: (batch) => Effect.sync(() => void pushed.push(...batch)) }))),
     Layer.provideMerge(Db.layer),
-    Layer.provideMerge(Layer.mergeAll(HistoryStore.layerMemory, flakyInbox(failures), SeqStore.layerMemory))
+    Layer.provideMerge(Layer.mergeAll(HistoryStore.layerMemory, flakyInbox(failures), SeqStore.layerMemory, GroupStore.layerMemory))
   )
   return { layer, pushed }
 }
@@ -119,6 +120,37 @@ describe("Consumer", () => {
     // The failed attempt spent seq 1; the pull answer covers it, so no client waits for it.
     expect(result.b.entries.map((e) => e.seq)).toEqual([2])
     expect(result.b.through).toBe(2)
+  })
+
+  it("a message to a 200-member group lands once in every member's inbox, with consecutive seqs per member", async () => {
+    const { layer, pushed } = setup()
+    const team = GroupId.make("g_team")
+    const members = Array.from({ length: 200 }, (_, i) => UserId.make(`u_member_${i}`))
+    const groupMessage = (n: number, sender: UserId): Message => {
+      const { receiver_id: _, ...rest } = message(n, sender, sender)
+      return { ...rest, kind: "group", group_id: team }
+    }
+    const result = await Effect.runPromise(Effect.gen(function*() {
+      const groups = yield* GroupStore
+      yield* groups.create({ id: team, name: "team", owner_id: members[0]!, created_at: 0 }, members.map((user_id, i) => ({
+        user_id,
+        role: i === 0 ? "owner" as const : "member" as const,
+        joined_at: i
+      })))
+      const consumer = yield* Consumer
+      // A 1:1 message first, so that member 1's seqs start above 1; then two group messages,
+      // one of them replayed.
+      yield* consumer.handleBatch([record(message(1, members[1]!, members[2]!), 0), record(groupMessage(2, members[0]!), 1)])
+      yield* consumer.handleBatch([record(groupMessage(2, members[0]!), 1), record(groupMessage(3, members[5]!), 2)])
+      return yield* Effect.forEach(members, inboxOf)
+    }).pipe(Effect.provide(layer)))
+    for (const [i, page] of result.entries()) {
+      const held = page.entries.map((e) => [e.seq, e.message.server_id])
+      const offset = i === 1 || i === 2 ? 1 : 0
+      expect(held.slice(offset)).toEqual([[1 + offset, "m_2"], [2 + offset, "m_3"]])
+    }
+    // Each entry pushed once per batch it was in: m_2 twice (replayed), m_3 once.
+    expect(pushed.filter((d) => d.message.server_id === "m_3")).toHaveLength(200)
   })
 
   it("property: whatever the batching, replays and transient failures, every participant holds every message once, in send order", async () => {

@@ -27,3 +27,19 @@ export class InvalidRange extends Schema.TaggedError<InvalidRange>()("InvalidRan
 export class ServiceUnavailable extends Schema.TaggedError<ServiceUnavailable>()("ServiceUnavailable", {
   message: Schema.String
 }, { httpApiStatus: 503 }) {}
+
+/** No such group, or the caller is not in it (the answer does not say which). */
+export class GroupNotFound extends Schema.TaggedError<GroupNotFound>()("GroupNotFound", {
+  message: Schema.String
+}, { httpApiStatus: 404 }) {}
+
+/** The caller's role in the group does not allow it. */
+export class Forbidden extends Schema.TaggedError<Forbidden>()("Forbidden", {
+  message: Schema.String
+}, { httpApiStatus: 403 }) {}
+
+/** Some of the given user ids belong to no user; nothing was changed. */
+export class UnknownUsers extends Schema.TaggedError<UnknownUsers>()("UnknownUsers", {
+  message: Schema.String,
+  user_ids: Schema.Array(Schema.String)
+}, { httpApiStatus: 400 }) {}

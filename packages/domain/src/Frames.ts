@@ -32,6 +32,7 @@ export const SendErrorCode = Schema.Literals([
   "invalid_frame",
   "forbidden_sender",
   "receiver_not_found",
+  "not_group_member",
   "unsupported",
   "unavailable"
 ])

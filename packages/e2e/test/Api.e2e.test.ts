@@ -67,7 +67,18 @@ describe(`HTTP API against ${process.env["IM_E2E_URL"] ?? "standalone"}`, () => 
   it("serves the OpenAPI document describing every route, and a docs page", async () => {
     const { body, status } = await getJson(target, "/openapi.json")
     expect(status).toBe(200)
-    expect(Object.keys(body.paths).sort()).toEqual(["/auth/login", "/auth/register", "/gateway", "/health", "/inbox", "/inbox/newest"])
+    expect(Object.keys(body.paths).sort()).toEqual([
+      "/auth/login",
+      "/auth/register",
+      "/gateway",
+      "/groups",
+      "/groups/{group_id}",
+      "/groups/{group_id}/members",
+      "/groups/{group_id}/members/{user_id}",
+      "/health",
+      "/inbox",
+      "/inbox/newest"
+    ])
     expect(body.paths["/inbox"].get.parameters.map((p: any) => p.name).sort()).toEqual(["after", "limit", "until"])
     expect(body.paths["/auth/register"].post.requestBody).toBeDefined()
     expect(body.components.securitySchemes).toBeDefined()

@@ -2,6 +2,7 @@ import { Tokens } from "@im/auth/Tokens"
 import type { UserId } from "@im/domain/Ids"
 import { Presence } from "@im/ports/Presence"
 import { EmbeddedPostgres } from "@im/sql/EmbeddedPostgres"
+import * as SqlGroupStore from "@im/sql/SqlGroupStore"
 import * as SqlHistoryStore from "@im/sql/SqlHistoryStore"
 import * as SqlInboxStore from "@im/sql/SqlInboxStore"
 import * as SqlSeqStore from "@im/sql/SqlSeqStore"
@@ -42,7 +43,7 @@ export const startTarget = async (): Promise<Target> => {
     const wsUrl = process.env["IM_E2E_WS_URL"] ?? `${url.replace(/^http/, "ws")}/ws`
     return { name: url, baseUrl: url, wsUrl, stop: async () => {} }
   }
-  const storage = Layer.mergeAll(SqlUserStore.layer, SqlHistoryStore.layer, SqlInboxStore.layer, SqlSeqStore.layer).pipe(
+  const storage = Layer.mergeAll(SqlUserStore.layer, SqlGroupStore.layer, SqlHistoryStore.layer, SqlInboxStore.layer, SqlSeqStore.layer).pipe(
     Layer.provide(EmbeddedPostgres.layer({ dataDir: undefined }))
   )
   const secret = Redacted.make(randomBytes(32).toString("hex"))

@@ -1,4 +1,5 @@
 import type { Duration } from "effect"
+import { GroupStore } from "../src/GroupStore.ts"
 import { HistoryStore } from "../src/HistoryStore.ts"
 import { InboxStore } from "../src/InboxStore.ts"
 import { MessageBus } from "../src/MessageBus.ts"
@@ -6,6 +7,7 @@ import { Presence } from "../src/Presence.ts"
 import { SeqStore } from "../src/SeqStore.ts"
 import { ServiceRegistry } from "../src/ServiceRegistry.ts"
 import { UserStore } from "../src/UserStore.ts"
+import { groupStoreSuite } from "../testing/GroupStoreSuite.ts"
 import { historyStoreSuite } from "../testing/HistoryStoreSuite.ts"
 import { inboxStoreSuite } from "../testing/InboxStoreSuite.ts"
 import { messageBusSuite } from "../testing/MessageBusSuite.ts"
@@ -21,6 +23,7 @@ seqStoreSuite("memory", SeqStore.layerMemory)
 inboxStoreSuite("memory", InboxStore.layerMemory)
 historyStoreSuite("memory", HistoryStore.layerMemory)
 userStoreSuite("memory", UserStore.layerMemory)
+groupStoreSuite("memory", GroupStore.layerMemory)
 presenceSuite("memory", Presence.layerMemory)
 serviceRegistrySuite("memory", ServiceRegistry.layerMemory, { patience })
 messageBusSuite("memory, 1 partition", MessageBus.layerMemory(), { patience })

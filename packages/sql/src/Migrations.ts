@@ -63,6 +63,25 @@ export const migrations = {
         user_id TEXT PRIMARY KEY,
         reserved BIGINT NOT NULL
       )`
+  }),
+  "0005_groups": Effect.gen(function*() {
+    const sql = yield* SqlClient.SqlClient
+    yield* sql`
+      CREATE TABLE groups (
+        id TEXT PRIMARY KEY,
+        name TEXT NOT NULL,
+        owner_id TEXT NOT NULL,
+        created_at BIGINT NOT NULL
+      )`
+    yield* sql`
+      CREATE TABLE group_members (
+        group_id TEXT NOT NULL,
+        user_id TEXT NOT NULL,
+        role TEXT NOT NULL,
+        joined_at BIGINT NOT NULL,
+        PRIMARY KEY (group_id, user_id)
+      )`
+    yield* sql`CREATE INDEX group_members_by_user ON group_members (user_id)`
   })
 }
 

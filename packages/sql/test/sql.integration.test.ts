@@ -1,3 +1,4 @@
+import { groupStoreSuite } from "@im/ports/testing/GroupStoreSuite"
 import { historyStoreSuite } from "@im/ports/testing/HistoryStoreSuite"
 import { inboxStoreSuite } from "@im/ports/testing/InboxStoreSuite"
 import { seqStoreSuite } from "@im/ports/testing/SeqStoreSuite"
@@ -6,6 +7,7 @@ import { assert, layer } from "@effect/vitest"
 import { Effect, Layer } from "effect"
 import { SqlClient } from "effect/sql"
 import * as FreshDatabase from "../testing/FreshDatabase.ts"
+import * as SqlGroupStore from "../src/SqlGroupStore.ts"
 import * as SqlHistoryStore from "../src/SqlHistoryStore.ts"
 import * as SqlInboxStore from "../src/SqlInboxStore.ts"
 import * as SqlSeqStore from "../src/SqlSeqStore.ts"
@@ -32,6 +34,7 @@ layer(database, { ...shared, excludeTestServices: true })(`SQL adapters on Postg
 
   userStoreSuite("sql on PostgreSQL", SqlUserStore.layer.pipe(Layer.provide(database)), shared)
   historyStoreSuite("sql on PostgreSQL", SqlHistoryStore.layer.pipe(Layer.provide(database)), shared)
+  groupStoreSuite("sql on PostgreSQL", SqlGroupStore.layer.pipe(Layer.provide(database)), shared)
   inboxStoreSuite("sql on PostgreSQL", SqlInboxStore.layer.pipe(Layer.provide(database)), shared)
   seqStoreSuite("sql on PostgreSQL", SqlSeqStore.layer.pipe(Layer.provide(database)), shared)
 })

@@ -3,6 +3,7 @@ import type { Message } from "@im/domain/Message"
 import { HistoryStore } from "@im/ports/HistoryStore"
 import { InboxStore } from "@im/ports/InboxStore"
 import { SeqStore } from "@im/ports/SeqStore"
+import { groupStoreSuite } from "@im/ports/testing/GroupStoreSuite"
 import { historyStoreSuite } from "@im/ports/testing/HistoryStoreSuite"
 import { inboxStoreSuite } from "@im/ports/testing/InboxStoreSuite"
 import { seqStoreSuite } from "@im/ports/testing/SeqStoreSuite"
@@ -14,6 +15,7 @@ import { mkdtemp, rm } from "node:fs/promises"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
 import * as EmbeddedPostgres from "../src/EmbeddedPostgres.ts"
+import * as SqlGroupStore from "../src/SqlGroupStore.ts"
 import * as SqlHistoryStore from "../src/SqlHistoryStore.ts"
 import * as SqlInboxStore from "../src/SqlInboxStore.ts"
 import * as SqlSeqStore from "../src/SqlSeqStore.ts"
@@ -27,6 +29,7 @@ const shared = { memoMap: Layer.makeMemoMapUnsafe(), timeout: "60 seconds" } as 
 layer(database, { ...shared, excludeTestServices: true })("SQL adapters on one in-memory PGlite", () => {
   userStoreSuite("sql", SqlUserStore.layer.pipe(Layer.provide(database)), shared)
   historyStoreSuite("sql", SqlHistoryStore.layer.pipe(Layer.provide(database)), shared)
+  groupStoreSuite("sql", SqlGroupStore.layer.pipe(Layer.provide(database)), shared)
   inboxStoreSuite("sql", SqlInboxStore.layer.pipe(Layer.provide(database)), shared)
   seqStoreSuite("sql", SqlSeqStore.layer.pipe(Layer.provide(database)), shared)
 })

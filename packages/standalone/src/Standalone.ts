@@ -7,6 +7,7 @@ import { Consumer } from "@im/consumer/Consumer"
 import { Db } from "@im/db/Db"
 import { Gateway } from "@im/gateway/Gateway"
 import { GatewayRoutes } from "@im/gateway/GatewayRoutes"
+import type { GroupStore } from "@im/ports/GroupStore"
 import type { HistoryStore } from "@im/ports/HistoryStore"
 import type { InboxStore } from "@im/ports/InboxStore"
 import { MessageBus } from "@im/ports/MessageBus"
@@ -28,7 +29,7 @@ export interface Listen {
 }
 
 /** The stores standalone mode keeps its data in. */
-export type Storage = UserStore | HistoryStore | InboxStore | SeqStore
+export type Storage = UserStore | GroupStore | HistoryStore | InboxStore | SeqStore
 
 /**
  * All six services in one process: the same service layers as the cluster, given in-process

@@ -1,4 +1,5 @@
 import { EmbeddedPostgres } from "@im/sql/EmbeddedPostgres"
+import * as SqlGroupStore from "@im/sql/SqlGroupStore"
 import * as SqlHistoryStore from "@im/sql/SqlHistoryStore"
 import * as SqlInboxStore from "@im/sql/SqlInboxStore"
 import * as SqlSeqStore from "@im/sql/SqlSeqStore"
@@ -12,7 +13,7 @@ import { StandaloneConfig, tokensLayer } from "./StandaloneConfig.ts"
 export const Standalone = Layer.unwrap(
   Effect.gen(function*() {
     const config = yield* StandaloneConfig
-    const storage = Layer.mergeAll(SqlUserStore.layer, SqlHistoryStore.layer, SqlInboxStore.layer, SqlSeqStore.layer).pipe(
+    const storage = Layer.mergeAll(SqlUserStore.layer, SqlGroupStore.layer, SqlHistoryStore.layer, SqlInboxStore.layer, SqlSeqStore.layer).pipe(
       Layer.provide(EmbeddedPostgres.layer({ dataDir: config.dataDir })),
       Layer.provide(DataDirLock.layer(config.dataDir))
     )

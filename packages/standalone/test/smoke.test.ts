@@ -1,4 +1,5 @@
 import { Tokens } from "@im/auth/Tokens"
+import { GroupStore } from "@im/ports/GroupStore"
 import { HistoryStore } from "@im/ports/HistoryStore"
 import { InboxStore } from "@im/ports/InboxStore"
 import { SeqStore } from "@im/ports/SeqStore"
@@ -13,7 +14,7 @@ let base = ""
 
 beforeAll(async () => {
   const app = makeStandalone({
-    storage: Layer.mergeAll(UserStore.layerMemory, HistoryStore.layerMemory, InboxStore.layerMemory, SeqStore.layerMemory),
+    storage: Layer.mergeAll(UserStore.layerMemory, GroupStore.layerMemory, HistoryStore.layerMemory, InboxStore.layerMemory, SeqStore.layerMemory),
     tokens: Layer.succeed(Tokens, Tokens.make(Redacted.make("x".repeat(32)), Duration.hours(1))),
     listen: { port: 0, host: "127.0.0.1", maxFrameBytes: 65536 }
   }).pipe(Layer.provide(ConfigProvider.layer(ConfigProvider.fromUnknown({ WS_TEST_HOOKS: "true" }))))
