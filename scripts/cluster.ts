@@ -45,7 +45,10 @@ export interface ClusterOptions {
 
 const waitFor = async (what: string, check: () => Promise<boolean>, timeoutMs = 60_000) => {
   const deadline = Date.now() + timeoutMs
-  while (!(await check().catch(() => false))) {
+  while (!(await check().catch((error: unknown) => {
+    if (error instanceof Error && error.message.includes("exited during start")) throw error
+    return false
+  }))) {
     if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`)
     await new Promise((resolve) => setTimeout(resolve, 200))
   }
@@ -140,8 +143,16 @@ export const startCluster = async (options: ClusterOptions = {}): Promise<Cluste
         throw new Error(`${entry.name} exited during start`)
       }
     }
+    // A process that exits during start fails the start at once, naming it (see its output).
+    const noneExited = () => {
+      const gone = processes.find((p) => p.child.exitCode !== null || p.child.signalCode !== null)
+      if (gone !== undefined) throw new Error(`${gone.name} exited during start (code ${gone.child.exitCode})`)
+    }
     for (const [service, count] of [["db", 1], ["chat", 1], ["pusher", 1], ["ws", gateways], ["consumer", consumers], ["api", 1]] as const) {
-      await waitFor(`${count} healthy ${service}`, async () => (await healthy(service)) >= count)
+      await waitFor(`${count} healthy ${service}`, async () => {
+        noneExited()
+        return (await healthy(service)) >= count
+      })
     }
     await waitFor("the API", async () => (await fetch("http://127.0.0.1:8080/health")).ok)
   } catch (error) {
