@@ -137,6 +137,12 @@ export interface ImClientOptions {
   readonly gapRetryMs?: number
   /** A socket without `welcome` this long after opening is dropped and tried again; default 10 s. */
   readonly welcomeTimeoutMs?: number
+  /**
+   * Numbers a pull answer settled without an entry are asked for once more after this delay
+   * (default 2 s; 0: never): in a cluster, several consumers write one inbox, so an entry can be
+   * stored a moment after a higher one. What is still missing then was skipped for good.
+   */
+  readonly holeRecheckMs?: number
 }
 
 /** An HTTP error answer. `tag` is the body's `_tag` (`Unauthorized`, `AccountTaken`, …). */
@@ -182,6 +188,8 @@ interface Session {
   lastSeen: number
   heartbeat: unknown
   gapTimer: unknown
+  /** Re-checks of numbers a pull answer settled without an entry. */
+  readonly recheckTimers: Set<unknown>
   /** HTTP requests of this session's sync, aborted when it ends. */
   readonly requests: Set<AbortController>
 }
@@ -206,6 +214,7 @@ type Listeners = { readonly [K in keyof ImClientEvents]: Set<ImClientEvents[K]> 
 export class ImClient {
   readonly #baseUrl: string
   #wsUrl: string | undefined
+  readonly #holeRecheckMs: number
   /** Login named the gateway: before reconnecting, ask the server for a healthy one. */
   #gatewayFromServer = false
   readonly #store: LocalStore
@@ -241,6 +250,7 @@ export class ImClient {
   constructor(options: ImClientOptions) {
     this.#baseUrl = options.baseUrl.replace(/\/+$/, "")
     this.#wsUrl = options.wsUrl
+    this.#holeRecheckMs = options.holeRecheckMs ?? 2_000
     this.#store = options.store ?? new MemoryLocalStore()
     this.#token = options.token
     this.#fetch = options.fetch ?? ((url, init) => globalThis.fetch(url, init))
@@ -407,6 +417,7 @@ export class ImClient {
       lastSeen: this.#now(),
       heartbeat: undefined,
       gapTimer: undefined,
+      recheckTimers: new Set(),
       requests: new Set()
     }
     this.#session = session
@@ -433,6 +444,7 @@ export class ImClient {
     if (session.welcomeTimer !== undefined) this.#timers.clearTimeout(session.welcomeTimer)
     if (session.heartbeat !== undefined) this.#timers.clearInterval(session.heartbeat)
     if (session.gapTimer !== undefined) this.#timers.clearTimeout(session.gapTimer)
+    for (const timer of session.recheckTimers) this.#timers.clearTimeout(timer)
     for (const pull of session.requests) pull.abort()
     try {
       session.socket.close(1000, why)
@@ -576,6 +588,7 @@ export class ImClient {
       (page) => {
         session.requests.delete(abort)
         this.#enqueue(session, () => this.#apply(session, engine.pulled(range, page)))
+        this.#recheckHoles(session, range.after, page)
       },
       (error: unknown) => {
         session.requests.delete(abort)
@@ -583,6 +596,38 @@ export class ImClient {
         this.#syncFailed(session, error)
       }
     )
+  }
+
+  /** Asks once more, a little later, for the numbers `page` settled without an entry. */
+  #recheckHoles(session: Session, after: number, page: PullPage): void {
+    if (this.#holeRecheckMs <= 0 || page.through - after > 10_000) return
+    const got = new Set(page.entries.map((entry) => entry.seq))
+    let first = 0
+    let last = 0
+    for (let seq = after + 1; seq <= page.through; seq++) {
+      if (got.has(seq)) continue
+      if (first === 0) first = seq
+      last = seq
+    }
+    if (first === 0) return
+    const timer = this.#timers.setTimeout(() => {
+      session.recheckTimers.delete(timer)
+      if (this.#session !== session) return
+      const abort = this.#track(session)
+      this.pullPage({ after: first - 1, until: last }, abort.signal).then(
+        (late) => {
+          session.requests.delete(abort)
+          this.#enqueue(session, async () => {
+            for (const entry of late.entries) {
+              const held = (await this.#store.getByServerId(entry.message.server_id)) !== undefined
+              if (this.#session === session) await this.#apply(session, this.#engine!.pushed(entry, held))
+            }
+          })
+        },
+        () => session.requests.delete(abort) // a failed re-check leaves the numbers skipped
+      )
+    }, this.#holeRecheckMs)
+    session.recheckTimers.add(timer)
   }
 
   #track(session: Session): AbortController {

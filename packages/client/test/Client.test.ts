@@ -551,6 +551,28 @@ describe("ImClient connect and sync", () => {
     expect(server.requests.filter((r) => r.startsWith("GET /inbox?")).at(-1)).toBe("GET /inbox?after=1&limit=2&until=3")
   })
 
+  it("asks once more for a number an answer settled without an entry, and stores it if it came late", async () => {
+    const { client, server, clock, alice, bob, received } = setup()
+    for (const n of [1, 2, 3]) server.message(bob, alice, `m${n}`)
+    const inbox = server.inboxes.get(alice)!
+    let late = true // seq 2 is stored a moment after seq 3, by another consumer
+    server.interceptPull = (url) => {
+      if (!late) return undefined
+      if (url.searchParams.get("after") === "0") {
+        return { status: 200, body: { entries: [inbox[0]], through: 2, has_more: true } }
+      }
+      return { status: 200, body: { entries: [inbox[2]], through: 3, has_more: false } }
+    }
+    await connect(client)
+    expect(await contents(client)).toEqual(["m1", "m3"])
+    expect(client.seq).toBe(3)
+    late = false
+    await clock.advance(2_000)
+    expect(await contents(client)).toEqual(["m1", "m2", "m3"])
+    expect(received.map((e) => e.seq)).toEqual([1, 3, 2])
+    expect(server.requests.filter((r) => r.startsWith("GET /inbox?")).at(-1)).toBe("GET /inbox?after=1&limit=2&until=2")
+  })
+
   it("drops a socket that gets no welcome in time and tries again", async () => {
     const { client, server, clock } = setup()
     server.welcomes = false
