@@ -25,6 +25,9 @@ export interface KafkaMessageBusOptions {
 
 const PORT = "MessageBus"
 
+/** Most publish calls folded into one produce request (a request stays well under 1 MiB). */
+const MAX_PUBLISHES_PER_REQUEST = 500
+
 const levelNames: Record<number, string> = {
   [logLevel.ERROR]: "error",
   [logLevel.WARN]: "warn",
@@ -155,15 +158,44 @@ export const make = (options: KafkaMessageBusOptions): Effect.Effect<MessageBus[
           throw error
         })).pipe(Effect.tap(() => Effect.sync(() => knownTopics.add(topic))))
 
+    // Publishes that arrive while a produce request is in flight go out together in the next one:
+    // the idempotent producer allows one request at a time, so one record per request would
+    // bound the bus at one round trip per message. Order is kept: the queue's, then each call's.
+    interface PendingPublish {
+      readonly topic: string
+      readonly records: ReadonlyArray<BusRecord>
+      readonly done: Deferred.Deferred<void, PortError>
+    }
+    const outbox = yield* Queue.unbounded<PendingPublish>()
+    const sendPending = (batch: ReadonlyArray<PendingPublish>) =>
+      Effect.gen(function*() {
+        const byTopic = new Map<string, Array<{ key: string; value: string }>>()
+        for (const { records, topic } of batch) {
+          let messages = byTopic.get(topic)
+          if (messages === undefined) byTopic.set(topic, messages = [])
+          for (const record of records) messages.push({ key: record.key, value: record.value })
+        }
+        yield* Effect.forEach(byTopic.keys(), ensureTopic, { discard: true })
+        yield* kafkaCall("publish", () =>
+          producer.sendBatch({
+            acks: -1,
+            topicMessages: [...byTopic].map(([topic, messages]) => ({ topic, messages }))
+          }))
+      }).pipe(
+        Effect.exit,
+        Effect.flatMap((exit) => Effect.forEach(batch, ({ done }) => Deferred.done(done, exit), { discard: true }))
+      )
+    yield* Queue.takeBetween(outbox, 1, MAX_PUBLISHES_PER_REQUEST).pipe(
+      Effect.flatMap(sendPending),
+      Effect.forever,
+      Effect.forkScoped
+    )
+
     const publish = Effect.fn("KafkaMessageBus.publish")(function*(topic: string, records: ReadonlyArray<BusRecord>) {
       if (records.length === 0) return
-      yield* ensureTopic(topic)
-      yield* kafkaCall("publish", () =>
-        producer.send({
-          topic,
-          acks: -1,
-          messages: records.map((record) => ({ key: record.key, value: record.value }))
-        }))
+      const done = yield* Deferred.make<void, PortError>()
+      yield* Queue.offer(outbox, { topic, records, done })
+      yield* Deferred.await(done)
     })
 
     const consume = <E, R>(
