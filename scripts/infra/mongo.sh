@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
-# MongoDB-wire server: FerretDB v1 (SQLite handler, pure Go, no other server needed), built from the
-# Go module proxy, on 127.0.0.1:27017. It is a MongoDB-compatible emulator, not MongoDB: it reports
+# MongoDB-wire server: FerretDB v1 on its PostgreSQL handler (database `ferretdb` of the local
+# PostgreSQL, which up.sh starts first), built from the Go module proxy, on 127.0.0.1:27017. The
+# SQLite handler needs no other server but scans the whole collection for every query (~200 ms at
+# 10k documents); on PostgreSQL a query on the indexed user_id takes milliseconds. It is a MongoDB-compatible emulator, not MongoDB: it reports
 # maxWireVersion 21 and implements `hello`, so the mongodb 7.x driver connects; no transactions,
 # no change streams, no $lookup/$facet.
 # Usage: mongo.sh up|down|status
@@ -47,22 +49,25 @@ up() {
     check 10 >/dev/null && { log "mongo: something else already serves 127.0.0.1:$PORT; reusing it (infra:down will not stop it)"; return 0; }
     die "mongo: 127.0.0.1:$PORT is taken by something that fails the mongodb driver check"
   fi
-  mkdir -p "$DIR/sqlite" "$DIR/state"
-  log "mongo: starting FerretDB $FERRETDB_VERSION (SQLite handler) on 127.0.0.1:$PORT"
+  mkdir -p "$DIR/state"
+  PGPASSWORD=im psql -h 127.0.0.1 -U im -d im -qtAc "SELECT 1 FROM pg_database WHERE datname = 'ferretdb'" | grep -q 1 ||
+    PGPASSWORD=im psql -h 127.0.0.1 -U im -d im -qc "CREATE DATABASE ferretdb" ||
+    die "mongo: cannot create the database ferretdb in the local PostgreSQL (is it up?)"
+  log "mongo: starting FerretDB $FERRETDB_VERSION (PostgreSQL handler) on 127.0.0.1:$PORT"
   # --telemetry=disable: it would otherwise try to report to FerretDB's beacon.
   # --debug-addr port 0: its metrics/pprof HTTP listener gets a free loopback port instead of 8088.
-  spawn "$PIDF" "$LOGF" "$BIN" --handler=sqlite --sqlite-url="file:$DIR/sqlite/" --state-dir="$DIR/state" \
-    --listen-addr="127.0.0.1:$PORT" --debug-addr=127.0.0.1:0 --telemetry=disable --log-level=WARN
+  spawn "$PIDF" "$LOGF" "$BIN" --handler=pg --postgresql-url="postgres://im:im@127.0.0.1:5432/ferretdb" \
+    --state-dir="$DIR/state" --listen-addr="127.0.0.1:$PORT" --debug-addr=127.0.0.1:0 --telemetry=disable --log-level=WARN
   wait_port mongo "$PIDF" "$PORT" 30 "$LOGF"
   check 30 >&2 || fail_with_log mongo "$LOGF"
-  log "mongo: ready on 127.0.0.1:$PORT (pid $(<"$PIDF"), data $DIR/sqlite)"
+  log "mongo: ready on 127.0.0.1:$PORT (pid $(<"$PIDF"), data in PostgreSQL database ferretdb)"
 }
 
 down() { stop_pid mongo "$PIDF"; }
 
 status() {
   if pid_alive "$PIDF" && port_open "$PORT"; then
-    status_line mongo up "127.0.0.1:$PORT" "pid $(<"$PIDF") (FerretDB $FERRETDB_VERSION, SQLite)"
+    status_line mongo up "127.0.0.1:$PORT" "pid $(<"$PIDF") (FerretDB $FERRETDB_VERSION, PostgreSQL)"
   elif port_open "$PORT"; then
     status_line mongo up "127.0.0.1:$PORT" "(not started by infra:up)"
   else

@@ -42,7 +42,12 @@ export class Db extends Context.Service<Db, {
       const inbox = yield* InboxStore
 
       const existing = Effect.fn("Db.existing")(function*(keys: ReadonlyArray<Pick<InboxRef, "user_id" | "server_id">>) {
-        return keys.length === 0 ? [] : yield* inbox.find(keys)
+        if (keys.length === 0) return []
+        // History is saved before the inbox, so a message not in the history has no entries
+        // yet: only replayed messages cost an inbox lookup, the usual batch one history read.
+        const known = new Set((yield* history.get([...new Set(keys.map((key) => key.server_id))])).map((m) => m.server_id))
+        const candidates = keys.filter((key) => known.has(key.server_id))
+        return candidates.length === 0 ? [] : yield* inbox.find(candidates)
       }, Effect.catchTag("PortError", unavailable))
 
       const save = Effect.fn("Db.save")(function*(messages: ReadonlyArray<Message>, entries: ReadonlyArray<InboxRef>) {

@@ -122,10 +122,13 @@ export const make = Effect.fnUntraced(function*(options: MongoInboxStoreOptions)
       if (ids === undefined) byUser.set(user_id, ids = new Set())
       ids.add(server_id)
     }
-    const filter = {
-      $or: [...byUser].map(([user_id, ids]) => ({ user_id, server_id: { $in: [...ids] } }))
-    }
-    return portCall("find", () => inbox.find(filter, { projection }).toArray())
+    // One query per user, a few at a time: FerretDB uses the (user_id, …) index for a user_id
+    // equality but scans the collection for an $or of them.
+    return Effect.forEach(
+      [...byUser],
+      ([user_id, ids]) => portCall("find", () => inbox.find({ user_id, server_id: { $in: [...ids] } }, { projection }).toArray()),
+      { concurrency: 8 }
+    ).pipe(Effect.map((found) => found.flat()))
   }
 
   const append = Effect.fn("MongoInboxStore.append")(function*(entries: ReadonlyArray<InboxRef>) {

@@ -1,0 +1,108 @@
+import { parseArgs } from "node:util"
+
+export type Scenario = "1to1" | "group" | "idle"
+
+export interface Options {
+  readonly scenario: Scenario
+  /** `standalone`, `cluster` or the http URL of a running server. */
+  readonly target: string
+  readonly users: number
+  /** Messages per second in total; 0 = as fast as acknowledged sends allow. */
+  readonly rate: number
+  readonly durationS: number
+  readonly members: number
+  readonly connections: number
+  readonly workers: number
+  /** Sends awaiting their `send_result`, per sender. */
+  readonly inflight: number
+  /** How long deliveries may still arrive after the last acknowledgement. */
+  readonly drainS: number
+  readonly json: string | undefined
+  readonly profile: string | undefined
+  /** For `idle` against a URL: the pid whose RSS to measure. */
+  readonly serverPid: number | undefined
+  /** The checkout whose server code standalone/cluster run (default: this one). */
+  readonly serverRoot: string | undefined
+}
+
+export const usage = `npm run bench -- [options]
+
+  --scenario 1to1|group|idle   what to run (default 1to1)
+  --target standalone|cluster|<http url>
+                               standalone: spawn packages/standalone on a free port with a fresh
+                               DATA_DIR; cluster: startCluster() (needs npm run infra:up);
+                               a URL: attach to a running server (default standalone)
+  --users N                    users (1to1: each sends to the next one; default 200)
+  --rate R                     messages/s in total, 0 = as fast as acks allow (default 0)
+  --duration S                 seconds of sending, or of holding idle connections (default 20)
+  --inflight K                 sends awaiting send_result per sender (default 4)
+  --drain S                    seconds to wait for late deliveries after sending (default 15)
+  --members M                  group size (group)
+  --connections N              idle WebSockets to hold (idle; default 1000)
+  --workers W                  load-generator processes (default 2)
+  --json FILE                  write the results as JSON
+  --profile DIR                run the server(s) it starts with node --cpu-prof into DIR and
+                               summarize the top self-time functions
+  --server-pid PID             idle against a URL: the process whose RSS to measure
+  --server-root DIR            run standalone/cluster from another checkout (e.g. a clean
+                               export of a commit, with node_modules linked); default this one
+`
+
+const positiveInt = (name: string, raw: string | undefined, fallback: number, min = 1): number => {
+  if (raw === undefined) return fallback
+  const value = Number(raw)
+  if (!Number.isInteger(value) || value < min) throw new Error(`--${name} must be an integer ≥ ${min}, got ${raw}`)
+  return value
+}
+
+export const parseOptions = (argv: ReadonlyArray<string>): Options | "help" => {
+  const { values } = parseArgs({
+    args: [...argv],
+    options: {
+      scenario: { type: "string" },
+      target: { type: "string" },
+      users: { type: "string" },
+      rate: { type: "string" },
+      duration: { type: "string" },
+      inflight: { type: "string" },
+      drain: { type: "string" },
+      members: { type: "string" },
+      connections: { type: "string" },
+      workers: { type: "string" },
+      json: { type: "string" },
+      profile: { type: "string" },
+      "server-pid": { type: "string" },
+      "server-root": { type: "string" },
+      help: { type: "boolean", short: "h" }
+    },
+    strict: true
+  })
+  if (values.help === true) return "help"
+  const scenario = values.scenario ?? "1to1"
+  if (scenario !== "1to1" && scenario !== "group" && scenario !== "idle") {
+    throw new Error(`--scenario must be 1to1, group or idle, got ${scenario}`)
+  }
+  const target = values.target ?? "standalone"
+  if (target !== "standalone" && target !== "cluster" && !/^https?:\/\//.test(target)) {
+    throw new Error(`--target must be standalone, cluster or an http(s) URL, got ${target}`)
+  }
+  const users = positiveInt("users", values.users, scenario === "idle" ? 100 : 200, 2)
+  const durationS = positiveInt("duration", values.duration, 20)
+  if (durationS > 3600) throw new Error("--duration is at most 3600 s")
+  return {
+    scenario,
+    target: target.replace(/\/+$/, ""),
+    users,
+    rate: positiveInt("rate", values.rate, 0, 0),
+    durationS,
+    members: positiveInt("members", values.members, 10, 2),
+    connections: positiveInt("connections", values.connections, 1000),
+    workers: Math.min(positiveInt("workers", values.workers, 2), 64),
+    inflight: Math.min(positiveInt("inflight", values.inflight, 4), 1000),
+    drainS: Math.min(positiveInt("drain", values.drain, 15), 600),
+    json: values.json,
+    profile: values.profile,
+    serverPid: values["server-pid"] === undefined ? undefined : positiveInt("server-pid", values["server-pid"], 0),
+    serverRoot: values["server-root"]
+  }
+}

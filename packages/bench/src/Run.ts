@@ -1,0 +1,404 @@
+/**
+ * A bench run: start (or attach to) the target, spread the users over load-generator worker
+ * processes, drive the scenario, print progress every second, then account for every message
+ * and stop what it started.
+ */
+import { type ChildProcess, execFileSync, fork } from "node:child_process"
+import { randomBytes } from "node:crypto"
+import { mkdirSync, readFileSync, writeFileSync } from "node:fs"
+import { resolve } from "node:path"
+import { machine, settledRss } from "./Machine.ts"
+import type { Counters, FromWorker, ToWorker } from "./Messages.ts"
+import type { Options } from "./Options.ts"
+import { formatProfile, profilesIn, summarizeProfile } from "./Profile.ts"
+import { accountPairs, concatSamples, summarize } from "./Stats.ts"
+import { attach, makeRunDir, repoRoot, startClusterTarget, startStandalone, type Target } from "./Targets.ts"
+
+const workerPath = new URL("./Worker.ts", import.meta.url).pathname
+
+const zero: Counters = {
+  sent: 0,
+  acked: 0,
+  ackErrors: 0,
+  ackTimeouts: 0,
+  delivered: 0,
+  deliveredDistinct: 0,
+  ownDistinct: 0,
+  throttled: 0,
+  socketsOpen: 0,
+  socketsClosed: 0,
+  lastDeliveryAt: 0
+}
+
+const sum = (all: ReadonlyArray<Counters>): Counters => {
+  const total: Record<string, number> = { ...zero }
+  for (const c of all) {
+    for (const key of Object.keys(zero)) {
+      total[key] = key === "lastDeliveryAt" ? Math.max(total[key]!, c.lastDeliveryAt) : total[key]! + (c as any)[key]
+    }
+  }
+  return total as unknown as Counters
+}
+
+class Worker {
+  readonly child: ChildProcess
+  counters: Counters = zero
+  private readonly inbox: Array<FromWorker> = []
+  private readonly waiters: Array<{ type: string; resolve: (m: any) => void; reject: (e: Error) => void }> = []
+  private failure: Error | undefined
+  readonly id: number
+
+  constructor(id: number) {
+    this.id = id
+    this.child = fork(workerPath, [], { serialization: "advanced", stdio: ["ignore", "inherit", "inherit", "ipc"] })
+    this.child.on("message", (message: FromWorker) => {
+      if (message.type === "progress" || message.type === "sent" || message.type === "report") this.counters = message.counters
+      if (message.type === "progress") return
+      if (message.type === "failed") return this.fail(new Error(`worker ${id} failed: ${message.error}`))
+      const at = this.waiters.findIndex((w) => w.type === message.type)
+      if (at >= 0) this.waiters.splice(at, 1)[0]!.resolve(message)
+      else this.inbox.push(message)
+    })
+    this.child.on("exit", (code, signal) => this.fail(new Error(`worker ${id} exited (${code ?? signal})`)))
+  }
+
+  private fail(error: Error) {
+    this.failure ??= error
+    for (const waiter of this.waiters.splice(0)) waiter.reject(error)
+  }
+
+  send(message: ToWorker) {
+    this.child.send(message)
+  }
+
+  /** The next message of `type`, within `timeoutMs`. */
+  next<T extends FromWorker["type"]>(type: T, timeoutMs: number): Promise<Extract<FromWorker, { type: T }>> {
+    const at = this.inbox.findIndex((m) => m.type === type)
+    if (at >= 0) return Promise.resolve(this.inbox.splice(at, 1)[0] as any)
+    if (this.failure !== undefined) return Promise.reject(this.failure)
+    return new Promise((resolve, reject) => {
+      const timer = setTimeout(() => {
+        const i = this.waiters.findIndex((w) => w.resolve === done)
+        if (i >= 0) this.waiters.splice(i, 1)
+        reject(new Error(`worker ${this.id}: no ${type} within ${timeoutMs} ms`))
+      }, timeoutMs)
+      const done = (m: any) => {
+        clearTimeout(timer)
+        resolve(m)
+      }
+      this.waiters.push({ type, resolve: done, reject: (e) => (clearTimeout(timer), reject(e)) })
+    })
+  }
+
+  kill() {
+    if (this.child.exitCode === null && this.child.signalCode === null) this.child.kill("SIGKILL")
+  }
+}
+
+// Everything the run started, stopped on the way out whatever the way.
+const cleanups: Array<() => Promise<void>> = []
+let cleaning: Promise<void> | undefined
+export const cleanup = () =>
+  cleaning ??= (async () => {
+    for (const step of cleanups.splice(0).reverse()) await step().catch((error) => console.error("cleanup:", error))
+  })()
+
+const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms))
+const all = <A>(workers: ReadonlyArray<Worker>, f: (w: Worker) => Promise<A>) => Promise.all(workers.map(f))
+const fmt = (n: number) => Math.round(n).toLocaleString("en-US")
+
+/** Raises the open-files limit of this process (inherited by the workers and servers it starts). */
+const raiseFileLimit = (wanted: number) => {
+  const current = Number(/Max open files\s+(\d+)/.exec(readFileSync("/proc/self/limits", "utf8"))?.[1] ?? 0)
+  if (current >= wanted) return current
+  try {
+    execFileSync("prlimit", ["--pid", String(process.pid), `--nofile=${wanted}:${wanted}`], { stdio: "pipe" })
+    return wanted
+  } catch (error) {
+    const reason = String((error as { stderr?: unknown }).stderr ?? "").trim() || (error as Error).message
+    console.warn(`open-files limit stays at ${current} (could not raise it to ${wanted}: ${reason}; needs CAP_SYS_RESOURCE for more than the hard limit)`)
+    return current
+  }
+}
+
+/** The commit of this checkout and whether its tree had changes (the server code may not be this checkout: see server_code). */
+const codeVersion = () => {
+  try {
+    const git = (...args: Array<string>) => execFileSync("git", ["-C", repoRoot, ...args], { stdio: "pipe" }).toString().trim()
+    return { repo_head: git("rev-parse", "HEAD"), repo_dirty: git("status", "--porcelain", "--untracked-files=no") !== "" }
+  } catch {
+    return {}
+  }
+}
+
+const startTarget = async (options: Options, runDir: string, profileDir: string | undefined): Promise<Target> => {
+  const serverRoot = resolve(options.serverRoot ?? repoRoot)
+  if (options.target === "standalone") return startStandalone(runDir, profileDir, serverRoot)
+  if (options.target === "cluster") return startClusterTarget(runDir, profileDir, serverRoot)
+  return attach(options.target, options.serverPid)
+}
+
+export const run = async (options: Options): Promise<number> => {
+  if (options.scenario === "group") {
+    console.error(
+      "group: not measured. This bench was written against a server without group messaging (a send " +
+        "with group_id was answered `unsupported`); its group scenario does not exist yet, so there is " +
+        "nothing to report and no numbers were made up."
+    )
+    return 2
+  }
+  const runId = randomBytes(4).toString("hex")
+  const runDir = makeRunDir()
+  const profileDir = options.profile === undefined ? undefined : resolve(options.profile)
+  if (profileDir !== undefined) mkdirSync(profileDir, { recursive: true })
+  // Only this run's profiles are summarized, whatever else the folder holds.
+  const earlierProfiles = new Set(profileDir === undefined ? [] : profilesIn(profileDir))
+  const fileLimit = raiseFileLimit(Math.max(65_536, options.connections * 2 + 4_096))
+  const startedAt = new Date()
+  console.log(`bench ${options.scenario} on ${options.target}: run ${runId}, files in ${runDir}, open-files limit ${fileLimit}`)
+
+  console.log(options.target === "cluster" ? "starting the cluster (about 20 s)…" : `starting ${options.target}…`)
+  const target = await startTarget(options, runDir, profileDir)
+  cleanups.push(async () => {
+    console.log(`stopping ${target.name}…`)
+    await target.stop()
+  })
+  console.log(`target ${target.baseUrl} ready${target.logFile === undefined ? "" : ` (server log: ${target.logFile})`}`)
+
+  const workerCount = Math.min(options.workers, options.users)
+  const workers = Array.from({ length: workerCount }, (_, i) => new Worker(i))
+  cleanups.push(async () => workers.forEach((w) => w.kill()))
+
+  const shares = workers.map((w) => Array.from({ length: options.users }, (_, i) => i).filter((i) => i % workerCount === w.id))
+  console.log(`logging in ${options.users} users in ${workerCount} workers…`)
+  for (const w of workers) {
+    w.send({ type: "setup", scenario: options.scenario, runId, baseUrl: target.baseUrl, users: shares[w.id]!, connect: options.scenario === "1to1" })
+  }
+  const ready = await all(workers, (w) => w.next("ready", 300_000))
+  const ids: Array<string> = []
+  for (const r of ready) for (const [index, id] of r.ids) ids[index] = id
+
+  const base = {
+    scenario: options.scenario,
+    target: options.target,
+    target_url: target.baseUrl,
+    date: startedAt.toISOString(),
+    machine: machine(),
+    users: options.users,
+    workers: workerCount,
+    command: `npm run bench -- ${process.argv.slice(2).join(" ")}`,
+    server_code: resolve(options.serverRoot ?? repoRoot),
+    ...codeVersion()
+  }
+  const result = options.scenario === "idle"
+    ? await idle(options, target, workers, base)
+    : await oneToOne(options, workers, ids, ready.flatMap((r) => r.wsUrls), base)
+
+  await cleanup()
+  let profiles: Array<unknown> | undefined
+  if (profileDir !== undefined) {
+    profiles = []
+    for (const file of profilesIn(profileDir).filter((f) => !earlierProfiles.has(f))) {
+      const pid = Number(/\.(\d+)\.\d+\.\d+\.cpuprofile$/.exec(file)?.[1])
+      const summary = summarizeProfile(file)
+      const label = `${target.processNames.get(pid) ?? `pid ${pid}`} (${file})`
+      console.log("\n" + formatProfile(summary, label))
+      profiles.push({ process: target.processNames.get(pid) ?? null, ...summary })
+    }
+  }
+  const output = { ...result, ...(profiles === undefined ? {} : { profiles }) }
+  if (options.json !== undefined) {
+    writeFileSync(resolve(process.env["INIT_CWD"] ?? repoRoot, options.json), JSON.stringify(output, null, 2) + "\n")
+    console.log(`\nwrote ${options.json}`)
+  }
+  console.log(`server logs kept in ${runDir}`)
+  return 0
+}
+
+const progressLine = (elapsedS: number, now: Counters, before: Counters, extra = "") =>
+  `${String(elapsedS).padStart(4)}s  sent ${fmt(now.sent)} (${fmt(now.sent - before.sent)}/s)  ` +
+  `acked ${fmt(now.acked)} (${fmt(now.acked - before.acked)}/s)  ` +
+  `delivered ${fmt(now.deliveredDistinct)} (${fmt(now.deliveredDistinct - before.deliveredDistinct)}/s)  ` +
+  `in flight ${fmt(now.sent - now.acked - now.ackErrors - now.ackTimeouts)}` +
+  (now.ackErrors + now.ackTimeouts > 0 ? `  send errors ${now.ackErrors} timeouts ${now.ackTimeouts}` : "") +
+  (now.socketsClosed > 0 ? `  sockets closed ${now.socketsClosed}` : "") + extra
+
+const oneToOne = async (
+  options: Options,
+  workers: ReadonlyArray<Worker>,
+  ids: ReadonlyArray<string>,
+  wsUrls: ReadonlyArray<string>,
+  base: Record<string, unknown>
+) => {
+  const n = options.users
+  const partners = Array.from({ length: n }, (_, i) => (i + 1) % n)
+  console.log(`${n} sockets open (${[...new Set(wsUrls)].join(", ")}); sending for ${options.durationS} s at ${options.rate === 0 ? `full speed (${options.inflight} in flight per sender)` : `${options.rate}/s`}`)
+  const goAt = Date.now()
+  for (const w of workers) {
+    w.send({ type: "go", ids, partners, rate: options.rate / workers.length, durationMs: options.durationS * 1000, inflight: options.inflight })
+  }
+  let before = zero
+  let tick = 0
+  const progress = setInterval(() => {
+    const now = sum(workers.map((w) => w.counters))
+    console.log(progressLine(++tick, now, before))
+    before = now
+  }, 1000)
+  try {
+    const sent = await all(workers, (w) => w.next("sent", options.durationS * 1000 + 60_000))
+    const sendEndAt = Date.now()
+    // Drain: until every acknowledged message has arrived (and stayed quiet for a second), or the drain period ends.
+    const drainUntil = Date.now() + options.drainS * 1000
+    let quietSince = Date.now()
+    let lastDelivered = -1
+    while (Date.now() < drainUntil) {
+      const now = sum(workers.map((w) => w.counters))
+      if (now.delivered + now.ownDistinct !== lastDelivered) {
+        lastDelivered = now.delivered + now.ownDistinct
+        quietSince = Date.now()
+      }
+      if (now.deliveredDistinct >= now.acked && now.ownDistinct >= now.acked && Date.now() - quietSince >= 1_000) break
+      await sleep(100)
+    }
+    clearInterval(progress)
+    for (const w of workers) w.send({ type: "finish" })
+    const reports = await all(workers, (w) => w.next("report", 60_000))
+
+    const acked = new Map<string, Int32Array>()
+    for (const s of sent) for (const [pair, ks] of s.acked) acked.set(pair, ks)
+    const arrivals = new Map<string, Array<number>>()
+    const ownArrivals = new Map<string, Array<number>>()
+    for (const r of reports) {
+      for (const [pair, ks] of r.arrivals) arrivals.set(pair, ks)
+      for (const [pair, ks] of r.ownArrivals) ownArrivals.set(pair, ks)
+    }
+    const received = accountPairs(acked, arrivals)
+    const own = accountPairs(acked, ownArrivals)
+    const counters = sum(reports.map((r) => r.counters))
+    const latency = summarize(concatSamples(reports.map((r) => r.latencies)))
+    const ackLatency = summarize(concatSamples(reports.map((r) => r.ackLatencies)))
+    const sendSeconds = (sendEndAt - goAt) / 1000
+    // From the first send to the last delivery: with a backlog, deliveries go on after sending stops.
+    const deliverySeconds = Math.max(options.durationS, (counters.lastDeliveryAt - goAt) / 1000)
+    const result = {
+      ...base,
+      rate: options.rate,
+      inflight_per_sender: options.inflight,
+      duration_s: options.durationS,
+      sent: counters.sent,
+      acked: counters.acked,
+      send_errors: counters.ackErrors,
+      send_timeouts: counters.ackTimeouts,
+      throttled: counters.throttled,
+      delivered: received.total.delivered,
+      delivered_per_s: Math.round(received.total.delivered / deliverySeconds),
+      delivery_window_s: Math.round(deliverySeconds * 10) / 10,
+      acked_per_s: Math.round(counters.acked / options.durationS),
+      lost: received.total.lost,
+      duplicated: received.total.duplicated,
+      reordered: received.total.reordered,
+      latency_ms: latency,
+      ack_latency_ms: ackLatency,
+      sender_copies: { delivered: own.total.delivered, lost: own.total.lost, duplicated: own.total.duplicated, reordered: own.total.reordered },
+      faulty_pairs: received.faulty.slice(0, 20),
+      sockets_closed: counters.socketsClosed,
+      socket_closes: reports.flatMap((r) => r.closes).slice(0, 20),
+      errors: reports.flatMap((r) => r.errors).slice(0, 20),
+      send_phase_s: Math.round(sendSeconds * 10) / 10,
+      notes: [
+        "delivered/lost/duplicated/reordered count a message at its receiver only; the sender's own inbox copy is checked separately (sender_copies).",
+        "lost: acknowledged (send_result ok) but not pushed to the receiver's socket within the drain period; the bench does not pull gaps.",
+        "latency_ms: send (client clock, before the frame is written) to the first push at the receiver; ack_latency_ms: send to send_result.",
+        "delivered_per_s: distinct deliveries / (first send → last delivery), at least --duration; acked_per_s: acknowledged sends / --duration. When acked_per_s > delivered_per_s the server builds a backlog (sends are acknowledged once on the bus, before they are stored)."
+      ]
+    }
+    console.log([
+      "",
+      `summary: ${result.sent} sent, ${result.acked} acked (${result.acked_per_s}/s over ${options.durationS} s), ${result.delivered} delivered (${result.delivered_per_s}/s over ${result.delivery_window_s} s, first send to last delivery)`,
+      `  at receivers: lost ${result.lost}, duplicated ${result.duplicated}, reordered ${result.reordered}`,
+      `  sender's own copies (checked separately): delivered ${own.total.delivered}, lost ${own.total.lost}, duplicated ${own.total.duplicated}, reordered ${own.total.reordered}`,
+      `  send→delivery ms: p50 ${latency.p50}  p95 ${latency.p95}  p99 ${latency.p99}  max ${latency.max}  (n=${latency.count})`,
+      `  send→ack ms:      p50 ${ackLatency.p50}  p95 ${ackLatency.p95}  p99 ${ackLatency.p99}  max ${ackLatency.max}`,
+      ...(result.send_errors + result.send_timeouts > 0 ? [`  send errors ${result.send_errors}, send timeouts ${result.send_timeouts}: ${result.errors.slice(0, 3).join("; ")}`] : []),
+      ...(result.throttled > 0 ? [`  ${result.throttled} sends the rate asked for could not go (every sender had ${options.inflight} awaiting results)`] : []),
+      ...(result.sockets_closed > 0 ? [`  ${result.sockets_closed} sockets closed by the server: ${result.socket_closes.slice(0, 3).join("; ")}`] : []),
+      ...(received.faulty.length > 0 ? [`  faulty pairs (sender>receiver): ${received.faulty.slice(0, 5).map((p) => JSON.stringify(p)).join(" ")}`] : [])
+    ].join("\n"))
+    return result
+  } finally {
+    clearInterval(progress)
+  }
+}
+
+const idle = async (options: Options, target: Target, workers: ReadonlyArray<Worker>, base: Record<string, unknown>) => {
+  const pids = target.gatewayPids
+  if (pids.length === 0) console.log("no gateway pid known (pass --server-pid): bytes_per_connection will not be measured")
+  console.log(pids.length > 0 ? `measuring the RSS of pid ${pids.join(", ")} before opening (5 s settle)…` : "")
+  const rssBefore = pids.length > 0 ? await settledRss(pids) : undefined
+  console.log(`opening ${options.connections} connections…`)
+  const shares = workers.map((w) => Math.floor(options.connections / workers.length) + (w.id < options.connections % workers.length ? 1 : 0))
+  const openedAt = Date.now()
+  workers.forEach((w, i) => w.send({ type: "open", connections: shares[i]! }))
+  let tick = 0
+  const progress = setInterval(() => {
+    const now = sum(workers.map((w) => w.counters))
+    console.log(`${String(++tick).padStart(4)}s  open ${fmt(now.socketsOpen)}  closed ${fmt(now.socketsClosed)}`)
+  }, 1000)
+  try {
+    const opened = await all(workers, (w) => w.next("opened", 900_000))
+    const openS = (Date.now() - openedAt) / 1000
+    const count = opened.reduce((n, o) => n + o.opened, 0)
+    const failed = opened.reduce((n, o) => n + o.failed, 0)
+    const firstError = opened.find((o) => o.firstError !== undefined)?.firstError
+    console.log(`${count} open, ${failed} failed${firstError === undefined ? "" : ` (first: ${firstError})`} in ${openS.toFixed(1)} s; measuring the RSS after (5 s settle)…`)
+    const rssAfter = pids.length > 0 ? await settledRss(pids) : undefined
+    const holdUntil = Date.now() + options.durationS * 1000
+    while (Date.now() < holdUntil) await sleep(250)
+    clearInterval(progress)
+    for (const w of workers) w.send({ type: "finish" })
+    const reports = await all(workers, (w) => w.next("report", 60_000))
+    const counters = sum(reports.map((r) => r.counters))
+    const perConnection = rssBefore !== undefined && rssAfter !== undefined && count > 0
+      ? Math.round((rssAfter - rssBefore) / count)
+      : null
+    const result = {
+      ...base,
+      rate: 0,
+      duration_s: options.durationS,
+      sent: 0,
+      delivered: 0,
+      delivered_per_s: 0,
+      lost: 0,
+      duplicated: 0,
+      reordered: 0,
+      latency_ms: summarize([]),
+      ack_latency_ms: summarize([]),
+      connections: options.connections,
+      connections_opened: count,
+      connections_failed: failed,
+      first_error: firstError ?? null,
+      open_s: Math.round(openS * 10) / 10,
+      still_open_at_end: counters.socketsOpen,
+      closed_by_server: counters.socketsClosed,
+      rss_pids: pids,
+      rss_before_bytes: rssBefore ?? null,
+      rss_after_bytes: rssAfter ?? null,
+      bytes_per_connection: perConnection,
+      notes: [
+        "bytes_per_connection: (VmRSS after − VmRSS before) / connections opened, of the gateway process(es) " +
+        "(standalone: the server; cluster: the ws processes), each read after a 5 s settle as the median of 3 samples 1 s apart; " +
+        "the server's GC cannot be forced from outside, so this is RSS growth, not live heap."
+      ]
+    }
+    console.log([
+      "",
+      `summary: ${count} of ${options.connections} connections open (${failed} failed), ${counters.socketsOpen} still open after ${options.durationS} s`,
+      perConnection === null
+        ? "  RSS per connection: not measured"
+        : `  RSS ${(rssBefore! / 2 ** 20).toFixed(1)} MB → ${(rssAfter! / 2 ** 20).toFixed(1)} MB: ${fmt(perConnection)} bytes per connection`
+    ].join("\n"))
+    return result
+  } finally {
+    clearInterval(progress)
+  }
+}

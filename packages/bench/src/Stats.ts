@@ -1,0 +1,120 @@
+/**
+ * The pure accounting of a run: latency percentiles and, per (sender, receiver) pair, which of
+ * the sender's numbered messages were lost, duplicated or reordered at the receiver.
+ */
+
+export interface LatencySummary {
+  readonly count: number
+  readonly p50: number
+  readonly p95: number
+  readonly p99: number
+  readonly max: number
+  readonly mean: number
+}
+
+/** Nearest-rank percentile of an ascending array; 0 for an empty one. */
+export const percentile = (sorted: ArrayLike<number>, p: number): number => {
+  if (sorted.length === 0) return 0
+  const rank = Math.ceil((p / 100) * sorted.length)
+  return sorted[Math.min(sorted.length, Math.max(1, rank)) - 1]!
+}
+
+const round = (value: number) => Math.round(value * 100) / 100
+
+/** Percentiles of samples in any order (the input is not changed). */
+export const summarize = (samples: ArrayLike<number>): LatencySummary => {
+  const sorted = Float64Array.from(samples).sort()
+  let sum = 0
+  for (const value of sorted) sum += value
+  return {
+    count: sorted.length,
+    p50: round(percentile(sorted, 50)),
+    p95: round(percentile(sorted, 95)),
+    p99: round(percentile(sorted, 99)),
+    max: round(sorted.length === 0 ? 0 : sorted[sorted.length - 1]!),
+    mean: round(sorted.length === 0 ? 0 : sum / sorted.length)
+  }
+}
+
+/** Joins several workers' samples into one array. */
+export const concatSamples = (parts: ReadonlyArray<ArrayLike<number>>): Float64Array => {
+  const out = new Float64Array(parts.reduce((n, part) => n + part.length, 0))
+  let at = 0
+  for (const part of parts) {
+    out.set(part as ArrayLike<number>, at)
+    at += part.length
+  }
+  return out
+}
+
+export interface PairAccount {
+  /** Messages the sender had acknowledged (`send_result` ok). */
+  readonly expected: number
+  /** Distinct messages that arrived (acknowledged or not). */
+  readonly delivered: number
+  /** Acknowledged messages that never arrived. */
+  readonly lost: number
+  /** Arrivals of a message that had already arrived. */
+  readonly duplicated: number
+  /** First arrivals of a message after a later-sent message of the same pair had arrived. */
+  readonly reordered: number
+}
+
+export const emptyAccount: PairAccount = { expected: 0, delivered: 0, lost: 0, duplicated: 0, reordered: 0 }
+
+/**
+ * One pair: `acked` are the per-pair numbers (1, 2, …, in send order) the sender had
+ * acknowledged, `arrivals` the numbers in the order the receiver got them.
+ */
+export const accountPair = (acked: Iterable<number>, arrivals: ReadonlyArray<number>): PairAccount => {
+  const seen = new Set<number>()
+  let duplicated = 0
+  let reordered = 0
+  let highest = -Infinity
+  for (const k of arrivals) {
+    if (seen.has(k)) {
+      duplicated++
+      continue
+    }
+    seen.add(k)
+    if (k < highest) reordered++
+    else highest = k
+  }
+  let expected = 0
+  let lost = 0
+  for (const k of acked) {
+    expected++
+    if (!seen.has(k)) lost++
+  }
+  return { expected, delivered: seen.size, lost, duplicated, reordered }
+}
+
+export const addAccounts = (a: PairAccount, b: PairAccount): PairAccount => ({
+  expected: a.expected + b.expected,
+  delivered: a.delivered + b.delivered,
+  lost: a.lost + b.lost,
+  duplicated: a.duplicated + b.duplicated,
+  reordered: a.reordered + b.reordered
+})
+
+export interface PairDetail extends PairAccount {
+  readonly pair: string
+}
+
+/**
+ * Every pair of a run: `acked` and `arrivals` keyed by the same pair key. A pair with arrivals
+ * but nothing acknowledged still counts its duplicates and reorderings.
+ */
+export const accountPairs = (
+  acked: ReadonlyMap<string, ArrayLike<number>>,
+  arrivals: ReadonlyMap<string, ReadonlyArray<number>>
+): { readonly total: PairAccount; readonly faulty: ReadonlyArray<PairDetail> } => {
+  let total = emptyAccount
+  const faulty: Array<PairDetail> = []
+  for (const pair of new Set([...acked.keys(), ...arrivals.keys()])) {
+    const account = accountPair(Array.from(acked.get(pair) ?? []), arrivals.get(pair) ?? [])
+    total = addAccounts(total, account)
+    if (account.lost + account.duplicated + account.reordered > 0) faulty.push({ pair, ...account })
+  }
+  return { total, faulty }
+}

@@ -1,0 +1,34 @@
+import { parseOptions, usage } from "./Options.ts"
+import { cleanup, run } from "./Run.ts"
+
+let options
+try {
+  options = parseOptions(process.argv.slice(2))
+} catch (error) {
+  console.error(`${(error as Error).message}\n\n${usage}`)
+  process.exit(64)
+}
+if (options === "help") {
+  console.log(usage)
+  process.exit(0)
+}
+
+let interrupted = false
+const interrupt = (signal: string) => {
+  if (interrupted) return
+  interrupted = true
+  console.error(`\n${signal}: stopping what the bench started…`)
+  cleanup().finally(() => process.exit(130))
+}
+process.on("SIGINT", () => interrupt("SIGINT"))
+process.on("SIGTERM", () => interrupt("SIGTERM"))
+
+run(options).then(
+  (code) => process.exit(code),
+  async (error) => {
+    // After an interrupt, the failures are those of the processes being stopped.
+    if (!interrupted) console.error("bench failed:", error)
+    await cleanup()
+    process.exit(1)
+  }
+)

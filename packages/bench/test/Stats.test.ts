@@ -1,0 +1,63 @@
+import { describe, expect, it } from "vitest"
+import { decodeStamp, encodeStamp } from "../src/Content.ts"
+import { accountPair, accountPairs, percentile, summarize } from "../src/Stats.ts"
+
+describe("percentile", () => {
+  it("takes the nearest rank of an ascending array", () => {
+    const sorted = Array.from({ length: 100 }, (_, i) => i + 1)
+    expect(percentile(sorted, 50)).toBe(50)
+    expect(percentile(sorted, 95)).toBe(95)
+    expect(percentile(sorted, 99)).toBe(99)
+    expect(percentile(sorted, 100)).toBe(100)
+    expect(percentile([7], 99)).toBe(7)
+    expect(percentile([], 50)).toBe(0)
+  })
+
+  it("summarizes samples in any order without changing them", () => {
+    const samples = [5, 1, 4, 2, 3, 100, 6, 7, 8, 9]
+    const copy = [...samples]
+    const summary = summarize(samples)
+    expect(summary).toEqual({ count: 10, p50: 5, p95: 100, p99: 100, max: 100, mean: 14.5 })
+    expect(samples).toEqual(copy)
+  })
+})
+
+describe("accountPair", () => {
+  it("counts nothing wrong when every acknowledged message arrives once, in order", () => {
+    expect(accountPair([1, 2, 3], [1, 2, 3])).toEqual({ expected: 3, delivered: 3, lost: 0, duplicated: 0, reordered: 0 })
+  })
+
+  it("detects a lost message", () => {
+    expect(accountPair([1, 2, 3, 4], [1, 2, 4])).toMatchObject({ lost: 1, duplicated: 0, reordered: 0, delivered: 3 })
+  })
+
+  it("detects a duplicated message, even when the copies are not adjacent", () => {
+    expect(accountPair([1, 2, 3], [1, 2, 1, 3])).toMatchObject({ lost: 0, duplicated: 1, reordered: 0, delivered: 3 })
+  })
+
+  it("detects a reordered message", () => {
+    expect(accountPair([1, 2, 3, 4], [1, 3, 2, 4])).toMatchObject({ lost: 0, duplicated: 0, reordered: 1 })
+  })
+
+  it("does not count a message that was never acknowledged as lost", () => {
+    // 3 got no send_result (timeout): absent is fine, arriving is fine too.
+    expect(accountPair([1, 2, 4], [1, 2, 4])).toMatchObject({ lost: 0, delivered: 3 })
+    expect(accountPair([1, 2, 4], [1, 2, 3, 4])).toMatchObject({ lost: 0, delivered: 4, reordered: 0 })
+  })
+
+  it("detects all three at once over several pairs", () => {
+    const acked = new Map([["0>1", Int32Array.from([1, 2, 3, 4, 5])], ["1>0", Int32Array.from([1, 2])], ["2>0", Int32Array.from([1])]])
+    const arrivals = new Map([["0>1", [1, 3, 2, 5, 5]], ["1>0", [1, 2]]])
+    const { total, faulty } = accountPairs(acked, arrivals)
+    expect(total).toEqual({ expected: 8, delivered: 6, lost: 2, duplicated: 1, reordered: 1 })
+    expect(faulty.map((p) => p.pair).sort()).toEqual(["0>1", "2>0"])
+  })
+})
+
+describe("stamps", () => {
+  it("round-trip through message content", () => {
+    const stamp = { sender: 3, receiver: 4, k: 17, sentAt: 1764230400012.25 }
+    expect(decodeStamp(encodeStamp(stamp))).toEqual(stamp)
+    expect(decodeStamp("hello")).toBeUndefined()
+  })
+})
