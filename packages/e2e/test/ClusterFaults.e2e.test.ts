@@ -2,7 +2,7 @@ import { ImClient } from "@im/client/Client"
 import type { InboxEntry } from "@im/client/Wire"
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest"
 import { clusterControl, logLines, SKIP_REASON, stopProcess } from "./Cluster.ts"
-import { makeUser, pullAll, type TestUser } from "./Raw.ts"
+import { eventually, makeUser, pullAll, type TestUser } from "./Raw.ts"
 import { startTarget, type Target } from "./Target.ts"
 
 let target: Target
@@ -26,13 +26,6 @@ const online = async (user: TestUser) => {
   return { client, received, wsUrl: ws_url }
 }
 
-const eventually = async (check: () => boolean | Promise<boolean>, what: string, timeoutMs = 60_000) => {
-  const deadline = Date.now() + timeoutMs
-  while (!(await check())) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`)
-    await new Promise((resolve) => setTimeout(resolve, 50))
-  }
-}
 
 /** The whole stored inbox of a user, checked: one entry per message, seqs ascending. */
 const storedInbox = async (user: TestUser) => {
@@ -62,7 +55,7 @@ describe.skipIf(clusterControl === undefined)(`faults in the cluster${clusterCon
     await killed
     for (const [i, { receiver, sender, to }] of pairs.entries()) {
       const expected = Array.from({ length: perPair }, (_, n) => `p${i}-${n}`)
-      await eventually(() => to.received.length >= perPair, `${perPair} messages at receiver ${i}`)
+      await eventually(() => to.received.length >= perPair, `${perPair} messages at receiver ${i}`, 60_000)
       expect((await to.client.messages()).map((e) => e.message.content)).toEqual(expected)
       expect(to.received).toHaveLength(perPair)
       expect((await storedInbox(receiver)).map((e) => e.message.content)).toEqual(expected)
@@ -94,14 +87,14 @@ describe.skipIf(clusterControl === undefined)(`faults in the cluster${clusterCon
     for (let n = 0; n < 5; n++) await y.device.client.send({ receiver_id: x.user.id, content: `during-${n}` })
     expect(await stopped).toBe(0)
 
-    await eventually(() => x.device.received.length >= 5, "x to get the messages sent while its gateway stopped")
+    await eventually(() => x.device.received.length >= 5, "x to get the messages sent while its gateway stopped", 60_000)
     expect((await x.device.client.messages()).map((e) => e.message.content)).toEqual([0, 1, 2, 3, 4].map((n) => `during-${n}`))
 
     // Within the health-check interval (3 s here) the pusher no longer calls the stopped gateway.
     await new Promise((resolve) => setTimeout(resolve, 3_000))
     const from = logLines().length
     for (let n = 0; n < 5; n++) await y.device.client.send({ receiver_id: x.user.id, content: `after-${n}` })
-    await eventually(() => x.device.received.length >= 10, "the messages sent after the stop")
+    await eventually(() => x.device.received.length >= 10, "the messages sent after the stop", 60_000)
     expect((await storedInbox(x.user)).map((e) => e.message.content)).toEqual([
       ...[0, 1, 2, 3, 4].map((n) => `during-${n}`),
       ...[0, 1, 2, 3, 4].map((n) => `after-${n}`)

@@ -1,7 +1,7 @@
 import { ImClient, SendError } from "@im/client/Client"
 import type { InboxEntry } from "@im/client/Wire"
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest"
-import { getJson, makeUser, newestSeq, postJson, pullAll, type TestUser } from "./Raw.ts"
+import { eventually, getJson, makeUser, newestSeq, postJson, pullAll, type TestUser } from "./Raw.ts"
 import { startTarget, type Target } from "./Target.ts"
 
 let target: Target
@@ -30,13 +30,6 @@ const del = async (path: string, token: string) => {
   return { status: response.status, body: await response.json().catch(() => undefined) as any }
 }
 
-const eventually = async (check: () => boolean | Promise<boolean>, what: string) => {
-  const deadline = Date.now() + 15_000
-  while (!(await check())) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`)
-    await new Promise((resolve) => setTimeout(resolve, 25))
-  }
-}
 
 const contents = (entries: ReadonlyArray<InboxEntry>) => entries.map((e) => e.message.content)
 

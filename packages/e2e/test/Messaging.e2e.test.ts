@@ -1,7 +1,7 @@
 import { type Fetch, ImClient } from "@im/client/Client"
 import type { InboxEntry } from "@im/client/Wire"
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest"
-import { makeUser, newestSeq, type TestUser } from "./Raw.ts"
+import { eventually, makeUser, newestSeq, type TestUser } from "./Raw.ts"
 import { startTarget, type Target } from "./Target.ts"
 
 let target: Target
@@ -33,13 +33,6 @@ const device = async (user: TestUser) => {
   return { client, requests, received, wsUrl: ws_url }
 }
 
-const eventually = async (check: () => boolean | Promise<boolean>, what: string) => {
-  const deadline = Date.now() + 10_000
-  while (!(await check())) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`)
-    await new Promise((resolve) => setTimeout(resolve, 20))
-  }
-}
 
 const contents = (entries: ReadonlyArray<InboxEntry>) => entries.map((entry) => entry.message.content)
 const seqs = (entries: ReadonlyArray<InboxEntry>) => entries.map((entry) => entry.seq)

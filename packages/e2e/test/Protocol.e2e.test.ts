@@ -1,6 +1,6 @@
 import { randomUUID } from "node:crypto"
 import { afterAll, beforeAll, describe, expect, it } from "vitest"
-import { makeUser, newestSeq, openRaw, pullAll, sendFrame } from "./Raw.ts"
+import { eventually, makeUser, newestSeq, openRaw, pullAll, sendFrame } from "./Raw.ts"
 import { startTarget, type Target } from "./Target.ts"
 
 let target: Target
@@ -15,13 +15,6 @@ const connect = async (token: string) => {
   return { socket, welcome }
 }
 
-const eventually = async (check: () => Promise<boolean>, what: string) => {
-  const deadline = Date.now() + 10_000
-  while (!(await check())) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`)
-    await new Promise((resolve) => setTimeout(resolve, 25))
-  }
-}
 
 describe(`protocol over raw sockets against ${process.env["IM_E2E_URL"] ?? "standalone"}`, () => {
   it("(d) a resend after a lost result gets the same server_id and stores one message", async () => {

@@ -109,3 +109,12 @@ export const sendFrame = (receiver: string, content: string, localId: string = r
   content,
   create_time: Date.now()
 })
+
+/** Waits until `check` holds, polling; fails naming `what` after `timeoutMs`. */
+export const eventually = async (check: () => boolean | Promise<boolean>, what: string, timeoutMs = 15_000) => {
+  const deadline = Date.now() + timeoutMs
+  while (!(await check())) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`)
+    await new Promise((resolve) => setTimeout(resolve, 25))
+  }
+}
