@@ -6,7 +6,8 @@ import {
   InvalidRange,
   ServiceUnavailable,
   Unauthorized,
-  UnknownUsers
+  UnknownUsers,
+  UserNotFound
 } from "@im/domain/Errors"
 import { Group, GroupMember, GroupName, MAX_GROUP_MEMBERS } from "@im/domain/Group"
 import { GroupId, UserId } from "@im/domain/Ids"
@@ -142,6 +143,33 @@ export class GroupsApi extends HttpApiGroup.make("groups")
   .annotateMerge(OpenApi.annotations({ title: "Groups" }))
 {}
 
+export class UsersApi extends HttpApiGroup.make("users")
+  .add(
+    HttpApiEndpoint.get("me", "/me", {
+      success: User,
+      error: [UserNotFound, ServiceUnavailable]
+    }).annotate(OpenApi.Description, "The caller's own profile."),
+    HttpApiEndpoint.patch("update", "/me", {
+      payload: Schema.Struct({ name: DisplayName }),
+      success: User,
+      error: [UserNotFound, ServiceUnavailable]
+    }).annotate(OpenApi.Description, "Change the caller's display name."),
+    HttpApiEndpoint.get("search", "/", {
+      query: { account: Schema.String.pipe(Schema.check(Schema.isMinLength(1), Schema.isMaxLength(64))) },
+      success: Schema.Array(User),
+      error: ServiceUnavailable
+    }).annotate(OpenApi.Description, "Find a user by account (exact, case-insensitive): zero or one user."),
+    HttpApiEndpoint.get("get", "/:user_id", {
+      params: { user_id: UserId },
+      success: User,
+      error: [UserNotFound, ServiceUnavailable]
+    }).annotate(OpenApi.Description, "A user's public profile: id, account, name.")
+  )
+  .middleware(Authorization)
+  .prefix("/users")
+  .annotateMerge(OpenApi.annotations({ title: "Users" }))
+{}
+
 export class GatewayApi extends HttpApiGroup.make("gateway")
   .add(
     HttpApiEndpoint.get("pick", "/gateway", {
@@ -160,6 +188,7 @@ export class ImApi extends HttpApi.make("im")
   .add(SystemApi)
   .add(AuthApi)
   .add(InboxApi)
+  .add(UsersApi)
   .add(GroupsApi)
   .add(GatewayApi)
   .annotateMerge(OpenApi.annotations({

@@ -1,8 +1,9 @@
 import { Passwords } from "@im/auth/Passwords"
 import { Tokens } from "@im/auth/Tokens"
 import { Db } from "@im/db/Db"
-import { InvalidCredentials, ServiceUnavailable, Unauthorized } from "@im/domain/Errors"
+import { InvalidCredentials, ServiceUnavailable, Unauthorized, UserNotFound } from "@im/domain/Errors"
 import { UserId } from "@im/domain/Ids"
+import type { User } from "@im/domain/User"
 import type { PortError } from "@im/ports/PortError"
 import { UserStore } from "@im/ports/UserStore"
 import { Clock, Effect, Layer, Option, Redacted } from "effect"
@@ -100,6 +101,39 @@ const InboxHandlers = HttpApiBuilder.group(
   })
 )
 
+const UsersHandlers = HttpApiBuilder.group(
+  ImApi,
+  "users",
+  Effect.fn(function*(handlers) {
+    const users = yield* UserStore
+    const found = (user: Option.Option<User>, id: string) =>
+      Option.match(user, {
+        onNone: () => Effect.fail(new UserNotFound({ message: `no user ${id}` })),
+        onSome: Effect.succeed
+      })
+    return handlers
+      .handle("me", () =>
+        Effect.gen(function*() {
+          const me = yield* CurrentUser
+          return yield* found(yield* users.findById(me), me)
+        }).pipe(Effect.catchTag("PortError", storeUnavailable)))
+      .handle("update", ({ payload }) =>
+        Effect.gen(function*() {
+          const me = yield* CurrentUser
+          return yield* found(yield* users.rename(me, payload.name), me)
+        }).pipe(Effect.catchTag("PortError", storeUnavailable)))
+      .handle("search", ({ query }) =>
+        users.findByAccount(query.account).pipe(
+          Effect.map(Option.match({ onNone: () => [], onSome: ({ password_hash: _, ...user }) => [user] })),
+          Effect.catchTag("PortError", storeUnavailable)
+        ))
+      .handle("get", ({ params }) =>
+        Effect.flatMap(users.findById(params.user_id), (user) => found(user, params.user_id)).pipe(
+          Effect.catchTag("PortError", storeUnavailable)
+        ))
+  })
+)
+
 const GatewayHandlers = HttpApiBuilder.group(
   ImApi,
   "gateway",
@@ -116,6 +150,6 @@ export const ApiRoutes = Layer.mergeAll(
   HttpApiScalar.layer(ImApi, { path: "/docs" }),
   DescribeRequestErrors
 ).pipe(
-  Layer.provide([SystemHandlers, AuthHandlers, InboxHandlers, GroupsHandlers, GatewayHandlers]),
+  Layer.provide([SystemHandlers, AuthHandlers, InboxHandlers, UsersHandlers, GroupsHandlers, GatewayHandlers]),
   Layer.provide(AuthorizationLive)
 )

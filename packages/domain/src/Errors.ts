@@ -43,3 +43,7 @@ export class UnknownUsers extends Schema.TaggedError<UnknownUsers>()("UnknownUse
   message: Schema.String,
   user_ids: Schema.Array(Schema.String)
 }, { httpApiStatus: 400 }) {}
+
+export class UserNotFound extends Schema.TaggedError<UserNotFound>()("UserNotFound", {
+  message: Schema.String
+}, { httpApiStatus: 404 }) {}

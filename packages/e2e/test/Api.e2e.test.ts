@@ -77,7 +77,10 @@ describe(`HTTP API against ${process.env["IM_E2E_URL"] ?? "standalone"}`, () => 
       "/groups/{group_id}/members/{user_id}",
       "/health",
       "/inbox",
-      "/inbox/newest"
+      "/inbox/newest",
+      "/users",
+      "/users/me",
+      "/users/{user_id}"
     ])
     expect(body.paths["/inbox"].get.parameters.map((p: any) => p.name).sort()).toEqual(["after", "limit", "until"])
     expect(body.paths["/auth/register"].post.requestBody).toBeDefined()

@@ -16,6 +16,8 @@ export class UserStore extends Context.Service<UserStore, {
   readonly findById: (id: UserId) => Effect.Effect<Option.Option<User>, PortError>
   /** The ids among `ids` that belong to a user. */
   readonly existing: (ids: ReadonlyArray<UserId>) => Effect.Effect<ReadonlySet<UserId>, PortError>
+  /** Renames the user; the updated user, or none if there is no such user. */
+  readonly rename: (id: UserId, name: string) => Effect.Effect<Option.Option<User>, PortError>
 }>()("@im/ports/UserStore") {
   static readonly layerMemory = Layer.sync(UserStore, () => {
     const byId = new Map<UserId, UserRecord>()
@@ -34,7 +36,16 @@ export class UserStore extends Context.Service<UserStore, {
         }),
       findByAccount: (account) => Effect.sync(() => Option.fromNullishOr(byAccount.get(account.toLowerCase()))),
       findById: (id) => Effect.sync(() => Option.map(Option.fromNullishOr(byId.get(id)), publicView)),
-      existing: (ids) => Effect.sync(() => new Set(ids.filter((id) => byId.has(id))))
+      existing: (ids) => Effect.sync(() => new Set(ids.filter((id) => byId.has(id)))),
+      rename: (id, name) =>
+        Effect.sync(() => {
+          const user = byId.get(id)
+          if (user === undefined) return Option.none()
+          const renamed = { ...user, name }
+          byId.set(id, renamed)
+          byAccount.set(user.account.toLowerCase(), renamed)
+          return Option.some(publicView(renamed))
+        })
     })
   })
 }

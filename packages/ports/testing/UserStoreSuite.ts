@@ -73,4 +73,17 @@ export const userStoreSuite = (name: string, adapter: Layer.Layer<UserStore, unk
         assert.strictEqual((yield* users.existing([])).size, 0)
         assert.strictEqual((yield* users.existing([freshUserId()])).size, 0)
       }))
+
+    it.effect("rename changes the name only, seen by every lookup", () =>
+      Effect.gen(function*() {
+        const users = yield* UserStore
+        const user = makeUser()
+        yield* users.create(user)
+        const { password_hash: _, ...view } = user
+        assert.deepStrictEqual(yield* users.rename(user.id, "New Name 👋"), Option.some({ ...view, name: "New Name 👋" }))
+        assert.deepStrictEqual(yield* users.findById(user.id), Option.some({ ...view, name: "New Name 👋" }))
+        const record = yield* users.findByAccount(user.account)
+        assert.deepStrictEqual(Option.map(record, (r) => [r.name, r.password_hash]), Option.some(["New Name 👋", user.password_hash]))
+        assert.isTrue(Option.isNone(yield* users.rename(freshUserId(), "nobody")))
+      }))
   })

@@ -83,6 +83,13 @@ export const layer: Layer.Layer<UserStore, never, SqlClient.SqlClient> = Layer.e
       return new Set(rows.flat().map((row) => row.id as UserId))
     })
 
-    return UserStore.of({ create, findByAccount, findById, existing })
+    const rename = Effect.fn("SqlUserStore.rename")(function*(id: UserId, name: string) {
+      const rows = yield* sql<UserRow>`
+        UPDATE users SET name = ${name} WHERE id = ${id}
+        RETURNING id, account, name, created_at`.pipe(portCall("UserStore", "rename"))
+      return Option.map(Option.fromNullishOr(rows[0]), toUser)
+    })
+
+    return UserStore.of({ create, findByAccount, findById, existing, rename })
   })
 )
