@@ -5,17 +5,25 @@ import { type EffectClient, type GrpcRoutes, implement, makeClient } from "@im/p
 import { Code, type ConnectError, errorDetailOf, toConnectError } from "@im/proto/Errors"
 import { DbService, type ExistingRequest, type NewestRequest, type PullRequest, type SaveRequest } from "@im/proto/gen/im/db/v1/db_pb"
 import type { InboxRef as InboxRefPb } from "@im/proto/gen/im/message/v1/message_pb"
-import { entryFromProto, entryToProto, messageFromProto, messageToProto } from "@im/proto/MessageCodec"
+import { decodeField, entryFromProto, entryToProto, messageFromProto, messageToProto } from "@im/proto/MessageCodec"
 import type { InboxRef } from "@im/ports/InboxStore"
 import { Effect, Layer } from "effect"
 import { Db } from "./Db.ts"
 
 const refToProto = (ref: InboxRef) => ({ userId: ref.user_id, seq: BigInt(ref.seq), serverId: ref.server_id })
+const decodeUser = decodeField(UserId, "user_id")
+const decodeServerId = decodeField(ServerId, "server_id")
+
+/** Refs that came back from a db instance we called: already validated by it. */
 const refFromProto = (ref: InboxRefPb): InboxRef => ({
-  user_id: UserId.make(ref.userId),
+  user_id: ref.userId as InboxRef["user_id"],
   seq: Number(ref.seq),
-  server_id: ServerId.make(ref.serverId)
+  server_id: ref.serverId as InboxRef["server_id"]
 })
+
+/** Refs that came in from a caller: validated. */
+const refFromRequest = (ref: InboxRefPb) =>
+  Effect.all({ user_id: decodeUser(ref.userId), seq: Effect.succeed(Number(ref.seq)), server_id: decodeServerId(ref.serverId) })
 
 /** The db service's gRPC server: `im.db.v1.DbService` over the local Db. */
 export const DbGrpcServer: Layer.Layer<never, never, GrpcRoutes | Db> = implement(
@@ -24,23 +32,24 @@ export const DbGrpcServer: Layer.Layer<never, never, GrpcRoutes | Db> = implemen
     const db = yield* Db
     return {
       existing: (request: ExistingRequest) =>
-        db.existing(request.keys.map((key) => ({ user_id: UserId.make(key.userId), server_id: ServerId.make(key.serverId) }))).pipe(
+        Effect.forEach(request.keys, (key) => Effect.all({ user_id: decodeUser(key.userId), server_id: decodeServerId(key.serverId) })).pipe(
+          Effect.flatMap(db.existing),
           Effect.map((entries) => ({ entries: entries.map(refToProto) }))
         ),
       save: (request: SaveRequest) =>
-        Effect.forEach(request.messages, messageFromProto).pipe(
-          Effect.flatMap((messages) => db.save(messages, request.entries.map(refFromProto))),
+        Effect.all([Effect.forEach(request.messages, messageFromProto), Effect.forEach(request.entries, refFromRequest)]).pipe(
+          Effect.flatMap(([messages, entries]) => db.save(messages, entries)),
           Effect.as({})
         ),
       pull: (request: PullRequest) =>
-        db.pull({
-          user: UserId.make(request.userId),
+        Effect.flatMap(decodeUser(request.userId), (user) => db.pull({
+          user,
           after: Number(request.after),
           until: request.until === undefined ? undefined : Number(request.until),
           limit: request.limit
-        }).pipe(Effect.map((page) => ({ entries: page.entries.map(entryToProto), through: BigInt(page.through), hasMore: page.has_more }))),
+        })).pipe(Effect.map((page) => ({ entries: page.entries.map(entryToProto), through: BigInt(page.through), hasMore: page.has_more }))),
       newest: (request: NewestRequest) =>
-        db.newest(UserId.make(request.userId)).pipe(Effect.map((seq) => ({ seq: BigInt(seq) })))
+        decodeUser(request.userId).pipe(Effect.flatMap(db.newest), Effect.map((seq) => ({ seq: BigInt(seq) })))
     }
   }),
   {

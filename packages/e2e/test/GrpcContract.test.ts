@@ -87,6 +87,9 @@ describe("a plain @grpc/grpc-js client, with proto/ loaded at run time", () => {
     expect(page.entries.map((e: any) => [e.seq, e.message.content])).toEqual([["1", "over grpc-js"]])
     expect([page.through, page.has_more]).toEqual(["1", false])
     await expect(call(db, "Pull", { user_id: "u_bob", after: "0", limit: 0 })).rejects.toMatchObject({ code: grpc.status.INVALID_ARGUMENT })
+    // A field that fails validation is INVALID_ARGUMENT naming it, never an internal error.
+    await expect(call(db, "Newest", { user_id: "" })).rejects.toMatchObject({ code: grpc.status.INVALID_ARGUMENT, details: expect.stringContaining("user_id") })
+    await expect(call(db, "Existing", { keys: [{ user_id: "u_bob", server_id: "" }] })).rejects.toMatchObject({ code: grpc.status.INVALID_ARGUMENT })
     db.close()
   })
 
@@ -96,6 +99,7 @@ describe("a plain @grpc/grpc-js client, with proto/ loaded at run time", () => {
     expect(ports.pushed).toMatchObject([{ user_id: "u_bob", seq: 7, message: { server_id: "m_1", content: "over grpc-js" } }])
     await expect(call(pusher, "Push", { deliveries: [{ user_id: "u_bob", seq: "7", message: { ...message, kind: "broadcast" } }] }))
       .rejects.toMatchObject({ code: grpc.status.INVALID_ARGUMENT })
+    await expect(call(pusher, "Push", { deliveries: [{ user_id: "", seq: "7", message }] })).rejects.toMatchObject({ code: grpc.status.INVALID_ARGUMENT })
     pusher.close()
   })
 

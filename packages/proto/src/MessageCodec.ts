@@ -1,3 +1,4 @@
+import { UserId } from "@im/domain/Ids"
 import { Message as DomainMessage } from "@im/domain/Message"
 import type { Delivery as DomainDelivery, InboxEntry as DomainInboxEntry } from "@im/domain/Message"
 import { Code, ConnectError } from "@connectrpc/connect"
@@ -13,6 +14,13 @@ import type {
 } from "./gen/im/message/v1/message_pb.ts"
 
 /** Domain ↔ proto for the message types every boundary carries. Proto "" means unset. */
+
+/** Validates a field that came over the wire; a bad one is INVALID_ARGUMENT, naming the field. */
+export const decodeField = <S extends Schema.Top & { readonly DecodingServices: never }>(schema: S, field: string) => {
+  const decode = Schema.decodeUnknownEffect(schema)
+  return (value: unknown): Effect.Effect<S["Type"], ConnectError> =>
+    decode(value).pipe(Effect.mapError((error) => new ConnectError(`invalid ${field}: ${error.message}`, Code.InvalidArgument)))
+}
 
 export const messageToProto = (message: DomainMessage): MessageInitShape<typeof MessageSchema> => ({
   serverId: message.server_id,
@@ -60,8 +68,11 @@ export const deliveryToProto = (delivery: DomainDelivery): MessageInitShape<type
   message: messageToProto(delivery.message)
 })
 
+const decodeDeliveryUser = decodeField(UserId, "user_id")
+
 export const deliveryFromProto = (delivery: Delivery) =>
-  Effect.map(
+  Effect.zipWith(
+    decodeDeliveryUser(delivery.userId),
     messageFromProto(delivery.message),
-    (message): DomainDelivery => ({ user_id: delivery.userId as DomainDelivery["user_id"], seq: Number(delivery.seq), message })
+    (user_id, message): DomainDelivery => ({ user_id, seq: Number(delivery.seq), message })
   )
