@@ -43,14 +43,20 @@ export class MessageBus extends Context.Service<MessageBus, {
    * active at a time (a second one waits as a standby). Records every group has committed are
    * dropped. Nothing survives the process.
    */
-  static readonly layerMemory = (options: { readonly partitions?: number } = {}) =>
-    Layer.sync(MessageBus, () => makeMemoryBus(options.partitions ?? 1))
+  static readonly layerMemory = (options: {
+    readonly partitions?: number
+    /**
+     * Backpressure: while a topic that a group consumes holds this many records not yet
+     * committed by every group, `publish` waits for room. Unbounded by default.
+     */
+    readonly maxPending?: number
+  } = {}) => Layer.sync(MessageBus, () => makeMemoryBus(options.partitions ?? 1, options.maxPending ?? Infinity))
 }
 
 /** Delay before a failed batch is handed over again: grows to 5 s and stays there. */
 export const redeliverySchedule = Schedule.min([Schedule.exponential("50 millis"), Schedule.spaced("5 seconds")])
 
-const makeMemoryBus = (partitionCount: number): MessageBus["Service"] => {
+const makeMemoryBus = (partitionCount: number, maxPending: number): MessageBus["Service"] => {
   interface Partition {
     records: Array<ConsumedRecord>
     /** Offset of records[0]. */
@@ -63,6 +69,9 @@ const makeMemoryBus = (partitionCount: number): MessageBus["Service"] => {
     /** group → committed offset (next to read) per partition. */
     readonly committed: Map<string, Array<number>>
     readonly groupLocks: Map<string, Semaphore.Semaphore>
+    /** Records held (not yet committed by every group), and publishers waiting for room. */
+    retained: number
+    room: Deferred.Deferred<void> | undefined
   }
   const topics = new Map<string, Topic>()
 
@@ -72,7 +81,9 @@ const makeMemoryBus = (partitionCount: number): MessageBus["Service"] => {
       topic = {
         partitions: Array.from({ length: partitionCount }, () => ({ records: [], base: 0, next: 0, wakeUp: undefined })),
         committed: new Map(),
-        groupLocks: new Map()
+        groupLocks: new Map(),
+        retained: 0,
+        room: undefined
       }
       topics.set(name, topic)
     }
@@ -90,14 +101,28 @@ const makeMemoryBus = (partitionCount: number): MessageBus["Service"] => {
     let low = partition.next
     for (const offsets of topic.committed.values()) low = Math.min(low, offsets[index]!)
     if (low > partition.base) {
+      topic.retained -= low - partition.base
       partition.records = partition.records.slice(low - partition.base)
       partition.base = low
     }
+    if (topic.room !== undefined && topic.retained < maxPending) {
+      Deferred.doneUnsafe(topic.room, Effect.void)
+      topic.room = undefined
+    }
   }
 
+  /** Waits while the topic is full and some group consumes it (else nothing would make room). */
+  const waitForRoom = (topic: Topic): Effect.Effect<void> =>
+    Effect.suspend(() => {
+      if (topic.retained < maxPending || topic.committed.size === 0) return Effect.void
+      const room = topic.room ?? (topic.room = Deferred.makeUnsafe<void>())
+      return Effect.flatMap(Deferred.await(room), () => waitForRoom(topic))
+    })
+
   const publish = (name: string, records: ReadonlyArray<BusRecord>) =>
-    Effect.sync(() => {
+    Effect.andThen(waitForRoom(topicOf(name)), Effect.sync(() => {
       const topic = topicOf(name)
+      topic.retained += records.length
       for (const record of records) {
         const index = partitionFor(record.key)
         const partition = topic.partitions[index]!
@@ -107,7 +132,7 @@ const makeMemoryBus = (partitionCount: number): MessageBus["Service"] => {
           partition.wakeUp = undefined
         }
       }
-    })
+    }))
 
   const consumePartition = <E, R>(
     topic: Topic,

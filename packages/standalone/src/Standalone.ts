@@ -40,13 +40,19 @@ export const makeStandalone = <E1, R1, E2, R2>(options: {
   readonly storage: Layer.Layer<Storage, E1, R1>
   readonly tokens: Layer.Layer<Tokens, E2, R2>
   readonly listen: Listen
+  /** Accepted messages the consumer may fall behind by before sends wait (default 5,000). */
+  readonly maxPending?: number
 }) => {
   const server = HttpServer.layer({
     host: options.listen.host,
     port: options.listen.port,
     maxFrameBytes: options.listen.maxFrameBytes
   })
-  const ports = Layer.mergeAll(options.storage, MessageBus.layerMemory(), Presence.layerMemory)
+  const ports = Layer.mergeAll(
+    options.storage,
+    MessageBus.layerMemory({ maxPending: options.maxPending ?? 5_000 }),
+    Presence.layerMemory
+  )
   const services = Layer.mergeAll(Chat.layer, Db.layer, Gateway.layer, options.tokens, Passwords.layer, WsDirectory.layerSameServer)
   const http = Gateway.closeSessionsOnShutdown.pipe(
     Layer.provideMerge(HttpRouter.serve(Layer.mergeAll(ApiRoutes, GatewayRoutes))),

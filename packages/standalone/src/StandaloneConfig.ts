@@ -10,6 +10,7 @@ export const StandaloneConfig = Config.all({
   port: Config.Port("PORT").pipe(Config.withDefault(8080)),
   dataDir: Config.String("DATA_DIR").pipe(Config.withDefault(".data"), Config.map((dir) => resolve(dir))),
   maxFrameBytes: Config.Int("WS_MAX_FRAME_BYTES").pipe(Config.withDefault(65_536)),
+  maxPending: Config.Int("BUS_MAX_PENDING").pipe(Config.withDefault(5_000)),
   authSecret: Config.option(Config.Redacted("AUTH_SECRET")),
   tokenTtl: Config.Duration("AUTH_TOKEN_TTL").pipe(Config.withDefault(Duration.hours(24)))
 })

@@ -28,7 +28,8 @@ export const Standalone = Layer.unwrap(
     return makeStandalone({
       storage,
       tokens: tokensLayer(config),
-      listen: { host: config.host, port: config.port, maxFrameBytes: config.maxFrameBytes }
+      listen: { host: config.host, port: config.port, maxFrameBytes: config.maxFrameBytes },
+      maxPending: config.maxPending
     }).pipe(Layer.tap(() => announce))
   })
 )
