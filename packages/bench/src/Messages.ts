@@ -45,6 +45,21 @@ export interface Counters {
   readonly lastDeliveryAt: number
 }
 
+/** Counters before anything happened. */
+export const zeroCounters: Counters = {
+  sent: 0,
+  acked: 0,
+  ackErrors: 0,
+  ackTimeouts: 0,
+  delivered: 0,
+  deliveredDistinct: 0,
+  ownDistinct: 0,
+  throttled: 0,
+  socketsOpen: 0,
+  socketsClosed: 0,
+  lastDeliveryAt: 0
+}
+
 export type FromWorker =
   | { readonly type: "ready"; readonly ids: ReadonlyArray<readonly [number, string]>; readonly wsUrls: ReadonlyArray<string> }
   | { readonly type: "progress"; readonly counters: Counters }

@@ -8,7 +8,7 @@ import { randomBytes } from "node:crypto"
 import { mkdirSync, readFileSync, writeFileSync } from "node:fs"
 import { resolve } from "node:path"
 import { machine, settledRss } from "./Machine.ts"
-import type { Counters, FromWorker, ToWorker } from "./Messages.ts"
+import { type Counters, type FromWorker, type ToWorker, zeroCounters } from "./Messages.ts"
 import type { Options } from "./Options.ts"
 import { formatProfile, profilesIn, summarizeProfile } from "./Profile.ts"
 import { accountPairs, concatSamples, summarize } from "./Stats.ts"
@@ -16,19 +16,7 @@ import { attach, makeRunDir, repoRoot, startClusterTarget, startStandalone, type
 
 const workerPath = new URL("./Worker.ts", import.meta.url).pathname
 
-const zero: Counters = {
-  sent: 0,
-  acked: 0,
-  ackErrors: 0,
-  ackTimeouts: 0,
-  delivered: 0,
-  deliveredDistinct: 0,
-  ownDistinct: 0,
-  throttled: 0,
-  socketsOpen: 0,
-  socketsClosed: 0,
-  lastDeliveryAt: 0
-}
+const zero = zeroCounters
 
 const sum = (all: ReadonlyArray<Counters>): Counters => {
   const total: Record<string, number> = { ...zero }

@@ -5,7 +5,7 @@
  * server's process.
  */
 import { decodeStamp, encodeStamp, now, pairKey } from "./Content.ts"
-import type { Counters, FromWorker, ToWorker } from "./Messages.ts"
+import { type Counters, type FromWorker, type ToWorker, zeroCounters } from "./Messages.ts"
 
 const PASSWORD = "bench-password-0001"
 const HTTP_TIMEOUT_MS = 30_000
@@ -64,19 +64,7 @@ const noteError = (what: string) => {
   if (errors.length < MAX_ERRORS) errors.push(what)
 }
 
-const counters = {
-  sent: 0,
-  acked: 0,
-  ackErrors: 0,
-  ackTimeouts: 0,
-  delivered: 0,
-  deliveredDistinct: 0,
-  ownDistinct: 0,
-  throttled: 0,
-  socketsOpen: 0,
-  socketsClosed: 0,
-  lastDeliveryAt: 0
-}
+const counters: { -readonly [K in keyof Counters]: Counters[K] } = { ...zeroCounters }
 const snapshot = (): Counters => ({ ...counters })
 
 const postJson = async (url: string, body: unknown): Promise<{ status: number; body: any }> => {

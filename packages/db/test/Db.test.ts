@@ -1,23 +1,11 @@
 import { assert, describe, it } from "@effect/vitest"
-import { LocalId, ServerId, UserId } from "@im/domain/Ids"
-import type { Message } from "@im/domain/Message"
+import { ServerId, UserId } from "@im/domain/Ids"
 import { HistoryStore } from "@im/ports/HistoryStore"
 import { InboxStore } from "@im/ports/InboxStore"
 import { Effect, Layer } from "effect"
 import { Db } from "../src/Db.ts"
 
-const bob = UserId.make("u_bob")
-const message = (n: number): Message => ({
-  server_id: ServerId.make(`m_${n}`),
-  local_id: LocalId.make(`l_${n}`),
-  sender_id: UserId.make("u_alice"),
-  kind: "single",
-  receiver_id: bob,
-  content_type: "text",
-  content: `#${n}`,
-  create_time: n,
-  send_time: n
-})
+import { bob, message } from "./Fixtures.ts"
 
 /** Bob's inbox holds seqs 1, 2, 4, 5 (3 was skipped), messages m_1.., one per seq. */
 const withInbox = <A, E>(f: (db: Db["Service"]) => Effect.Effect<A, E>) =>

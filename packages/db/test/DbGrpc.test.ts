@@ -1,5 +1,5 @@
 import { assert, layer } from "@effect/vitest"
-import { LocalId, ServerId, UserId } from "@im/domain/Ids"
+import { ServerId } from "@im/domain/Ids"
 import type { Message } from "@im/domain/Message"
 import { HistoryStore } from "@im/ports/HistoryStore"
 import { InboxStore } from "@im/ports/InboxStore"
@@ -8,18 +8,9 @@ import { Context, Effect, Layer } from "effect"
 import { Db } from "../src/Db.ts"
 import { DbGrpcServer, layerGrpc } from "../src/DbGrpc.ts"
 
-const bob = UserId.make("u_bob")
-const message = (n: number): Message => ({
-  server_id: ServerId.make(`m_${n}`),
-  local_id: LocalId.make(`l_${n}`),
-  sender_id: UserId.make("u_alice"),
-  kind: "single",
-  receiver_id: bob,
-  content_type: "text",
-  content: `#${n}`,
-  create_time: n,
-  send_time: 1_700_000_000_000 + n
-})
+import { bob, message as fixture } from "./Fixtures.ts"
+
+const message = (n: number) => fixture(n, 1_700_000_000_000 + n)
 
 const Server = serve(DbGrpcServer, { host: "127.0.0.1", port: 0 }).pipe(
   Layer.provide(Db.layer),

@@ -1,6 +1,5 @@
-import { ImClient } from "@im/client/Client"
-import type { InboxEntry } from "@im/client/Wire"
-import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest"
+import { afterAll, beforeAll, describe, expect, it } from "vitest"
+import { devices } from "./Devices.ts"
 import { clusterControl, logLines, SKIP_REASON, stopProcess } from "./Cluster.ts"
 import { eventually, makeUser, pullAll, type TestUser } from "./Raw.ts"
 import { startTarget, type Target } from "./Target.ts"
@@ -11,21 +10,7 @@ beforeAll(async () => {
 }, 60_000)
 afterAll(() => target?.stop(), 30_000)
 
-const clients: Array<ImClient> = []
-afterEach(() => {
-  for (const client of clients.splice(0)) client.close()
-})
-
-const online = async (user: TestUser) => {
-  const client = new ImClient({ baseUrl: target.baseUrl, backoff: { initialDelayMs: 200, maxDelayMs: 2_000 } })
-  const { ws_url } = await client.login(user.account, user.password)
-  const received: Array<InboxEntry> = []
-  client.on("message", (entry) => received.push(entry))
-  clients.push(client)
-  await client.connect()
-  return { client, received, wsUrl: ws_url }
-}
-
+const online = devices(() => target)
 
 /** The whole stored inbox of a user, checked: one entry per message, seqs ascending. */
 const storedInbox = async (user: TestUser) => {
@@ -67,15 +52,11 @@ describe.skipIf(clusterControl === undefined)(`faults in the cluster${clusterCon
     // Login names the gateways round-robin: log in until it names the one wanted.
     const onGateway = async (port: number, name: string) => {
       const user = await makeUser(target, name)
-      const client = new ImClient({ baseUrl: target.baseUrl, backoff: { initialDelayMs: 200, maxDelayMs: 2_000 } })
-      clients.push(client)
       for (let attempt = 0; attempt < 6; attempt++) {
-        const { ws_url } = await client.login(user.account, user.password)
-        if (ws_url?.includes(`:${port}/`)) {
-          const received: Array<InboxEntry> = []
-          client.on("message", (entry) => received.push(entry))
-          await client.connect()
-          return { user, device: { client, received } }
+        const device = await online(user, { connect: false })
+        if (device.wsUrl?.includes(`:${port}/`)) {
+          await device.client.connect()
+          return { user, device }
         }
       }
       throw new Error(`no login named the gateway at port ${port}`)

@@ -1,7 +1,8 @@
-import { ImClient, SendError } from "@im/client/Client"
+import { SendError } from "@im/client/Client"
 import type { InboxEntry } from "@im/client/Wire"
-import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest"
-import { eventually, getJson, makeUser, newestSeq, postJson, pullAll, type TestUser } from "./Raw.ts"
+import { afterAll, beforeAll, describe, expect, it } from "vitest"
+import { devices } from "./Devices.ts"
+import { eventually, getJson, makeUser, newestSeq, postJson, pullAll } from "./Raw.ts"
 import { startTarget, type Target } from "./Target.ts"
 
 let target: Target
@@ -10,20 +11,7 @@ beforeAll(async () => {
 }, 60_000)
 afterAll(() => target?.stop(), 30_000)
 
-const clients: Array<ImClient> = []
-afterEach(() => {
-  for (const client of clients.splice(0)) client.close()
-})
-
-const online = async (user: TestUser) => {
-  const client = new ImClient({ baseUrl: target.baseUrl })
-  await client.login(user.account, user.password)
-  const received: Array<InboxEntry> = []
-  client.on("message", (entry) => received.push(entry))
-  clients.push(client)
-  await client.connect()
-  return { client, received }
-}
+const online = devices(() => target)
 
 const del = async (path: string, token: string) => {
   const response = await fetch(target.baseUrl + path, { method: "DELETE", headers: { authorization: `Bearer ${token}` } })

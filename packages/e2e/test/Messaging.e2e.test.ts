@@ -1,7 +1,7 @@
-import { type Fetch, ImClient } from "@im/client/Client"
 import type { InboxEntry } from "@im/client/Wire"
-import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest"
-import { eventually, makeUser, newestSeq, type TestUser } from "./Raw.ts"
+import { afterAll, beforeAll, describe, expect, it } from "vitest"
+import { devices } from "./Devices.ts"
+import { eventually, makeUser, newestSeq } from "./Raw.ts"
 import { startTarget, type Target } from "./Target.ts"
 
 let target: Target
@@ -10,29 +10,7 @@ beforeAll(async () => {
 }, 60_000)
 afterAll(() => target?.stop(), 30_000)
 
-const clients: Array<ImClient> = []
-afterEach(() => {
-  for (const client of clients.splice(0)) client.close()
-})
-
-/**
- * An SDK client of the user, logged in (so it connects to the gateway login names, in a
- * cluster), recording the HTTP requests it makes and the entries it receives.
- */
-const device = async (user: TestUser) => {
-  const requests: Array<string> = []
-  const recordingFetch: Fetch = (url, init) => {
-    requests.push(url)
-    return fetch(url, init)
-  }
-  const client = new ImClient({ baseUrl: target.baseUrl, fetch: recordingFetch })
-  const { ws_url } = await client.login(user.account, user.password)
-  const received: Array<InboxEntry> = []
-  client.on("message", (entry) => received.push(entry))
-  clients.push(client)
-  return { client, requests, received, wsUrl: ws_url }
-}
-
+const device = devices(() => target)
 
 const contents = (entries: ReadonlyArray<InboxEntry>) => entries.map((entry) => entry.message.content)
 const seqs = (entries: ReadonlyArray<InboxEntry>) => entries.map((entry) => entry.seq)
@@ -41,7 +19,7 @@ describe(`messaging with SDK clients against ${process.env["IM_E2E_URL"] ?? "sta
   it("(a) B offline while A sends 3 messages: B connects, syncs and holds exactly those 3, in order", async () => {
     const alice = await makeUser(target, "alice")
     const bob = await makeUser(target, "bob")
-    const a = await device(alice)
+    const a = await device(alice, { connect: false })
     await a.client.connect()
     for (const text of ["one", "two", "three"]) {
       const result = await a.client.send({ receiver_id: bob.id, content: text })
@@ -49,7 +27,7 @@ describe(`messaging with SDK clients against ${process.env["IM_E2E_URL"] ?? "sta
     }
     await eventually(async () => (await newestSeq(target, bob)) === 3, "the 3 entries stored")
 
-    const b = await device(bob)
+    const b = await device(bob, { connect: false })
     await b.client.connect()
     const held = await b.client.messages()
     expect(contents(held)).toEqual(["one", "two", "three"])
@@ -61,9 +39,9 @@ describe(`messaging with SDK clients against ${process.env["IM_E2E_URL"] ?? "sta
   it("(b) both online: B gets the pushes live, and A's second device gets A's own messages", async () => {
     const alice = await makeUser(target, "alice")
     const bob = await makeUser(target, "bob")
-    const a1 = await device(alice)
-    const a2 = await device(alice)
-    const b = await device(bob)
+    const a1 = await device(alice, { connect: false })
+    const a2 = await device(alice, { connect: false })
+    const b = await device(bob, { connect: false })
     await Promise.all([a1.client.connect(), a2.client.connect(), b.client.connect()])
     if (a1.wsUrl !== undefined) {
       // A cluster: login spreads the devices over its gateways, so the messages cross gateways.
@@ -88,8 +66,8 @@ describe(`messaging with SDK clients against ${process.env["IM_E2E_URL"] ?? "sta
   it("(c) a push dropped on purpose is detected from the next push and pulled", async () => {
     const alice = await makeUser(target, "alice")
     const bob = await makeUser(target, "bob")
-    const a = await device(alice)
-    const b = await device(bob)
+    const a = await device(alice, { connect: false })
+    const b = await device(bob, { connect: false })
     await Promise.all([a.client.connect(), b.client.connect()])
     const requestsBefore = b.requests.length
 
