@@ -7,7 +7,7 @@ import type { InboxRef } from "@im/ports/InboxStore"
 import { type ConsumedRecord, MessageBus } from "@im/ports/MessageBus"
 import { SeqStore } from "@im/ports/SeqStore"
 import { Pusher } from "@im/pusher/Pusher"
-import { Config, Context, Duration, Effect, Layer, Schedule, Schema } from "effect"
+import { Config, Context, Duration, Effect, Layer, LogLevel, Schedule, Schema } from "effect"
 
 const decodeMessage = Schema.decodeUnknownExit(Schema.fromJsonString(Message))
 
@@ -97,7 +97,9 @@ export class Consumer extends Context.Service<Consumer, {
       }
 
       yield* db.save(messages, fresh)
-      yield* Effect.logDebug("stored", { entries: fresh.map((ref) => `${ref.server_id}@${ref.user_id}#${ref.seq}`) })
+      if (yield* LogLevel.isEnabled("Debug")) {
+        yield* Effect.logDebug("stored", { entries: fresh.map((ref) => `${ref.server_id}@${ref.user_id}#${ref.seq}`) })
+      }
       yield* pusher.push(deliveries)
     })
 

@@ -4,7 +4,7 @@ import { MAX_PULL_LIMIT, type InboxEntry, type Message, type PullPage } from "@i
 import { HistoryStore } from "@im/ports/HistoryStore"
 import { InboxStore, type InboxRef } from "@im/ports/InboxStore"
 import type { PortError } from "@im/ports/PortError"
-import { Context, Effect, Layer } from "effect"
+import { Context, Effect, Layer, LogLevel } from "effect"
 
 export interface PullRequest {
   readonly user: UserId
@@ -53,7 +53,9 @@ export class Db extends Context.Service<Db, {
       const save = Effect.fn("Db.save")(function*(messages: ReadonlyArray<Message>, entries: ReadonlyArray<InboxRef>) {
         if (messages.length > 0) yield* history.save(messages)
         if (entries.length > 0) yield* inbox.append(entries)
-        yield* Effect.logDebug("saved", { server_ids: messages.map((message) => message.server_id) })
+        if (yield* LogLevel.isEnabled("Debug")) {
+          yield* Effect.logDebug("saved", { server_ids: messages.map((message) => message.server_id) })
+        }
       }, Effect.catchTag("PortError", unavailable))
 
       const newest = Effect.fn("Db.newest")(function*(user: UserId) {

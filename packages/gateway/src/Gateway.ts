@@ -2,7 +2,7 @@ import { CloseCodes } from "@im/domain/Frames"
 import { GatewayId, type UserId } from "@im/domain/Ids"
 import type { Delivery } from "@im/domain/Message"
 import { Presence } from "@im/ports/Presence"
-import { Config, Context, Duration, Effect, Layer, Schedule } from "effect"
+import { Config, Context, Duration, Effect, Layer, LogLevel, Schedule } from "effect"
 import { randomUUID } from "node:crypto"
 import { hostname } from "node:os"
 
@@ -80,6 +80,7 @@ export class Gateway extends Context.Service<Gateway, {
 
     const deliver = Effect.fn("Gateway.deliver")(function*(deliveries: ReadonlyArray<Delivery>) {
       const tooSlow: Array<Session> = []
+      const debug = yield* LogLevel.isEnabled("Debug")
       for (const delivery of deliveries) {
         const own = sessions.get(delivery.user_id)
         if (own === undefined) continue
@@ -87,7 +88,7 @@ export class Gateway extends Context.Service<Gateway, {
           yield* Effect.logDebug("test hook: push dropped", { user: delivery.user_id, seq: delivery.seq })
           continue
         }
-        yield* Effect.logDebug("delivered", { server_id: delivery.message.server_id, user: delivery.user_id, seq: delivery.seq })
+        if (debug) yield* Effect.logDebug("delivered", { server_id: delivery.message.server_id, user: delivery.user_id, seq: delivery.seq })
         const frame = JSON.stringify({ type: "message", seq: delivery.seq, message: delivery.message })
         for (const session of own) {
           if (!session.offer(frame)) tooSlow.push(session)

@@ -1,7 +1,7 @@
 import type { GatewayId, UserId } from "@im/domain/Ids"
 import type { Delivery } from "@im/domain/Message"
 import { Presence } from "@im/ports/Presence"
-import { Context, Effect, Layer } from "effect"
+import { Context, Effect, Layer, LogLevel } from "effect"
 import { Gateways } from "./Gateways.ts"
 
 /**
@@ -40,7 +40,10 @@ export class Pusher extends Context.Service<Pusher, {
           ([gateway, batch]) =>
             gateways.deliver(gateway, batch).pipe(
               Effect.tap(() =>
-                Effect.logDebug("pushed", { gateway, entries: batch.map((d) => `${d.message.server_id}@${d.user_id}#${d.seq}`) })
+                Effect.when(
+                  Effect.logDebug("pushed", { gateway, entries: batch.map((d) => `${d.message.server_id}@${d.user_id}#${d.seq}`) }),
+                  LogLevel.isEnabled("Debug")
+                )
               ),
               Effect.catch((error) => Effect.logWarning("push to a gateway failed; clients will pull", error))
             ),
