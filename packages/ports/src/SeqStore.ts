@@ -21,7 +21,8 @@ export const totalsByUser = (requests: ReadonlyArray<readonly [UserId, number]>)
 /**
  * Per-user inbox sequence numbers. `allocate` reserves a block of consecutive numbers for each
  * user in one atomic step; a number is never handed out twice, even after the backing store
- * loses its data.
+ * loses its data. A store may skip numbers (after it lost its data, or when concurrent calls
+ * start a user it has no counter for): pull answers cover skipped numbers.
  */
 export class SeqStore extends Context.Service<SeqStore, {
   /** For each (user, count ≥ 1), reserves `count` numbers and returns the first of the block. */
