@@ -2,11 +2,7 @@ import { Tokens } from "@im/auth/Tokens"
 import type { UserId } from "@im/domain/Ids"
 import { Presence } from "@im/ports/Presence"
 import { EmbeddedPostgres } from "@im/sql/EmbeddedPostgres"
-import * as SqlGroupStore from "@im/sql/SqlGroupStore"
-import * as SqlHistoryStore from "@im/sql/SqlHistoryStore"
-import * as SqlInboxStore from "@im/sql/SqlInboxStore"
-import * as SqlSeqStore from "@im/sql/SqlSeqStore"
-import * as SqlUserStore from "@im/sql/SqlUserStore"
+import * as SqlStorage from "@im/sql/SqlStorage"
 import { makeStandalone } from "@im/standalone/Standalone"
 import { ConfigProvider, Duration, Effect, Layer, ManagedRuntime, Redacted, References } from "effect"
 import { HttpServer } from "effect/http"
@@ -43,7 +39,7 @@ export const startTarget = async (): Promise<Target> => {
     const wsUrl = process.env["IM_E2E_WS_URL"] ?? `${url.replace(/^http/, "ws")}/ws`
     return { name: url, baseUrl: url, wsUrl, stop: async () => {} }
   }
-  const storage = Layer.mergeAll(SqlUserStore.layer, SqlGroupStore.layer, SqlHistoryStore.layer, SqlInboxStore.layer, SqlSeqStore.layer).pipe(
+  const storage = SqlStorage.layer.pipe(
     Layer.provide(EmbeddedPostgres.layer({ dataDir: undefined }))
   )
   const secret = Redacted.make(randomBytes(32).toString("hex"))

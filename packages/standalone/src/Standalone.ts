@@ -7,16 +7,12 @@ import { Consumer } from "@im/consumer/Consumer"
 import { Db } from "@im/db/Db"
 import { Gateway } from "@im/gateway/Gateway"
 import { GatewayRoutes } from "@im/gateway/GatewayRoutes"
-import type { GroupStore } from "@im/ports/GroupStore"
-import type { HistoryStore } from "@im/ports/HistoryStore"
-import type { InboxStore } from "@im/ports/InboxStore"
 import { MessageBus } from "@im/ports/MessageBus"
 import { Presence } from "@im/ports/Presence"
-import type { SeqStore } from "@im/ports/SeqStore"
-import type { UserStore } from "@im/ports/UserStore"
 import { Gateways } from "@im/pusher/Gateways"
 import { Pusher } from "@im/pusher/Pusher"
 import * as HttpServer from "@im/platform/HttpServer"
+import type { Storage } from "@im/sql/SqlStorage"
 import { Layer } from "effect"
 import { HttpRouter } from "effect/http"
 
@@ -29,7 +25,7 @@ export interface Listen {
 }
 
 /** The stores standalone mode keeps its data in. */
-export type Storage = UserStore | GroupStore | HistoryStore | InboxStore | SeqStore
+export type { Storage }
 
 /**
  * All six services in one process: the same service layers as the cluster, given in-process

@@ -1,9 +1,5 @@
 import { EmbeddedPostgres } from "@im/sql/EmbeddedPostgres"
-import * as SqlGroupStore from "@im/sql/SqlGroupStore"
-import * as SqlHistoryStore from "@im/sql/SqlHistoryStore"
-import * as SqlInboxStore from "@im/sql/SqlInboxStore"
-import * as SqlSeqStore from "@im/sql/SqlSeqStore"
-import * as SqlUserStore from "@im/sql/SqlUserStore"
+import * as SqlStorage from "@im/sql/SqlStorage"
 import { Effect, Layer } from "effect"
 import * as DataDirLock from "./DataDirLock.ts"
 import { makeStandalone } from "./Standalone.ts"
@@ -13,7 +9,7 @@ import { StandaloneConfig, tokensLayer } from "./StandaloneConfig.ts"
 export const Standalone = Layer.unwrap(
   Effect.gen(function*() {
     const config = yield* StandaloneConfig
-    const storage = Layer.mergeAll(SqlUserStore.layer, SqlGroupStore.layer, SqlHistoryStore.layer, SqlInboxStore.layer, SqlSeqStore.layer).pipe(
+    const storage = SqlStorage.layer.pipe(
       Layer.provide(EmbeddedPostgres.layer({ dataDir: config.dataDir })),
       Layer.provide(DataDirLock.layer(config.dataDir))
     )
