@@ -1,5 +1,6 @@
 import { Passwords } from "@im/auth/Passwords"
 import { Tokens } from "@im/auth/Tokens"
+import * as ChatGrpc from "@im/chat/ChatGrpc"
 import * as ConsulRegistry from "@im/consul/ConsulRegistry"
 import * as DbGrpc from "@im/db/DbGrpc"
 import * as Address from "@im/platform/Address"
@@ -20,7 +21,7 @@ const ApiService = Layer.unwrap(Effect.gen(function*() {
   const { advertise, host, port } = yield* Address.config("API", Address.DefaultPorts.api)
   return Registration.layer({ service: "api", host: advertise, port }).pipe(
     Layer.provide(HttpRouter.serve(ApiRoutes).pipe(Layer.provide(HttpServer.layer({ host, port })))),
-    Layer.provide([Layer.mergeAll(SqlUserStore.layer, SqlGroupStore.layer).pipe(Layer.provide(Postgres.layer)), DbGrpc.layerRegistry(), WsDirectory.layerRegistry, Tokens.layer, Passwords.layer])
+    Layer.provide([Layer.mergeAll(SqlUserStore.layer, SqlGroupStore.layer).pipe(Layer.provide(Postgres.layer)), DbGrpc.layerRegistry(), ChatGrpc.layerRegistry(), WsDirectory.layerRegistry, Tokens.layer, Passwords.layer])
   )
 }))
 

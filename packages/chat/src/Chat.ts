@@ -1,7 +1,8 @@
 import { SendRejected } from "@im/domain/Errors"
-import type { GroupId, LocalId, UserId } from "@im/domain/Ids"
+import { type GroupId, LocalId, type UserId } from "@im/domain/Ids"
 import { ServerId } from "@im/domain/Ids"
 import { type ContentType, conversationKey, type Message, MESSAGES_TOPIC } from "@im/domain/Message"
+import { MAX_NOTICE_RECIPIENTS, type NoticeRequest } from "@im/domain/Notice"
 import { MessageBus } from "@im/ports/MessageBus"
 import { GroupStore } from "@im/ports/GroupStore"
 import { UserStore } from "@im/ports/UserStore"
@@ -42,6 +43,8 @@ const ACK_WINDOW = 100_000
 export class Chat extends Context.Service<Chat, {
   /** Succeeds once the bus accepted the message. */
   readonly send: (request: SendRequest) => Effect.Effect<SendAck, SendRejected>
+  /** Publishes a notice (see Notice.ts); succeeds once the bus accepted it. */
+  readonly notify: (notice: NoticeRequest) => Effect.Effect<SendAck, SendRejected>
 }>()("@im/chat/Chat") {
   static readonly layer = Layer.effect(
     Chat,
@@ -92,17 +95,43 @@ export class Chat extends Context.Service<Chat, {
           create_time: request.create_time,
           send_time: ack.send_time
         }
-        yield* Effect.annotateCurrentSpan("server_id", ack.server_id)
-        yield* bus.publish(MESSAGES_TOPIC, [{ key: conversationKey(message), value: JSON.stringify(message) }]).pipe(
-          Effect.catchTag("PortError", unavailable)
-        )
-        yield* Effect.logDebug("published", { server_id: ack.server_id })
+        yield* publish(message)
         recentAcks.set(windowKey, ack)
         if (recentAcks.size > ACK_WINDOW) recentAcks.delete(recentAcks.keys().next().value!)
         return ack
       })
 
-      return Chat.of({ send })
+      const publish = Effect.fnUntraced(function*(message: Message) {
+        yield* Effect.annotateCurrentSpan("server_id", message.server_id)
+        yield* bus.publish(MESSAGES_TOPIC, [{ key: conversationKey(message), value: JSON.stringify(message) }]).pipe(
+          Effect.catchTag("PortError", unavailable)
+        )
+        yield* Effect.logDebug("published", { server_id: message.server_id, kind: message.kind })
+      })
+
+      const notify = Effect.fn("Chat.notify")(function*(notice: NoticeRequest) {
+        const to = [...new Set(notice.to)]
+        if (to.length === 0 || to.length > MAX_NOTICE_RECIPIENTS) {
+          return yield* new SendRejected({ code: "invalid_frame", message: `a notice goes to 1 to ${MAX_NOTICE_RECIPIENTS} users` })
+        }
+        const localId = LocalId.make(`n:${notice.event_id}`)
+        const ack: SendAck = { server_id: serverIdOf(notice.sender_id, localId), send_time: yield* Clock.currentTimeMillis }
+        yield* publish({
+          server_id: ack.server_id,
+          local_id: localId,
+          sender_id: notice.sender_id,
+          kind: "notice",
+          ...(notice.group_id === undefined ? {} : { group_id: notice.group_id }),
+          to,
+          content_type: "notice",
+          content: JSON.stringify(notice.event),
+          create_time: ack.send_time,
+          send_time: ack.send_time
+        })
+        return ack
+      })
+
+      return Chat.of({ send, notify })
     }).pipe(Effect.annotateLogs({ service: "chat" }))
   )
 }

@@ -5,7 +5,8 @@ import { Content, ContentType, Millis } from "@im/domain/Message"
 import { discover, type NoInstance } from "@im/proto/Discovery"
 import { type EffectClient, type GrpcRoutes, implement, makeClient } from "@im/proto/EffectConnect"
 import { Code, ConnectError, errorDetailOf, toConnectError } from "@im/proto/Errors"
-import { ChatService, type SendRequest as SendRequestPb } from "@im/proto/gen/im/chat/v1/chat_pb"
+import { ChatService, type NotifyRequest, type SendRequest as SendRequestPb } from "@im/proto/gen/im/chat/v1/chat_pb"
+import { MAX_NOTICE_RECIPIENTS, NoticeEventType, type NoticeRequest } from "@im/domain/Notice"
 import { Effect, Layer, Schema } from "effect"
 import { Chat, type SendRequest } from "./Chat.ts"
 
@@ -32,6 +33,24 @@ const fromProto = (request: SendRequestPb) =>
     create_time: Number(request.createTime)
   }).pipe(Effect.mapError((error) => new SendRejected({ code: "invalid_frame", message: error.message })))
 
+const DomainNotice = Schema.Struct({
+  sender_id: UserId,
+  to: Schema.Array(UserId).pipe(Schema.check(Schema.isMinLength(1), Schema.isMaxLength(MAX_NOTICE_RECIPIENTS))),
+  group_id: Schema.optionalKey(GroupId),
+  event_id: Schema.String.pipe(Schema.check(Schema.isNonEmpty(), Schema.isMaxLength(60))),
+  event: Schema.fromJsonString(Schema.StructWithRest(Schema.Struct({ type: NoticeEventType }), [Schema.Record(Schema.String, Schema.Unknown)]))
+})
+const decodeNotice = Schema.decodeUnknownEffect(DomainNotice)
+
+const noticeFromProto = (request: NotifyRequest) =>
+  decodeNotice({
+    sender_id: request.senderId,
+    to: request.to,
+    ...(request.groupId === "" ? {} : { group_id: request.groupId }),
+    event_id: request.eventId,
+    event: request.eventJson
+  }).pipe(Effect.mapError((error) => new SendRejected({ code: "invalid_frame", message: error.message })))
+
 const statusOf: Record<SendRejected["code"], Code> = {
   invalid_frame: Code.InvalidArgument,
   forbidden_sender: Code.PermissionDenied,
@@ -51,6 +70,11 @@ export const ChatGrpcServer: Layer.Layer<never, never, GrpcRoutes | Chat> = impl
         fromProto(request).pipe(
           Effect.flatMap((decoded) => chat.send(decoded as SendRequest)),
           Effect.map((ack) => ({ serverId: ack.server_id, sendTime: BigInt(ack.send_time) }))
+        ),
+      notify: (request: NotifyRequest) =>
+        noticeFromProto(request).pipe(
+          Effect.flatMap((notice) => chat.notify(notice as NoticeRequest)),
+          Effect.map((ack) => ({ serverId: ack.server_id, sendTime: BigInt(ack.send_time) }))
         )
     }
   }),
@@ -59,8 +83,35 @@ export const ChatGrpcServer: Layer.Layer<never, never, GrpcRoutes | Chat> = impl
 
 const isSendErrorCode = Schema.is(SendErrorCode)
 
+const rejectedFrom = (error: ConnectError | NoInstance) => {
+  if (!(error instanceof ConnectError)) return new SendRejected({ code: "unavailable", message: error.message })
+  const detail = errorDetailOf(error)
+  return detail !== undefined && detail.tag === "SendRejected" && isSendErrorCode(detail.code)
+    ? new SendRejected({ code: detail.code, message: detail.message })
+    : new SendRejected({ code: "unavailable", message: `chat is unreachable: ${error.rawMessage}` })
+}
+
+const ackFrom = (response: { readonly serverId: string; readonly sendTime: bigint }) => ({
+  server_id: ServerId.make(response.serverId),
+  send_time: Number(response.sendTime)
+})
+
 const remote = (client: Effect.Effect<EffectClient<typeof ChatService>, NoInstance>) =>
   Chat.of({
+    notify: (notice) =>
+      client.pipe(
+        Effect.flatMap((client) =>
+          client.notify({
+            senderId: notice.sender_id,
+            to: [...notice.to],
+            groupId: notice.group_id ?? "",
+            eventId: notice.event_id,
+            eventJson: JSON.stringify(notice.event)
+          })
+        ),
+        Effect.map(ackFrom),
+        Effect.mapError(rejectedFrom)
+      ),
     send: (request) =>
       client.pipe(
         Effect.flatMap((client) =>
@@ -74,14 +125,8 @@ const remote = (client: Effect.Effect<EffectClient<typeof ChatService>, NoInstan
             createTime: BigInt(request.create_time)
           })
         ),
-        Effect.map((response) => ({ server_id: ServerId.make(response.serverId), send_time: Number(response.sendTime) })),
-        Effect.mapError((error) => {
-          if (!(error instanceof ConnectError)) return new SendRejected({ code: "unavailable", message: error.message })
-          const detail = errorDetailOf(error)
-          return detail !== undefined && detail.tag === "SendRejected" && isSendErrorCode(detail.code)
-            ? new SendRejected({ code: detail.code, message: detail.message })
-            : new SendRejected({ code: "unavailable", message: `chat is unreachable: ${error.rawMessage}` })
-        })
+        Effect.map(ackFrom),
+        Effect.mapError(rejectedFrom)
       )
   })
 

@@ -125,3 +125,32 @@ describe("Chat.send", () => {
       })
     ))
 })
+
+describe("Chat.notify", () => {
+  it.effect("publishes a notice to its recipients, keyed with the pair's chat or the group, with an id fixed by the event", () =>
+    withChat((chat, probe) =>
+      Effect.gen(function*() {
+        const first = yield* chat.notify({ sender_id: alice, to: [bob, bob], event_id: "e1", event: { type: "friend_request", note: "hi" } })
+        const again = yield* chat.notify({ sender_id: alice, to: [bob], event_id: "e1", event: { type: "friend_request", note: "hi" } })
+        assert.strictEqual(again.server_id, first.server_id)
+        yield* chat.notify({ sender_id: alice, to: [alice, bob], group_id: team, event_id: "e2", event: { type: "member_joined" } })
+        const published = yield* Ref.get(probe.published)
+        assert.deepStrictEqual(published.map((record) => record.key), [`u:${alice}:${bob}`, `u:${alice}:${bob}`, `g:${team}`])
+        const notice = JSON.parse(published[0]!.value)
+        assert.deepStrictEqual(
+          [notice.kind, notice.content_type, notice.sender_id, notice.to, JSON.parse(notice.content)],
+          ["notice", "notice", alice, [bob], { type: "friend_request", note: "hi" }]
+        )
+      })
+    ))
+
+  it.effect("refuses a notice to nobody, and is `unavailable` while the bus is down", () =>
+    withChat((chat, probe) =>
+      Effect.gen(function*() {
+        assert.strictEqual((yield* Effect.flip(chat.notify({ sender_id: alice, to: [], event_id: "e", event: { type: "x" } }))).code, "invalid_frame")
+        yield* Ref.set(probe.down, true)
+        assert.strictEqual((yield* Effect.flip(chat.notify({ sender_id: alice, to: [bob], event_id: "e", event: { type: "x" } }))).code, "unavailable")
+        assert.deepStrictEqual(yield* Ref.get(probe.published), [])
+      })
+    ))
+})

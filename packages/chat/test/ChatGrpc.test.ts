@@ -45,6 +45,10 @@ layer(Server)("chat over gRPC", (it) => {
       assert.strictEqual(refused.code, "receiver_not_found")
       const invalid = yield* Effect.flip(chat.send({ ...request, content_type: "hologram" as never }))
       assert.strictEqual(invalid.code, "invalid_frame")
+      const notice = yield* chat.notify({ sender_id: alice, to: [bob], event_id: "e-1", event: { type: "friend_request" } })
+      assert.strictEqual(notice.server_id, serverIdOf(alice, LocalId.make("n:e-1")))
+      const badNotice = yield* Effect.flip(chat.notify({ sender_id: alice, to: [bob], event_id: "e-2", event: { type: "Not A Type" } }))
+      assert.strictEqual(badNotice.code, "invalid_frame")
     }))
 
   it.effect("a plain @grpc/grpc-js client, loading proto/ at run time, calls ChatService/Send", () =>

@@ -8,9 +8,12 @@
 
 // Messages ------------------------------------------------------------------------------------
 
-export type MessageKind = "single" | "group"
+export type MessageKind = "single" | "group" | "notice"
 
 export type ContentType = "text" | "image" | "file" | "voice" | "video"
+
+/** A notice's content is its event as JSON, `{"type": …}`: see docs/protocol.md, "Notices". */
+export type StoredContentType = ContentType | "notice"
 
 /** Longest content of one message, in UTF-16 code units. */
 export const MAX_CONTENT_LENGTH = 16_384
@@ -23,7 +26,7 @@ export interface Message {
   readonly kind: MessageKind
   readonly receiver_id?: string
   readonly group_id?: string
-  readonly content_type: ContentType
+  readonly content_type: StoredContentType
   readonly content: string
   /** The sending client's clock, ms since the epoch. */
   readonly create_time: number
@@ -166,7 +169,7 @@ const isObject = (u: unknown): u is Json => typeof u === "object" && u !== null 
 const isString = (u: unknown): u is string => typeof u === "string"
 const isSeq = (u: unknown): u is number => Number.isSafeInteger(u) && (u as number) >= 0
 
-const contentTypes: ReadonlySet<unknown> = new Set<ContentType>(["text", "image", "file", "voice", "video"])
+const contentTypes: ReadonlySet<unknown> = new Set<StoredContentType>(["text", "image", "file", "voice", "video", "notice"])
 const sendErrorCodes: ReadonlySet<unknown> = new Set<SendErrorCode>([
   "invalid_frame",
   "forbidden_sender",
@@ -181,7 +184,7 @@ export const isMessage = (u: unknown): u is Message =>
   isString(u["server_id"]) &&
   isString(u["local_id"]) &&
   isString(u["sender_id"]) &&
-  (u["kind"] === "single" || u["kind"] === "group") &&
+  (u["kind"] === "single" || u["kind"] === "group" || u["kind"] === "notice") &&
   (u["receiver_id"] === undefined || isString(u["receiver_id"])) &&
   (u["group_id"] === undefined || isString(u["group_id"])) &&
   contentTypes.has(u["content_type"]) &&

@@ -15,7 +15,8 @@ const entryKey = (user: UserId, serverId: ServerId) => `${user}\n${serverId}`
 
 /**
  * The consumer: turns a batch of accepted messages into inbox entries. For every participant of
- * every message (receiver and sender; for a group, its members and the sender) it takes the participant's next seq (once: a replay finds the stored entry and
+ * every message (receiver and sender; for a group, its members and the sender; for a notice, the
+ * users it names) it takes the participant's next seq (once: a replay finds the stored entry and
  * reuses it), stores history and entries through db, pushes them, and only then lets the bus
  * commit the batch.
  */
@@ -47,6 +48,14 @@ export class Consumer extends Context.Service<Consumer, {
         seen.add(decoded.value.server_id)
         messages.push(decoded.value)
       }
+      // A notice goes to the users it names; the list itself is neither stored nor delivered.
+      const noticeRecipients = new Map<ServerId, ReadonlyArray<UserId>>()
+      for (const [i, message] of messages.entries()) {
+        if (message.kind !== "notice") continue
+        const { to, ...stored } = message
+        noticeRecipients.set(message.server_id, [...new Set(to ?? [])])
+        messages[i] = stored
+      }
       if (messages.length === 0) return
 
       // A group message goes to the group's members as they are now, and to its sender.
@@ -64,6 +73,8 @@ export class Consumer extends Context.Service<Consumer, {
       const participants = (message: Message): ReadonlyArray<UserId> =>
         message.kind === "group"
           ? [...new Set([...members.get(message.group_id!)!, message.sender_id])]
+          : message.kind === "notice"
+          ? noticeRecipients.get(message.server_id)!
           : singleParticipants(message)
       const plan = messages.flatMap((message) => participants(message).map((user) => ({ user, message })))
       const stored = new Map<string, number>()

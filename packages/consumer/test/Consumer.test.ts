@@ -192,4 +192,32 @@ describe("Consumer", () => {
       { numRuns: 150 }
     )
   })
+  it("gives a notice one entry in each named user's inbox (not the sender's), stores and pushes it without its recipient list, once on replay", async () => {
+    const { layer, pushed } = setup()
+    const [a, b, c, d] = users as [UserId, UserId, UserId, UserId]
+    const { receiver_id: _, ...base } = message(9, a, b)
+    const notice: Message = {
+      ...base,
+      kind: "notice",
+      to: [b, c, b],
+      content_type: "notice",
+      content: JSON.stringify({ type: "friend_request", request_id: "r1" })
+    }
+    const result = await Effect.runPromise(Effect.gen(function*() {
+      const consumer = yield* Consumer
+      yield* consumer.handleBatch([record(message(1, c, d), 0), record(notice, 1)])
+      yield* consumer.handleBatch([record(notice, 1)])
+      return { a: yield* inboxOf(a), b: yield* inboxOf(b), c: yield* inboxOf(c), d: yield* inboxOf(d) }
+    }).pipe(Effect.provide(layer)))
+    expect(result.a.entries).toEqual([])
+    expect(result.b.entries.map((e) => [e.seq, e.message.server_id])).toEqual([[1, "m_9"]])
+    expect(result.c.entries.map((e) => [e.seq, e.message.server_id])).toEqual([[1, "m_1"], [2, "m_9"]])
+    expect(result.d.entries.map((e) => e.message.server_id)).toEqual(["m_1"])
+    expect(result.b.entries[0]!.message).not.toHaveProperty("to")
+    expect(result.b.entries[0]!.message).toMatchObject({ kind: "notice", content_type: "notice", sender_id: a })
+    expect(pushed.filter((p) => p.message.server_id === "m_9").every((p) => !("to" in p.message))).toBe(true)
+    expect(pushed.filter((p) => p.message.server_id === "m_9").map((p) => `${p.user_id}:${p.seq}`).sort()).toEqual(
+      ["u_b:1", "u_b:1", "u_c:2", "u_c:2"]
+    )
+  })
 })

@@ -1,12 +1,20 @@
 import { Schema } from "effect"
 import { GroupId, LocalId, Seq, ServerId, UserId } from "./Ids.ts"
 
-/** What a message is for: a chat message, or one of the notification kinds later features add. */
-export const MessageKind = Schema.Literals(["single", "group"])
+/**
+ * What a message is: a one-to-one or group chat message, or a `notice` the server sends about
+ * an event (a friend request, a member joining a group, a recall, …) to the users it concerns.
+ */
+export const MessageKind = Schema.Literals(["single", "group", "notice"])
 export type MessageKind = typeof MessageKind.Type
 
+/** What a client may send. */
 export const ContentType = Schema.Literals(["text", "image", "file", "voice", "video"])
 export type ContentType = typeof ContentType.Type
+
+/** What a stored message may hold: a notice's content is its event as JSON (see Notice.ts). */
+export const StoredContentType = Schema.Literals(["text", "image", "file", "voice", "video", "notice"])
+export type StoredContentType = typeof StoredContentType.Type
 
 /** Milliseconds since the Unix epoch. */
 export const Millis = Schema.Int.pipe(Schema.check(Schema.isGreaterThanOrEqualTo(0)))
@@ -27,9 +35,14 @@ export const Message = Schema.Struct({
   kind: MessageKind,
   /** The receiving user for `single`; unset for `group`. */
   receiver_id: Schema.optionalKey(UserId),
-  /** The receiving group for `group`; unset for `single`. */
+  /** The receiving group for `group`; for a `notice`, the group it is about, if any. */
   group_id: Schema.optionalKey(GroupId),
-  content_type: ContentType,
+  /**
+   * A notice's recipients, on the bus only: the consumer gives each of them an entry and drops
+   * the list before storing, so nobody learns who else was told.
+   */
+  to: Schema.optionalKey(Schema.Array(UserId)),
+  content_type: StoredContentType,
   content: Content,
   /** When the client created it (client clock). */
   create_time: Millis,
@@ -46,12 +59,13 @@ export const InboxEntry = Schema.Struct({
 export type InboxEntry = typeof InboxEntry.Type
 
 /** The key that orders a conversation on the bus: both directions of a 1:1 chat share it. */
-export const conversationKey = (message: Pick<Message, "kind" | "sender_id" | "receiver_id" | "group_id">): string =>
-  message.kind === "group"
-    ? `g:${message.group_id}`
-    : message.sender_id < message.receiver_id!
-    ? `u:${message.sender_id}:${message.receiver_id}`
-    : `u:${message.receiver_id}:${message.sender_id}`
+export const conversationKey = (message: Pick<Message, "kind" | "sender_id" | "receiver_id" | "group_id" | "to">): string => {
+  if (message.group_id !== undefined) return `g:${message.group_id}`
+  // A notice to one user is ordered with that pair's chat; one to many with its sender's other notices.
+  const peer = message.kind === "notice" ? (message.to?.length === 1 ? message.to[0]! : undefined) : message.receiver_id!
+  if (peer === undefined) return `n:${message.sender_id}`
+  return message.sender_id < peer ? `u:${message.sender_id}:${peer}` : `u:${peer}:${message.sender_id}`
+}
 
 /** Everyone whose inbox gets an entry for a one-to-one message: the receiver and the sender. */
 export const singleParticipants = (message: Message): ReadonlyArray<UserId> =>

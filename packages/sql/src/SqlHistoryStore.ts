@@ -1,5 +1,5 @@
 import type { GroupId, LocalId, ServerId, UserId } from "@im/domain/Ids"
-import type { ContentType, Message, MessageKind } from "@im/domain/Message"
+import type { Message, MessageKind, StoredContentType } from "@im/domain/Message"
 import { HistoryStore } from "@im/ports/HistoryStore"
 import { Array as Arr, Effect, Layer } from "effect"
 import { SqlClient } from "effect/sql"
@@ -31,7 +31,7 @@ const toMessage = (row: MessageRow): Message => ({
   kind: row.kind as MessageKind,
   ...(row.receiver_id === null ? {} : { receiver_id: row.receiver_id as UserId }),
   ...(row.group_id === null ? {} : { group_id: row.group_id as GroupId }),
-  content_type: row.content_type as ContentType,
+  content_type: row.content_type as StoredContentType,
   content: row.content,
   create_time: toNumber(row.create_time),
   send_time: toNumber(row.send_time)

@@ -10,7 +10,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file im/chat/v1/chat.proto.
  */
 export const file_im_chat_v1_chat: GenFile = /*@__PURE__*/
-  fileDesc("ChVpbS9jaGF0L3YxL2NoYXQucHJvdG8SCmltLmNoYXQudjEilQEKC1NlbmRSZXF1ZXN0EhEKCXNlbmRlcl9pZBgBIAEoCRIQCghsb2NhbF9pZBgCIAEoCRITCgtyZWNlaXZlcl9pZBgDIAEoCRIQCghncm91cF9pZBgEIAEoCRIUCgxjb250ZW50X3R5cGUYBSABKAkSDwoHY29udGVudBgGIAEoCRITCgtjcmVhdGVfdGltZRgHIAEoAyI0CgxTZW5kUmVzcG9uc2USEQoJc2VydmVyX2lkGAEgASgJEhEKCXNlbmRfdGltZRgCIAEoAzJICgtDaGF0U2VydmljZRI5CgRTZW5kEhcuaW0uY2hhdC52MS5TZW5kUmVxdWVzdBoYLmltLmNoYXQudjEuU2VuZFJlc3BvbnNlYgZwcm90bzM");
+  fileDesc("ChVpbS9jaGF0L3YxL2NoYXQucHJvdG8SCmltLmNoYXQudjEilQEKC1NlbmRSZXF1ZXN0EhEKCXNlbmRlcl9pZBgBIAEoCRIQCghsb2NhbF9pZBgCIAEoCRITCgtyZWNlaXZlcl9pZBgDIAEoCRIQCghncm91cF9pZBgEIAEoCRIUCgxjb250ZW50X3R5cGUYBSABKAkSDwoHY29udGVudBgGIAEoCRITCgtjcmVhdGVfdGltZRgHIAEoAyI0CgxTZW5kUmVzcG9uc2USEQoJc2VydmVyX2lkGAEgASgJEhEKCXNlbmRfdGltZRgCIAEoAyJmCg1Ob3RpZnlSZXF1ZXN0EhEKCXNlbmRlcl9pZBgBIAEoCRIKCgJ0bxgCIAMoCRIQCghncm91cF9pZBgDIAEoCRIQCghldmVudF9pZBgEIAEoCRISCgpldmVudF9qc29uGAUgASgJIjYKDk5vdGlmeVJlc3BvbnNlEhEKCXNlcnZlcl9pZBgBIAEoCRIRCglzZW5kX3RpbWUYAiABKAMyiQEKC0NoYXRTZXJ2aWNlEjkKBFNlbmQSFy5pbS5jaGF0LnYxLlNlbmRSZXF1ZXN0GhguaW0uY2hhdC52MS5TZW5kUmVzcG9uc2USPwoGTm90aWZ5EhkuaW0uY2hhdC52MS5Ob3RpZnlSZXF1ZXN0GhouaW0uY2hhdC52MS5Ob3RpZnlSZXNwb25zZWIGcHJvdG8z");
 
 /**
  * @generated from message im.chat.v1.SendRequest
@@ -86,6 +86,75 @@ export const SendResponseSchema: GenMessage<SendResponse> = /*@__PURE__*/
   messageDesc(file_im_chat_v1_chat, 1);
 
 /**
+ * @generated from message im.chat.v1.NotifyRequest
+ */
+export type NotifyRequest = Message<"im.chat.v1.NotifyRequest"> & {
+  /**
+   * The user whose action caused the event.
+   *
+   * @generated from field: string sender_id = 1;
+   */
+  senderId: string;
+
+  /**
+   * Who is told.
+   *
+   * @generated from field: repeated string to = 2;
+   */
+  to: string[];
+
+  /**
+   * The group the event is about, if any.
+   *
+   * @generated from field: string group_id = 3;
+   */
+  groupId: string;
+
+  /**
+   * Unique per sender: the same event published twice is stored once.
+   *
+   * @generated from field: string event_id = 4;
+   */
+  eventId: string;
+
+  /**
+   * The event as JSON: {"type": "...", ...}.
+   *
+   * @generated from field: string event_json = 5;
+   */
+  eventJson: string;
+};
+
+/**
+ * Describes the message im.chat.v1.NotifyRequest.
+ * Use `create(NotifyRequestSchema)` to create a new message.
+ */
+export const NotifyRequestSchema: GenMessage<NotifyRequest> = /*@__PURE__*/
+  messageDesc(file_im_chat_v1_chat, 2);
+
+/**
+ * @generated from message im.chat.v1.NotifyResponse
+ */
+export type NotifyResponse = Message<"im.chat.v1.NotifyResponse"> & {
+  /**
+   * @generated from field: string server_id = 1;
+   */
+  serverId: string;
+
+  /**
+   * @generated from field: int64 send_time = 2;
+   */
+  sendTime: bigint;
+};
+
+/**
+ * Describes the message im.chat.v1.NotifyResponse.
+ * Use `create(NotifyResponseSchema)` to create a new message.
+ */
+export const NotifyResponseSchema: GenMessage<NotifyResponse> = /*@__PURE__*/
+  messageDesc(file_im_chat_v1_chat, 3);
+
+/**
  * The chat service: gives each message its server_id and send_time and publishes it.
  *
  * @generated from service im.chat.v1.ChatService
@@ -101,6 +170,17 @@ export const ChatService: GenService<{
     methodKind: "unary";
     input: typeof SendRequestSchema;
     output: typeof SendResponseSchema;
+  },
+  /**
+   * Publishes a notice about an event to the users it concerns (docs/protocol.md, "Notices").
+   * A bad request is INVALID_ARGUMENT; a bus failure UNAVAILABLE.
+   *
+   * @generated from rpc im.chat.v1.ChatService.Notify
+   */
+  notify: {
+    methodKind: "unary";
+    input: typeof NotifyRequestSchema;
+    output: typeof NotifyResponseSchema;
   },
 }> = /*@__PURE__*/
   serviceDesc(file_im_chat_v1_chat, 0);
