@@ -24,7 +24,9 @@ const cluster = await startCluster({
   env: {
     WS_TEST_HOOKS: "true",
     WS_HEARTBEAT_TIMEOUT: "2 seconds",
+    RECALL_WINDOW: "2 seconds",
     WS_MAX_FRAME_BYTES: "65536",
+    FILE_DOWNLOAD_URL_TTL: "5 seconds",
     LOG_LEVEL: "Debug",
     LOG_FORMAT: "json",
     // Faults show within seconds: a killed consumer leaves the group, a silent instance turns critical.

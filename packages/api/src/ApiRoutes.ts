@@ -1,16 +1,20 @@
 import { Passwords } from "@im/auth/Passwords"
-import { Tokens } from "@im/auth/Tokens"
+import { Sessions } from "@im/auth/Sessions"
 import { Db } from "@im/db/Db"
 import { InvalidCredentials, ServiceUnavailable, Unauthorized, UserNotFound } from "@im/domain/Errors"
 import { UserId } from "@im/domain/Ids"
-import type { User } from "@im/domain/User"
+import type { Profile, User } from "@im/domain/User"
 import type { PortError } from "@im/ports/PortError"
 import { UserStore } from "@im/ports/UserStore"
 import { Clock, Effect, Layer, Option, Redacted } from "effect"
 import { HttpApiBuilder, HttpApiScalar } from "effect/http-api"
 import { randomBytes } from "node:crypto"
-import { Authorization, CurrentUser, ImApi } from "./Api.ts"
+import { Authorization, CurrentSession, CurrentUser, ImApi } from "./Api.ts"
+import { FilesHandlers } from "./FilesHandlers.ts"
+import { FriendsHandlers } from "./FriendsHandlers.ts"
 import { GroupsHandlers } from "./GroupsHandlers.ts"
+import { MessagesHandlers } from "./MessagesHandlers.ts"
+import { LiveSessions } from "./LiveSessions.ts"
 import { DescribeRequestErrors } from "./RequestErrors.ts"
 import { WsDirectory } from "./WsDirectory.ts"
 
@@ -21,15 +25,26 @@ const storeUnavailable = (error: PortError) =>
     Effect.andThen(Effect.fail(new ServiceUnavailable({ message: "storage is unavailable, try again" })))
   )
 
+const sessionsUnavailable = (error: PortError) =>
+  Effect.logError("session store failed", error).pipe(
+    Effect.andThen(Effect.fail(new ServiceUnavailable({ message: "sessions cannot be checked now, try again" })))
+  )
+
+/** A bearer access token whose session is live (not logged out): its user and session. */
 export const AuthorizationLive = Layer.effect(
   Authorization,
   Effect.gen(function*() {
-    const tokens = yield* Tokens
+    const sessions = yield* Sessions
     return Authorization.of({
       bearer: (httpEffect, { credential }) =>
-        tokens.verify(Redacted.value(credential)).pipe(
-          Effect.mapError((rejected) => new Unauthorized({ message: rejected.message })),
-          Effect.flatMap((user) => Effect.provideService(httpEffect, CurrentUser, user))
+        sessions.authenticate(Redacted.value(credential)).pipe(
+          Effect.catchTags({
+            TokenRejected: (rejected) => Effect.fail(new Unauthorized({ message: rejected.message })),
+            PortError: sessionsUnavailable
+          }),
+          Effect.flatMap(({ session, user }) =>
+            httpEffect.pipe(Effect.provideService(CurrentUser, user), Effect.provideService(CurrentSession, session))
+          )
         )
     })
   })
@@ -44,7 +59,8 @@ const AuthHandlers = HttpApiBuilder.group(
   Effect.fn(function*(handlers) {
     const users = yield* UserStore
     const passwords = yield* Passwords
-    const tokens = yield* Tokens
+    const sessions = yield* Sessions
+    const live = yield* LiveSessions
     const gateways = yield* WsDirectory
     // Login spends the same time whether or not the account exists.
     const decoyHash = yield* passwords.hash(randomBytes(16).toString("hex"))
@@ -52,10 +68,11 @@ const AuthHandlers = HttpApiBuilder.group(
     return handlers
       .handle("register", ({ payload }) =>
         Effect.gen(function*() {
-          const user = {
+          const user: Profile = {
             id: UserId.make(`u_${randomBytes(12).toString("base64url")}`),
             account: payload.account,
             name: payload.name,
+            ...(payload.email === undefined ? {} : { email: payload.email }),
             created_at: yield* Clock.currentTimeMillis
           }
           yield* users.create({ ...user, password_hash: yield* passwords.hash(payload.password) })
@@ -73,10 +90,32 @@ const AuthHandlers = HttpApiBuilder.group(
             return yield* new InvalidCredentials({ message: "unknown account or wrong password" })
           }
           const { password_hash: _, ...user } = found.value
-          const issued = yield* tokens.issue(user.id)
+          const issued = yield* sessions.start(user.id)
           const ws_url = yield* gateways.pick
           return { ...issued, user, ...(ws_url === undefined ? {} : { ws_url }) }
         }).pipe(Effect.catchTag("PortError", storeUnavailable)))
+      .handle("refresh", ({ payload }) =>
+        sessions.refresh(payload.refresh_token).pipe(
+          Effect.map(({ expires_at, refresh_expires_at, refresh_token, token }) => ({
+            token,
+            expires_at,
+            refresh_token,
+            refresh_expires_at
+          })),
+          Effect.catchTags({
+            TokenRejected: (rejected) => Effect.fail(new Unauthorized({ message: rejected.message })),
+            PortError: sessionsUnavailable
+          })
+        ))
+      .handle("logout", () =>
+        Effect.gen(function*() {
+          const user = yield* CurrentUser
+          const session = yield* CurrentSession
+          yield* sessions.end(session)
+          // After the session ended: a socket opened from now on is refused at its upgrade.
+          const closed = yield* live.close(user, session, "logged out")
+          yield* Effect.logInfo("logged out", { user, session, sockets_closed: closed })
+        }).pipe(Effect.catchTag("PortError", sessionsUnavailable)))
   })
 )
 
@@ -106,7 +145,7 @@ const UsersHandlers = HttpApiBuilder.group(
   "users",
   Effect.fn(function*(handlers) {
     const users = yield* UserStore
-    const found = (user: Option.Option<User>, id: string) =>
+    const found = <A extends User>(user: Option.Option<A>, id: string) =>
       Option.match(user, {
         onNone: () => Effect.fail(new UserNotFound({ message: `no user ${id}` })),
         onSome: Effect.succeed
@@ -115,18 +154,20 @@ const UsersHandlers = HttpApiBuilder.group(
       .handle("me", () =>
         Effect.gen(function*() {
           const me = yield* CurrentUser
-          return yield* found(yield* users.findById(me), me)
+          return yield* found(yield* users.findProfile(me), me)
         }).pipe(Effect.catchTag("PortError", storeUnavailable)))
       .handle("update", ({ payload }) =>
         Effect.gen(function*() {
           const me = yield* CurrentUser
-          return yield* found(yield* users.rename(me, payload.name), me)
+          return yield* found(yield* users.update(me, payload), me)
         }).pipe(Effect.catchTag("PortError", storeUnavailable)))
       .handle("search", ({ query }) =>
-        users.findByAccount(query.account).pipe(
-          Effect.map(Option.match({ onNone: () => [], onSome: ({ password_hash: _, ...user }) => [user] })),
-          Effect.catchTag("PortError", storeUnavailable)
-        ))
+        (query.email !== undefined
+          ? users.findByEmail(query.email)
+          : Effect.map(users.findByAccount(query.account ?? ""), Option.map(({ email: _e, password_hash: _h, ...user }): User => user))).pipe(
+            Effect.map(Option.match({ onNone: (): Array<User> => [], onSome: (user) => [user] })),
+            Effect.catchTag("PortError", storeUnavailable)
+          ))
       .handle("get", ({ params }) =>
         Effect.flatMap(users.findById(params.user_id), (user) => found(user, params.user_id)).pipe(
           Effect.catchTag("PortError", storeUnavailable)
@@ -150,6 +191,6 @@ export const ApiRoutes = Layer.mergeAll(
   HttpApiScalar.layer(ImApi, { path: "/docs" }),
   DescribeRequestErrors
 ).pipe(
-  Layer.provide([SystemHandlers, AuthHandlers, InboxHandlers, UsersHandlers, GroupsHandlers, GatewayHandlers]),
+  Layer.provide([SystemHandlers, AuthHandlers, InboxHandlers, UsersHandlers, GroupsHandlers, GatewayHandlers, FilesHandlers, FriendsHandlers, MessagesHandlers]),
   Layer.provide(AuthorizationLive)
 )

@@ -1,35 +1,69 @@
 import { assert, describe, it } from "@effect/vitest"
-import { UserId } from "@im/domain/Ids"
+import { SessionId, UserId } from "@im/domain/Ids"
 import { Duration, Effect, Redacted } from "effect"
 import { TestClock } from "effect/testing"
+import { createHmac } from "node:crypto"
 import { Passwords } from "../src/Passwords.ts"
 import { Tokens } from "../src/Tokens.ts"
 
-const tokens = Tokens.make(Redacted.make("a-secret-of-at-least-thirty-two-chars"), Duration.hours(1))
+const SECRET = "a-secret-of-at-least-thirty-two-chars"
+const tokens = Tokens.make(Redacted.make(SECRET), Duration.hours(1), Duration.days(30))
 const alice = UserId.make("u_alice")
+const claims = { user: alice, session: SessionId.make("sn_1"), refresh_id: "r1" }
 
 describe("Tokens", () => {
-  it.effect("a token names its user until it expires", () =>
+  it.effect("an access token names its user and session until it expires", () =>
     Effect.gen(function*() {
-      const { token } = yield* tokens.issue(alice)
-      assert.strictEqual(yield* tokens.verify(token), alice)
+      const issued = yield* tokens.issue(claims)
+      assert.strictEqual(issued.expires_at, Duration.toMillis(Duration.hours(1)))
+      assert.strictEqual(issued.refresh_expires_at, Duration.toMillis(Duration.days(30)))
+      assert.deepStrictEqual(yield* tokens.verify(issued.token), { user: alice, session: claims.session })
       yield* TestClock.adjust(Duration.hours(1))
-      const error = yield* Effect.flip(tokens.verify(token))
+      const error = yield* Effect.flip(tokens.verify(issued.token))
       assert.strictEqual(error.reason, "expired")
     }))
 
-  it.effect("refuses missing, malformed, tampered and foreign tokens", () =>
+  it.effect("a refresh token names its refresh and outlives the access token until its own expiry", () =>
     Effect.gen(function*() {
-      const { token } = yield* tokens.issue(alice)
+      const { refresh_token } = yield* tokens.issue(claims)
+      yield* TestClock.adjust(Duration.days(29))
+      assert.deepStrictEqual(yield* tokens.verifyRefresh(refresh_token), claims)
+      yield* TestClock.adjust(Duration.days(1))
+      assert.strictEqual((yield* Effect.flip(tokens.verifyRefresh(refresh_token))).reason, "expired")
+    }))
+
+  it.effect("an access token is no refresh token, and a refresh token no access token", () =>
+    Effect.gen(function*() {
+      const { refresh_token, token } = yield* tokens.issue(claims)
+      assert.strictEqual((yield* Effect.flip(tokens.verify(refresh_token))).reason, "invalid")
+      assert.strictEqual((yield* Effect.flip(tokens.verifyRefresh(token))).reason, "invalid")
+    }))
+
+  it.effect("refuses missing, malformed, tampered, foreign and old-style tokens", () =>
+    Effect.gen(function*() {
+      const { token } = yield* tokens.issue(claims)
       const [payload, signature] = token.split(".")
-      const forged = Buffer.from(JSON.stringify({ sub: "u_mallory", exp: 9e15 })).toString("base64url")
+      const forged = Buffer.from(JSON.stringify({ sub: "u_mallory", sid: "sn_1", typ: "access", exp: 9e15 })).toString(
+        "base64url"
+      )
       const other = Tokens.make(Redacted.make("another-secret-of-thirty-two-chars!!"), Duration.hours(1))
-      const foreign = (yield* other.issue(alice)).token
+      const foreign = (yield* other.issue(claims)).token
+      // Signed with the right secret, but without a session or a kind: what tokens looked like before.
+      const sign = (body: object) => {
+        const encoded = Buffer.from(JSON.stringify(body)).toString("base64url")
+        return `${encoded}.${createHmac("sha256", SECRET).update(encoded).digest("base64url")}`
+      }
       const reasons = yield* Effect.forEach(
-        [undefined, "", "garbage", `${forged}.${signature}`, `${payload}.${signature}x`, `${token}.x`, foreign],
+        [undefined, "", "garbage", `${forged}.${signature}`, `${payload}.${signature}x`, `${token}.x`, foreign, sign({ sub: alice, exp: 9e15 }),
+          sign({ sub: alice, sid: "sn_1", typ: "admin", exp: 9e15 })],
         (candidate) => Effect.flip(tokens.verify(candidate)).pipe(Effect.map((e) => e.reason))
       )
-      assert.deepStrictEqual(reasons, ["missing", "missing", "invalid", "invalid", "invalid", "invalid", "invalid"])
+      assert.deepStrictEqual(reasons, ["missing", "missing", "invalid", "invalid", "invalid", "invalid", "invalid", "invalid", "invalid"])
+      // The same signing, with the claims of today: accepted (so the two above were refused for their claims).
+      assert.deepStrictEqual(yield* tokens.verify(sign({ sub: alice, sid: "sn_1", typ: "access", exp: 9e15 })), {
+        user: alice,
+        session: claims.session
+      })
     }))
 })
 

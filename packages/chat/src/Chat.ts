@@ -3,11 +3,14 @@ import { type GroupId, LocalId, type UserId } from "@im/domain/Ids"
 import { ServerId } from "@im/domain/Ids"
 import { type ContentType, conversationKey, type Message, MESSAGES_TOPIC } from "@im/domain/Message"
 import { MAX_NOTICE_RECIPIENTS, type NoticeRequest } from "@im/domain/Notice"
+import { FriendStore } from "@im/ports/FriendStore"
 import { MessageBus } from "@im/ports/MessageBus"
 import { GroupStore } from "@im/ports/GroupStore"
 import { UserStore } from "@im/ports/UserStore"
+import { Pusher } from "@im/pusher/Pusher"
 import { Clock, Context, Effect, Layer, Option } from "effect"
 import { createHash } from "node:crypto"
+import { FileMessages } from "./FileMessages.ts"
 
 export interface SendRequest {
   /** The authenticated sender: set by the gateway, never by the client. */
@@ -18,6 +21,13 @@ export interface SendRequest {
   readonly content_type: ContentType
   readonly content: string
   readonly create_time: number
+}
+
+export interface TypingRequest {
+  /** The authenticated user. */
+  readonly sender_id: UserId
+  readonly receiver_id?: UserId | undefined
+  readonly group_id?: GroupId | undefined
 }
 
 export interface SendAck {
@@ -38,11 +48,17 @@ const ACK_WINDOW = 100_000
 /**
  * The chat service: gives each message its server_id and send_time and publishes it to the bus,
  * keyed by conversation so that one conversation's messages keep their order. Only a group's
- * members may send to it.
+ * members may send to it, and nobody to a user who blocked them.
  */
 export class Chat extends Context.Service<Chat, {
   /** Succeeds once the bus accepted the message. */
   readonly send: (request: SendRequest) => Effect.Effect<SendAck, SendRejected>
+  /**
+   * Passes "typing" on to the receiver, or to the group's other members, where they are
+   * connected; nothing is stored. The same checks as a send: the receiver exists, the sender is
+   * in the group.
+   */
+  readonly typing: (request: TypingRequest) => Effect.Effect<void, SendRejected>
   /** Publishes a notice (see Notice.ts); succeeds once the bus accepted it. */
   readonly notify: (notice: NoticeRequest) => Effect.Effect<SendAck, SendRejected>
 }>()("@im/chat/Chat") {
@@ -52,6 +68,9 @@ export class Chat extends Context.Service<Chat, {
       const bus = yield* MessageBus
       const users = yield* UserStore
       const groups = yield* GroupStore
+      const friends = yield* FriendStore
+      const fileMessages = yield* FileMessages
+      const pusher = yield* Pusher
       const recentAcks = new Map<string, SendAck>()
       // Users are never deleted (yet), so a receiver seen once stays valid.
       const knownUsers = new Set<UserId>()
@@ -63,15 +82,19 @@ export class Chat extends Context.Service<Chat, {
         return found.has(receiver)
       })
 
-      const send = Effect.fn("Chat.send")(function*(request: SendRequest) {
+      /** The checks every send and typing signal passes: one target, an existing receiver, a member's group. */
+      const checkTarget = Effect.fnUntraced(function*(request: TypingRequest) {
         if ((request.receiver_id === undefined) === (request.group_id === undefined)) {
           return yield* new SendRejected({ code: "invalid_frame", message: "set exactly one of receiver_id and group_id" })
         }
-        const windowKey = `${request.sender_id}\n${request.local_id}`
-        const remembered = recentAcks.get(windowKey)
-        if (remembered !== undefined) return remembered
         if (request.receiver_id !== undefined && !(yield* receiverExists(request.receiver_id))) {
           return yield* new SendRejected({ code: "receiver_not_found", message: `no user ${request.receiver_id}` })
+        }
+        if (
+          request.receiver_id !== undefined &&
+          (yield* friends.blocks(request.receiver_id, request.sender_id).pipe(Effect.catchTag("PortError", unavailable)))
+        ) {
+          return yield* new SendRejected({ code: "blocked", message: `${request.receiver_id} does not accept your messages` })
         }
         if (request.group_id !== undefined) {
           const role = yield* groups.role(request.group_id, request.sender_id).pipe(Effect.catchTag("PortError", unavailable))
@@ -79,6 +102,14 @@ export class Chat extends Context.Service<Chat, {
             return yield* new SendRejected({ code: "not_group_member", message: `you are not a member of group ${request.group_id}` })
           }
         }
+      })
+
+      const send = Effect.fn("Chat.send")(function*(request: SendRequest) {
+        const windowKey = `${request.sender_id}\n${request.local_id}`
+        const remembered = recentAcks.get(windowKey)
+        if (remembered !== undefined) return remembered
+        yield* checkTarget(request)
+        yield* fileMessages.admit(request)
         const ack: SendAck = {
           server_id: serverIdOf(request.sender_id, request.local_id),
           send_time: yield* Clock.currentTimeMillis
@@ -131,7 +162,22 @@ export class Chat extends Context.Service<Chat, {
         return ack
       })
 
-      return Chat.of({ send, notify })
+      const typing = Effect.fn("Chat.typing")(function*(request: TypingRequest) {
+        yield* checkTarget(request)
+        const to = request.group_id !== undefined
+          ? (yield* groups.members(request.group_id).pipe(Effect.catchTag("PortError", unavailable)))
+            .map((member) => member.user_id)
+            .filter((user) => user !== request.sender_id)
+          : [request.receiver_id!]
+        const frame = JSON.stringify({
+          type: "typing",
+          sender_id: request.sender_id,
+          ...(request.group_id === undefined ? { receiver_id: request.receiver_id } : { group_id: request.group_id })
+        })
+        yield* pusher.signal(to, frame)
+      })
+
+      return Chat.of({ send, typing, notify })
     }).pipe(Effect.annotateLogs({ service: "chat" }))
   )
 }

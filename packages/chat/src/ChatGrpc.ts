@@ -5,10 +5,15 @@ import { Content, ContentType, Millis } from "@im/domain/Message"
 import { discover, type NoInstance } from "@im/proto/Discovery"
 import { type EffectClient, type GrpcRoutes, implement, makeClient } from "@im/proto/EffectConnect"
 import { Code, ConnectError, errorDetailOf, toConnectError } from "@im/proto/Errors"
-import { ChatService, type NotifyRequest, type SendRequest as SendRequestPb } from "@im/proto/gen/im/chat/v1/chat_pb"
+import {
+  ChatService,
+  type NotifyRequest,
+  type SendRequest as SendRequestPb,
+  type TypingRequest as TypingRequestPb
+} from "@im/proto/gen/im/chat/v1/chat_pb"
 import { MAX_NOTICE_RECIPIENTS, NoticeEventType, type NoticeRequest } from "@im/domain/Notice"
 import { Effect, Layer, Schema } from "effect"
-import { Chat, type SendRequest } from "./Chat.ts"
+import { Chat, type SendRequest, type TypingRequest } from "./Chat.ts"
 
 /** Proto → domain: proto3 has no "unset" for strings, so empty means absent. */
 const DomainRequest = Schema.Struct({
@@ -31,6 +36,20 @@ const fromProto = (request: SendRequestPb) =>
     content_type: request.contentType,
     content: request.content,
     create_time: Number(request.createTime)
+  }).pipe(Effect.mapError((error) => new SendRejected({ code: "invalid_frame", message: error.message })))
+
+const DomainTyping = Schema.Struct({
+  sender_id: UserId,
+  receiver_id: Schema.optionalKey(UserId),
+  group_id: Schema.optionalKey(GroupId)
+})
+const decodeTyping = Schema.decodeUnknownEffect(DomainTyping)
+
+const typingFromProto = (request: TypingRequestPb) =>
+  decodeTyping({
+    sender_id: request.senderId,
+    ...(request.receiverId === "" ? {} : { receiver_id: request.receiverId }),
+    ...(request.groupId === "" ? {} : { group_id: request.groupId })
   }).pipe(Effect.mapError((error) => new SendRejected({ code: "invalid_frame", message: error.message })))
 
 const DomainNotice = Schema.Struct({
@@ -56,6 +75,8 @@ const statusOf: Record<SendRejected["code"], Code> = {
   forbidden_sender: Code.PermissionDenied,
   receiver_not_found: Code.NotFound,
   not_group_member: Code.PermissionDenied,
+  blocked: Code.PermissionDenied,
+  invalid_file: Code.InvalidArgument,
   unsupported: Code.Unimplemented,
   unavailable: Code.Unavailable
 }
@@ -70,6 +91,11 @@ export const ChatGrpcServer: Layer.Layer<never, never, GrpcRoutes | Chat> = impl
         fromProto(request).pipe(
           Effect.flatMap((decoded) => chat.send(decoded as SendRequest)),
           Effect.map((ack) => ({ serverId: ack.server_id, sendTime: BigInt(ack.send_time) }))
+        ),
+      typing: (request: TypingRequestPb) =>
+        typingFromProto(request).pipe(
+          Effect.flatMap((decoded) => chat.typing(decoded as TypingRequest)),
+          Effect.as({})
         ),
       notify: (request: NotifyRequest) =>
         noticeFromProto(request).pipe(
@@ -98,6 +124,14 @@ const ackFrom = (response: { readonly serverId: string; readonly sendTime: bigin
 
 const remote = (client: Effect.Effect<EffectClient<typeof ChatService>, NoInstance>) =>
   Chat.of({
+    typing: (request) =>
+      client.pipe(
+        Effect.flatMap((client) =>
+          client.typing({ senderId: request.sender_id, receiverId: request.receiver_id ?? "", groupId: request.group_id ?? "" })
+        ),
+        Effect.asVoid,
+        Effect.mapError(rejectedFrom)
+      ),
     notify: (notice) =>
       client.pipe(
         Effect.flatMap((client) =>

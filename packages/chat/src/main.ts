@@ -6,11 +6,17 @@ import * as Main from "@im/platform/Main"
 import * as Postgres from "@im/platform/Postgres"
 import * as Registration from "@im/platform/Registration"
 import { serve } from "@im/proto/EffectConnect"
+import * as PusherGrpc from "@im/pusher/PusherGrpc"
+import * as S3FileStore from "@im/s3/S3FileStore"
+import * as SqlFileRecords from "@im/sql/SqlFileRecords"
+import * as SqlFriendStore from "@im/sql/SqlFriendStore"
+import * as RedisGroupMemberCache from "@im/redis/RedisGroupMemberCache"
 import * as SqlGroupStore from "@im/sql/SqlGroupStore"
 import * as SqlUserStore from "@im/sql/SqlUserStore"
 import { Effect, Layer } from "effect"
 import { Chat } from "./Chat.ts"
 import { ChatGrpcServer } from "./ChatGrpc.ts"
+import { FileMessages } from "./FileMessages.ts"
 
 /** The chat service: gRPC ChatService on CHAT_HOST:CHAT_PORT, publishing to Kafka. */
 const ChatService = Layer.unwrap(Effect.gen(function*() {
@@ -18,9 +24,12 @@ const ChatService = Layer.unwrap(Effect.gen(function*() {
   return Registration.layer({ service: "chat", host: advertise, port }).pipe(
     Layer.provide(serve(ChatGrpcServer, { host, port })),
     Layer.provide(Chat.layer),
+    Layer.provide(FileMessages.layer),
     Layer.provide([
       KafkaMessageBus.layer,
-      Layer.mergeAll(SqlUserStore.layer, SqlGroupStore.layer).pipe(Layer.provide(Postgres.layer))
+      PusherGrpc.layerRegistry(),
+      S3FileStore.layer,
+      Layer.mergeAll(SqlUserStore.layer, RedisGroupMemberCache.layerCached.pipe(Layer.provide(SqlGroupStore.layer)), SqlFileRecords.layer, SqlFriendStore.layer).pipe(Layer.provide(Postgres.layer))
     ])
   )
 }))

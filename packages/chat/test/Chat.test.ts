@@ -1,12 +1,15 @@
 import { assert, describe, it } from "@effect/vitest"
 import { GroupId, LocalId, UserId } from "@im/domain/Ids"
+import { FriendStore } from "@im/ports/FriendStore"
 import { GroupStore } from "@im/ports/GroupStore"
 import { MessageBus } from "@im/ports/MessageBus"
 import { PortError } from "@im/ports/PortError"
 import { UserStore } from "@im/ports/UserStore"
+import { recordingPusher } from "@im/pusher/testing/RecordingPusher"
 import { Effect, Layer, Ref } from "effect"
 import { TestClock } from "effect/testing"
 import { Chat, type SendRequest, serverIdOf } from "../src/Chat.ts"
+import { FileMessages } from "../src/FileMessages.ts"
 
 const alice = UserId.make("u_alice")
 const bob = UserId.make("u_bob")
@@ -30,20 +33,29 @@ class BusProbe {
   })
 }
 
-const withChat = <A, E>(f: (chat: Chat["Service"], probe: Effect.Success<typeof BusProbe.make>) => Effect.Effect<A, E>) =>
+const withChat = <A, E>(
+  f: (
+    chat: Chat["Service"],
+    probe: Effect.Success<typeof BusProbe.make>,
+    pusher: ReturnType<typeof recordingPusher>,
+    friends: FriendStore["Service"]
+  ) => Effect.Effect<A, E>
+) =>
   Effect.gen(function*() {
     const probe = yield* BusProbe.make
+    const pusher = recordingPusher()
     const users = yield* Effect.provide(Effect.service(UserStore), UserStore.layerMemory)
     for (const id of [alice, bob]) {
       yield* users.create({ id, account: id, name: id, created_at: 0, password_hash: "x" })
     }
     const groups = yield* Effect.provide(Effect.service(GroupStore), GroupStore.layerMemory)
-    yield* groups.create({ id: team, name: "team", owner_id: alice, created_at: 0 }, [{ user_id: alice, role: "owner", joined_at: 0 }])
+    const friends = yield* Effect.provide(Effect.service(FriendStore), FriendStore.layerMemory)
+    yield* groups.create({ id: team, name: "team", owner_id: alice, created_at: 0, join_approval: false }, [{ user_id: alice, role: "owner", joined_at: 0 }])
     const chat = yield* Effect.provide(
       Effect.service(Chat),
-      Chat.layer.pipe(Layer.provide([probe.layer, Layer.succeed(UserStore, users), Layer.succeed(GroupStore, groups)]))
+      Chat.layer.pipe(Layer.provide([probe.layer, pusher.layer, Layer.succeed(UserStore, users), Layer.succeed(GroupStore, groups), Layer.succeed(FriendStore, friends), FileMessages.layerMemory]))
     )
-    return yield* f(chat, probe)
+    return yield* f(chat, probe, pusher, friends)
   })
 
 const request = (overrides: Partial<SendRequest> = {}): SendRequest => ({
@@ -124,6 +136,20 @@ describe("Chat.send", () => {
         assert.strictEqual((yield* Ref.get(probe.published)).length, 1)
       })
     ))
+
+  it.effect("a one-to-one message to a user who blocked the sender is refused with `blocked`; the blocker may still send", () =>
+    withChat((chat, probe, _pusher, friends) =>
+      Effect.gen(function*() {
+        yield* friends.block(bob, alice, 1)
+        const error = yield* Effect.flip(chat.send(request()))
+        assert.strictEqual(error.code, "blocked")
+        assert.deepStrictEqual(yield* Ref.get(probe.published), [])
+        yield* chat.send(request({ sender_id: bob, receiver_id: alice, local_id: LocalId.make("l-2") }))
+        yield* friends.unblock(bob, alice, 2)
+        yield* chat.send(request())
+        assert.deepStrictEqual((yield* Ref.get(probe.published)).map((record) => JSON.parse(record.value).sender_id), [bob, alice])
+      })
+    ))
 })
 
 describe("Chat.notify", () => {
@@ -151,6 +177,35 @@ describe("Chat.notify", () => {
         yield* Ref.set(probe.down, true)
         assert.strictEqual((yield* Effect.flip(chat.notify({ sender_id: alice, to: [bob], event_id: "e", event: { type: "x" } }))).code, "unavailable")
         assert.deepStrictEqual(yield* Ref.get(probe.published), [])
+      })
+    ))
+})
+
+describe("Chat.typing", () => {
+  it.effect("signals the receiver, or the group's other members, and publishes nothing", () =>
+    withChat((chat, probe, pusher) =>
+      Effect.gen(function*() {
+        yield* chat.typing({ sender_id: alice, receiver_id: bob })
+        yield* chat.typing({ sender_id: alice, group_id: team })
+        assert.deepStrictEqual(pusher.signals, [
+          { users: [bob], frame: { type: "typing", sender_id: alice, receiver_id: bob } },
+          { users: [], frame: { type: "typing", sender_id: alice, group_id: team } }
+        ])
+        assert.deepStrictEqual(yield* Ref.get(probe.published), [])
+      })
+    ))
+
+  it.effect("refuses what a send would refuse, signalling nobody", () =>
+    withChat((chat, _probe, pusher) =>
+      Effect.gen(function*() {
+        const codes = [
+          yield* Effect.flip(chat.typing({ sender_id: bob, group_id: team })),
+          yield* Effect.flip(chat.typing({ sender_id: alice, receiver_id: UserId.make("u_nobody") })),
+          yield* Effect.flip(chat.typing({ sender_id: alice, receiver_id: bob, group_id: team })),
+          yield* Effect.flip(chat.typing({ sender_id: alice }))
+        ].map((error) => error.code)
+        assert.deepStrictEqual(codes, ["not_group_member", "receiver_not_found", "invalid_frame", "invalid_frame"])
+        assert.deepStrictEqual(pusher.signals, [])
       })
     ))
 })

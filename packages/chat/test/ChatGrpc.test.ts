@@ -3,14 +3,17 @@ import * as protoLoader from "@grpc/proto-loader"
 import { assert, describe, it, layer } from "@effect/vitest"
 import { LocalId, UserId } from "@im/domain/Ids"
 import { GrpcServer, serve } from "@im/proto/EffectConnect"
+import { FriendStore } from "@im/ports/FriendStore"
 import { GroupStore } from "@im/ports/GroupStore"
 import { MessageBus } from "@im/ports/MessageBus"
 import { ServiceRegistry } from "@im/ports/ServiceRegistry"
 import { UserStore } from "@im/ports/UserStore"
+import { recordingPusher } from "@im/pusher/testing/RecordingPusher"
 import { Context, Effect, Exit, Layer, Scope } from "effect"
 import { fileURLToPath } from "node:url"
 import { Chat, serverIdOf } from "../src/Chat.ts"
 import { ChatGrpcServer, layerGrpc, layerRegistry } from "../src/ChatGrpc.ts"
+import { FileMessages } from "../src/FileMessages.ts"
 
 const alice = UserId.make("u_alice")
 const bob = UserId.make("u_bob")
@@ -27,7 +30,7 @@ const Users = Layer.effect(
 /** The chat service served over gRPC on a free port, on the in-memory bus. */
 const Server = serve(ChatGrpcServer, { host: "127.0.0.1", port: 0 }).pipe(
   Layer.provide(Chat.layer),
-  Layer.provide([MessageBus.layerMemory(), Users, GroupStore.layerMemory])
+  Layer.provide([MessageBus.layerMemory(), Users, GroupStore.layerMemory, FriendStore.layerMemory, FileMessages.layerMemory, recordingPusher().layer])
 )
 
 const protoRoot = fileURLToPath(new URL("../../../proto", import.meta.url))
@@ -45,6 +48,8 @@ layer(Server)("chat over gRPC", (it) => {
       assert.strictEqual(refused.code, "receiver_not_found")
       const invalid = yield* Effect.flip(chat.send({ ...request, content_type: "hologram" as never }))
       assert.strictEqual(invalid.code, "invalid_frame")
+      const noFile = yield* Effect.flip(chat.send({ ...request, local_id: LocalId.make("l-3"), content_type: "image" as const, content: "{}" }))
+      assert.strictEqual(noFile.code, "invalid_file")
       const notice = yield* chat.notify({ sender_id: alice, to: [bob], event_id: "e-1", event: { type: "friend_request" } })
       assert.strictEqual(notice.server_id, serverIdOf(alice, LocalId.make("n:e-1")))
       const badNotice = yield* Effect.flip(chat.notify({ sender_id: alice, to: [bob], event_id: "e-2", event: { type: "Not A Type" } }))
@@ -94,7 +99,7 @@ describe("chat found through the registry", () => {
           }))
           const context = yield* Layer.build(serve(ChatGrpcServer, { host: "127.0.0.1", port: 0 }).pipe(
             Layer.provide(Chat.layer),
-            Layer.provide([bus, Users, GroupStore.layerMemory])
+            Layer.provide([bus, Users, GroupStore.layerMemory, FriendStore.layerMemory, FileMessages.layerMemory, recordingPusher().layer])
           ))
           yield* registry.register({ id: name, service: "chat", host: "127.0.0.1", port: Context.get(context, GrpcServer).port })
         }).pipe(Scope.provide(scope))

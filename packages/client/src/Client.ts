@@ -1,22 +1,48 @@
+import {
+  type Group,
+  type GroupInfoPatch,
+  type GroupMember,
+  isArrayOf,
+  isGroup,
+  isGroupMember,
+  isJoinAnswer,
+  isJoinRequest,
+  type JoinAnswer,
+  type JoinRequest
+} from "./Groups.ts"
 import { type LocalStore, MemoryLocalStore } from "./LocalStore.ts"
 import { SyncEngine, type PullRange, type SyncStep } from "./SyncEngine.ts"
 import {
   CloseCodes,
   type ClientFrame,
+  type ContactChanges,
   type ContentType,
   decodeServerFrame,
+  type FileInfo,
+  type FileReference,
+  type FriendRequest,
+  type FriendRequests,
   type InboxEntry,
+  isContactChanges,
+  isFriendRequest,
+  isFriendRequests,
   isErrorBody,
+  isFileInfo,
   isNewestAnswer,
   isPullPage,
   isRetryable,
+  isTokenPair,
+  isUploadTicket,
   type LoginAnswer,
   MAX_CONTENT_LENGTH,
   type PullPage,
   type RegisterRequest,
   type SendErrorCode,
   type SendFrame,
+  type TokenPair,
   type ServerFrame,
+  type ConversationSummary,
+  type TypingSignal,
   type User
 } from "./Wire.ts"
 
@@ -28,7 +54,8 @@ export type Fetch = (url: string, init: FetchInit) => Promise<FetchResponse>
 export interface FetchInit {
   readonly method: string
   readonly headers: Record<string, string>
-  readonly body?: string
+  /** A JSON text for the API; a file's bytes for an upload to a presigned URL. */
+  readonly body?: string | Blob | ArrayBuffer | Uint8Array<ArrayBuffer>
   readonly signal?: AbortSignal
 }
 
@@ -104,6 +131,13 @@ export interface ImClientEvents {
   readonly status: (status: ClientStatus) => void
   /** The final outcome of a `send` (after its retries). */
   readonly sendResult: (result: SendResult) => void
+  /** Someone is typing to this user or in one of its groups (live only, never stored). */
+  readonly typing: (signal: TypingSignal) => void
+  /**
+   * The login session's tokens changed (login, refresh), or are gone (`undefined`: logout, or a
+   * refused refresh). Keep them to resume later: `token`, `refreshToken`, `tokenExpiresAt`.
+   */
+  readonly tokens: (tokens: TokenPair | undefined) => void
 }
 
 export interface BackoffOptions {
@@ -120,6 +154,12 @@ export interface ImClientOptions {
   readonly store?: LocalStore
   /** A token from an earlier `login`. */
   readonly token?: string
+  /** The refresh token of that login (or of a later refresh): kept to get new tokens. */
+  readonly refreshToken?: string
+  /** When `token` expires (ms since the epoch): it is refreshed ahead of that. */
+  readonly tokenExpiresAt?: number
+  /** How long before its expiry the access token is refreshed; default 60 s. */
+  readonly refreshMarginMs?: number
   readonly fetch?: Fetch
   readonly WebSocket?: WebSocketConstructor
   readonly timers?: Timers
@@ -229,9 +269,17 @@ export class ImClient {
   readonly #maxSendAttempts: number
   readonly #gapRetryMs: number
   readonly #welcomeTimeoutMs: number
-  readonly #listeners: Listeners = { message: new Set(), status: new Set(), sendResult: new Set() }
+  readonly #listeners: Listeners = { message: new Set(), status: new Set(), sendResult: new Set(), typing: new Set(), tokens: new Set() }
 
   #token: string | undefined
+  #refreshToken: string | undefined
+  #tokenExpiresAt: number | undefined
+  readonly #refreshMarginMs: number
+  /** The refresh under way: concurrent callers share it. */
+  #refreshing: Promise<boolean> | undefined
+  /** The socket refused the token (4001): refresh before reconnecting, once until a welcome. */
+  #tokenRefused = false
+  #refreshedForSocket = false
   #userId: string | undefined
   #status: ClientStatus = "closed"
   #engine: SyncEngine | undefined
@@ -253,6 +301,9 @@ export class ImClient {
     this.#holeRecheckMs = options.holeRecheckMs ?? 2_000
     this.#store = options.store ?? new MemoryLocalStore()
     this.#token = options.token
+    this.#refreshToken = options.refreshToken
+    this.#tokenExpiresAt = options.tokenExpiresAt
+    this.#refreshMarginMs = options.refreshMarginMs ?? 60_000
     this.#fetch = options.fetch ?? ((url, init) => globalThis.fetch(url, init))
     this.#WebSocket = options.WebSocket ?? globalThis.WebSocket
     this.#timers = options.timers ?? systemTimers
@@ -268,6 +319,16 @@ export class ImClient {
 
   get token(): string | undefined {
     return this.#token
+  }
+
+  /** The refresh token of the login session, when known. */
+  get refreshToken(): string | undefined {
+    return this.#refreshToken
+  }
+
+  /** When `token` expires (ms since the epoch), when known. */
+  get tokenExpiresAt(): number | undefined {
+    return this.#tokenExpiresAt
   }
 
   /** The user, known after `login` or the socket's `welcome`. */
@@ -303,10 +364,13 @@ export class ImClient {
     return (await this.#request("POST", "/auth/register", { body: request })) as User
   }
 
-  /** Logs in and keeps the token for the socket and the inbox routes. */
+  /**
+   * Logs in (a new login session) and keeps its tokens: the access token for the socket and the
+   * routes, the refresh token to get a new one before it expires or when it is refused.
+   */
   async login(account: string, password: string): Promise<LoginAnswer> {
     const answer = (await this.#request("POST", "/auth/login", { body: { account, password } })) as LoginAnswer
-    this.#token = answer.token
+    this.#setTokens(answer)
     this.#userId = answer.user.id
     if (typeof answer.ws_url === "string" && answer.ws_url !== "") {
       this.#wsUrl = answer.ws_url
@@ -334,7 +398,314 @@ export class ImClient {
     return answer
   }
 
+  // Conversations, read receipts, recall -------------------------------------------------------
+
+  /** `GET /conversations`: the user's conversations, newest first, with unread counts. */
+  async conversations(signal?: AbortSignal): Promise<ReadonlyArray<ConversationSummary>> {
+    const answer = await this.#request("GET", "/conversations", { auth: true, ...(signal ? { signal } : {}) })
+    if (!Array.isArray(answer)) throw new HttpError(200, "MalformedAnswer", "GET /conversations: unexpected answer")
+    return answer as ReadonlyArray<ConversationSummary>
+  }
+
+  /**
+   * `POST /conversations/read`: the conversation with a user, or in a group, is read up to `seq`
+   * of this user's inbox; the senders of what was newly read get a `read` notice.
+   */
+  async markRead(
+    target: { readonly user_id: string } | { readonly group_id: string },
+    seq: number
+  ): Promise<ConversationSummary> {
+    return (await this.#request("POST", "/conversations/read", { auth: true, body: { ...target, seq } })) as ConversationSummary
+  }
+
+  /** `POST /messages/{server_id}/recall`: takes back a message this user sent, within the server's window. */
+  async recall(serverId: string): Promise<void> {
+    await this.#request("POST", `/messages/${encodeURIComponent(serverId)}/recall`, { auth: true, body: {} })
+  }
+
+  // Files ---------------------------------------------------------------------------------------
+
+  /**
+   * Uploads a file: announces it (`POST /files`), then PUTs the bytes to the presigned URL it
+   * got. Resolves with the reference to send as the JSON `content` of an image, file, voice or
+   * video message (add `width`/`height`/`duration_ms` if known). Rejects with an `HttpError`:
+   * `FileTooLarge` or `HttpApiSchemaError` (a type not allowed, a bad name) from the announce,
+   * `UploadFailed` when the store refused the bytes.
+   */
+  async uploadFile(data: Blob | ArrayBuffer | Uint8Array, name: string, type: string): Promise<FileReference> {
+    const body = data instanceof Uint8Array && !(data.buffer instanceof ArrayBuffer) ? new Uint8Array(data) : data
+    const size = body instanceof Blob ? body.size : body.byteLength
+    const ticket = await this.#request("POST", "/files", { auth: true, body: { name, content_type: type, size } })
+    if (!isUploadTicket(ticket)) throw new HttpError(201, "MalformedAnswer", "POST /files: unexpected answer")
+    const response = await this.#fetch(ticket.upload_url, {
+      method: ticket.method,
+      headers: { ...ticket.headers },
+      body: body as Blob | ArrayBuffer | Uint8Array<ArrayBuffer>
+    })
+    if (!response.ok) {
+      throw new HttpError(response.status, "UploadFailed", `the file store refused the upload: status ${response.status}`)
+    }
+    return { file_id: ticket.file_id, name, size, mime: type }
+  }
+
+  /**
+   * `GET /files/{file_id}`: a file the user owns or was sent, with a short-lived `download_url`
+   * (a plain GET gives the bytes). Others' files are `HttpError` 404 `FileNotFound`.
+   */
+  async fileInfo(fileId: string, signal?: AbortSignal): Promise<FileInfo> {
+    const answer = await this.#request("GET", `/files/${encodeURIComponent(fileId)}`, { auth: true, ...(signal ? { signal } : {}) })
+    if (!isFileInfo(answer)) throw new HttpError(200, "MalformedAnswer", "GET /files/{file_id}: unexpected answer")
+    return answer
+  }
+
+  /** A short-lived URL to download the file (see `fileInfo`); ask again once it expired. */
+  async fileUrl(fileId: string, signal?: AbortSignal): Promise<string> {
+    return (await this.fileInfo(fileId, signal)).download_url
+  }
+
+  // Friends -----------------------------------------------------------------------------------
+
+  /**
+   * `POST /friends/requests`: asks a user to be friends, with an optional note (at most 256
+   * characters). Asking again while it is pending gives the same request. Rejects with an
+   * `HttpError`: `CannotFriendSelf`, `UserNotFound`, `AlreadyFriends`, `FriendRequestPending`
+   * (they asked first: accept theirs), `UserBlocked` (you blocked them).
+   */
+  async sendFriendRequest(userId: string, message?: string): Promise<FriendRequest> {
+    const body = message === undefined ? { user_id: userId } : { user_id: userId, message }
+    const answer = await this.#request("POST", "/friends/requests", { auth: true, body })
+    if (!isFriendRequest(answer)) throw new HttpError(201, "MalformedAnswer", "POST /friends/requests: unexpected answer")
+    return answer
+  }
+
+  /** `GET /friends/requests`: the pending requests to and from the user, oldest first. */
+  async friendRequests(signal?: AbortSignal): Promise<FriendRequests> {
+    const answer = await this.#request("GET", "/friends/requests", { auth: true, ...(signal ? { signal } : {}) })
+    if (!isFriendRequests(answer)) throw new HttpError(200, "MalformedAnswer", "GET /friends/requests: unexpected answer")
+    return answer
+  }
+
+  /** Accepts a pending request addressed to the user (else `HttpError` 404 / 409). */
+  async acceptFriendRequest(requestId: string): Promise<FriendRequest> {
+    return this.#answerFriendRequest(requestId, "accept")
+  }
+
+  /** Rejects a pending request addressed to the user (else `HttpError` 404 / 409). */
+  async rejectFriendRequest(requestId: string): Promise<FriendRequest> {
+    return this.#answerFriendRequest(requestId, "reject")
+  }
+
+  async #answerFriendRequest(requestId: string, answer: "accept" | "reject"): Promise<FriendRequest> {
+    const path = `/friends/requests/${encodeURIComponent(requestId)}/${answer}`
+    const request = await this.#request("POST", path, { auth: true })
+    if (!isFriendRequest(request)) throw new HttpError(200, "MalformedAnswer", `POST ${path}: unexpected answer`)
+    return request
+  }
+
+  /** `DELETE /friends/{user_id}`: ends a friendship both ways (`HttpError` 404 `NotFriends` if none). */
+  async deleteFriend(userId: string): Promise<void> {
+    await this.#request("DELETE", `/friends/${encodeURIComponent(userId)}`, { auth: true })
+  }
+
+  /** Blocks a user: ends a friendship, refuses their requests and their one-to-one messages. */
+  async blockUser(userId: string): Promise<void> {
+    await this.#request("POST", `/friends/${encodeURIComponent(userId)}/block`, { auth: true })
+  }
+
+  /** Unblocks a user (`HttpError` 404 `NotBlocked` if not blocked); they are not friends again. */
+  async unblockUser(userId: string): Promise<void> {
+    await this.#request("DELETE", `/friends/${encodeURIComponent(userId)}/block`, { auth: true })
+  }
+
+  /**
+   * `GET /friends?since=V`: the contact list's entries changed after version `since`
+   * (tombstones for removals) and its current version, to keep for the next call; with
+   * `since` 0 the whole list (`full`).
+   */
+  async contacts(since = 0, signal?: AbortSignal): Promise<ContactChanges> {
+    const answer = await this.#request("GET", `/friends?since=${since}`, { auth: true, ...(signal ? { signal } : {}) })
+    if (!isContactChanges(answer)) throw new HttpError(200, "MalformedAnswer", "GET /friends: unexpected answer")
+    return answer
+  }
+
+  // Groups: thin calls of the group routes (docs/protocol.md, "Groups"). Refusals reject with an
+  // `HttpError` whose `tag` is the server's: `GroupNotFound` (no such group, or not a member),
+  // `Forbidden` (the role does not allow it), `AlreadyMember`, `JoinRequestNotFound`, …
+
+  /** `POST /groups`: a new group owned by the user, with `memberIds` as its first members. */
+  async createGroup(name: string, memberIds: ReadonlyArray<string> = []): Promise<Group> {
+    return this.#group("POST", "/groups", { name, member_ids: memberIds }, isGroup)
+  }
+
+  /** `GET /groups`: the user's groups. */
+  async groups(): Promise<ReadonlyArray<Group>> {
+    return this.#group("GET", "/groups", undefined, isArrayOf(isGroup))
+  }
+
+  async group(groupId: string): Promise<Group> {
+    return this.#group("GET", `/groups/${encodeURIComponent(groupId)}`, undefined, isGroup)
+  }
+
+  async groupMembers(groupId: string): Promise<ReadonlyArray<GroupMember>> {
+    return this.#group("GET", `/groups/${encodeURIComponent(groupId)}/members`, undefined, isArrayOf(isGroupMember))
+  }
+
+  /** Adds users; answers those who were not members yet. */
+  async inviteToGroup(groupId: string, userIds: ReadonlyArray<string>): Promise<ReadonlyArray<string>> {
+    const path = `/groups/${encodeURIComponent(groupId)}/members`
+    const answer = await this.#group("POST", path, { user_ids: userIds }, (u): u is { added: Array<string> } =>
+      typeof u === "object" && u !== null && Array.isArray((u as { added?: unknown }).added))
+    return answer.added
+  }
+
+  /** Removes a member (owner: anyone but themself; admin: plain members). */
+  async removeGroupMember(groupId: string, userId: string): Promise<void> {
+    await this.#request("DELETE", `/groups/${encodeURIComponent(groupId)}/members/${encodeURIComponent(userId)}`, { auth: true })
+  }
+
+  /** Leaves a group (the owner transfers it first). */
+  async leaveGroup(groupId: string): Promise<void> {
+    if (this.#userId === undefined) throw new HttpError(401, "Unauthorized", "not logged in")
+    await this.removeGroupMember(groupId, this.#userId)
+  }
+
+  /** Owner or admin: changes the group's info; `null` removes the avatar or announcement. */
+  async updateGroup(groupId: string, patch: GroupInfoPatch): Promise<Group> {
+    return this.#group("PATCH", `/groups/${encodeURIComponent(groupId)}`, patch, isGroup)
+  }
+
+  /** Owner: deletes the group; its members get a `group_dismissed` notice. */
+  async dismissGroup(groupId: string): Promise<void> {
+    await this.#request("DELETE", `/groups/${encodeURIComponent(groupId)}`, { auth: true })
+  }
+
+  /** Owner: makes a member an admin, or an admin a plain member. */
+  async setGroupRole(groupId: string, userId: string, role: "admin" | "member"): Promise<GroupMember> {
+    const path = `/groups/${encodeURIComponent(groupId)}/members/${encodeURIComponent(userId)}/role`
+    return this.#group("PUT", path, { role }, isGroupMember)
+  }
+
+  /** Owner: hands the group to another member; the user becomes an admin. */
+  async transferGroup(groupId: string, userId: string): Promise<Group> {
+    return this.#group("POST", `/groups/${encodeURIComponent(groupId)}/transfer`, { user_id: userId }, isGroup)
+  }
+
+  /** Joins at once, or (the group needs approval) asks to: `status` says which. */
+  async joinGroup(groupId: string, message?: string): Promise<JoinAnswer> {
+    const body = message === undefined ? {} : { message }
+    return this.#group("POST", `/groups/${encodeURIComponent(groupId)}/join`, body, isJoinAnswer)
+  }
+
+  /** Owner or admin: the pending requests to join, oldest first. */
+  async groupJoinRequests(groupId: string): Promise<ReadonlyArray<JoinRequest>> {
+    return this.#group("GET", `/groups/${encodeURIComponent(groupId)}/join-requests`, undefined, isArrayOf(isJoinRequest))
+  }
+
+  /** Owner or admin: accepts a pending request; its user becomes a member. */
+  async acceptJoinRequest(groupId: string, requestId: string): Promise<JoinRequest> {
+    const path = `/groups/${encodeURIComponent(groupId)}/join-requests/${encodeURIComponent(requestId)}/accept`
+    return this.#group("POST", path, undefined, isJoinRequest)
+  }
+
+  /** Owner or admin: rejects a pending request. */
+  async rejectJoinRequest(groupId: string, requestId: string): Promise<JoinRequest> {
+    const path = `/groups/${encodeURIComponent(groupId)}/join-requests/${encodeURIComponent(requestId)}/reject`
+    return this.#group("POST", path, undefined, isJoinRequest)
+  }
+
+  async #group<A>(method: string, path: string, body: unknown, guard: (u: unknown) => u is A): Promise<A> {
+    const answer = await this.#request(method, path, { auth: true, ...(body === undefined ? {} : { body }) })
+    if (!guard(answer)) throw new HttpError(200, "MalformedAnswer", `${method} ${path}: unexpected answer`)
+    return answer
+  }
+
+  /**
+   * Trades the refresh token for a new pair (`POST /auth/refresh`); the old refresh token is
+   * spent. False when there is none or the server refused it (the session is over: log in
+   * again); rejects with an `HttpError` when the server could not be asked. Callers at the same
+   * time share one refresh.
+   */
+  refresh(): Promise<boolean> {
+    this.#refreshing ??= this.#refresh().finally(() => {
+      this.#refreshing = undefined
+    })
+    return this.#refreshing
+  }
+
+  async #refresh(): Promise<boolean> {
+    const refreshToken = this.#refreshToken
+    if (refreshToken === undefined) return false
+    let answer: unknown
+    try {
+      answer = await this.#send("POST", "/auth/refresh", { body: { refresh_token: refreshToken } })
+    } catch (error) {
+      if (!(error instanceof HttpError && error.status === 401)) throw error
+      if (this.#refreshToken === refreshToken) this.#setTokens(undefined)
+      return false
+    }
+    if (!isTokenPair(answer)) throw new HttpError(200, "MalformedAnswer", "POST /auth/refresh: unexpected answer")
+    this.#setTokens(answer)
+    return true
+  }
+
+  /**
+   * `POST /auth/logout`: ends this login session on the server (its tokens are refused from then
+   * on, everywhere; the user's other sessions go on), after closing this client. The tokens are
+   * forgotten, unless the server could not be asked (then it rejects, and may be called again).
+   */
+  async logout(): Promise<void> {
+    this.close()
+    if (this.#token === undefined && this.#refreshToken === undefined) return
+    try {
+      await this.#request("POST", "/auth/logout", { auth: true })
+    } catch (error) {
+      // 401: the session was over already.
+      if (!(error instanceof HttpError && error.status === 401)) throw error
+    }
+    this.#setTokens(undefined)
+  }
+
+  #setTokens(tokens: TokenPair | undefined): void {
+    this.#token = tokens?.token
+    this.#tokenExpiresAt = tokens?.expires_at
+    // An older server answers no refresh token.
+    this.#refreshToken = typeof tokens?.refresh_token === "string" ? tokens.refresh_token : undefined
+    this.#emit("tokens", tokens === undefined ? undefined : {
+      token: tokens.token,
+      expires_at: tokens.expires_at,
+      refresh_token: tokens.refresh_token,
+      refresh_expires_at: tokens.refresh_expires_at
+    })
+  }
+
+  /** Refreshes the access token when it is about to expire (and a refresh token is known). */
+  async #freshen(): Promise<void> {
+    if (this.#refreshToken === undefined || this.#tokenExpiresAt === undefined) return
+    if (this.#now() < this.#tokenExpiresAt - this.#refreshMarginMs) return
+    await this.refresh().catch(() => false) // the request goes with the old token and says what holds
+  }
+
+  /** An HTTP call; with `auth`, the access token is refreshed near its expiry, and once on a 401. */
   async #request(
+    method: string,
+    path: string,
+    options: { readonly body?: unknown; readonly auth?: boolean; readonly signal?: AbortSignal }
+  ): Promise<unknown> {
+    if (options.auth !== true) return this.#send(method, path, options)
+    await this.#freshen()
+    const used = this.#token
+    try {
+      return await this.#send(method, path, options)
+    } catch (error) {
+      if (!(error instanceof HttpError && error.status === 401) || used === undefined) throw error
+      // Refreshed meanwhile by another call: try the new token; else refresh now.
+      if (this.#token === used && !(await this.refresh().catch(() => false))) throw error
+      if (this.#token === undefined || this.#token === used) throw error
+      return this.#send(method, path, options)
+    }
+  }
+
+  async #send(
     method: string,
     path: string,
     options: { readonly body?: unknown; readonly auth?: boolean; readonly signal?: AbortSignal }
@@ -364,10 +735,14 @@ export class ImClient {
 
   /**
    * Opens the socket and keeps one open (reconnecting with backoff) until `close()` or a refused
-   * token. Resolves once the inbox is synced for the first time; rejects with a `ConnectError`
-   * on a refused token (close code 4001) or `close()`.
+   * token. A token the socket refuses (close code 4001: expired, revoked) is refreshed once
+   * before the next attempt, and one about to expire before it. Resolves once the inbox is synced
+   * for the first time; rejects with a `ConnectError` on a token that no refresh replaces, or
+   * `close()`.
    */
   async connect(): Promise<void> {
+    // Resuming from a refresh token alone: get an access token first.
+    if (this.#token === undefined && this.#refreshToken !== undefined && !this.#running) await this.refresh().catch(() => false)
     if (this.#token === undefined) throw new ConnectError("unauthorized", "connect() needs a token: log in first")
     if (this.#running && this.#status === "synced") return
     const synced = new Promise<void>((resolve, reject) => this.#connectWaiters.push({ resolve, reject }))
@@ -378,6 +753,7 @@ export class ImClient {
         this.#storedSeq = await this.#store.getSeq()
         this.#engine = new SyncEngine(this.#storedSeq)
       }
+      await this.#freshen()
       if (this.#running && this.#session === undefined) this.#open()
     }
     return synced
@@ -429,9 +805,15 @@ export class ImClient {
       if (this.#session === session && typeof event.data === "string") this.#onFrame(session, event.data)
     })
     socket.addEventListener("close", (event) => {
-      if (this.#session === session) {
-        this.#end(session, event.code === CloseCodes.unauthorized ? "unauthorized" : "lost")
+      if (this.#session !== session) return
+      const refused = event.code === CloseCodes.unauthorized
+      if (refused && this.#refreshToken !== undefined && !this.#refreshedForSocket) {
+        // Expired or revoked: a refresh says which, before the next attempt.
+        this.#refreshedForSocket = true
+        this.#tokenRefused = true
+        return this.#end(session, "lost")
       }
+      this.#end(session, refused ? "unauthorized" : "lost")
     })
     // An error event is followed by a close event, which does the work.
     socket.addEventListener("error", () => {})
@@ -475,18 +857,42 @@ export class ImClient {
     this.#reconnectTimer = this.#timers.setTimeout(() => {
       this.#reconnectTimer = undefined
       if (!this.#running || this.#session !== undefined) return
-      if (!this.#gatewayFromServer) return this.#open()
-      // The gateway may be gone: `GET /gateway` names a healthy one (the old one if it fails).
-      this.#request("GET", "/gateway", { auth: true }).then(
-        (answer) => {
-          const wsUrl = (answer as { ws_url?: unknown } | undefined)?.ws_url
-          if (typeof wsUrl === "string" && wsUrl !== "") this.#wsUrl = wsUrl
-        },
-        () => {}
-      ).finally(() => {
-        if (this.#running && this.#session === undefined) this.#open()
-      })
+      if (this.#tokenRefused || this.#nearExpiry()) return void this.#reconnectFresh()
+      this.#reconnect()
     }, delay)
+  }
+
+  #reconnect(): void {
+    if (!this.#gatewayFromServer) return this.#open()
+    // The gateway may be gone: `GET /gateway` names a healthy one (the old one if it fails).
+    this.#request("GET", "/gateway", { auth: true }).then(
+      (answer) => {
+        const wsUrl = (answer as { ws_url?: unknown } | undefined)?.ws_url
+        if (typeof wsUrl === "string" && wsUrl !== "") this.#wsUrl = wsUrl
+      },
+      () => {}
+    ).finally(() => {
+      if (this.#running && this.#session === undefined) this.#open()
+    })
+  }
+
+  #nearExpiry(): boolean {
+    return this.#refreshToken !== undefined && this.#tokenExpiresAt !== undefined &&
+      this.#now() >= this.#tokenExpiresAt - this.#refreshMarginMs
+  }
+
+  /** Refreshes the token, then reconnects; a refused refresh stops here (log in again). */
+  async #reconnectFresh(): Promise<void> {
+    const refreshed = await this.refresh().catch(() => undefined)
+    if (!this.#running || this.#session !== undefined) return
+    if (refreshed === undefined) return this.#scheduleReconnect() // the server could not be asked: later
+    this.#tokenRefused = false
+    if (!refreshed) {
+      this.#running = false
+      this.#setStatus("unauthorized")
+      return this.#rejectConnect(new ConnectError("unauthorized", "the server refused the token: log in again"))
+    }
+    this.#reconnect()
   }
 
   /** Exponential, capped, jittered down to half: `attempt` 0 is the first retry. */
@@ -512,6 +918,8 @@ export class ImClient {
       }
       case "send_result":
         return this.#onSendResult(frame)
+      case "typing":
+        return this.#emit("typing", frame)
       case "pong":
       case "error":
         return
@@ -525,6 +933,7 @@ export class ImClient {
     session.welcomeTimer = undefined
     this.#userId = userId
     this.#reconnectAttempt = 0
+    this.#refreshedForSocket = false
     if (heartbeatTimeoutMs > 0) {
       session.heartbeat = this.#timers.setInterval(() => {
         // Every ping is answered: silence this long means the connection is dead without a close.
@@ -736,6 +1145,15 @@ export class ImClient {
       pending.attempts--
       pending.state = "queued"
     }
+  }
+
+  /**
+   * Tells the peer (`{ receiver_id }`) or the group (`{ group_id }`) that the user is typing,
+   * if connected; dropped otherwise. The server passes on at most one a second per target.
+   */
+  typing(target: { readonly receiver_id: string } | { readonly group_id: string }): boolean {
+    const session = this.#session
+    return session !== undefined && session.welcomed && this.#transmit(session, { type: "typing", ...target })
   }
 
   #transmit(session: Session, frame: ClientFrame): boolean {

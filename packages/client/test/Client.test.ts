@@ -164,7 +164,7 @@ class FakeServer {
         super(server, url)
       }
     }
-    this.fetch = (url, init) => Promise.resolve(this.#http(new URL(url), init.method, init.headers, init.body))
+    this.fetch = (url, init) => Promise.resolve(this.#http(new URL(url), init.method, init.headers, typeof init.body === "string" ? init.body : undefined))
   }
 
   addUser(account: string, password = "correct horse"): string {
@@ -220,6 +220,7 @@ class FakeServer {
   receive(socket: FakeSocket, frame: ClientFrame): void {
     if (socket.closed) return
     if (frame.type === "ping") return this.mute ? undefined : socket.push({ type: "pong" })
+    if (frame.type === "typing") return
     const attempt = (this.#attempts.get(frame.local_id) ?? 0) + 1
     this.#attempts.set(frame.local_id, attempt)
     const behaviour = this.sendBehaviour(frame, attempt)

@@ -96,6 +96,7 @@ export class Consumer extends Context.Service<Consumer, {
       )
 
       const fresh: Array<InboxRef> = []
+      const replayed: Array<InboxRef> = []
       const deliveries: Array<Delivery> = []
       for (const { message, user } of plan) {
         let seq = stored.get(entryKey(user, message.server_id))
@@ -103,11 +104,13 @@ export class Consumer extends Context.Service<Consumer, {
           seq = next.get(user)!
           next.set(user, seq + 1)
           fresh.push({ user_id: user, seq, server_id: message.server_id })
+        } else {
+          replayed.push({ user_id: user, seq, server_id: message.server_id })
         }
         deliveries.push({ user_id: user, seq, message })
       }
 
-      yield* db.save(messages, fresh)
+      yield* db.save(messages, fresh, replayed)
       if (yield* LogLevel.isEnabled("Debug")) {
         yield* Effect.logDebug("stored", { entries: fresh.map((ref) => `${ref.server_id}@${ref.user_id}#${ref.seq}`) })
       }

@@ -6,6 +6,7 @@ import * as Main from "@im/platform/Main"
 import * as Postgres from "@im/platform/Postgres"
 import * as Registration from "@im/platform/Registration"
 import * as PusherGrpc from "@im/pusher/PusherGrpc"
+import * as RedisGroupMemberCache from "@im/redis/RedisGroupMemberCache"
 import * as RedisSeqStore from "@im/redis/RedisSeqStore"
 import * as SqlGroupStore from "@im/sql/SqlGroupStore"
 import { Layer } from "effect"
@@ -19,7 +20,7 @@ const ConsumerService = Registration.layer({ service: "consumer", host: "127.0.0
   Layer.provide(Consumer.layer),
   Layer.provide([
     KafkaMessageBus.layer,
-    Layer.mergeAll(RedisSeqStore.layerNoDeps, SqlGroupStore.layer).pipe(Layer.provide(Postgres.layer)),
+    Layer.mergeAll(RedisSeqStore.layerNoDeps, RedisGroupMemberCache.layerCached.pipe(Layer.provide(SqlGroupStore.layer))).pipe(Layer.provide(Postgres.layer)),
     DbGrpc.layerRegistry(),
     PusherGrpc.layerRegistry()
   ])

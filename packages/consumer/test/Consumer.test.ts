@@ -2,6 +2,7 @@ import { Db } from "@im/db/Db"
 import { GroupId, LocalId, ServerId, UserId } from "@im/domain/Ids"
 import { conversationKey, type Delivery, type Message } from "@im/domain/Message"
 import { GroupStore } from "@im/ports/GroupStore"
+import { ConversationStore } from "@im/ports/ConversationStore"
 import { HistoryStore } from "@im/ports/HistoryStore"
 import { InboxStore } from "@im/ports/InboxStore"
 import type { ConsumedRecord } from "@im/ports/MessageBus"
@@ -56,9 +57,9 @@ const flakyInbox = (failures: ReadonlyArray<boolean>) =>
 const setup = (failures: ReadonlyArray<boolean> = []) => {
   const pushed: Array<Delivery> = []
   const layer = Layer.effect(Consumer, Consumer.make).pipe(
-    Layer.provideMerge(Layer.succeed(Pusher, Pusher.of({ push: (batch) => Effect.sync(() => void pushed.push(...batch)) }))),
+    Layer.provideMerge(Layer.succeed(Pusher, Pusher.of({ push: (batch) => Effect.sync(() => void pushed.push(...batch)), signal: () => Effect.void }))),
     Layer.provideMerge(Db.layer),
-    Layer.provideMerge(Layer.mergeAll(HistoryStore.layerMemory, flakyInbox(failures), SeqStore.layerMemory, GroupStore.layerMemory))
+    Layer.provideMerge(Layer.mergeAll(HistoryStore.layerMemory, ConversationStore.layerMemory, flakyInbox(failures), SeqStore.layerMemory, GroupStore.layerMemory))
   )
   return { layer, pushed }
 }
@@ -132,7 +133,7 @@ describe("Consumer", () => {
     }
     const result = await Effect.runPromise(Effect.gen(function*() {
       const groups = yield* GroupStore
-      yield* groups.create({ id: team, name: "team", owner_id: members[0]!, created_at: 0 }, members.map((user_id, i) => ({
+      yield* groups.create({ id: team, name: "team", owner_id: members[0]!, created_at: 0, join_approval: false }, members.map((user_id, i) => ({
         user_id,
         role: i === 0 ? "owner" as const : "member" as const,
         joined_at: i
@@ -219,5 +220,33 @@ describe("Consumer", () => {
     expect(pushed.filter((p) => p.message.server_id === "m_9").map((p) => `${p.user_id}:${p.seq}`).sort()).toEqual(
       ["u_b:1", "u_b:1", "u_c:2", "u_c:2"]
     )
+  })
+  it("keeps each participant's conversations: unread entries from others, read through their own; a replay counts nothing twice", async () => {
+    const { layer } = setup([false, true])
+    const [a, b, c] = users as [UserId, UserId, UserId]
+    const batch = [record(message(1, a, b), 0), record(message(2, a, b), 1), record(message(3, b, a), 2), record(message(4, a, b), 3), record(message(5, c, b), 4)]
+    const result = await Effect.runPromise(Effect.gen(function*() {
+      const consumer = yield* Consumer
+      yield* consumer.handleBatch(batch.slice(0, 2))
+      // The second save fails once (after nothing was stored): the bus redelivers the batch.
+      yield* Effect.flip(consumer.handleBatch(batch.slice(2)))
+      yield* consumer.handleBatch(batch)
+      yield* consumer.handleBatch(batch)
+      const conversations = yield* ConversationStore
+      return {
+        a: yield* conversations.list(a),
+        b: yield* conversations.list(b),
+        inboxA: yield* inboxOf(a),
+        inboxB: yield* inboxOf(b)
+      }
+    }).pipe(Effect.provide(layer)))
+    const seqOf = (page: typeof result.inboxA, id: string) => page.entries.find((e) => e.message.server_id === id)!.seq
+    const summary = (list: ReadonlyArray<{ conversation: string; last_seq: number; read_seq: number; unread: number }>) =>
+      list.map((c) => [c.conversation, c.last_seq, c.read_seq, c.unread])
+    expect(summary(result.b)).toEqual([
+      [`u:${c}`, seqOf(result.inboxB, "m_5"), 0, 1],
+      [`u:${a}`, seqOf(result.inboxB, "m_4"), seqOf(result.inboxB, "m_3"), 1]
+    ])
+    expect(summary(result.a)).toEqual([[`u:${b}`, seqOf(result.inboxA, "m_4"), seqOf(result.inboxA, "m_4"), 0]])
   })
 })

@@ -1,6 +1,7 @@
 import { InvalidRange, ServiceUnavailable } from "@im/domain/Errors"
 import type { ServerId, UserId } from "@im/domain/Ids"
 import { MAX_PULL_LIMIT, type InboxEntry, type Message, type PullPage } from "@im/domain/Message"
+import { type ConversationEntry, conversationOf, ConversationStore } from "@im/ports/ConversationStore"
 import { HistoryStore } from "@im/ports/HistoryStore"
 import { InboxStore, type InboxRef } from "@im/ports/InboxStore"
 import type { PortError } from "@im/ports/PortError"
@@ -19,18 +20,23 @@ const unavailable = (error: PortError) =>
   )
 
 /**
- * The db service: message history and the per-user inboxes. `save` stores history before
- * inbox entries, so an entry is never visible without its message.
+ * The db service: message history, the per-user inboxes and their conversations. `save` stores
+ * history before inbox entries, so an entry is never visible without its message, and then the
+ * conversations' unread bookkeeping.
  */
 export class Db extends Context.Service<Db, {
   /** The stored inbox entries among (user, server_id) pairs: what a replay must not store again. */
   readonly existing: (
     keys: ReadonlyArray<Pick<InboxRef, "user_id" | "server_id">>
   ) => Effect.Effect<ReadonlyArray<InboxRef>, ServiceUnavailable>
-  /** Idempotent: messages by server_id, entries by (user, server_id). */
+  /**
+   * Idempotent: messages by server_id, entries by (user, server_id). `replayed` are entries of
+   * these messages stored before; the conversations are brought up to date with them too.
+   */
   readonly save: (
     messages: ReadonlyArray<Message>,
-    entries: ReadonlyArray<InboxRef>
+    entries: ReadonlyArray<InboxRef>,
+    replayed?: ReadonlyArray<InboxRef>
   ) => Effect.Effect<void, ServiceUnavailable>
   readonly pull: (request: PullRequest) => Effect.Effect<PullPage, InvalidRange | ServiceUnavailable>
   readonly newest: (user: UserId) => Effect.Effect<number, ServiceUnavailable>
@@ -40,6 +46,7 @@ export class Db extends Context.Service<Db, {
     Effect.gen(function*() {
       const history = yield* HistoryStore
       const inbox = yield* InboxStore
+      const conversations = yield* ConversationStore
 
       const existing = Effect.fn("Db.existing")(function*(keys: ReadonlyArray<Pick<InboxRef, "user_id" | "server_id">>) {
         if (keys.length === 0) return []
@@ -50,9 +57,22 @@ export class Db extends Context.Service<Db, {
         return candidates.length === 0 ? [] : yield* inbox.find(candidates)
       }, Effect.catchTag("PortError", unavailable))
 
-      const save = Effect.fn("Db.save")(function*(messages: ReadonlyArray<Message>, entries: ReadonlyArray<InboxRef>) {
+      const save = Effect.fn("Db.save")(function*(
+        messages: ReadonlyArray<Message>,
+        entries: ReadonlyArray<InboxRef>,
+        replayed: ReadonlyArray<InboxRef> = []
+      ) {
         if (messages.length > 0) yield* history.save(messages)
         if (entries.length > 0) yield* inbox.append(entries)
+        const byId = new Map(messages.map((message) => [message.server_id, message]))
+        const tracked: Array<ConversationEntry> = []
+        for (const ref of [...entries, ...replayed]) {
+          const message = byId.get(ref.server_id)
+          const conversation = message === undefined ? undefined : conversationOf(message, ref.user_id)
+          if (conversation === undefined) continue
+          tracked.push({ ...ref, conversation, own: message!.sender_id === ref.user_id })
+        }
+        if (tracked.length > 0) yield* conversations.record(tracked)
         if (yield* LogLevel.isEnabled("Debug")) {
           yield* Effect.logDebug("saved", { server_ids: messages.map((message) => message.server_id) })
         }

@@ -37,8 +37,12 @@ export const DbGrpcServer: Layer.Layer<never, never, GrpcRoutes | Db> = implemen
           Effect.map((entries) => ({ entries: entries.map(refToProto) }))
         ),
       save: (request: SaveRequest) =>
-        Effect.all([Effect.forEach(request.messages, messageFromProto), Effect.forEach(request.entries, refFromRequest)]).pipe(
-          Effect.flatMap(([messages, entries]) => db.save(messages, entries)),
+        Effect.all([
+          Effect.forEach(request.messages, messageFromProto),
+          Effect.forEach(request.entries, refFromRequest),
+          Effect.forEach(request.replayed, refFromRequest)
+        ]).pipe(
+          Effect.flatMap(([messages, entries, replayed]) => db.save(messages, entries, replayed)),
           Effect.as({})
         ),
       pull: (request: PullRequest) =>
@@ -81,8 +85,10 @@ const remote = (pick: Effect.Effect<EffectClient<typeof DbService>, NoInstance>)
       unavailableOnly(call((client) => client.existing({ keys: keys.map((key) => ({ userId: key.user_id, serverId: key.server_id })) }))).pipe(
         Effect.map((response) => response.entries.map(refFromProto))
       ),
-    save: (messages, entries) =>
-      unavailableOnly(call((client) => client.save({ messages: messages.map(messageToProto), entries: entries.map(refToProto) }))).pipe(
+    save: (messages, entries, replayed = []) =>
+      unavailableOnly(call((client) =>
+        client.save({ messages: messages.map(messageToProto), entries: entries.map(refToProto), replayed: replayed.map(refToProto) })
+      )).pipe(
         Effect.asVoid
       ),
     pull: (request) =>

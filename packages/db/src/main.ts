@@ -6,6 +6,7 @@ import * as Main from "@im/platform/Main"
 import * as Postgres from "@im/platform/Postgres"
 import * as Registration from "@im/platform/Registration"
 import { serve } from "@im/proto/EffectConnect"
+import * as SqlConversationStore from "@im/sql/SqlConversationStore"
 import * as SqlHistoryStore from "@im/sql/SqlHistoryStore"
 import { Effect, Layer } from "effect"
 import { Db } from "./Db.ts"
@@ -17,7 +18,10 @@ const DbService = Layer.unwrap(Effect.gen(function*() {
   return Registration.layer({ service: "db", host: advertise, port }).pipe(
     Layer.provide(serve(DbGrpcServer, { host, port })),
     Layer.provide(Db.layer),
-    Layer.provide([SqlHistoryStore.layer.pipe(Layer.provide(Postgres.layer)), MongoInboxStore.layer])
+    Layer.provide([
+      Layer.mergeAll(SqlHistoryStore.layer, SqlConversationStore.layer).pipe(Layer.provide(Postgres.layer)),
+      MongoInboxStore.layer
+    ])
   )
 }))
 

@@ -1,5 +1,6 @@
 import { assert, describe, it } from "@effect/vitest"
 import { ServerId, UserId } from "@im/domain/Ids"
+import { ConversationStore } from "@im/ports/ConversationStore"
 import { HistoryStore } from "@im/ports/HistoryStore"
 import { InboxStore } from "@im/ports/InboxStore"
 import { Effect, Layer } from "effect"
@@ -14,7 +15,7 @@ const withInbox = <A, E>(f: (db: Db["Service"]) => Effect.Effect<A, E>) =>
     const seqs = [1, 2, 4, 5]
     yield* db.save(seqs.map(message), seqs.map((seq) => ({ user_id: bob, seq, server_id: ServerId.make(`m_${seq}`) })))
     return yield* f(db)
-  }).pipe(Effect.provide(Db.layer.pipe(Layer.provide([HistoryStore.layerMemory, InboxStore.layerMemory]))))
+  }).pipe(Effect.provide(Db.layer.pipe(Layer.provide([HistoryStore.layerMemory, InboxStore.layerMemory, ConversationStore.layerMemory]))))
 
 describe("Db.pull", () => {
   it.effect("answers (after, newest] with the skipped number covered by `through`", () =>

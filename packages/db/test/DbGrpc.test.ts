@@ -1,6 +1,7 @@
 import { assert, layer } from "@effect/vitest"
 import { ServerId } from "@im/domain/Ids"
 import type { Message } from "@im/domain/Message"
+import { ConversationStore } from "@im/ports/ConversationStore"
 import { HistoryStore } from "@im/ports/HistoryStore"
 import { InboxStore } from "@im/ports/InboxStore"
 import { GrpcServer, serve } from "@im/proto/EffectConnect"
@@ -14,7 +15,7 @@ const message = (n: number) => fixture(n, 1_700_000_000_000 + n)
 
 const Server = serve(DbGrpcServer, { host: "127.0.0.1", port: 0 }).pipe(
   Layer.provide(Db.layer),
-  Layer.provide([HistoryStore.layerMemory, InboxStore.layerMemory])
+  Layer.provide([HistoryStore.layerMemory, InboxStore.layerMemory, ConversationStore.layerMemory])
 )
 
 layer(Server)("db over gRPC", (it) => {

@@ -22,7 +22,19 @@ export type SendFrame = typeof SendFrame.Type
 
 export const PingFrame = Schema.Struct({ type: Schema.Literal("ping") })
 
-export const ClientFrame = Schema.Union([SendFrame, PingFrame])
+/**
+ * The user is typing to a peer or in a group (exactly one of the two): passed on live to those
+ * connected, never stored, no seq spent, no answer. Sent more than once a second per target,
+ * the extra ones are dropped.
+ */
+export const TypingFrame = Schema.Struct({
+  type: Schema.Literal("typing"),
+  receiver_id: Schema.optionalKey(UserId),
+  group_id: Schema.optionalKey(GroupId)
+})
+export type TypingFrame = typeof TypingFrame.Type
+
+export const ClientFrame = Schema.Union([SendFrame, PingFrame, TypingFrame])
 export type ClientFrame = typeof ClientFrame.Type
 
 // Server → client ---------------------------------------------------------------------------
@@ -33,6 +45,10 @@ export const SendErrorCode = Schema.Literals([
   "forbidden_sender",
   "receiver_not_found",
   "not_group_member",
+  /** A one-to-one message to a user who blocked the sender. */
+  "blocked",
+  /** An image, file, voice or video message whose content names no file the sender uploaded, or names it wrongly. */
+  "invalid_file",
   "unsupported",
   "unavailable"
 ])
@@ -71,14 +87,25 @@ export const MessageFrame = Schema.Struct({
 
 export const PongFrame = Schema.Struct({ type: Schema.Literal("pong") })
 
-/** A frame that could not be understood: nothing was changed. */
+/**
+ * A frame that could not be understood (`invalid_frame`), or a refused typing frame (the send
+ * error code that applies): nothing was changed.
+ */
 export const ErrorFrame = Schema.Struct({
   type: Schema.Literal("error"),
-  code: Schema.Literals(["invalid_frame"]),
+  code: SendErrorCode,
   message: Schema.String
 })
 
-export const ServerFrame = Schema.Union([SendOk, SendFailed, WelcomeFrame, MessageFrame, PongFrame, ErrorFrame])
+/** Someone is typing to the receiving user (`receiver_id` is that user) or in one of its groups. */
+export const TypingSignal = Schema.Struct({
+  type: Schema.Literal("typing"),
+  sender_id: UserId,
+  receiver_id: Schema.optionalKey(UserId),
+  group_id: Schema.optionalKey(GroupId)
+})
+
+export const ServerFrame = Schema.Union([SendOk, SendFailed, WelcomeFrame, MessageFrame, PongFrame, ErrorFrame, TypingSignal])
 export type ServerFrame = typeof ServerFrame.Type
 
 /** WebSocket close codes the server uses. */
@@ -87,7 +114,9 @@ export const CloseCodes = {
   goingAway: 1001,
   /** A frame larger than the limit. */
   frameTooLarge: 1009,
-  /** Missing, invalid or expired token; the reason says which. Log in again. */
+  /** The server could not check the token now (its session store is unavailable); reconnect later. */
+  tryAgainLater: 1013,
+  /** Missing, invalid, expired or revoked token; the reason says which. Refresh it, or log in again. */
   unauthorized: 4001,
   /** Nothing received within the heartbeat timeout. */
   heartbeatTimeout: 4008,

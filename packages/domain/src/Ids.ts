@@ -28,6 +28,13 @@ export const ServerId = Schema.String.pipe(
 )
 export type ServerId = typeof ServerId.Type
 
+/** A login session: what a login's access and refresh tokens name, and what logout ends. */
+export const SessionId = Schema.String.pipe(
+  Schema.check(Schema.isNonEmpty(), Schema.isMaxLength(64)),
+  Schema.brand("SessionId")
+)
+export type SessionId = typeof SessionId.Type
+
 /** The id of one ws gateway instance. */
 export const GatewayId = Schema.String.pipe(Schema.check(Schema.isNonEmpty()), Schema.brand("GatewayId"))
 export type GatewayId = typeof GatewayId.Type

@@ -47,7 +47,9 @@ export const Message = Schema.Struct({
   /** When the client created it (client clock). */
   create_time: Millis,
   /** When the chat service accepted it (server clock). */
-  send_time: Millis
+  send_time: Millis,
+  /** Set once the sender recalled it: its content is then empty. */
+  recalled: Schema.optionalKey(Schema.Literal(true))
 })
 export type Message = typeof Message.Type
 

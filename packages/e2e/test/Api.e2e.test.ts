@@ -40,6 +40,8 @@ describe(`HTTP API against ${process.env["IM_E2E_URL"] ?? "standalone"}`, () => 
     expect(ok.status).toBe(200)
     expect(ok.body.user).toEqual({ id: user.id, account: user.account, name: "dave", created_at: expect.any(Number) })
     expect(ok.body.user.password_hash).toBeUndefined()
+    expect(ok.body).toMatchObject({ token: expect.any(String), refresh_token: expect.any(String) })
+    expect(ok.body.refresh_expires_at).toBeGreaterThan(ok.body.expires_at)
   })
 
   it("inbox routes need a valid token, and check their query", async () => {
@@ -69,15 +71,34 @@ describe(`HTTP API against ${process.env["IM_E2E_URL"] ?? "standalone"}`, () => 
     expect(status).toBe(200)
     expect(Object.keys(body.paths).sort()).toEqual([
       "/auth/login",
+      "/auth/logout",
+      "/auth/refresh",
       "/auth/register",
+      "/conversations",
+      "/conversations/read",
+      "/files",
+      "/files/{file_id}",
+      "/friends",
+      "/friends/requests",
+      "/friends/requests/{request_id}/accept",
+      "/friends/requests/{request_id}/reject",
+      "/friends/{user_id}",
+      "/friends/{user_id}/block",
       "/gateway",
       "/groups",
       "/groups/{group_id}",
+      "/groups/{group_id}/join",
+      "/groups/{group_id}/join-requests",
+      "/groups/{group_id}/join-requests/{request_id}/accept",
+      "/groups/{group_id}/join-requests/{request_id}/reject",
       "/groups/{group_id}/members",
       "/groups/{group_id}/members/{user_id}",
+      "/groups/{group_id}/members/{user_id}/role",
+      "/groups/{group_id}/transfer",
       "/health",
       "/inbox",
       "/inbox/newest",
+      "/messages/{server_id}/recall",
       "/users",
       "/users/me",
       "/users/{user_id}"

@@ -41,7 +41,28 @@ describe(`authorization matrix against ${process.env["IM_E2E_URL"] ?? "standalon
       ["GET", `/groups/${group.id}`],
       ["GET", `/groups/${group.id}/members`],
       ["POST", `/groups/${group.id}/members`, { user_ids: [owner.id] }],
-      ["DELETE", `/groups/${group.id}/members/${owner.id}`]
+      ["DELETE", `/groups/${group.id}/members/${owner.id}`],
+      ["POST", "/files", { name: "x.txt", content_type: "text/plain", size: 1 }],
+      ["GET", "/files/f_any"],
+      ["POST", "/auth/logout"],
+      ["GET", "/users?email=someone%40example.org"],
+      ["PATCH", "/users/me", { email: "x@example.org", avatar: "https://example.org/x.png" }],
+      ["POST", "/friends/requests", { user_id: "u_someone" }],
+      ["GET", "/friends/requests"],
+      ["POST", "/friends/requests/fr_any/accept"],
+      ["POST", "/friends/requests/fr_any/reject"],
+      ["GET", "/friends?since=0"],
+      ["DELETE", "/friends/u_someone"],
+      ["POST", "/friends/u_someone/block"],
+      ["DELETE", "/friends/u_someone/block"],
+      ["PATCH", `/groups/${group.id}`, { name: "x" }],
+      ["DELETE", `/groups/${group.id}`],
+      ["PUT", `/groups/${group.id}/members/${owner.id}/role`, { role: "admin" }],
+      ["POST", `/groups/${group.id}/transfer`, { user_id: owner.id }],
+      ["POST", `/groups/${group.id}/join`, {}],
+      ["GET", `/groups/${group.id}/join-requests`],
+      ["POST", `/groups/${group.id}/join-requests/jr_any/accept`],
+      ["POST", `/groups/${group.id}/join-requests/jr_any/reject`]
     ]
     const forged = `${Buffer.from(JSON.stringify({ sub: owner.id, exp: 9e15 })).toString("base64url")}.AAAA`
     for (const [method, path, body] of routes) {
@@ -81,7 +102,21 @@ describe(`authorization matrix against ${process.env["IM_E2E_URL"] ?? "standalon
       ["outsider invites", "POST", `/groups/${group.id}/members`, { user_ids: [outsider.id] }, 404],
       ["outsider removes a member", "DELETE", `/groups/${group.id}/members/${member.id}`, undefined, 404],
       ["member removes a member", "DELETE", `/groups/${group.id}/members/${admin.id}`, undefined, 403],
-      ["member removes the owner", "DELETE", `/groups/${group.id}/members/${owner.id}`, undefined, 403]
+      ["member removes the owner", "DELETE", `/groups/${group.id}/members/${owner.id}`, undefined, 403],
+      ["outsider updates the group", "PATCH", `/groups/${group.id}`, { name: "x" }, 404],
+      ["outsider dismisses the group", "DELETE", `/groups/${group.id}`, undefined, 404],
+      ["outsider changes a role", "PUT", `/groups/${group.id}/members/${member.id}/role`, { role: "admin" }, 404],
+      ["outsider transfers the group", "POST", `/groups/${group.id}/transfer`, { user_id: outsider.id }, 404],
+      ["outsider lists join requests", "GET", `/groups/${group.id}/join-requests`, undefined, 404],
+      ["outsider accepts a join request", "POST", `/groups/${group.id}/join-requests/jr_any/accept`, undefined, 404],
+      ["outsider rejects a join request", "POST", `/groups/${group.id}/join-requests/jr_any/reject`, undefined, 404],
+      ["member updates the group", "PATCH", `/groups/${group.id}`, { name: "x" }, 403],
+      ["member dismisses the group", "DELETE", `/groups/${group.id}`, undefined, 403],
+      ["member changes a role", "PUT", `/groups/${group.id}/members/${admin.id}/role`, { role: "admin" }, 403],
+      ["member transfers the group", "POST", `/groups/${group.id}/transfer`, { user_id: member.id }, 403],
+      ["member lists join requests", "GET", `/groups/${group.id}/join-requests`, undefined, 403],
+      ["member accepts a join request", "POST", `/groups/${group.id}/join-requests/jr_any/accept`, undefined, 403],
+      ["member rejects a join request", "POST", `/groups/${group.id}/join-requests/jr_any/reject`, undefined, 403]
     ]
     const tokenOf: Record<string, string> = { outsider: outsider.token, member: member.token }
     for (const [what, method, path, body, status] of refusals) {
@@ -101,7 +136,85 @@ describe(`authorization matrix against ${process.env["IM_E2E_URL"] ?? "standalon
     socket.send({ type: "send", local_id: "gate", group_id: group.id, content_type: "text", content: "let me in", create_time: 1 })
     expect(await socket.next((frame) => frame.local_id === "gate")).toMatchObject({ ok: false, error: { code: "not_group_member" } })
     socket.close()
-    expect(await newestSeq(target, bob)).toBe(0)
-    expect(await newestSeq(target, alice)).toBe(0)
+    // Their inboxes hold only the notice that the group was created.
+    expect((await pullAll(target, bob)).filter((e) => e.message.kind !== "notice")).toEqual([])
+    expect((await pullAll(target, alice)).filter((e) => e.message.kind !== "notice")).toEqual([])
+  })
+
+  it("friend routes: only the addressee answers a request (others 404), nobody ends what is not theirs; nothing changes", async () => {
+    const [alice, bob, carol, mallory] = await Promise.all(["alice", "bob", "carol", "mallory"].map((n) => makeUser(target, n)))
+    const request = (await call("POST", "/friends/requests", alice.token, { user_id: bob.id })).body
+    const toCarol = (await call("POST", "/friends/requests", carol.token, { user_id: alice.id })).body
+    expect((await call("POST", `/friends/requests/${toCarol.id}/accept`, alice.token)).status).toBe(200)
+    const stateOf = async () =>
+      Promise.all([alice, bob, carol, mallory].flatMap((user) => [
+        call("GET", "/friends/requests", user.token).then((answer) => answer.body),
+        call("GET", "/friends", user.token).then((answer) => answer.body)
+      ]))
+    const before = await stateOf()
+    const refusals: Array<[string, string, string, string, number, string]> = [
+      ["the requester accepts", alice.token, "POST", `/friends/requests/${request.id}/accept`, 404, "FriendRequestNotFound"],
+      ["the requester rejects", alice.token, "POST", `/friends/requests/${request.id}/reject`, 404, "FriendRequestNotFound"],
+      ["an outsider accepts", mallory.token, "POST", `/friends/requests/${request.id}/accept`, 404, "FriendRequestNotFound"],
+      ["an outsider rejects", mallory.token, "POST", `/friends/requests/${request.id}/reject`, 404, "FriendRequestNotFound"],
+      ["a friend of the requester accepts", carol.token, "POST", `/friends/requests/${request.id}/accept`, 404, "FriendRequestNotFound"],
+      ["an outsider deletes a friend of others", mallory.token, "DELETE", `/friends/${alice.id}`, 404, "NotFriends"],
+      ["an outsider unblocks for others", mallory.token, "DELETE", `/friends/${carol.id}/block`, 404, "NotBlocked"]
+    ]
+    for (const [what, token, method, path, status, tag] of refusals) {
+      const answer = await call(method, path, token)
+      expect([answer.status, answer.body?._tag], what).toEqual([status, tag])
+    }
+    expect(await stateOf()).toEqual(before)
+    // The requester is the token's user: a `from_id` in the body is ignored.
+    const spoofed = await call("POST", "/friends/requests", mallory.token, { user_id: bob.id, from_id: alice.id })
+    expect([spoofed.status, spoofed.body.from_id]).toEqual([201, mallory.id])
+    expect((await call("GET", "/friends/requests", alice.token)).body.outgoing.map((r: any) => r.id)).toEqual([request.id])
+  })
+
+  it("group admin routes: outsiders get 404 GroupNotFound, members and admins without the role 403 Forbidden; nothing changes", async () => {
+    const [owner, admin, member, outsider, asker] = await Promise.all(
+      ["owner", "admin", "member", "outsider", "asker"].map((n) => makeUser(target, n))
+    )
+    const g = (await postJson(target, "/groups", { name: "g", member_ids: [admin.id, member.id] }, owner.token)).body.id
+    await call("PUT", `/groups/${g}/members/${admin.id}/role`, owner.token, { role: "admin" })
+    await call("PATCH", `/groups/${g}`, owner.token, { join_approval: true })
+    const request = (await call("POST", `/groups/${g}/join`, asker.token, {})).body.request
+    const state = async () => [
+      (await call("GET", `/groups/${g}`, owner.token)).body,
+      (await call("GET", `/groups/${g}/members`, owner.token)).body,
+      (await call("GET", `/groups/${g}/join-requests`, owner.token)).body
+    ]
+    const before = await state()
+    const refusals: Array<[string, string, string, string, unknown, number, string]> = [
+      ["outsider updates", outsider.token, "PATCH", `/groups/${g}`, { name: "x" }, 404, "GroupNotFound"],
+      ["outsider dismisses", outsider.token, "DELETE", `/groups/${g}`, undefined, 404, "GroupNotFound"],
+      ["outsider sets a role", outsider.token, "PUT", `/groups/${g}/members/${member.id}/role`, { role: "admin" }, 404, "GroupNotFound"],
+      ["outsider transfers", outsider.token, "POST", `/groups/${g}/transfer`, { user_id: outsider.id }, 404, "GroupNotFound"],
+      ["outsider lists requests", outsider.token, "GET", `/groups/${g}/join-requests`, undefined, 404, "GroupNotFound"],
+      ["outsider accepts", outsider.token, "POST", `/groups/${g}/join-requests/${request.id}/accept`, undefined, 404, "GroupNotFound"],
+      ["outsider rejects", outsider.token, "POST", `/groups/${g}/join-requests/${request.id}/reject`, undefined, 404, "GroupNotFound"],
+      ["the asker accepts their own", asker.token, "POST", `/groups/${g}/join-requests/${request.id}/accept`, undefined, 404, "GroupNotFound"],
+      ["member updates", member.token, "PATCH", `/groups/${g}`, { name: "x" }, 403, "Forbidden"],
+      ["member dismisses", member.token, "DELETE", `/groups/${g}`, undefined, 403, "Forbidden"],
+      ["member sets a role", member.token, "PUT", `/groups/${g}/members/${member.id}/role`, { role: "admin" }, 403, "Forbidden"],
+      ["member transfers", member.token, "POST", `/groups/${g}/transfer`, { user_id: member.id }, 403, "Forbidden"],
+      ["member lists requests", member.token, "GET", `/groups/${g}/join-requests`, undefined, 403, "Forbidden"],
+      ["member accepts", member.token, "POST", `/groups/${g}/join-requests/${request.id}/accept`, undefined, 403, "Forbidden"],
+      ["member rejects", member.token, "POST", `/groups/${g}/join-requests/${request.id}/reject`, undefined, 403, "Forbidden"],
+      ["member invites while approval is on", member.token, "POST", `/groups/${g}/members`, { user_ids: [outsider.id] }, 403, "Forbidden"],
+      ["admin dismisses", admin.token, "DELETE", `/groups/${g}`, undefined, 403, "Forbidden"],
+      ["admin sets a role", admin.token, "PUT", `/groups/${g}/members/${member.id}/role`, { role: "admin" }, 403, "Forbidden"],
+      ["admin transfers", admin.token, "POST", `/groups/${g}/transfer`, { user_id: admin.id }, 403, "Forbidden"],
+      ["admin removes the owner", admin.token, "DELETE", `/groups/${g}/members/${owner.id}`, undefined, 403, "Forbidden"],
+      ["owner sets their own role", owner.token, "PUT", `/groups/${g}/members/${owner.id}/role`, { role: "member" }, 403, "Forbidden"],
+      ["a member joins again", member.token, "POST", `/groups/${g}/join`, {}, 409, "AlreadyMember"],
+      ["owner accepts an unknown request", owner.token, "POST", `/groups/${g}/join-requests/jr_nothing/accept`, undefined, 404, "JoinRequestNotFound"]
+    ]
+    for (const [what, token, method, path, body, status, tag] of refusals) {
+      const answer = await call(method, path, token, body)
+      expect([answer.status, answer.body?._tag], what).toEqual([status, tag])
+    }
+    expect(await state()).toEqual(before)
   })
 })

@@ -19,7 +19,9 @@ const del = async (path: string, token: string) => {
 }
 
 
-const contents = (entries: ReadonlyArray<InboxEntry>) => entries.map((e) => e.message.content)
+/** The chat messages' contents, without the notices about the group (see GroupAdmin.e2e.test.ts). */
+const contents = (entries: ReadonlyArray<InboxEntry>) =>
+  entries.filter((e) => e.message.kind !== "notice").map((e) => e.message.content)
 
 describe(`groups against ${process.env["IM_E2E_URL"] ?? "standalone"}`, () => {
   it("members send and receive, live and by sync; a non-member can neither send, read nor list", async () => {
@@ -38,11 +40,11 @@ describe(`groups against ${process.env["IM_E2E_URL"] ?? "standalone"}`, () => {
     const b = await online(bob!)
     await a.client.send({ group_id: group.id, content: "hello all" })
     await b.client.send({ group_id: group.id, content: "hi alice" })
-    await eventually(() => a.received.length === 2 && b.received.length === 2, "both messages at alice and bob")
+    await eventually(() => contents(a.received).length === 2 && contents(b.received).length === 2, "both messages at alice and bob")
     expect(contents(a.received)).toEqual(["hello all", "hi alice"])
     expect(contents(b.received)).toEqual(["hello all", "hi alice"])
-    // Carol was offline: she syncs both, in order.
-    await eventually(async () => (await newestSeq(target, carol!)) === 2, "carol's entries")
+    // Carol was offline: she syncs both, in order (after the notice that the group was created).
+    await eventually(async () => (await newestSeq(target, carol!)) === 3, "carol's entries")
     const c = await online(carol!)
     expect(contents(await c.client.messages())).toEqual(["hello all", "hi alice"])
 
@@ -68,8 +70,8 @@ describe(`groups against ${process.env["IM_E2E_URL"] ?? "standalone"}`, () => {
       body: { added: [dave!.id] }
     })
     await o.client.send({ group_id: group.id, content: "after dave" })
-    await eventually(async () => (await newestSeq(target, dave!)) === 1, "dave's entry")
-    expect((await pullAll(target, dave!)).map((e) => e.message.content)).toEqual(["after dave"])
+    await eventually(async () => contents(await pullAll(target, dave!)).length === 1, "dave's entry")
+    expect(contents(await pullAll(target, dave!))).toEqual(["after dave"])
 
     // A member cannot remove another; the owner cannot leave; the owner removes; a member leaves.
     expect(await del(`/groups/${group.id}/members/${bob!.id}`, carol!.token)).toMatchObject({ status: 403, body: { _tag: "Forbidden" } })
@@ -77,9 +79,9 @@ describe(`groups against ${process.env["IM_E2E_URL"] ?? "standalone"}`, () => {
     expect((await del(`/groups/${group.id}/members/${carol!.id}`, owner!.token)).status).toBe(204)
     expect((await del(`/groups/${group.id}/members/${dave!.id}`, dave!.token)).status).toBe(204)
     await o.client.send({ group_id: group.id, content: "without carol and dave" })
-    await eventually(async () => (await newestSeq(target, bob!)) === 3, "bob's third entry")
-    expect((await pullAll(target, carol!)).map((e) => e.message.content)).toEqual(["before dave", "after dave"])
-    expect((await pullAll(target, dave!)).map((e) => e.message.content)).toEqual(["after dave"])
+    await eventually(async () => contents(await pullAll(target, bob!)).length === 3, "bob's third message")
+    expect(contents(await pullAll(target, carol!))).toEqual(["before dave", "after dave"])
+    expect(contents(await pullAll(target, dave!))).toEqual(["after dave"])
     const d = await online(dave!)
     await expect(d.client.send({ group_id: group.id, content: "still here?" })).rejects.toBeInstanceOf(SendError)
   })
@@ -100,9 +102,15 @@ describe(`groups against ${process.env["IM_E2E_URL"] ?? "standalone"}`, () => {
     const o = await online(owner!)
     for (const n of [1, 2, 3]) await o.client.send({ group_id: group.id, content: `#${n}` })
     for (const user of users) {
-      await eventually(async () => (await newestSeq(target, user)) === 3, `3 entries for ${user.account}`)
+      // Seq 1 is the notice that the group was created.
+      await eventually(async () => (await newestSeq(target, user)) === 4, `4 entries for ${user.account}`)
       const inbox = await pullAll(target, user)
-      expect(inbox.map((e) => [e.seq, e.message.content])).toEqual([[1, "#1"], [2, "#2"], [3, "#3"]])
+      expect(inbox.map((e) => [e.seq, e.message.kind === "notice" ? JSON.parse(e.message.content).type : e.message.content])).toEqual([
+        [1, "group_created"],
+        [2, "#1"],
+        [3, "#2"],
+        [4, "#3"]
+      ])
     }
   }, 60_000)
 })

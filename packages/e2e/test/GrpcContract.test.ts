@@ -5,6 +5,7 @@ import { DbGrpcServer } from "@im/db/DbGrpc"
 import { GatewayId } from "@im/domain/Ids"
 import { Gateway, type Session } from "@im/gateway/Gateway"
 import { GatewayGrpcServer } from "@im/gateway/GatewayGrpc"
+import { ConversationStore } from "@im/ports/ConversationStore"
 import { HistoryStore } from "@im/ports/HistoryStore"
 import { InboxStore } from "@im/ports/InboxStore"
 import { Presence } from "@im/ports/Presence"
@@ -41,7 +42,7 @@ const message = {
 }
 
 const frames: Array<any> = []
-const session: Session = { id: "s-1", user: "u_bob" as never, offer: (frame) => (frames.push(JSON.parse(frame)), true), close: () => Effect.void }
+const session: Session = { id: "s-1", user: "u_bob" as never, sid: "sn-1" as never, offer: (frame) => (frames.push(JSON.parse(frame)), true), close: () => Effect.void }
 
 const Servers = Layer.effectContext(Effect.gen(function*() {
   const gateway = yield* Gateway.make({ id: GatewayId.make("gw-1"), heartbeatTimeout: Duration.seconds(60), sendQueueCapacity: 10, dropMarkedPushes: false })
@@ -50,12 +51,15 @@ const Servers = Layer.effectContext(Effect.gen(function*() {
   const gatewayServer = yield* Layer.build(serve(GatewayGrpcServer, { host: "127.0.0.1", port: 0 }).pipe(Layer.provide(gatewayLayer)))
   const dbServer = yield* Layer.build(serve(DbGrpcServer, { host: "127.0.0.1", port: 0 }).pipe(
     Layer.provide(Db.layer),
-    Layer.provide([HistoryStore.layerMemory, InboxStore.layerMemory])
+    Layer.provide([HistoryStore.layerMemory, InboxStore.layerMemory, ConversationStore.layerMemory])
   ))
   // The pusher here delivers to the one gateway of this test, whatever Presence says.
   const pushed: Array<unknown> = []
   const pusherServer = yield* Layer.build(serve(PusherGrpcServer, { host: "127.0.0.1", port: 0 }).pipe(
-    Layer.provide(Layer.succeed(Pusher, Pusher.of({ push: (deliveries) => Effect.sync(() => void pushed.push(...deliveries)) })))
+    Layer.provide(Layer.succeed(Pusher, Pusher.of({
+      push: (deliveries) => Effect.sync(() => void pushed.push(...deliveries)),
+      signal: () => Effect.void
+    })))
   ))
   return Context.make(Ports, {
     gateway: Context.get(gatewayServer, GrpcServer).port,
@@ -107,6 +111,9 @@ describe("a plain @grpc/grpc-js client, with proto/ loaded at run time", () => {
     const gateway = new (load("im/gateway/v1/gateway.proto").im.gateway.v1.GatewayService)(`127.0.0.1:${ports.gateway}`, grpc.credentials.createInsecure())
     await call(gateway, "Deliver", { deliveries: [{ user_id: "u_bob", seq: "3", message }] })
     expect(frames).toMatchObject([{ type: "message", seq: 3, message: { server_id: "m_1" } }])
+    // With a session id, only the sockets of that login session.
+    expect(await call(gateway, "Kick", { user_id: "u_bob", reason: "logged out", session_id: "sn-other" })).toEqual({ closed: 0 })
+    expect(await call(gateway, "Kick", { user_id: "u_bob", reason: "logged out", session_id: "sn-1" })).toEqual({ closed: 1 })
     expect(await call(gateway, "Kick", { user_id: "u_bob", reason: "logged out" })).toEqual({ closed: 1 })
     await expect(call(gateway, "Kick", { user_id: "", reason: "" })).rejects.toMatchObject({ code: grpc.status.INVALID_ARGUMENT })
     gateway.close()

@@ -1,5 +1,7 @@
 import { Tokens } from "@im/auth/Tokens"
-import type { UserId } from "@im/domain/Ids"
+import { SessionId, type UserId } from "@im/domain/Ids"
+import { FileRecords } from "@im/ports/FileRecords"
+import { FileStore } from "@im/ports/FileStore"
 import { Presence } from "@im/ports/Presence"
 import { EmbeddedPostgres } from "@im/sql/EmbeddedPostgres"
 import * as SqlStorage from "@im/sql/SqlStorage"
@@ -17,6 +19,8 @@ export interface Target {
   readonly presenceOf?: (user: string) => Promise<number>
   /** A token for the user that expired a minute ago, where the target lets the test sign one. */
   readonly expiredToken?: (user: string) => Promise<string>
+  /** How many files the user announced, where the target lets the test look. */
+  readonly filesOf?: (user: string) => Promise<number>
   readonly stop: () => Promise<void>
 }
 
@@ -24,7 +28,10 @@ export interface Target {
 export const TEST_SETTINGS = {
   WS_TEST_HOOKS: "true",
   WS_HEARTBEAT_TIMEOUT: "2 seconds",
-  WS_MAX_FRAME_BYTES: "65536"
+  RECALL_WINDOW: "2 seconds",
+  WS_MAX_FRAME_BYTES: "65536",
+  // Short enough for a test to see a download URL expire; ample for fetching one right away.
+  FILE_DOWNLOAD_URL_TTL: "5 seconds"
 }
 
 /**
@@ -46,7 +53,8 @@ export const startTarget = async (): Promise<Target> => {
   const app = makeStandalone({
     storage,
     tokens: Layer.succeed(Tokens, Tokens.make(secret, Duration.hours(1))),
-    listen: { host: "127.0.0.1", port: 0, maxFrameBytes: Number(TEST_SETTINGS.WS_MAX_FRAME_BYTES) }
+    listen: { host: "127.0.0.1", port: 0, maxFrameBytes: Number(TEST_SETTINGS.WS_MAX_FRAME_BYTES) },
+    files: FileStore.layerLocal()
   }).pipe(
     Layer.provide(ConfigProvider.layer(ConfigProvider.fromUnknown(TEST_SETTINGS))),
     Layer.provide(Layer.succeed(References.MinimumLogLevel, "Warn"))
@@ -66,7 +74,13 @@ export const startTarget = async (): Promise<Target> => {
         )
       ),
     expiredToken: (user) =>
-      Effect.runPromise(Tokens.make(secret, Duration.minutes(-1)).issue(user as UserId)).then((issued) => issued.token),
+      Effect.runPromise(
+        Tokens.make(secret, Duration.minutes(-1)).issue({ user: user as UserId, session: SessionId.make("sn_expired"), refresh_id: "r" })
+      ).then((issued) => issued.token),
+    filesOf: (user) =>
+      runtime.runPromise(
+        Effect.flatMap(Effect.service(FileRecords), (files) => files.ownedBy(user as UserId)).pipe(Effect.map((owned) => owned.length))
+      ),
     stop: () => runtime.dispose()
   }
 }

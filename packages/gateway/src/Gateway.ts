@@ -1,5 +1,5 @@
 import { CloseCodes } from "@im/domain/Frames"
-import { GatewayId, type UserId } from "@im/domain/Ids"
+import { GatewayId, type SessionId, type UserId } from "@im/domain/Ids"
 import type { Delivery } from "@im/domain/Message"
 import { Presence } from "@im/ports/Presence"
 import { Config, Context, Duration, Effect, Layer, LogLevel, Schedule } from "effect"
@@ -10,6 +10,8 @@ import { hostname } from "node:os"
 export interface Session {
   readonly id: string
   readonly user: UserId
+  /** The login session whose token opened the socket: a logout closes its sockets. */
+  readonly sid: SessionId
   /** Queues a frame for the socket; false when the session's queue is full (a too-slow client). */
   readonly offer: (frame: string) => boolean
   readonly close: (code: number, reason: string) => Effect.Effect<void>
@@ -34,8 +36,10 @@ export class Gateway extends Context.Service<Gateway, {
   readonly config: GatewayConfig
   /** Pushes each entry to every open session of its user on this gateway. */
   readonly deliver: (deliveries: ReadonlyArray<Delivery>) => Effect.Effect<void>
-  /** Closes every session of the user on this gateway; returns how many. */
-  readonly kick: (user: UserId, reason: string) => Effect.Effect<number>
+  /** Offers a live-only frame to every open session of the users on this gateway; a full queue drops it. */
+  readonly signal: (users: ReadonlyArray<UserId>, frame: string) => Effect.Effect<void>
+  /** Closes every session of the user on this gateway (only those of login session `sid`, when given); returns how many. */
+  readonly kick: (user: UserId, reason: string, sid?: SessionId) => Effect.Effect<number>
   /** Closes every session on this gateway. */
   readonly closeAll: (code: number, reason: string) => Effect.Effect<void>
   readonly attach: (session: Session) => Effect.Effect<void>
@@ -98,8 +102,15 @@ export class Gateway extends Context.Service<Gateway, {
       yield* Effect.forEach(tooSlow, (session) => session.close(1008, "too slow"), { discard: true })
     })
 
-    const kick = Effect.fn("Gateway.kick")(function*(user: UserId, reason: string) {
-      const own = [...(sessions.get(user) ?? [])]
+    const signal = (users: ReadonlyArray<UserId>, frame: string) =>
+      Effect.sync(() => {
+        for (const user of users) {
+          for (const session of sessions.get(user) ?? []) session.offer(frame)
+        }
+      })
+
+    const kick = Effect.fn("Gateway.kick")(function*(user: UserId, reason: string, sid?: SessionId) {
+      const own = [...(sessions.get(user) ?? [])].filter((session) => sid === undefined || session.sid === sid)
       yield* Effect.forEach(own, (session) => session.close(CloseCodes.kicked, reason), { discard: true })
       return own.length
     })
@@ -120,7 +131,7 @@ export class Gateway extends Context.Service<Gateway, {
     // On shutdown, tell every client still here to come back later.
     yield* Effect.addFinalizer(() => closeAll(CloseCodes.goingAway, "server shutting down"))
 
-    return Gateway.of({ config, deliver, kick, closeAll, attach, detach, connections: Effect.sync(() => count) })
+    return Gateway.of({ config, deliver, signal, kick, closeAll, attach, detach, connections: Effect.sync(() => count) })
   }, Effect.annotateLogs({ service: "ws" }))
 
   static readonly layer = Layer.effect(Gateway, Effect.flatMap(Gateway.configFromEnv, Gateway.make))

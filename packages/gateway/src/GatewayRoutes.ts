@@ -1,7 +1,6 @@
-import { Tokens } from "@im/auth/Tokens"
+import { Sessions } from "@im/auth/Sessions"
 import { Chat } from "@im/chat/Chat"
-import { ClientFrame, CloseCodes, type SendFrame } from "@im/domain/Frames"
-import type { UserId } from "@im/domain/Ids"
+import { ClientFrame, CloseCodes, type SendFrame, type TypingFrame } from "@im/domain/Frames"
 import { Clock, Duration, Effect, Queue, Schema } from "effect"
 import { HttpRouter, type HttpServerRequest, HttpServerResponse } from "effect/http"
 import * as Socket from "effect/socket/Socket"
@@ -9,6 +8,8 @@ import { randomUUID } from "node:crypto"
 import { Gateway, type Session } from "./Gateway.ts"
 
 const decodeFrame = Schema.decodeUnknownExit(ClientFrame)
+
+const TYPING_INTERVAL_MS = 1_000
 
 /** The token from `?token=` (browsers cannot set headers on a WebSocket) or `Authorization: Bearer`. */
 const tokenOf = (request: HttpServerRequest.HttpServerRequest): string | undefined => {
@@ -39,26 +40,33 @@ const localIdOf = (json: unknown): string | undefined => {
 const runSession = Effect.fnUntraced(function*(request: HttpServerRequest.HttpServerRequest) {
   const gateway = yield* Gateway
   const chat = yield* Chat
-  const tokens = yield* Tokens
-  const auth = yield* Effect.result(tokens.verify(tokenOf(request)))
+  const sessions = yield* Sessions
+  const auth = yield* Effect.result(sessions.authenticate(tokenOf(request)))
   const socket = yield* Effect.orDie(request.upgrade)
   // The reader opens the connection; the writer waits for it.
   const reader = yield* socket.reader
   const writer = yield* socket.writer
 
   if (auth._tag === "Failure") {
-    yield* Effect.logInfo("connection refused", { reason: auth.failure.reason })
-    yield* writer.write(new Socket.CloseEvent(CloseCodes.unauthorized, auth.failure.message))
+    const failure = auth.failure
+    if (failure._tag === "PortError") yield* Effect.logWarning("connection refused: sessions cannot be checked", failure)
+    else yield* Effect.logInfo("connection refused", { reason: failure.reason })
+    yield* writer.write(
+      failure._tag === "PortError"
+        ? new Socket.CloseEvent(CloseCodes.tryAgainLater, "try again later")
+        : new Socket.CloseEvent(CloseCodes.unauthorized, failure.message)
+    )
     // Wait for the close handshake, so the close frame is not cut off.
     yield* reader.pull.pipe(Effect.forever, Effect.ignore, Effect.timeoutOption("5 seconds"))
     return
   }
-  const user: UserId = auth.success
+  const { session: sid, user } = auth.success
 
   const outbound = yield* Queue.bounded<string>(gateway.config.sendQueueCapacity)
   const session: Session = {
     id: randomUUID(),
     user,
+    sid,
     offer: (frame) => Queue.offerUnsafe(outbound, frame),
     close: (code, reason) => writer.write(new Socket.CloseEvent(code, reason)).pipe(Effect.ignore)
   }
@@ -73,6 +81,10 @@ const runSession = Effect.fnUntraced(function*(request: HttpServerRequest.HttpSe
   )
 
   yield* Effect.acquireRelease(gateway.attach(session), () => gateway.detach(session))
+  // A logout between the check above and the attach found no socket of the session to close.
+  if (!(yield* Effect.orElseSucceed(sessions.isActive(sid), () => true))) {
+    yield* session.close(CloseCodes.kicked, "logged out")
+  }
   const timeout = gateway.config.heartbeatTimeout
   session.offer(JSON.stringify({ type: "welcome", user_id: user, heartbeat_timeout_ms: Duration.toMillis(timeout) }))
   yield* Effect.logDebug("session open")
@@ -111,6 +123,20 @@ const runSession = Effect.fnUntraced(function*(request: HttpServerRequest.HttpSe
     )
   })
 
+  // Typing signals pass at most once a second per target; the rest are dropped.
+  const lastTyping = new Map<string, number>()
+  const typing = Effect.fnUntraced(function*(frame: TypingFrame) {
+    const target = `${frame.receiver_id ?? ""}\n${frame.group_id ?? ""}`
+    const now = yield* Clock.currentTimeMillis
+    if (now - (lastTyping.get(target) ?? -Infinity) < TYPING_INTERVAL_MS) return
+    if (lastTyping.size >= 1_000) lastTyping.clear()
+    lastTyping.set(target, now)
+    const result = yield* Effect.result(chat.typing({ sender_id: user, receiver_id: frame.receiver_id, group_id: frame.group_id }))
+    if (result._tag === "Failure") {
+      session.offer(JSON.stringify({ type: "error", code: result.failure.code, message: result.failure.message }))
+    }
+  })
+
   const handle = (data: string | Uint8Array) => {
     if (typeof data !== "string") {
       session.offer(errorFrame("frames are JSON text; binary frames are not accepted"))
@@ -135,6 +161,7 @@ const runSession = Effect.fnUntraced(function*(request: HttpServerRequest.HttpSe
       session.offer(`{"type":"pong"}`)
       return Effect.void
     }
+    if (frame.type === "typing") return typing(frame)
     return send(frame)
   }
 

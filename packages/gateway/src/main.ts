@@ -1,3 +1,4 @@
+import { Sessions } from "@im/auth/Sessions"
 import { Tokens } from "@im/auth/Tokens"
 import * as ChatGrpc from "@im/chat/ChatGrpc"
 import * as ConsulRegistry from "@im/consul/ConsulRegistry"
@@ -5,9 +6,11 @@ import * as Address from "@im/platform/Address"
 import * as HttpServer from "@im/platform/HttpServer"
 import * as Logging from "@im/platform/Logging"
 import * as Main from "@im/platform/Main"
+import * as Postgres from "@im/platform/Postgres"
 import * as Registration from "@im/platform/Registration"
 import { serve } from "@im/proto/EffectConnect"
 import * as RedisPresence from "@im/redis/RedisPresence"
+import * as SqlSessionStore from "@im/sql/SqlSessionStore"
 import { Config, Effect, Layer } from "effect"
 import { HttpRouter, HttpServerResponse } from "effect/http"
 import { Gateway } from "./Gateway.ts"
@@ -27,6 +30,8 @@ const GatewayService = Layer.unwrap(Effect.gen(function*() {
   // What clients are told to connect to (login's ws_url): behind a proxy or port mapping, set it.
   const publicUrl = yield* Config.String("WS_PUBLIC_URL").pipe(Config.withDefault(`ws://${advertise}:${port}/ws`))
   const gateway = Gateway.layer.pipe(Layer.provide(RedisPresence.layer))
+  // Login sessions are in PostgreSQL: a logout on the api is seen here at the next upgrade.
+  const sessions = Sessions.layer.pipe(Layer.provide([Tokens.layer, SqlSessionStore.layer.pipe(Layer.provide(Postgres.layer))]))
   const http = HttpRouter.serve(Layer.mergeAll(GatewayRoutes, Health)).pipe(
     Layer.provide(HttpServer.layer({ host, port, maxFrameBytes }))
   )
@@ -36,7 +41,7 @@ const GatewayService = Layer.unwrap(Effect.gen(function*() {
   return registration.pipe(
     Layer.provide(Gateway.closeSessionsOnShutdown),
     Layer.provide([serve(GatewayGrpcServer, { host, port: grpcPort }), http]),
-    Layer.provide([gateway, ChatGrpc.layerRegistry(), Tokens.layer])
+    Layer.provide([gateway, ChatGrpc.layerRegistry(), sessions])
   )
 }))
 

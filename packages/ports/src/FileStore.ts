@@ -1,6 +1,6 @@
 import { Clock, Context, Data, Duration, Effect, Layer } from "effect"
 import { createHash, createHmac, randomBytes, timingSafeEqual } from "node:crypto"
-import { mkdir, readFile, rename, rm, writeFile } from "node:fs/promises"
+import { mkdir, readFile, rename, rm, stat, writeFile } from "node:fs/promises"
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http"
 import type { AddressInfo } from "node:net"
 import { join } from "node:path"
@@ -20,6 +20,12 @@ export interface StoredFile {
   readonly contentType: string
 }
 
+/** What is stored under a key, without its bytes. */
+export interface FileStat {
+  readonly size: number
+  readonly contentType: string
+}
+
 export interface PresignedUploadOptions {
   /** What the uploader sends as `Content-Type` with its PUT, and what `get` then reports. */
   readonly contentType: string
@@ -33,11 +39,14 @@ export interface PresignedUploadOptions {
  * a URL for one HTTP PUT of the body (with `Content-Type: contentType`), `presignedDownload` a
  * URL for an HTTP GET. A URL works only for its key and method, and only until it expires;
  * anything else is answered 403. Writing a key again replaces the object; removing a missing
- * key succeeds.
+ * key succeeds. A presigned upload limits neither the size nor the type of what is sent: `stat`
+ * tells what was really stored.
  */
 export class FileStore extends Context.Service<FileStore, {
   readonly put: (key: string, bytes: Uint8Array, contentType: string) => Effect.Effect<void, PortError>
   readonly get: (key: string) => Effect.Effect<StoredFile, FileNotFound | PortError>
+  /** The size and content type of the object under the key, without reading it. */
+  readonly stat: (key: string) => Effect.Effect<FileStat, FileNotFound | PortError>
   readonly presignedUpload: (key: string, options: PresignedUploadOptions) => Effect.Effect<string, PortError>
   readonly presignedDownload: (key: string, expiresIn: Duration.Input) => Effect.Effect<string, PortError>
   readonly remove: (key: string) => Effect.Effect<void, PortError>
@@ -59,6 +68,7 @@ const DEFAULT_CONTENT_TYPE = "application/octet-stream"
 interface Backend {
   readonly write: (key: string, file: StoredFile) => Promise<void>
   readonly read: (key: string) => Promise<StoredFile | undefined>
+  readonly stat: (key: string) => Promise<FileStat | undefined>
   readonly delete: (key: string) => Promise<void>
 }
 
@@ -67,6 +77,10 @@ const memoryBackend = (): Backend => {
   return {
     write: async (key, file) => void files.set(key, { bytes: Uint8Array.from(file.bytes), contentType: file.contentType }),
     read: async (key) => files.get(key),
+    stat: async (key) => {
+      const file = files.get(key)
+      return file === undefined ? undefined : { size: file.bytes.byteLength, contentType: file.contentType }
+    },
     delete: async (key) => void files.delete(key)
   }
 }
@@ -94,6 +108,16 @@ const folderBackend = (dir: string): Backend => {
         const meta = JSON.parse(await readFile(`${path}.meta`, "utf8")) as { key: string; contentType: string }
         const bytes = await readFile(`${path}.data`)
         return { bytes: new Uint8Array(bytes.buffer, bytes.byteOffset, bytes.byteLength), contentType: meta.contentType }
+      } catch (error) {
+        if (isMissing(error)) return undefined
+        throw error
+      }
+    },
+    stat: async (key) => {
+      const path = base(key)
+      try {
+        const meta = JSON.parse(await readFile(`${path}.meta`, "utf8")) as { key: string; contentType: string }
+        return { size: (await stat(`${path}.data`)).size, contentType: meta.contentType }
       } catch (error) {
         if (isMissing(error)) return undefined
         throw error
@@ -144,6 +168,17 @@ const makeLocal = Effect.fnUntraced(function*(options: { readonly dir?: string |
 
   const handle = async (req: IncomingMessage, res: ServerResponse) => {
     const url = new URL(req.url ?? "/", "http://127.0.0.1")
+    // Browsers upload from the app's origin: a presigned URL is the credential, so any origin may use it.
+    res.setHeader("access-control-allow-origin", "*")
+    if (req.method === "OPTIONS") {
+      req.resume()
+      res.writeHead(204, {
+        "access-control-allow-methods": "GET, PUT",
+        "access-control-allow-headers": "content-type",
+        "access-control-max-age": "600"
+      })
+      return res.end()
+    }
     const prefix = "/files/"
     if (!url.pathname.startsWith(prefix)) return reply(res, 404, "NoSuchKey")
     const key = decodeURIComponent(url.pathname.slice(prefix.length))
@@ -217,6 +252,11 @@ const makeLocal = Effect.fnUntraced(function*(options: { readonly dir?: string |
       const file = yield* call("get", () => backend.read(key))
       if (file === undefined) return yield* new FileNotFound({ key })
       return file
+    }),
+    stat: Effect.fn("FileStore.stat")(function*(key: string) {
+      const found = yield* call("stat", () => backend.stat(key))
+      if (found === undefined) return yield* new FileNotFound({ key })
+      return found
     }),
     presignedUpload: Effect.fn("FileStore.presignedUpload")(function*(key: string, options: PresignedUploadOptions) {
       return yield* presign("PUT", key, options.expiresIn, options.contentType)

@@ -33,3 +33,24 @@ it.live("local: a signature that differs only in base64 padding bits is refused 
     const response = yield* Effect.promise(() => fetch(url))
     assert.strictEqual(response.status, 403)
   }).pipe(Effect.provide(FileStore.layerLocal())))
+
+it.live("local: browsers on another origin may use the presigned URLs (CORS preflight and answers)", () =>
+  Effect.gen(function*() {
+    const files = yield* FileStore
+    const put = yield* files.presignedUpload("cors", { contentType: "image/png", expiresIn: "1 minute" })
+    const preflight = yield* Effect.promise(() =>
+      fetch(put, {
+        method: "OPTIONS",
+        headers: { origin: "http://app.example", "access-control-request-method": "PUT", "access-control-request-headers": "content-type" }
+      })
+    )
+    assert.strictEqual(preflight.status, 204)
+    assert.strictEqual(preflight.headers.get("access-control-allow-origin"), "*")
+    assert.include(preflight.headers.get("access-control-allow-methods") ?? "", "PUT")
+    assert.include(preflight.headers.get("access-control-allow-headers") ?? "", "content-type")
+    const uploaded = yield* Effect.promise(() =>
+      fetch(put, { method: "PUT", headers: { origin: "http://app.example", "content-type": "image/png" }, body: new Uint8Array([1]) })
+    )
+    assert.strictEqual(uploaded.status, 200)
+    assert.strictEqual(uploaded.headers.get("access-control-allow-origin"), "*")
+  }).pipe(Effect.provide(FileStore.layerLocal())))

@@ -92,6 +92,27 @@ export const fileStoreSuite = (name: string, adapter: Layer.Layer<FileStore, unk
         assert.strictEqual((yield* request(url)).status, 404)
       }))
 
+    it.effect("stat tells the size and content type of what was put or uploaded; an unknown key is not found", () =>
+      Effect.gen(function*() {
+        const files = yield* FileStore
+        const key = unique("stat/put")
+        yield* files.put(key, randomFile(1234), "image/png")
+        assert.deepStrictEqual(yield* files.stat(key), { size: 1234, contentType: "image/png" })
+        yield* files.put(key, text("shorter"), "text/plain")
+        assert.deepStrictEqual(yield* files.stat(key), { size: 7, contentType: "text/plain" })
+
+        // The upload URL limits neither size nor type: stat shows what the uploader really sent.
+        const uploaded = unique("stat/uploaded")
+        const put = yield* files.presignedUpload(uploaded, { contentType: "image/jpeg", expiresIn: "5 minutes" })
+        assert.strictEqual((yield* upload(put, randomFile(3000), "application/zip")).status, 200)
+        assert.deepStrictEqual(yield* files.stat(uploaded), { size: 3000, contentType: "application/zip" })
+
+        const missing = yield* Effect.flip(files.stat(unique("stat/never-written")))
+        assert.strictEqual(missing._tag, "FileNotFound")
+        yield* files.remove(key)
+        assert.strictEqual((yield* Effect.flip(files.stat(key)))._tag, "FileNotFound")
+      }))
+
     it.effect("a presigned upload, then a presigned download, gives the same bytes", () =>
       Effect.gen(function*() {
         const files = yield* FileStore

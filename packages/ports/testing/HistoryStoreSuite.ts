@@ -31,6 +31,22 @@ export const historyStoreSuite = (name: string, adapter: Layer.Layer<HistoryStor
         assert.isFalse("group_id" in got.find((m) => m.server_id === messages[0]!.server_id)!)
       }))
 
+    it.effect("a recalled message comes back emptied and marked, for good; recalling an unknown id says so", () =>
+      Effect.gen(function*() {
+        const history = yield* HistoryStore
+        const message = makeMessage({ content: "oops" })
+        const other = makeMessage({ content: "keep" })
+        yield* history.save([message, other])
+        assert.isTrue(yield* history.recall(message.server_id))
+        assert.isTrue(yield* history.recall(message.server_id))
+        yield* history.save([message])
+        assert.deepStrictEqual(
+          byServerId(yield* history.get([message.server_id, other.server_id])),
+          byServerId([{ ...message, content: "", recalled: true }, other])
+        )
+        assert.isFalse(yield* history.recall(freshServerId()))
+      }))
+
     it.effect("a replayed save keeps the first version", () =>
       Effect.gen(function*() {
         const history = yield* HistoryStore

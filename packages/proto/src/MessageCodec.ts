@@ -33,7 +33,8 @@ export const messageToProto = (message: DomainMessage): MessageInitShape<typeof 
   contentType: message.content_type,
   content: message.content,
   createTime: BigInt(message.create_time),
-  sendTime: BigInt(message.send_time)
+  sendTime: BigInt(message.send_time),
+  recalled: message.recalled === true
 })
 
 const decodeMessage = Schema.decodeUnknownEffect(DomainMessage)
@@ -53,7 +54,8 @@ export const messageFromProto = (message: Message | undefined) =>
       content_type: message.contentType,
       content: message.content,
       create_time: Number(message.createTime),
-      send_time: Number(message.sendTime)
+      send_time: Number(message.sendTime),
+      ...(message.recalled ? { recalled: true } : {})
     }).pipe(Effect.mapError((error) => new ConnectError(`invalid message: ${error.message}`, Code.InvalidArgument)))
 
 export const entryToProto = (entry: DomainInboxEntry): MessageInitShape<typeof InboxEntrySchema> => ({

@@ -1,4 +1,4 @@
-import type { GatewayId } from "@im/domain/Ids"
+import type { GatewayId, UserId } from "@im/domain/Ids"
 import type { Delivery } from "@im/domain/Message"
 import { Gateway } from "@im/gateway/Gateway"
 import { makeClient, type EffectClient } from "@im/proto/EffectConnect"
@@ -15,6 +15,8 @@ export class GatewayUnreachable extends Data.TaggedError("GatewayUnreachable")<{
 /** How the pusher reaches a gateway instance by its id. */
 export class Gateways extends Context.Service<Gateways, {
   readonly deliver: (gateway: GatewayId, deliveries: ReadonlyArray<Delivery>) => Effect.Effect<void, GatewayUnreachable>
+  /** Passes a live-only frame to the users' sessions on the gateway. */
+  readonly signal: (gateway: GatewayId, users: ReadonlyArray<UserId>, frame: string) => Effect.Effect<void, GatewayUnreachable>
 }>()("@im/pusher/Gateways") {
   /** The one gateway of this process (standalone). */
   static readonly layerLocal = Layer.effect(
@@ -23,7 +25,9 @@ export class Gateways extends Context.Service<Gateways, {
       const local = yield* Gateway
       return Gateways.of({
         deliver: (gateway, deliveries) =>
-          gateway === local.config.id ? local.deliver(deliveries) : Effect.fail(new GatewayUnreachable({ gateway }))
+          gateway === local.config.id ? local.deliver(deliveries) : Effect.fail(new GatewayUnreachable({ gateway })),
+        signal: (gateway, users, frame) =>
+          gateway === local.config.id ? local.signal(users, frame) : Effect.fail(new GatewayUnreachable({ gateway }))
       })
     })
   )
@@ -56,17 +60,19 @@ export class Gateways extends Context.Service<Gateways, {
               Effect.tap((client) => Effect.sync(() => void clients.set(url, client)))
             )
           })
+        const call = <A>(gateway: GatewayId, f: (client: EffectClient<typeof GatewayService>) => Effect.Effect<A, unknown>) =>
+          Effect.suspend(() => {
+            const instance = instances.get(gateway)
+            if (instance === undefined) return Effect.fail(new GatewayUnreachable({ gateway }))
+            return clientFor(instance).pipe(
+              Effect.flatMap(f),
+              Effect.mapError((cause) => new GatewayUnreachable({ gateway, cause })),
+              Effect.asVoid
+            )
+          })
         return Gateways.of({
-          deliver: (gateway, deliveries) =>
-            Effect.suspend(() => {
-              const instance = instances.get(gateway)
-              if (instance === undefined) return Effect.fail(new GatewayUnreachable({ gateway }))
-              return clientFor(instance).pipe(
-                Effect.flatMap((client) => client.deliver({ deliveries: deliveries.map(deliveryToProto) })),
-                Effect.mapError((cause) => new GatewayUnreachable({ gateway, cause })),
-                Effect.asVoid
-              )
-            })
+          deliver: (gateway, deliveries) => call(gateway, (client) => client.deliver({ deliveries: deliveries.map(deliveryToProto) })),
+          signal: (gateway, users, frame) => call(gateway, (client) => client.signal({ userIds: [...users], frameJson: frame }))
         })
       })
     )

@@ -10,6 +10,8 @@ import { Gateways } from "./Gateways.ts"
  */
 export class Pusher extends Context.Service<Pusher, {
   readonly push: (deliveries: ReadonlyArray<Delivery>) => Effect.Effect<void>
+  /** Passes a live-only frame (typing) to the users' connected sessions; nothing is stored or retried. */
+  readonly signal: (users: ReadonlyArray<UserId>, frame: string) => Effect.Effect<void>
 }>()("@im/pusher/Pusher") {
   static readonly layer = Layer.effect(
     Pusher,
@@ -51,7 +53,26 @@ export class Pusher extends Context.Service<Pusher, {
         )
       })
 
-      return Pusher.of({ push })
+      const signal = Effect.fn("Pusher.signal")(function*(users: ReadonlyArray<UserId>, frame: string) {
+        if (users.length === 0) return
+        const located = yield* presence.lookup(users).pipe(
+          Effect.catch(() => Effect.succeed(new Map<UserId, ReadonlyArray<GatewayId>>()))
+        )
+        const byGateway = new Map<GatewayId, Array<UserId>>()
+        for (const [user, gateways] of located) {
+          for (const gateway of gateways) {
+            let batch = byGateway.get(gateway)
+            if (batch === undefined) byGateway.set(gateway, batch = [])
+            batch.push(user)
+          }
+        }
+        yield* Effect.forEach(byGateway, ([gateway, batch]) => Effect.ignore(gateways.signal(gateway, batch, frame)), {
+          concurrency: "unbounded",
+          discard: true
+        })
+      })
+
+      return Pusher.of({ push, signal })
     }).pipe(Effect.annotateLogs({ service: "pusher" }))
   )
 }

@@ -1,9 +1,13 @@
 import { discover, type NoInstance } from "@im/proto/Discovery"
 import { type EffectClient, type GrpcRoutes, implement, makeClient } from "@im/proto/EffectConnect"
-import { type PushRequest, PusherService } from "@im/proto/gen/im/pusher/v1/pusher_pb"
+import { UserId } from "@im/domain/Ids"
+import { Code, ConnectError } from "@im/proto/Errors"
+import { type PushRequest, PusherService, type SignalRequest } from "@im/proto/gen/im/pusher/v1/pusher_pb"
 import { deliveryFromProto, deliveryToProto } from "@im/proto/MessageCodec"
-import { Effect, Layer } from "effect"
+import { Effect, Layer, Schema } from "effect"
 import { Pusher } from "./Pusher.ts"
+
+const decodeUsers = Schema.decodeUnknownEffect(Schema.Array(UserId))
 
 /** The pusher's gRPC server: `im.pusher.v1.PusherService` over the local Pusher. */
 export const PusherGrpcServer: Layer.Layer<never, never, GrpcRoutes | Pusher> = implement(
@@ -12,7 +16,13 @@ export const PusherGrpcServer: Layer.Layer<never, never, GrpcRoutes | Pusher> = 
     const pusher = yield* Pusher
     return {
       push: (request: PushRequest) =>
-        Effect.forEach(request.deliveries, deliveryFromProto).pipe(Effect.flatMap(pusher.push), Effect.as({}))
+        Effect.forEach(request.deliveries, deliveryFromProto).pipe(Effect.flatMap(pusher.push), Effect.as({})),
+      signal: (request: SignalRequest) =>
+        decodeUsers(request.userIds).pipe(
+          Effect.mapError(() => new ConnectError("user_ids must be user ids", Code.InvalidArgument)),
+          Effect.flatMap((users) => pusher.signal(users, request.frameJson)),
+          Effect.as({})
+        )
     }
   }),
   { toConnectError: (error: never) => error }
@@ -25,6 +35,12 @@ const remote = (client: Effect.Effect<EffectClient<typeof PusherService>, NoInst
         Effect.flatMap((client) => client.push({ deliveries: deliveries.map(deliveryToProto) })),
         Effect.asVoid,
         Effect.catch((error) => Effect.logWarning("push failed; clients will pull", error.message))
+      ),
+    signal: (users, frame) =>
+      client.pipe(
+        Effect.flatMap((client) => client.signal({ userIds: [...users], frameJson: frame })),
+        Effect.asVoid,
+        Effect.catch((error) => Effect.logDebug("signal failed", error.message))
       )
   })
 

@@ -1,5 +1,5 @@
 import { assert, describe, it } from "@effect/vitest"
-import { GatewayId, LocalId, ServerId, UserId } from "@im/domain/Ids"
+import { GatewayId, LocalId, ServerId, SessionId, UserId } from "@im/domain/Ids"
 import type { Delivery } from "@im/domain/Message"
 import { Gateway, type Session } from "@im/gateway/Gateway"
 import { GatewayGrpcServer } from "@im/gateway/GatewayGrpc"
@@ -33,7 +33,7 @@ const delivery = (user: UserId, seq: number): Delivery => ({
 /** A session that records the frames it is given. */
 const recordingSession = (user: UserId, id: string) => {
   const frames: Array<any> = []
-  const session: Session = { id, user, offer: (frame) => (frames.push(JSON.parse(frame)), true), close: () => Effect.void }
+  const session: Session = { id, user, sid: SessionId.make(`sn-${id}`), offer: (frame) => (frames.push(JSON.parse(frame)), true), close: () => Effect.void }
   return { session, frames }
 }
 

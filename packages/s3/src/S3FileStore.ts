@@ -172,6 +172,14 @@ export const make = Effect.fnUntraced(function*(options: S3FileStoreOptions) {
     return { bytes, contentType: String(contentType) }
   })
 
+  const stat = Effect.fn("S3FileStore.stat")(function*(key: string) {
+    const found = yield* portCall("stat", () => client.statObject(bucket, key)).pipe(
+      Effect.catchIf((error) => isNotFound(error.cause), () => Effect.fail(new FileNotFound({ key })))
+    )
+    const contentType = found.metaData["content-type"]
+    return { size: found.size, contentType: typeof contentType === "string" ? contentType : DEFAULT_CONTENT_TYPE }
+  })
+
   const presignedUpload = Effect.fn("S3FileStore.presignedUpload")(
     function*(key: string, { expiresIn }: PresignedUploadOptions) {
       // Content-Type is not signed: S3 stores what the uploader sends with its PUT.
@@ -187,7 +195,7 @@ export const make = Effect.fnUntraced(function*(options: S3FileStoreOptions) {
     yield* portCall("remove", () => client.removeObject(bucket, key))
   })
 
-  return FileStore.of({ put, get, presignedUpload, presignedDownload, remove })
+  return FileStore.of({ put, get, stat, presignedUpload, presignedDownload, remove })
 })
 
 /**

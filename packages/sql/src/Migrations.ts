@@ -82,6 +82,126 @@ export const migrations = {
         PRIMARY KEY (group_id, user_id)
       )`
     yield* sql`CREATE INDEX group_members_by_user ON group_members (user_id)`
+  }),
+  /**
+   * A group's info (avatar, announcement, whether joining needs approval) and the requests to
+   * join; a user has at most one pending request per group (the partial unique index).
+   */
+  "0009_group_admin": Effect.gen(function*() {
+    const sql = yield* SqlClient.SqlClient
+    yield* sql`ALTER TABLE groups ADD COLUMN avatar TEXT`
+    yield* sql`ALTER TABLE groups ADD COLUMN announcement TEXT`
+    yield* sql`ALTER TABLE groups ADD COLUMN join_approval BOOLEAN NOT NULL DEFAULT false`
+    yield* sql`
+      CREATE TABLE group_join_requests (
+        id TEXT PRIMARY KEY,
+        group_id TEXT NOT NULL,
+        user_id TEXT NOT NULL,
+        message TEXT,
+        status TEXT NOT NULL,
+        created_at BIGINT NOT NULL
+      )`
+    yield* sql`
+      CREATE UNIQUE INDEX group_join_requests_pending ON group_join_requests (group_id, user_id)
+      WHERE status = 'pending'`
+    yield* sql`CREATE INDEX group_join_requests_by_group ON group_join_requests (group_id, created_at)`
+  }),
+  /**
+   * Recalled messages keep their row, emptied and marked. Each user's conversations: the newest
+   * entry, how far the user has read, and the seqs of the entries from others not read yet.
+   */
+  "0010_conversations_recall": Effect.gen(function*() {
+    const sql = yield* SqlClient.SqlClient
+    yield* sql`ALTER TABLE messages ADD COLUMN recalled BOOLEAN NOT NULL DEFAULT false`
+    yield* sql`
+      CREATE TABLE conversations (
+        user_id TEXT NOT NULL,
+        conversation TEXT NOT NULL,
+        last_seq BIGINT NOT NULL,
+        last_server_id TEXT NOT NULL,
+        read_seq BIGINT NOT NULL,
+        unread_seqs TEXT NOT NULL,
+        PRIMARY KEY (user_id, conversation)
+      )`
+  }),
+  /**
+   * Users get a private email (unique case-insensitively through `email_lower`; NULLs do not
+   * collide) and an avatar; `sessions` holds the live login sessions and their one good
+   * refresh id. An ended session's row is deleted.
+   */
+  "0006_user_email_sessions": Effect.gen(function*() {
+    const sql = yield* SqlClient.SqlClient
+    yield* sql`ALTER TABLE users ADD COLUMN email TEXT`
+    yield* sql`ALTER TABLE users ADD COLUMN email_lower TEXT`
+    yield* sql`ALTER TABLE users ADD COLUMN avatar TEXT`
+    yield* sql`CREATE UNIQUE INDEX users_by_email ON users (email_lower)`
+    yield* sql`
+      CREATE TABLE sessions (
+        id TEXT PRIMARY KEY,
+        user_id TEXT NOT NULL,
+        refresh_id TEXT NOT NULL,
+        created_at BIGINT NOT NULL,
+        expires_at BIGINT NOT NULL
+      )`
+    yield* sql`CREATE INDEX sessions_by_user ON sessions (user_id)`
+  }),
+  /** Announced files (their bytes are in the FileStore) and the conversations each was sent into. */
+  "0007_files": Effect.gen(function*() {
+    const sql = yield* SqlClient.SqlClient
+    yield* sql`
+      CREATE TABLE files (
+        id TEXT PRIMARY KEY,
+        owner_id TEXT NOT NULL,
+        name TEXT NOT NULL,
+        content_type TEXT NOT NULL,
+        size BIGINT NOT NULL,
+        created_at BIGINT NOT NULL
+      )`
+    yield* sql`CREATE INDEX files_by_owner ON files (owner_id, created_at)`
+    yield* sql`
+      CREATE TABLE file_shares (
+        file_id TEXT NOT NULL,
+        kind TEXT NOT NULL,
+        target_id TEXT NOT NULL,
+        PRIMARY KEY (file_id, kind, target_id)
+      )`
+  }),
+  /**
+   * Friend requests (at most one pending per direction) and every user's contact list: one row
+   * per (user, friend) holding its last change, a removed entry kept as a tombstone so that a
+   * client can sync the changes after a version; each list's version in `contact_versions`.
+   */
+  "0008_friends": Effect.gen(function*() {
+    const sql = yield* SqlClient.SqlClient
+    yield* sql`
+      CREATE TABLE friend_requests (
+        id TEXT PRIMARY KEY,
+        from_id TEXT NOT NULL,
+        to_id TEXT NOT NULL,
+        message TEXT NOT NULL,
+        status TEXT NOT NULL,
+        created_at BIGINT NOT NULL,
+        updated_at BIGINT NOT NULL
+      )`
+    yield* sql`CREATE UNIQUE INDEX friend_requests_pending ON friend_requests (from_id, to_id) WHERE status = 'pending'`
+    yield* sql`CREATE INDEX friend_requests_pending_to ON friend_requests (to_id) WHERE status = 'pending'`
+    yield* sql`
+      CREATE TABLE friendships (
+        user_id TEXT NOT NULL,
+        friend_id TEXT NOT NULL,
+        state TEXT NOT NULL,
+        removed BOOLEAN NOT NULL,
+        created_at BIGINT NOT NULL,
+        updated_at BIGINT NOT NULL,
+        version BIGINT NOT NULL,
+        PRIMARY KEY (user_id, friend_id)
+      )`
+    yield* sql`CREATE INDEX friendships_by_version ON friendships (user_id, version)`
+    yield* sql`
+      CREATE TABLE contact_versions (
+        user_id TEXT PRIMARY KEY,
+        version BIGINT NOT NULL
+      )`
   })
 }
 

@@ -21,6 +21,7 @@ interface MessageRow {
   readonly content: string
   readonly create_time: bigint
   readonly send_time: bigint
+  readonly recalled: boolean
 }
 
 // Rows were written from validated `Message`s only, so they are read back without decoding.
@@ -34,7 +35,8 @@ const toMessage = (row: MessageRow): Message => ({
   content_type: row.content_type as StoredContentType,
   content: row.content,
   create_time: toNumber(row.create_time),
-  send_time: toNumber(row.send_time)
+  send_time: toNumber(row.send_time),
+  ...(row.recalled ? { recalled: true as const } : {})
 })
 
 const toRow = (message: Message) => ({
@@ -47,7 +49,8 @@ const toRow = (message: Message) => ({
   content_type: message.content_type,
   content: message.content,
   create_time: message.create_time,
-  send_time: message.send_time
+  send_time: message.send_time,
+  recalled: message.recalled === true
 })
 
 /** Messages in the `messages` table, keyed by server_id; the first saved version stays. */
@@ -74,6 +77,13 @@ export const layer: Layer.Layer<HistoryStore, never, SqlClient.SqlClient> = Laye
       return rows.flat().map(toMessage)
     })
 
-    return HistoryStore.of({ save, get })
+    const recall = Effect.fn("SqlHistoryStore.recall")(function*(id: ServerId) {
+      const rows = yield* sql<{ server_id: string }>`
+        UPDATE messages SET recalled = true, content = '' WHERE server_id = ${id} RETURNING server_id
+      `.pipe(portCall("HistoryStore", "recall"))
+      return rows.length > 0
+    })
+
+    return HistoryStore.of({ save, get, recall })
   })
 )

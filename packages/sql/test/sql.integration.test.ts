@@ -1,16 +1,24 @@
+import { fileRecordsSuite } from "@im/ports/testing/FileRecordsSuite"
+import { friendStoreSuite } from "@im/ports/testing/FriendStoreSuite"
 import { groupStoreSuite } from "@im/ports/testing/GroupStoreSuite"
+import { conversationStoreSuite } from "@im/ports/testing/ConversationStoreSuite"
 import { historyStoreSuite } from "@im/ports/testing/HistoryStoreSuite"
 import { inboxStoreSuite } from "@im/ports/testing/InboxStoreSuite"
 import { seqStoreSuite } from "@im/ports/testing/SeqStoreSuite"
+import { sessionStoreSuite } from "@im/ports/testing/SessionStoreSuite"
 import { userStoreSuite } from "@im/ports/testing/UserStoreSuite"
 import { assert, layer } from "@effect/vitest"
 import { Effect, Layer } from "effect"
 import { SqlClient } from "effect/sql"
 import * as FreshDatabase from "../testing/FreshDatabase.ts"
+import * as SqlFileRecords from "../src/SqlFileRecords.ts"
+import * as SqlFriendStore from "../src/SqlFriendStore.ts"
+import * as SqlConversationStore from "../src/SqlConversationStore.ts"
 import * as SqlGroupStore from "../src/SqlGroupStore.ts"
 import * as SqlHistoryStore from "../src/SqlHistoryStore.ts"
 import * as SqlInboxStore from "../src/SqlInboxStore.ts"
 import * as SqlSeqStore from "../src/SqlSeqStore.ts"
+import * as SqlSessionStore from "../src/SqlSessionStore.ts"
 import * as SqlUserStore from "../src/SqlUserStore.ts"
 
 // A real PostgreSQL server (`npm run infra:up`, or docker compose); a database of this file's own.
@@ -34,7 +42,11 @@ layer(database, { ...shared, excludeTestServices: true })(`SQL adapters on Postg
 
   userStoreSuite("sql on PostgreSQL", SqlUserStore.layer.pipe(Layer.provide(database)), shared)
   historyStoreSuite("sql on PostgreSQL", SqlHistoryStore.layer.pipe(Layer.provide(database)), shared)
+  conversationStoreSuite("sql on PostgreSQL", SqlConversationStore.layer.pipe(Layer.provide(database)), shared)
   groupStoreSuite("sql on PostgreSQL", SqlGroupStore.layer.pipe(Layer.provide(database)), shared)
+  friendStoreSuite("sql on PostgreSQL", SqlFriendStore.layer.pipe(Layer.provide(database)), shared)
   inboxStoreSuite("sql on PostgreSQL", SqlInboxStore.layer.pipe(Layer.provide(database)), shared)
   seqStoreSuite("sql on PostgreSQL", SqlSeqStore.layer.pipe(Layer.provide(database)), shared)
+  sessionStoreSuite("sql on PostgreSQL", SqlSessionStore.layer.pipe(Layer.provide(database)), shared)
+  fileRecordsSuite("sql on PostgreSQL", SqlFileRecords.layer.pipe(Layer.provide(database)), shared)
 })

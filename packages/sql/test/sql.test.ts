@@ -3,10 +3,14 @@ import type { Message } from "@im/domain/Message"
 import { HistoryStore } from "@im/ports/HistoryStore"
 import { InboxStore } from "@im/ports/InboxStore"
 import { SeqStore } from "@im/ports/SeqStore"
+import { fileRecordsSuite } from "@im/ports/testing/FileRecordsSuite"
+import { friendStoreSuite } from "@im/ports/testing/FriendStoreSuite"
 import { groupStoreSuite } from "@im/ports/testing/GroupStoreSuite"
+import { conversationStoreSuite } from "@im/ports/testing/ConversationStoreSuite"
 import { historyStoreSuite } from "@im/ports/testing/HistoryStoreSuite"
 import { inboxStoreSuite } from "@im/ports/testing/InboxStoreSuite"
 import { seqStoreSuite } from "@im/ports/testing/SeqStoreSuite"
+import { sessionStoreSuite } from "@im/ports/testing/SessionStoreSuite"
 import { userStoreSuite } from "@im/ports/testing/UserStoreSuite"
 import { UserStore } from "@im/ports/UserStore"
 import { assert, describe, it, layer } from "@effect/vitest"
@@ -15,10 +19,14 @@ import { mkdtemp, rm } from "node:fs/promises"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
 import * as EmbeddedPostgres from "../src/EmbeddedPostgres.ts"
+import * as SqlFileRecords from "../src/SqlFileRecords.ts"
+import * as SqlFriendStore from "../src/SqlFriendStore.ts"
+import * as SqlConversationStore from "../src/SqlConversationStore.ts"
 import * as SqlGroupStore from "../src/SqlGroupStore.ts"
 import * as SqlHistoryStore from "../src/SqlHistoryStore.ts"
 import * as SqlInboxStore from "../src/SqlInboxStore.ts"
 import * as SqlSeqStore from "../src/SqlSeqStore.ts"
+import * as SqlSessionStore from "../src/SqlSessionStore.ts"
 import * as SqlUserStore from "../src/SqlUserStore.ts"
 
 // PGlite takes seconds to start: one in-memory database serves every suite of this file. The
@@ -29,9 +37,13 @@ const shared = { memoMap: Layer.makeMemoMapUnsafe(), timeout: "60 seconds" } as 
 layer(database, { ...shared, excludeTestServices: true })("SQL adapters on one in-memory PGlite", () => {
   userStoreSuite("sql", SqlUserStore.layer.pipe(Layer.provide(database)), shared)
   historyStoreSuite("sql", SqlHistoryStore.layer.pipe(Layer.provide(database)), shared)
+  conversationStoreSuite("sql", SqlConversationStore.layer.pipe(Layer.provide(database)), shared)
   groupStoreSuite("sql", SqlGroupStore.layer.pipe(Layer.provide(database)), shared)
+  friendStoreSuite("sql", SqlFriendStore.layer.pipe(Layer.provide(database)), shared)
   inboxStoreSuite("sql", SqlInboxStore.layer.pipe(Layer.provide(database)), shared)
   seqStoreSuite("sql", SqlSeqStore.layer.pipe(Layer.provide(database)), shared)
+  sessionStoreSuite("sql", SqlSessionStore.layer.pipe(Layer.provide(database)), shared)
+  fileRecordsSuite("sql", SqlFileRecords.layer.pipe(Layer.provide(database)), shared)
 })
 
 describe("EmbeddedPostgres in a data folder", () => {

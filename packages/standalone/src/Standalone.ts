@@ -1,13 +1,19 @@
 import { ApiRoutes } from "@im/api/ApiRoutes"
+import { LiveSessions } from "@im/api/LiveSessions"
 import { WsDirectory } from "@im/api/WsDirectory"
 import { Passwords } from "@im/auth/Passwords"
+import { Sessions } from "@im/auth/Sessions"
 import type { Tokens } from "@im/auth/Tokens"
 import { Chat } from "@im/chat/Chat"
+import { FileMessages } from "@im/chat/FileMessages"
 import { Consumer } from "@im/consumer/Consumer"
 import { Db } from "@im/db/Db"
 import { Gateway } from "@im/gateway/Gateway"
 import { GatewayRoutes } from "@im/gateway/GatewayRoutes"
+import * as CachedGroupStore from "@im/ports/CachedGroupStore"
+import { FileStore } from "@im/ports/FileStore"
 import { MessageBus } from "@im/ports/MessageBus"
+import type { PortError } from "@im/ports/PortError"
 import { Presence } from "@im/ports/Presence"
 import { Gateways } from "@im/pusher/Gateways"
 import { Pusher } from "@im/pusher/Pusher"
@@ -38,6 +44,8 @@ export const makeStandalone = <E1, R1, E2, R2>(options: {
   readonly listen: Listen
   /** Accepted messages the consumer may fall behind by before sends wait (default 5,000). */
   readonly maxPending?: number
+  /** Where uploaded files are kept (default: in memory, served on a free port of 127.0.0.1). */
+  readonly files?: Layer.Layer<FileStore, PortError>
 }) => {
   const server = HttpServer.layer({
     host: options.listen.host,
@@ -45,15 +53,21 @@ export const makeStandalone = <E1, R1, E2, R2>(options: {
     maxFrameBytes: options.listen.maxFrameBytes
   })
   const ports = Layer.mergeAll(
-    options.storage,
+    // Sends and the consumer read group members through a cache in this process.
+    CachedGroupStore.layerMemory.pipe(Layer.provideMerge(options.storage)),
     MessageBus.layerMemory({ maxPending: options.maxPending ?? 5_000 }),
-    Presence.layerMemory
+    Presence.layerMemory,
+    options.files ?? FileStore.layerLocal()
   )
-  const services = Layer.mergeAll(Chat.layer, Db.layer, Gateway.layer, options.tokens, Passwords.layer, WsDirectory.layerSameServer)
+  // The pusher reaches the one local gateway; chat uses it for typing, the consumer for entries.
+  const gateway = Pusher.layer.pipe(Layer.provide(Gateways.layerLocal), Layer.provideMerge(Gateway.layer))
+  const services = Layer.mergeAll(Chat.layer.pipe(Layer.provide(FileMessages.layer)), Db.layer, Sessions.layer.pipe(Layer.provideMerge(options.tokens)), LiveSessions.layerLocal, Passwords.layer, WsDirectory.layerSameServer).pipe(
+    Layer.provideMerge(gateway)
+  )
   const http = Gateway.closeSessionsOnShutdown.pipe(
     Layer.provideMerge(HttpRouter.serve(Layer.mergeAll(ApiRoutes, GatewayRoutes))),
     Layer.provideMerge(server)
   )
-  const consumer = Consumer.layer.pipe(Layer.provide(Pusher.layer), Layer.provide(Gateways.layerLocal))
+  const consumer = Consumer.layer
   return Layer.mergeAll(http, consumer).pipe(Layer.provideMerge(services), Layer.provideMerge(ports))
 }

@@ -12,7 +12,8 @@ export const StandaloneConfig = Config.all({
   maxFrameBytes: Config.Int("WS_MAX_FRAME_BYTES").pipe(Config.withDefault(65_536)),
   maxPending: Config.Int("BUS_MAX_PENDING").pipe(Config.withDefault(5_000)),
   authSecret: Config.option(Config.Redacted("AUTH_SECRET")),
-  tokenTtl: Config.Duration("AUTH_TOKEN_TTL").pipe(Config.withDefault(Duration.hours(24)))
+  tokenTtl: Config.Duration("AUTH_TOKEN_TTL").pipe(Config.withDefault(Duration.hours(24))),
+  refreshTtl: Config.Duration("AUTH_REFRESH_TTL").pipe(Config.withDefault(Duration.days(30)))
 })
 export type StandaloneConfig = typeof StandaloneConfig extends Config.Config<infer A> ? A : never
 
@@ -28,7 +29,7 @@ export const tokensLayer = (config: StandaloneConfig) =>
         if (Redacted.value(config.authSecret.value).length < 32) {
           return yield* Effect.die(new Error("AUTH_SECRET must have at least 32 characters"))
         }
-        return Tokens.make(config.authSecret.value, config.tokenTtl)
+        return Tokens.make(config.authSecret.value, config.tokenTtl, config.refreshTtl)
       }
       const file = join(config.dataDir, "auth-secret")
       const secret = yield* Effect.promise(async () => {
@@ -40,6 +41,6 @@ export const tokensLayer = (config: StandaloneConfig) =>
         await chmod(file, 0o600)
         return made
       })
-      return Tokens.make(Redacted.make(secret), config.tokenTtl)
+      return Tokens.make(Redacted.make(secret), config.tokenTtl, config.refreshTtl)
     })
   )

@@ -1,6 +1,8 @@
+import { FileStore } from "@im/ports/FileStore"
 import { EmbeddedPostgres } from "@im/sql/EmbeddedPostgres"
 import * as SqlStorage from "@im/sql/SqlStorage"
 import { Effect, Layer } from "effect"
+import { join } from "node:path"
 import * as DataDirLock from "./DataDirLock.ts"
 import { makeStandalone } from "./Standalone.ts"
 import { StandaloneConfig, tokensLayer } from "./StandaloneConfig.ts"
@@ -25,7 +27,8 @@ export const Standalone = Layer.unwrap(
       storage,
       tokens: tokensLayer(config),
       listen: { host: config.host, port: config.port, maxFrameBytes: config.maxFrameBytes },
-      maxPending: config.maxPending
+      maxPending: config.maxPending,
+      files: FileStore.layerLocal({ dir: join(config.dataDir, "files") })
     }).pipe(Layer.tap(() => announce))
   })
 )

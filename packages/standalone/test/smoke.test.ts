@@ -1,8 +1,12 @@
 import { Tokens } from "@im/auth/Tokens"
+import { FileRecords } from "@im/ports/FileRecords"
+import { FriendStore } from "@im/ports/FriendStore"
 import { GroupStore } from "@im/ports/GroupStore"
+import { ConversationStore } from "@im/ports/ConversationStore"
 import { HistoryStore } from "@im/ports/HistoryStore"
 import { InboxStore } from "@im/ports/InboxStore"
 import { SeqStore } from "@im/ports/SeqStore"
+import { SessionStore } from "@im/ports/SessionStore"
 import { UserStore } from "@im/ports/UserStore"
 import { ConfigProvider, Duration, Effect, Layer, ManagedRuntime, Redacted } from "effect"
 import { HttpServer } from "effect/http"
@@ -14,7 +18,7 @@ let base = ""
 
 beforeAll(async () => {
   const app = makeStandalone({
-    storage: Layer.mergeAll(UserStore.layerMemory, GroupStore.layerMemory, HistoryStore.layerMemory, InboxStore.layerMemory, SeqStore.layerMemory),
+    storage: Layer.mergeAll(UserStore.layerMemory, GroupStore.layerMemory, HistoryStore.layerMemory, ConversationStore.layerMemory, InboxStore.layerMemory, SeqStore.layerMemory, SessionStore.layerMemory, FileRecords.layerMemory, FriendStore.layerMemory),
     tokens: Layer.succeed(Tokens, Tokens.make(Redacted.make("x".repeat(32)), Duration.hours(1))),
     listen: { port: 0, host: "127.0.0.1", maxFrameBytes: 65536 }
   }).pipe(Layer.provide(ConfigProvider.layer(ConfigProvider.fromUnknown({ WS_TEST_HOOKS: "true" }))))

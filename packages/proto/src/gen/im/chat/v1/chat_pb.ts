@@ -10,7 +10,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file im/chat/v1/chat.proto.
  */
 export const file_im_chat_v1_chat: GenFile = /*@__PURE__*/
-  fileDesc("ChVpbS9jaGF0L3YxL2NoYXQucHJvdG8SCmltLmNoYXQudjEilQEKC1NlbmRSZXF1ZXN0EhEKCXNlbmRlcl9pZBgBIAEoCRIQCghsb2NhbF9pZBgCIAEoCRITCgtyZWNlaXZlcl9pZBgDIAEoCRIQCghncm91cF9pZBgEIAEoCRIUCgxjb250ZW50X3R5cGUYBSABKAkSDwoHY29udGVudBgGIAEoCRITCgtjcmVhdGVfdGltZRgHIAEoAyI0CgxTZW5kUmVzcG9uc2USEQoJc2VydmVyX2lkGAEgASgJEhEKCXNlbmRfdGltZRgCIAEoAyJmCg1Ob3RpZnlSZXF1ZXN0EhEKCXNlbmRlcl9pZBgBIAEoCRIKCgJ0bxgCIAMoCRIQCghncm91cF9pZBgDIAEoCRIQCghldmVudF9pZBgEIAEoCRISCgpldmVudF9qc29uGAUgASgJIjYKDk5vdGlmeVJlc3BvbnNlEhEKCXNlcnZlcl9pZBgBIAEoCRIRCglzZW5kX3RpbWUYAiABKAMyiQEKC0NoYXRTZXJ2aWNlEjkKBFNlbmQSFy5pbS5jaGF0LnYxLlNlbmRSZXF1ZXN0GhguaW0uY2hhdC52MS5TZW5kUmVzcG9uc2USPwoGTm90aWZ5EhkuaW0uY2hhdC52MS5Ob3RpZnlSZXF1ZXN0GhouaW0uY2hhdC52MS5Ob3RpZnlSZXNwb25zZWIGcHJvdG8z");
+  fileDesc("ChVpbS9jaGF0L3YxL2NoYXQucHJvdG8SCmltLmNoYXQudjEilQEKC1NlbmRSZXF1ZXN0EhEKCXNlbmRlcl9pZBgBIAEoCRIQCghsb2NhbF9pZBgCIAEoCRITCgtyZWNlaXZlcl9pZBgDIAEoCRIQCghncm91cF9pZBgEIAEoCRIUCgxjb250ZW50X3R5cGUYBSABKAkSDwoHY29udGVudBgGIAEoCRITCgtjcmVhdGVfdGltZRgHIAEoAyI0CgxTZW5kUmVzcG9uc2USEQoJc2VydmVyX2lkGAEgASgJEhEKCXNlbmRfdGltZRgCIAEoAyJmCg1Ob3RpZnlSZXF1ZXN0EhEKCXNlbmRlcl9pZBgBIAEoCRIKCgJ0bxgCIAMoCRIQCghncm91cF9pZBgDIAEoCRIQCghldmVudF9pZBgEIAEoCRISCgpldmVudF9qc29uGAUgASgJIkkKDVR5cGluZ1JlcXVlc3QSEQoJc2VuZGVyX2lkGAEgASgJEhMKC3JlY2VpdmVyX2lkGAIgASgJEhAKCGdyb3VwX2lkGAMgASgJIhAKDlR5cGluZ1Jlc3BvbnNlIjYKDk5vdGlmeVJlc3BvbnNlEhEKCXNlcnZlcl9pZBgBIAEoCRIRCglzZW5kX3RpbWUYAiABKAMyygEKC0NoYXRTZXJ2aWNlEjkKBFNlbmQSFy5pbS5jaGF0LnYxLlNlbmRSZXF1ZXN0GhguaW0uY2hhdC52MS5TZW5kUmVzcG9uc2USPwoGTm90aWZ5EhkuaW0uY2hhdC52MS5Ob3RpZnlSZXF1ZXN0GhouaW0uY2hhdC52MS5Ob3RpZnlSZXNwb25zZRI/CgZUeXBpbmcSGS5pbS5jaGF0LnYxLlR5cGluZ1JlcXVlc3QaGi5pbS5jaGF0LnYxLlR5cGluZ1Jlc3BvbnNlYgZwcm90bzM");
 
 /**
  * @generated from message im.chat.v1.SendRequest
@@ -133,6 +133,50 @@ export const NotifyRequestSchema: GenMessage<NotifyRequest> = /*@__PURE__*/
   messageDesc(file_im_chat_v1_chat, 2);
 
 /**
+ * @generated from message im.chat.v1.TypingRequest
+ */
+export type TypingRequest = Message<"im.chat.v1.TypingRequest"> & {
+  /**
+   * The authenticated user, set by the gateway.
+   *
+   * @generated from field: string sender_id = 1;
+   */
+  senderId: string;
+
+  /**
+   * Exactly one of receiver_id and group_id.
+   *
+   * @generated from field: string receiver_id = 2;
+   */
+  receiverId: string;
+
+  /**
+   * @generated from field: string group_id = 3;
+   */
+  groupId: string;
+};
+
+/**
+ * Describes the message im.chat.v1.TypingRequest.
+ * Use `create(TypingRequestSchema)` to create a new message.
+ */
+export const TypingRequestSchema: GenMessage<TypingRequest> = /*@__PURE__*/
+  messageDesc(file_im_chat_v1_chat, 3);
+
+/**
+ * @generated from message im.chat.v1.TypingResponse
+ */
+export type TypingResponse = Message<"im.chat.v1.TypingResponse"> & {
+};
+
+/**
+ * Describes the message im.chat.v1.TypingResponse.
+ * Use `create(TypingResponseSchema)` to create a new message.
+ */
+export const TypingResponseSchema: GenMessage<TypingResponse> = /*@__PURE__*/
+  messageDesc(file_im_chat_v1_chat, 4);
+
+/**
  * @generated from message im.chat.v1.NotifyResponse
  */
 export type NotifyResponse = Message<"im.chat.v1.NotifyResponse"> & {
@@ -152,7 +196,7 @@ export type NotifyResponse = Message<"im.chat.v1.NotifyResponse"> & {
  * Use `create(NotifyResponseSchema)` to create a new message.
  */
 export const NotifyResponseSchema: GenMessage<NotifyResponse> = /*@__PURE__*/
-  messageDesc(file_im_chat_v1_chat, 3);
+  messageDesc(file_im_chat_v1_chat, 5);
 
 /**
  * The chat service: gives each message its server_id and send_time and publishes it.
@@ -181,6 +225,16 @@ export const ChatService: GenService<{
     methodKind: "unary";
     input: typeof NotifyRequestSchema;
     output: typeof NotifyResponseSchema;
+  },
+  /**
+   * Passes "typing" on to the receiver or the group's other members, live only. Refused like Send.
+   *
+   * @generated from rpc im.chat.v1.ChatService.Typing
+   */
+  typing: {
+    methodKind: "unary";
+    input: typeof TypingRequestSchema;
+    output: typeof TypingResponseSchema;
   },
 }> = /*@__PURE__*/
   serviceDesc(file_im_chat_v1_chat, 0);

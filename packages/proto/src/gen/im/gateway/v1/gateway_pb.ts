@@ -12,7 +12,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file im/gateway/v1/gateway.proto.
  */
 export const file_im_gateway_v1_gateway: GenFile = /*@__PURE__*/
-  fileDesc("ChtpbS9nYXRld2F5L3YxL2dhdGV3YXkucHJvdG8SDWltLmdhdGV3YXkudjEiPQoORGVsaXZlclJlcXVlc3QSKwoKZGVsaXZlcmllcxgBIAMoCzIXLmltLm1lc3NhZ2UudjEuRGVsaXZlcnkiEQoPRGVsaXZlclJlc3BvbnNlIi4KC0tpY2tSZXF1ZXN0Eg8KB3VzZXJfaWQYASABKAkSDgoGcmVhc29uGAIgASgJIh4KDEtpY2tSZXNwb25zZRIOCgZjbG9zZWQYASABKAUymwEKDkdhdGV3YXlTZXJ2aWNlEkgKB0RlbGl2ZXISHS5pbS5nYXRld2F5LnYxLkRlbGl2ZXJSZXF1ZXN0Gh4uaW0uZ2F0ZXdheS52MS5EZWxpdmVyUmVzcG9uc2USPwoES2ljaxIaLmltLmdhdGV3YXkudjEuS2lja1JlcXVlc3QaGy5pbS5nYXRld2F5LnYxLktpY2tSZXNwb25zZWIGcHJvdG8z", [file_im_message_v1_message]);
+  fileDesc("ChtpbS9nYXRld2F5L3YxL2dhdGV3YXkucHJvdG8SDWltLmdhdGV3YXkudjEiPQoORGVsaXZlclJlcXVlc3QSKwoKZGVsaXZlcmllcxgBIAMoCzIXLmltLm1lc3NhZ2UudjEuRGVsaXZlcnkiEQoPRGVsaXZlclJlc3BvbnNlIjUKDVNpZ25hbFJlcXVlc3QSEAoIdXNlcl9pZHMYASADKAkSEgoKZnJhbWVfanNvbhgCIAEoCSIQCg5TaWduYWxSZXNwb25zZSJWCgtLaWNrUmVxdWVzdBIPCgd1c2VyX2lkGAEgASgJEg4KBnJlYXNvbhgCIAEoCRIXCgpzZXNzaW9uX2lkGAMgASgJSACIAQFCDQoLX3Nlc3Npb25faWQiHgoMS2lja1Jlc3BvbnNlEg4KBmNsb3NlZBgBIAEoBTLiAQoOR2F0ZXdheVNlcnZpY2USSAoHRGVsaXZlchIdLmltLmdhdGV3YXkudjEuRGVsaXZlclJlcXVlc3QaHi5pbS5nYXRld2F5LnYxLkRlbGl2ZXJSZXNwb25zZRJFCgZTaWduYWwSHC5pbS5nYXRld2F5LnYxLlNpZ25hbFJlcXVlc3QaHS5pbS5nYXRld2F5LnYxLlNpZ25hbFJlc3BvbnNlEj8KBEtpY2sSGi5pbS5nYXRld2F5LnYxLktpY2tSZXF1ZXN0GhsuaW0uZ2F0ZXdheS52MS5LaWNrUmVzcG9uc2ViBnByb3RvMw", [file_im_message_v1_message]);
 
 /**
  * @generated from message im.gateway.v1.DeliverRequest
@@ -45,6 +45,43 @@ export const DeliverResponseSchema: GenMessage<DeliverResponse> = /*@__PURE__*/
   messageDesc(file_im_gateway_v1_gateway, 1);
 
 /**
+ * @generated from message im.gateway.v1.SignalRequest
+ */
+export type SignalRequest = Message<"im.gateway.v1.SignalRequest"> & {
+  /**
+   * @generated from field: repeated string user_ids = 1;
+   */
+  userIds: string[];
+
+  /**
+   * The server frame to send as is, JSON (docs/protocol.md).
+   *
+   * @generated from field: string frame_json = 2;
+   */
+  frameJson: string;
+};
+
+/**
+ * Describes the message im.gateway.v1.SignalRequest.
+ * Use `create(SignalRequestSchema)` to create a new message.
+ */
+export const SignalRequestSchema: GenMessage<SignalRequest> = /*@__PURE__*/
+  messageDesc(file_im_gateway_v1_gateway, 2);
+
+/**
+ * @generated from message im.gateway.v1.SignalResponse
+ */
+export type SignalResponse = Message<"im.gateway.v1.SignalResponse"> & {
+};
+
+/**
+ * Describes the message im.gateway.v1.SignalResponse.
+ * Use `create(SignalResponseSchema)` to create a new message.
+ */
+export const SignalResponseSchema: GenMessage<SignalResponse> = /*@__PURE__*/
+  messageDesc(file_im_gateway_v1_gateway, 3);
+
+/**
  * @generated from message im.gateway.v1.KickRequest
  */
 export type KickRequest = Message<"im.gateway.v1.KickRequest"> & {
@@ -57,6 +94,13 @@ export type KickRequest = Message<"im.gateway.v1.KickRequest"> & {
    * @generated from field: string reason = 2;
    */
   reason: string;
+
+  /**
+   * When set, only the sockets of this login session (the tokens' sid) are closed.
+   *
+   * @generated from field: optional string session_id = 3;
+   */
+  sessionId?: string | undefined;
 };
 
 /**
@@ -64,7 +108,7 @@ export type KickRequest = Message<"im.gateway.v1.KickRequest"> & {
  * Use `create(KickRequestSchema)` to create a new message.
  */
 export const KickRequestSchema: GenMessage<KickRequest> = /*@__PURE__*/
-  messageDesc(file_im_gateway_v1_gateway, 2);
+  messageDesc(file_im_gateway_v1_gateway, 4);
 
 /**
  * @generated from message im.gateway.v1.KickResponse
@@ -83,7 +127,7 @@ export type KickResponse = Message<"im.gateway.v1.KickResponse"> & {
  * Use `create(KickResponseSchema)` to create a new message.
  */
 export const KickResponseSchema: GenMessage<KickResponse> = /*@__PURE__*/
-  messageDesc(file_im_gateway_v1_gateway, 3);
+  messageDesc(file_im_gateway_v1_gateway, 5);
 
 /**
  * A ws gateway instance: delivers pushed entries to the sockets it holds.
@@ -102,7 +146,17 @@ export const GatewayService: GenService<{
     output: typeof DeliverResponseSchema;
   },
   /**
-   * Closes every session of a user on this gateway (e.g. after logout).
+   * Passes a live-only frame (e.g. typing) to every open session of the given users on this gateway.
+   *
+   * @generated from rpc im.gateway.v1.GatewayService.Signal
+   */
+  signal: {
+    methodKind: "unary";
+    input: typeof SignalRequestSchema;
+    output: typeof SignalResponseSchema;
+  },
+  /**
+   * Closes a user's sockets on this gateway (with session_id: those of one login session, after its logout).
    *
    * @generated from rpc im.gateway.v1.GatewayService.Kick
    */

@@ -10,7 +10,7 @@ import type { Message as Message$1 } from "@bufbuild/protobuf";
  * Describes the file im/message/v1/message.proto.
  */
 export const file_im_message_v1_message: GenFile = /*@__PURE__*/
-  fileDesc("ChtpbS9tZXNzYWdlL3YxL21lc3NhZ2UucHJvdG8SDWltLm1lc3NhZ2UudjEi0QEKB01lc3NhZ2USEQoJc2VydmVyX2lkGAEgASgJEhAKCGxvY2FsX2lkGAIgASgJEhEKCXNlbmRlcl9pZBgDIAEoCRIMCgRraW5kGAQgASgJEhMKC3JlY2VpdmVyX2lkGAUgASgJEhAKCGdyb3VwX2lkGAYgASgJEhQKDGNvbnRlbnRfdHlwZRgHIAEoCRIPCgdjb250ZW50GAggASgJEhMKC2NyZWF0ZV90aW1lGAkgASgDEhEKCXNlbmRfdGltZRgKIAEoAxIKCgJ0bxgLIAMoCSJCCgpJbmJveEVudHJ5EgsKA3NlcRgBIAEoAxInCgdtZXNzYWdlGAIgASgLMhYuaW0ubWVzc2FnZS52MS5NZXNzYWdlIlEKCERlbGl2ZXJ5Eg8KB3VzZXJfaWQYASABKAkSCwoDc2VxGAIgASgDEicKB21lc3NhZ2UYAyABKAsyFi5pbS5tZXNzYWdlLnYxLk1lc3NhZ2UiOwoISW5ib3hSZWYSDwoHdXNlcl9pZBgBIAEoCRILCgNzZXEYAiABKAMSEQoJc2VydmVyX2lkGAMgASgJIjkKC0Vycm9yRGV0YWlsEgsKA3RhZxgBIAEoCRIMCgRjb2RlGAIgASgJEg8KB21lc3NhZ2UYAyABKAliBnByb3RvMw");
+  fileDesc("ChtpbS9tZXNzYWdlL3YxL21lc3NhZ2UucHJvdG8SDWltLm1lc3NhZ2UudjEi4wEKB01lc3NhZ2USEQoJc2VydmVyX2lkGAEgASgJEhAKCGxvY2FsX2lkGAIgASgJEhEKCXNlbmRlcl9pZBgDIAEoCRIMCgRraW5kGAQgASgJEhMKC3JlY2VpdmVyX2lkGAUgASgJEhAKCGdyb3VwX2lkGAYgASgJEhQKDGNvbnRlbnRfdHlwZRgHIAEoCRIPCgdjb250ZW50GAggASgJEhMKC2NyZWF0ZV90aW1lGAkgASgDEhEKCXNlbmRfdGltZRgKIAEoAxIKCgJ0bxgLIAMoCRIQCghyZWNhbGxlZBgMIAEoCCJCCgpJbmJveEVudHJ5EgsKA3NlcRgBIAEoAxInCgdtZXNzYWdlGAIgASgLMhYuaW0ubWVzc2FnZS52MS5NZXNzYWdlIlEKCERlbGl2ZXJ5Eg8KB3VzZXJfaWQYASABKAkSCwoDc2VxGAIgASgDEicKB21lc3NhZ2UYAyABKAsyFi5pbS5tZXNzYWdlLnYxLk1lc3NhZ2UiOwoISW5ib3hSZWYSDwoHdXNlcl9pZBgBIAEoCRILCgNzZXEYAiABKAMSEQoJc2VydmVyX2lkGAMgASgJIjkKC0Vycm9yRGV0YWlsEgsKA3RhZxgBIAEoCRIMCgRjb2RlGAIgASgJEg8KB21lc3NhZ2UYAyABKAliBnByb3RvMw");
 
 /**
  * A message as stored and delivered. Field names match the JSON wire names of docs/protocol.md.
@@ -86,6 +86,13 @@ export type Message = Message$1<"im.message.v1.Message"> & {
    * @generated from field: repeated string to = 11;
    */
   to: string[];
+
+  /**
+   * Set once the sender recalled the message; its content is then empty.
+   *
+   * @generated from field: bool recalled = 12;
+   */
+  recalled: boolean;
 };
 
 /**

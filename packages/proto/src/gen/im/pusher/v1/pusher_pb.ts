@@ -12,7 +12,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file im/pusher/v1/pusher.proto.
  */
 export const file_im_pusher_v1_pusher: GenFile = /*@__PURE__*/
-  fileDesc("ChlpbS9wdXNoZXIvdjEvcHVzaGVyLnByb3RvEgxpbS5wdXNoZXIudjEiOgoLUHVzaFJlcXVlc3QSKwoKZGVsaXZlcmllcxgBIAMoCzIXLmltLm1lc3NhZ2UudjEuRGVsaXZlcnkiDgoMUHVzaFJlc3BvbnNlMk4KDVB1c2hlclNlcnZpY2USPQoEUHVzaBIZLmltLnB1c2hlci52MS5QdXNoUmVxdWVzdBoaLmltLnB1c2hlci52MS5QdXNoUmVzcG9uc2ViBnByb3RvMw", [file_im_message_v1_message]);
+  fileDesc("ChlpbS9wdXNoZXIvdjEvcHVzaGVyLnByb3RvEgxpbS5wdXNoZXIudjEiOgoLUHVzaFJlcXVlc3QSKwoKZGVsaXZlcmllcxgBIAMoCzIXLmltLm1lc3NhZ2UudjEuRGVsaXZlcnkiDgoMUHVzaFJlc3BvbnNlIjUKDVNpZ25hbFJlcXVlc3QSEAoIdXNlcl9pZHMYASADKAkSEgoKZnJhbWVfanNvbhgCIAEoCSIQCg5TaWduYWxSZXNwb25zZTKTAQoNUHVzaGVyU2VydmljZRI9CgRQdXNoEhkuaW0ucHVzaGVyLnYxLlB1c2hSZXF1ZXN0GhouaW0ucHVzaGVyLnYxLlB1c2hSZXNwb25zZRJDCgZTaWduYWwSGy5pbS5wdXNoZXIudjEuU2lnbmFsUmVxdWVzdBocLmltLnB1c2hlci52MS5TaWduYWxSZXNwb25zZWIGcHJvdG8z", [file_im_message_v1_message]);
 
 /**
  * @generated from message im.pusher.v1.PushRequest
@@ -45,6 +45,43 @@ export const PushResponseSchema: GenMessage<PushResponse> = /*@__PURE__*/
   messageDesc(file_im_pusher_v1_pusher, 1);
 
 /**
+ * @generated from message im.pusher.v1.SignalRequest
+ */
+export type SignalRequest = Message<"im.pusher.v1.SignalRequest"> & {
+  /**
+   * @generated from field: repeated string user_ids = 1;
+   */
+  userIds: string[];
+
+  /**
+   * The server frame to send as is, JSON (docs/protocol.md).
+   *
+   * @generated from field: string frame_json = 2;
+   */
+  frameJson: string;
+};
+
+/**
+ * Describes the message im.pusher.v1.SignalRequest.
+ * Use `create(SignalRequestSchema)` to create a new message.
+ */
+export const SignalRequestSchema: GenMessage<SignalRequest> = /*@__PURE__*/
+  messageDesc(file_im_pusher_v1_pusher, 2);
+
+/**
+ * @generated from message im.pusher.v1.SignalResponse
+ */
+export type SignalResponse = Message<"im.pusher.v1.SignalResponse"> & {
+};
+
+/**
+ * Describes the message im.pusher.v1.SignalResponse.
+ * Use `create(SignalResponseSchema)` to create a new message.
+ */
+export const SignalResponseSchema: GenMessage<SignalResponse> = /*@__PURE__*/
+  messageDesc(file_im_pusher_v1_pusher, 3);
+
+/**
  * The pusher: sends stored entries to the gateways that hold their users.
  *
  * @generated from service im.pusher.v1.PusherService
@@ -59,6 +96,16 @@ export const PusherService: GenService<{
     methodKind: "unary";
     input: typeof PushRequestSchema;
     output: typeof PushResponseSchema;
+  },
+  /**
+   * Passes a live-only frame (e.g. typing) to the connected sessions of the given users. Best effort.
+   *
+   * @generated from rpc im.pusher.v1.PusherService.Signal
+   */
+  signal: {
+    methodKind: "unary";
+    input: typeof SignalRequestSchema;
+    output: typeof SignalResponseSchema;
   },
 }> = /*@__PURE__*/
   serviceDesc(file_im_pusher_v1_pusher, 0);

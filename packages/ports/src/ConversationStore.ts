@@ -1,0 +1,153 @@
+import type { ServerId, UserId } from "@im/domain/Ids"
+import type { Message } from "@im/domain/Message"
+import { Context, Effect, Layer, Option } from "effect"
+import type { PortError } from "./PortError.ts"
+
+/**
+ * A user's conversation: `u:<peer id>` for one-to-one, `g:<group id>` for a group. Notices
+ * belong to none.
+ */
+export const conversationOf = (message: Message, user: UserId): string | undefined => {
+  switch (message.kind) {
+    case "group":
+      return `g:${message.group_id}`
+    case "single":
+      return `u:${user === message.sender_id ? message.receiver_id : message.sender_id}`
+    case "notice":
+      return undefined
+  }
+}
+
+/** One inbox entry as a conversation sees it. */
+export interface ConversationEntry {
+  readonly user_id: UserId
+  readonly conversation: string
+  readonly seq: number
+  readonly server_id: ServerId
+  /** The user sent it: sending implies having read everything before. */
+  readonly own: boolean
+}
+
+export interface Conversation {
+  readonly conversation: string
+  /** The user's newest entry in it. */
+  readonly last_seq: number
+  readonly last_server_id: ServerId
+  /** Everything up to this seq is read. */
+  readonly read_seq: number
+  /** Entries from others after `read_seq` (at most MAX_TRACKED_UNREAD). */
+  readonly unread: number
+}
+
+/** Unread entries tracked per conversation; beyond it the oldest are forgotten (and counted read). */
+export const MAX_TRACKED_UNREAD = 10_000
+
+/** The bookkeeping of one conversation, shared by the adapters so they agree to the entry. */
+export interface ConversationState {
+  readonly last_seq: number
+  readonly last_server_id: ServerId
+  readonly read_seq: number
+  readonly unread_seqs: ReadonlyArray<number>
+}
+
+/**
+ * Applies entries (ascending by seq) to a conversation. An entry at or below `last_seq` was
+ * applied before — a replay — and changes nothing: one conversation's entries come from one
+ * bus partition, in seq order.
+ */
+export const applyEntries = (
+  state: ConversationState | undefined,
+  entries: ReadonlyArray<ConversationEntry>
+): ConversationState | undefined => {
+  let next = state
+  for (const entry of entries) {
+    if (next !== undefined && entry.seq <= next.last_seq) continue
+    const read = next?.read_seq ?? 0
+    const unread = next?.unread_seqs ?? []
+    next = entry.own
+      ? { last_seq: entry.seq, last_server_id: entry.server_id, read_seq: entry.seq, unread_seqs: [] }
+      : {
+        last_seq: entry.seq,
+        last_server_id: entry.server_id,
+        read_seq: read,
+        unread_seqs: [...unread, entry.seq].slice(-MAX_TRACKED_UNREAD)
+      }
+  }
+  return next
+}
+
+/** Marks read up to `seq` (never beyond the newest entry, never backwards). */
+export const applyRead = (state: ConversationState, seq: number): ConversationState => {
+  const read = Math.max(state.read_seq, Math.min(seq, state.last_seq))
+  return { ...state, read_seq: read, unread_seqs: state.unread_seqs.filter((unread) => unread > read) }
+}
+
+export const toConversation = (conversation: string, state: ConversationState): Conversation => ({
+  conversation,
+  last_seq: state.last_seq,
+  last_server_id: state.last_server_id,
+  read_seq: state.read_seq,
+  unread: state.unread_seqs.length
+})
+
+/** Groups entries by (user, conversation), each group ascending by seq. */
+export const groupEntries = (entries: ReadonlyArray<ConversationEntry>) => {
+  const groups = new Map<string, { user_id: UserId; conversation: string; entries: Array<ConversationEntry> }>()
+  for (const entry of entries) {
+    const key = `${entry.user_id}\n${entry.conversation}`
+    let group = groups.get(key)
+    if (group === undefined) groups.set(key, group = { user_id: entry.user_id, conversation: entry.conversation, entries: [] })
+    group.entries.push(entry)
+  }
+  for (const group of groups.values()) group.entries.sort((a, b) => a.seq - b.seq)
+  return [...groups.values()]
+}
+
+/**
+ * Each user's conversations with their unread counts. The consumer's writes (`record`) are
+ * idempotent: a replayed entry changes nothing. `markRead` answers the conversation before and
+ * after, or none when the user has no such conversation.
+ */
+export class ConversationStore extends Context.Service<ConversationStore, {
+  readonly record: (entries: ReadonlyArray<ConversationEntry>) => Effect.Effect<void, PortError>
+  /** Newest first. */
+  readonly list: (user: UserId) => Effect.Effect<ReadonlyArray<Conversation>, PortError>
+  readonly markRead: (
+    user: UserId,
+    conversation: string,
+    seq: number
+  ) => Effect.Effect<Option.Option<{ readonly before: Conversation; readonly after: Conversation }>, PortError>
+}>()("@im/ports/ConversationStore") {
+  static readonly layerMemory = Layer.sync(ConversationStore, () => {
+    const states = new Map<UserId, Map<string, ConversationState>>()
+    const of = (user: UserId) => {
+      let own = states.get(user)
+      if (own === undefined) states.set(user, own = new Map())
+      return own
+    }
+    return ConversationStore.of({
+      record: (entries) =>
+        Effect.sync(() => {
+          for (const group of groupEntries(entries)) {
+            const own = of(group.user_id)
+            const next = applyEntries(own.get(group.conversation), group.entries)
+            if (next !== undefined) own.set(group.conversation, next)
+          }
+        }),
+      list: (user) =>
+        Effect.sync(() =>
+          [...(states.get(user) ?? new Map<string, ConversationState>())]
+            .map(([conversation, state]) => toConversation(conversation, state))
+            .sort((a, b) => b.last_seq - a.last_seq)
+        ),
+      markRead: (user, conversation, seq) =>
+        Effect.sync(() => {
+          const state = states.get(user)?.get(conversation)
+          if (state === undefined) return Option.none()
+          const next = applyRead(state, seq)
+          of(user).set(conversation, next)
+          return Option.some({ before: toConversation(conversation, state), after: toConversation(conversation, next) })
+        })
+    })
+  })
+}
