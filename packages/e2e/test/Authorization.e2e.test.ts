@@ -1,5 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest"
-import { makeUser, newestSeq, openRaw, postJson, pullAll, sendFrame } from "./Raw.ts"
+import { eventually, makeUser, newestSeq, openRaw, postJson, pullAll, sendFrame } from "./Raw.ts"
 import { startTarget, type Target } from "./Target.ts"
 
 /**
@@ -62,7 +62,10 @@ describe(`authorization matrix against ${process.env["IM_E2E_URL"] ?? "standalon
       ["POST", `/groups/${group.id}/join`, {}],
       ["GET", `/groups/${group.id}/join-requests`],
       ["POST", `/groups/${group.id}/join-requests/jr_any/accept`],
-      ["POST", `/groups/${group.id}/join-requests/jr_any/reject`]
+      ["POST", `/groups/${group.id}/join-requests/jr_any/reject`],
+      ["GET", "/conversations"],
+      ["POST", "/conversations/read", { user_id: owner.id, seq: 1 }],
+      ["POST", "/messages/m_any/recall", {}]
     ]
     const forged = `${Buffer.from(JSON.stringify({ sub: owner.id, exp: 9e15 })).toString("base64url")}.AAAA`
     for (const [method, path, body] of routes) {
@@ -73,6 +76,28 @@ describe(`authorization matrix against ${process.env["IM_E2E_URL"] ?? "standalon
     }
     expect((await call("GET", "/groups", owner.token)).body).toHaveLength(1)
     expect((await call("GET", "/users/me", owner.token)).body.name).toBe("owner")
+  })
+
+  it("so does every route the OpenAPI document marks as needing a token, and those are all but four", async () => {
+    const spec = (await call("GET", "/openapi.json")).body
+    const open: Array<string> = []
+    let checked = 0
+    for (const [path, methods] of Object.entries(spec.paths as Record<string, Record<string, any>>)) {
+      for (const [method, operation] of Object.entries(methods)) {
+        if (operation.security === undefined || operation.security.length === 0) {
+          open.push(`${method.toUpperCase()} ${path}`)
+          continue
+        }
+        const url = path.replace(/\{(\w+)\}/g, (_, name: string) => `${name}_x`)
+        for (const token of [undefined, "garbage"]) {
+          const answer = await call(method.toUpperCase(), url, token, method === "get" || method === "delete" ? undefined : {})
+          expect([answer.status, answer.body?._tag], `${method.toUpperCase()} ${path} with ${token ?? "no token"}`).toEqual([401, "Unauthorized"])
+        }
+        checked++
+      }
+    }
+    expect(checked).toBeGreaterThan(30)
+    expect(open.sort()).toEqual(["GET /health", "POST /auth/login", "POST /auth/refresh", "POST /auth/register"])
   })
 
   it("a user reads only their own inbox: the token decides whose, never a parameter", async () => {
@@ -135,6 +160,9 @@ describe(`authorization matrix against ${process.env["IM_E2E_URL"] ?? "standalon
     expect(await socket.next((frame) => frame.local_id === "spoof")).toMatchObject({ ok: false, error: { code: "forbidden_sender" } })
     socket.send({ type: "send", local_id: "gate", group_id: group.id, content_type: "text", content: "let me in", create_time: 1 })
     expect(await socket.next((frame) => frame.local_id === "gate")).toMatchObject({ ok: false, error: { code: "not_group_member" } })
+    // Typing is checked like a send: an outsider's reaches nobody.
+    socket.send({ type: "typing", group_id: group.id })
+    expect(await socket.next((frame) => frame.type === "error")).toMatchObject({ code: "not_group_member" })
     socket.close()
     // Their inboxes hold only the notice that the group was created.
     expect((await pullAll(target, bob)).filter((e) => e.message.kind !== "notice")).toEqual([])
@@ -216,5 +244,25 @@ describe(`authorization matrix against ${process.env["IM_E2E_URL"] ?? "standalon
       expect([answer.status, answer.body?._tag], what).toEqual([status, tag])
     }
     expect(await state()).toEqual(before)
+  })
+
+  it("conversations and recall: nobody reads for, or recalls as, someone else; nothing changes", async () => {
+    const [alice, bob, mallory] = await Promise.all(["alice", "bob", "mallory"].map((n) => makeUser(target, n)))
+    const socket = await openRaw(`${target.wsUrl}?token=${alice.token}`)
+    await socket.next((frame) => frame.type === "welcome")
+    socket.send(sendFrame(bob.id, "for bob", "m1"))
+    const sent = await socket.next((frame) => frame.local_id === "m1")
+    socket.close()
+    await eventually(async () => (await call("GET", "/conversations", bob.token)).body.length === 1, "bob's conversation")
+    // Mallory has no conversation with alice; she cannot mark bob's, nor recall alice's message.
+    expect((await call("POST", "/conversations/read", mallory.token, { user_id: alice.id, seq: 1 })).body._tag).toBe("ConversationNotFound")
+    expect((await call("POST", `/messages/${sent.server_id}/recall`, mallory.token, {})).body._tag).toBe("MessageNotFound")
+    // The receiver cannot recall what they received.
+    expect((await call("POST", `/messages/${sent.server_id}/recall`, bob.token, {})).body._tag).toBe("MessageNotFound")
+    expect((await call("GET", "/conversations", bob.token)).body).toMatchObject([{ user_id: alice.id, unread: 1, read_seq: 0 }])
+    expect((await call("GET", "/conversations", mallory.token)).body).toEqual([])
+    const held = (await pullAll(target, bob)).find((entry) => entry.message.server_id === sent.server_id)
+    expect(held.message.content).toBe("for bob")
+    expect(held.message).not.toHaveProperty("recalled")
   })
 })

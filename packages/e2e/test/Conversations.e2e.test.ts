@@ -22,10 +22,18 @@ describe(`read receipts, unread counts and recall against ${process.env["IM_E2E_
     const sent = []
     for (const text of ["one", "two", "three"]) sent.push(await a.client.send({ receiver_id: bob.id, content: text }))
     await c.client.send({ receiver_id: bob.id, content: "from carol" })
-    await eventually(async () => (await getJson(target, "/conversations", bob.token)).body.length === 2, "bob's two conversations")
+    const unreadOf = async (user: typeof bob) =>
+      Object.fromEntries((await getJson(target, "/conversations", user.token)).body.map((c: any) => [c.user_id, c.unread]))
+    // Stored asynchronously (in a cluster, by several consumers): wait for the four entries.
+    await eventually(async () => {
+      const unread = await unreadOf(bob)
+      return unread[alice.id] === 3 && unread[carol.id] === 1
+    }, "bob's two conversations")
 
     const listed = (await getJson(target, "/conversations", bob.token)).body
-    expect(listed.map((c: any) => [c.user_id, c.unread, c.read_seq])).toEqual([[carol.id, 1, 0], [alice.id, 3, 0]])
+    expect(listed.map((c: any) => [c.user_id, c.unread, c.read_seq]).sort()).toEqual([[alice.id, 3, 0], [carol.id, 1, 0]].sort())
+    // Newest first.
+    expect(listed.map((c: any) => c.last_seq)).toEqual(listed.map((c: any) => c.last_seq).sort((x: number, y: number) => y - x))
     expect((await getJson(target, "/conversations", alice.token)).body).toMatchObject([{ user_id: bob.id, unread: 0 }])
 
     // Bob reads alice's first two messages: one left; alice's device hears of it live.
