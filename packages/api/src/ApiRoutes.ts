@@ -16,14 +16,10 @@ import { GroupsHandlers } from "./GroupsHandlers.ts"
 import { MessagesHandlers } from "./MessagesHandlers.ts"
 import { LiveSessions } from "./LiveSessions.ts"
 import { DescribeRequestErrors } from "./RequestErrors.ts"
+import { storeUnavailable } from "./StoreUnavailable.ts"
 import { WsDirectory } from "./WsDirectory.ts"
 
 const DEFAULT_PULL_LIMIT = 200
-
-const storeUnavailable = (error: PortError) =>
-  Effect.logError("user store failed", error).pipe(
-    Effect.andThen(Effect.fail(new ServiceUnavailable({ message: "storage is unavailable, try again" })))
-  )
 
 const sessionsUnavailable = (error: PortError) =>
   Effect.logError("session store failed", error).pipe(

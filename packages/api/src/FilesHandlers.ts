@@ -1,14 +1,14 @@
-import { FileNotFound, FileTooLarge, ServiceUnavailable } from "@im/domain/Errors"
+import { FileNotFound, FileTooLarge } from "@im/domain/Errors"
 import { FileId, FileMaxBytes, type FileRecord, fileStoreKey } from "@im/domain/File"
 import type { UserId } from "@im/domain/Ids"
 import { FileRecords } from "@im/ports/FileRecords"
 import { FileStore } from "@im/ports/FileStore"
 import { GroupStore } from "@im/ports/GroupStore"
-import type { PortError } from "@im/ports/PortError"
 import { Clock, Config, Duration, Effect, Option } from "effect"
 import { HttpApiBuilder } from "effect/http-api"
 import { randomBytes } from "node:crypto"
 import { CurrentUser, ImApi } from "./Api.ts"
+import { storeUnavailable } from "./StoreUnavailable.ts"
 
 /**
  * `FILE_MAX_BYTES` (default 50 MiB), `FILE_UPLOAD_URL_TTL` and `FILE_DOWNLOAD_URL_TTL` (how
@@ -19,11 +19,6 @@ export const FilesConfig = Config.all({
   uploadTtl: Config.Duration("FILE_UPLOAD_URL_TTL").pipe(Config.withDefault(Duration.minutes(5))),
   downloadTtl: Config.Duration("FILE_DOWNLOAD_URL_TTL").pipe(Config.withDefault(Duration.minutes(5)))
 })
-
-const storeUnavailable = (error: PortError) =>
-  Effect.logError("file store failed", error).pipe(
-    Effect.andThen(Effect.fail(new ServiceUnavailable({ message: "storage is unavailable, try again" })))
-  )
 
 /** Files: the caller announces its own uploads, and downloads only what it owns or was sent. */
 export const FilesHandlers = HttpApiBuilder.group(

@@ -7,7 +7,6 @@ import {
   FriendRequestPending,
   NotBlocked,
   NotFriends,
-  ServiceUnavailable,
   UserBlocked,
   UserNotFound
 } from "@im/domain/Errors"
@@ -15,17 +14,12 @@ import { FriendRequestId } from "@im/domain/Friend"
 import type { UserId } from "@im/domain/Ids"
 import type { NoticeEvent } from "@im/domain/Notice"
 import { type AnswerOutcome, FriendStore } from "@im/ports/FriendStore"
-import type { PortError } from "@im/ports/PortError"
 import { UserStore } from "@im/ports/UserStore"
 import { Clock, Effect, Option } from "effect"
 import { HttpApiBuilder } from "effect/http-api"
 import { randomBytes, randomUUID } from "node:crypto"
 import { CurrentUser, ImApi } from "./Api.ts"
-
-const storeUnavailable = (error: PortError) =>
-  Effect.logError("friend store failed", error).pipe(
-    Effect.andThen(Effect.fail(new ServiceUnavailable({ message: "storage is unavailable, try again" })))
-  )
+import { storeUnavailable } from "./StoreUnavailable.ts"
 
 /**
  * Friends. The caller is always the token's user. Every change is made in the store first and

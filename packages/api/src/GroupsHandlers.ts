@@ -1,20 +1,15 @@
 import { Chat } from "@im/chat/Chat"
-import { AlreadyMember, Forbidden, GroupNotFound, JoinRequestNotFound, ServiceUnavailable, UnknownUsers } from "@im/domain/Errors"
+import { AlreadyMember, Forbidden, GroupNotFound, JoinRequestNotFound, UnknownUsers } from "@im/domain/Errors"
 import { type Group, type GroupInfoPatch, type GroupMember, type GroupRole, JoinRequestId, MAX_GROUP_MEMBERS } from "@im/domain/Group"
 import { GroupId, type UserId } from "@im/domain/Ids"
 import type { NoticeEvent } from "@im/domain/Notice"
 import { GroupStore } from "@im/ports/GroupStore"
-import type { PortError } from "@im/ports/PortError"
 import { UserStore } from "@im/ports/UserStore"
 import { Clock, Effect, Option } from "effect"
 import { HttpApiBuilder } from "effect/http-api"
 import { randomBytes } from "node:crypto"
 import { CurrentUser, ImApi } from "./Api.ts"
-
-const storeUnavailable = (error: PortError) =>
-  Effect.logError("group store failed", error).pipe(
-    Effect.andThen(Effect.fail(new ServiceUnavailable({ message: "storage is unavailable, try again" })))
-  )
+import { storeUnavailable } from "./StoreUnavailable.ts"
 
 /** Users named in one member_joined notice: its content stays well under the 16,384-character limit. */
 const JOINED_PER_NOTICE = 200

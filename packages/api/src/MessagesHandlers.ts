@@ -1,22 +1,17 @@
 import { Chat } from "@im/chat/Chat"
 import { Db } from "@im/db/Db"
-import { ConversationNotFound, InvalidRequest, MessageNotFound, RecallWindowPassed, ServiceUnavailable } from "@im/domain/Errors"
+import { ConversationNotFound, InvalidRequest, MessageNotFound, RecallWindowPassed } from "@im/domain/Errors"
 import type { GroupId, ServerId, UserId } from "@im/domain/Ids"
 import { type Message, singleParticipants } from "@im/domain/Message"
 import type { NoticeRequest } from "@im/domain/Notice"
 import { type Conversation, ConversationStore } from "@im/ports/ConversationStore"
 import { GroupStore } from "@im/ports/GroupStore"
 import { HistoryStore } from "@im/ports/HistoryStore"
-import type { PortError } from "@im/ports/PortError"
 import { Clock, Config, Duration, Effect, Layer, Option } from "effect"
 import { HttpApiBuilder } from "effect/http-api"
 import { randomBytes } from "node:crypto"
 import { CurrentUser, ImApi } from "./Api.ts"
-
-const storeUnavailable = (error: PortError) =>
-  Effect.logError("store failed", error).pipe(
-    Effect.andThen(Effect.fail(new ServiceUnavailable({ message: "storage is unavailable, try again" })))
-  )
+import { storeUnavailable } from "./StoreUnavailable.ts"
 
 /** Publishes a notice; the change it reports is made already, so a failure is logged, not answered. */
 const publisher = (chat: Chat["Service"]) => (notice: Omit<NoticeRequest, "event_id">) =>

@@ -23,6 +23,7 @@ import * as SqlUserStore from "@im/sql/SqlUserStore"
 import { Effect, Layer } from "effect"
 import { HttpRouter } from "effect/http"
 import { ApiRoutes } from "./ApiRoutes.ts"
+import { Gateways } from "@im/pusher/Gateways"
 import { LiveSessions } from "./LiveSessions.ts"
 import { WsDirectory } from "./WsDirectory.ts"
 
@@ -36,7 +37,7 @@ const ApiService = Layer.unwrap(Effect.gen(function*() {
     // sockets on the gateways Presence (Redis) says hold the user.
     Layer.provide([
       Sessions.layer.pipe(Layer.provide([Tokens.layer, SqlSessionStore.layer.pipe(Layer.provide(Postgres.layer))])),
-      LiveSessions.layerRegistry().pipe(Layer.provide(RedisPresence.layer))
+      LiveSessions.layer.pipe(Layer.provide([RedisPresence.layer, Gateways.layerRegistry()]))
     ])
   )
 }))

@@ -1,4 +1,4 @@
-import type { GatewayId, UserId } from "@im/domain/Ids"
+import type { GatewayId, SessionId, UserId } from "@im/domain/Ids"
 import type { Delivery } from "@im/domain/Message"
 import { Gateway } from "@im/gateway/Gateway"
 import { makeClient, type EffectClient } from "@im/proto/EffectConnect"
@@ -17,6 +17,8 @@ export class Gateways extends Context.Service<Gateways, {
   readonly deliver: (gateway: GatewayId, deliveries: ReadonlyArray<Delivery>) => Effect.Effect<void, GatewayUnreachable>
   /** Passes a live-only frame to the users' sessions on the gateway. */
   readonly signal: (gateway: GatewayId, users: ReadonlyArray<UserId>, frame: string) => Effect.Effect<void, GatewayUnreachable>
+  /** Closes the user's sockets on the gateway (of one login session, if given); how many. */
+  readonly kick: (gateway: GatewayId, user: UserId, reason: string, session?: SessionId) => Effect.Effect<number, GatewayUnreachable>
 }>()("@im/pusher/Gateways") {
   /** The one gateway of this process (standalone). */
   static readonly layerLocal = Layer.effect(
@@ -27,7 +29,9 @@ export class Gateways extends Context.Service<Gateways, {
         deliver: (gateway, deliveries) =>
           gateway === local.config.id ? local.deliver(deliveries) : Effect.fail(new GatewayUnreachable({ gateway })),
         signal: (gateway, users, frame) =>
-          gateway === local.config.id ? local.signal(users, frame) : Effect.fail(new GatewayUnreachable({ gateway }))
+          gateway === local.config.id ? local.signal(users, frame) : Effect.fail(new GatewayUnreachable({ gateway })),
+        kick: (gateway, user, reason, session) =>
+          gateway === local.config.id ? local.kick(user, reason, session) : Effect.fail(new GatewayUnreachable({ gateway }))
       })
     })
   )
@@ -66,13 +70,16 @@ export class Gateways extends Context.Service<Gateways, {
             if (instance === undefined) return Effect.fail(new GatewayUnreachable({ gateway }))
             return clientFor(instance).pipe(
               Effect.flatMap(f),
-              Effect.mapError((cause) => new GatewayUnreachable({ gateway, cause })),
-              Effect.asVoid
+              Effect.mapError((cause) => new GatewayUnreachable({ gateway, cause }))
             )
           })
         return Gateways.of({
-          deliver: (gateway, deliveries) => call(gateway, (client) => client.deliver({ deliveries: deliveries.map(deliveryToProto) })),
-          signal: (gateway, users, frame) => call(gateway, (client) => client.signal({ userIds: [...users], frameJson: frame }))
+          deliver: (gateway, deliveries) =>
+            Effect.asVoid(call(gateway, (client) => client.deliver({ deliveries: deliveries.map(deliveryToProto) }))),
+          signal: (gateway, users, frame) =>
+            Effect.asVoid(call(gateway, (client) => client.signal({ userIds: [...users], frameJson: frame }))),
+          kick: (gateway, user, reason, session) =>
+            Effect.map(call(gateway, (client) => client.kick({ userId: user, reason, sessionId: session })), (answer) => answer.closed)
         })
       })
     )

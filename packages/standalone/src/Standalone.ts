@@ -60,8 +60,8 @@ export const makeStandalone = <E1, R1, E2, R2>(options: {
     options.files ?? FileStore.layerLocal()
   )
   // The pusher reaches the one local gateway; chat uses it for typing, the consumer for entries.
-  const gateway = Pusher.layer.pipe(Layer.provide(Gateways.layerLocal), Layer.provideMerge(Gateway.layer))
-  const services = Layer.mergeAll(Chat.layer.pipe(Layer.provide(FileMessages.layer)), Db.layer, Sessions.layer.pipe(Layer.provideMerge(options.tokens)), LiveSessions.layerLocal, Passwords.layer, WsDirectory.layerSameServer).pipe(
+  const gateway = Pusher.layer.pipe(Layer.provideMerge(Gateways.layerLocal), Layer.provideMerge(Gateway.layer))
+  const services = Layer.mergeAll(Chat.layer.pipe(Layer.provide(FileMessages.layer)), Db.layer, Sessions.layer.pipe(Layer.provideMerge(options.tokens)), LiveSessions.layer, Passwords.layer, WsDirectory.layerSameServer).pipe(
     Layer.provideMerge(gateway)
   )
   const http = Gateway.closeSessionsOnShutdown.pipe(
