@@ -73,24 +73,25 @@ export const startCluster = async (options: ClusterOptions = {}): Promise<Cluste
   const output = options.onOutput ?? ((name, line) => process.stdout.write(`[${name}] ${line}\n`))
 
   const plan: Array<{ name: string; service: string; pkg: string; env: Record<string, string>; listens: string }> = [
-    { name: "db", service: "db", pkg: "db", env: {}, listens: "gRPC 127.0.0.1:7102" },
-    { name: "chat", service: "chat", pkg: "chat", env: {}, listens: "gRPC 127.0.0.1:7101" },
-    { name: "pusher", service: "pusher", pkg: "pusher", env: {}, listens: "gRPC 127.0.0.1:7103" },
+    { name: "db", service: "db", pkg: "db", env: { METRICS_PORT: "8102" }, listens: "gRPC 127.0.0.1:7102, metrics http://127.0.0.1:8102/metrics" },
+    { name: "chat", service: "chat", pkg: "chat", env: { METRICS_PORT: "8101" }, listens: "gRPC 127.0.0.1:7101, metrics http://127.0.0.1:8101/metrics" },
+    { name: "pusher", service: "pusher", pkg: "pusher", env: { METRICS_PORT: "8103" }, listens: "gRPC 127.0.0.1:7103, metrics http://127.0.0.1:8103/metrics" },
     ...Array.from({ length: gateways }, (_, i) => ({
       name: `ws-${i + 1}`,
       service: "ws",
       pkg: "gateway",
       env: { WS_PORT: String(8081 + i), WS_GRPC_PORT: String(7104 + i), GATEWAY_ID: `ws-${i + 1}` },
-      listens: `WebSocket ws://127.0.0.1:${8081 + i}/ws, gRPC 127.0.0.1:${7104 + i}`
+      listens: `WebSocket ws://127.0.0.1:${8081 + i}/ws, gRPC 127.0.0.1:${7104 + i}, metrics http://127.0.0.1:${8081 + i}/metrics`
     })),
     ...Array.from({ length: consumers }, (_, i) => ({
       name: `consumer-${i + 1}`,
       service: "consumer",
       pkg: "consumer",
-      env: {},
-      listens: "Kafka group im-consumer"
+      // Consumers share a host here: each gets its own metrics port.
+      env: { METRICS_PORT: String(8110 + i) },
+      listens: `Kafka group im-consumer, metrics http://127.0.0.1:${8110 + i}/metrics`
     })),
-    { name: "api", service: "api", pkg: "api", env: {}, listens: "HTTP http://127.0.0.1:8080 (docs: /docs)" }
+    { name: "api", service: "api", pkg: "api", env: {}, listens: "HTTP http://127.0.0.1:8080 (docs: /docs, metrics: /metrics)" }
   ]
 
   const processes: Array<ClusterProcess> = plan.map((entry) => {

@@ -5,13 +5,15 @@
  * must be up (`npm run infra:up`, which the npm script runs first).
  *
  * The tests reach the cluster through IM_E2E_URL / IM_E2E_WS_URL, read its log (IM_CLUSTER_LOG)
- * and stop or kill its processes through a small control endpoint (IM_CLUSTER_CONTROL).
+ * and its spans (IM_CLUSTER_TRACES, exported over OTLP to a receiver here) and stop or kill its
+ * processes through a small control endpoint (IM_CLUSTER_CONTROL).
  */
 import { spawn } from "node:child_process"
 import { appendFileSync, mkdirSync, rmSync } from "node:fs"
 import { createServer } from "node:http"
 import type { AddressInfo } from "node:net"
 import { fileURLToPath } from "node:url"
+import { OtlpReceiver } from "../packages/observability/testing/OtlpReceiver.ts"
 import { startCluster } from "./cluster.ts"
 
 const repoRoot = fileURLToPath(new URL("..", import.meta.url))
@@ -19,6 +21,15 @@ const logDir = `${repoRoot}test-results`
 mkdirSync(logDir, { recursive: true })
 const logFile = `${logDir}/cluster.log`
 rmSync(logFile, { force: true })
+// The services export their spans (OTLP/JSON) to a receiver here, which writes them to a file
+// for the tracing test: one JSON span per line.
+const tracesFile = `${logDir}/cluster-traces.jsonl`
+rmSync(tracesFile, { force: true })
+const traces = new OtlpReceiver({
+  keep: false,
+  onSpans: (spans) => appendFileSync(tracesFile, spans.map((span) => JSON.stringify(span) + "\n").join(""))
+})
+await traces.start()
 
 const cluster = await startCluster({
   env: {
@@ -32,7 +43,10 @@ const cluster = await startCluster({
     // Faults show within seconds: a killed consumer leaves the group, a silent instance turns critical.
     KAFKA_SESSION_TIMEOUT: "6 seconds",
     KAFKA_HEARTBEAT_INTERVAL: "1 second",
-    CONSUL_CHECK_TTL: "3 seconds"
+    CONSUL_CHECK_TTL: "3 seconds",
+    OTEL_EXPORTER_OTLP_ENDPOINT: traces.url,
+    OTEL_EXPORTER_OTLP_PROTOCOL: "http/json",
+    OTEL_BSP_SCHEDULE_DELAY: "200"
   },
   onOutput: (name, line) => appendFileSync(logFile, `[${name}] ${line}\n`)
 })
@@ -60,7 +74,8 @@ const env = {
   IM_E2E_URL: cluster.apiUrl,
   IM_E2E_WS_URL: "ws://127.0.0.1:8081/ws",
   IM_CLUSTER_LOG: logFile,
-  IM_CLUSTER_CONTROL: controlUrl
+  IM_CLUSTER_CONTROL: controlUrl,
+  IM_CLUSTER_TRACES: tracesFile
 }
 
 /** Runs vitest; a JSON report asked for with --outputFile gets `suffix` before its extension. */
@@ -81,4 +96,5 @@ const shared = await vitest(["packages/e2e"], ["--exclude", "**/Restart.e2e.test
 const faults = await vitest(["packages/e2e/test/ClusterFaults.e2e.test.ts"], [], "-faults")
 control.close()
 await cluster.stop()
+await traces.stop()
 process.exit(shared === 0 && faults === 0 ? 0 : 1)

@@ -8,6 +8,8 @@ import * as Address from "@im/platform/Address"
 import * as HttpServer from "@im/platform/HttpServer"
 import * as Logging from "@im/platform/Logging"
 import * as Main from "@im/platform/Main"
+import { MetricsHttp } from "@im/observability/Prometheus"
+import * as Tracing from "@im/observability/Tracing"
 import * as Postgres from "@im/platform/Postgres"
 import * as Registration from "@im/platform/Registration"
 import * as RedisGroupMemberCache from "@im/redis/RedisGroupMemberCache"
@@ -25,13 +27,14 @@ import { HttpRouter } from "effect/http"
 import { ApiRoutes } from "./ApiRoutes.ts"
 import { Gateways } from "@im/pusher/Gateways"
 import { LiveSessions } from "./LiveSessions.ts"
+import { WebClientRoutes } from "./WebClientRoutes.ts"
 import { WsDirectory } from "./WsDirectory.ts"
 
-/** The api service: the HTTP API on API_HOST:API_PORT; users in PostgreSQL, inboxes through db. */
+/** The api service: the HTTP API (and the web client, WEB_DIR) on API_HOST:API_PORT; users in PostgreSQL, inboxes through db. */
 const ApiService = Layer.unwrap(Effect.gen(function*() {
   const { advertise, host, port } = yield* Address.config("API", Address.DefaultPorts.api)
   return Registration.layer({ service: "api", host: advertise, port }).pipe(
-    Layer.provide(HttpRouter.serve(ApiRoutes).pipe(Layer.provide(HttpServer.layer({ host, port })))),
+    Layer.provide(HttpRouter.serve(Layer.mergeAll(ApiRoutes, WebClientRoutes, MetricsHttp)).pipe(Layer.provide(HttpServer.layer({ host, port })))),
     Layer.provide([Layer.mergeAll(SqlUserStore.layer, RedisGroupMemberCache.layerCached.pipe(Layer.provide(SqlGroupStore.layer)), SqlFileRecords.layer, SqlFriendStore.layer, SqlHistoryStore.layer, SqlConversationStore.layer).pipe(Layer.provide(Postgres.layer)), S3FileStore.layer, DbGrpc.layerRegistry(), ChatGrpc.layerRegistry(), WsDirectory.layerRegistry, Passwords.layer]),
     // Login sessions in PostgreSQL (what every gateway checks); a logout closes the session's
     // sockets on the gateways Presence (Redis) says hold the user.
@@ -42,4 +45,4 @@ const ApiService = Layer.unwrap(Effect.gen(function*() {
   )
 }))
 
-Main.run(ApiService.pipe(Layer.provide([ConsulRegistry.layer, Logging.layer])))
+Main.run(ApiService.pipe(Layer.provide([ConsulRegistry.layer, Logging.layer]), Layer.provide(Tracing.layer("api"))))

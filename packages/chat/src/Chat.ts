@@ -6,6 +6,8 @@ import { MAX_NOTICE_RECIPIENTS, type NoticeRequest } from "@im/domain/Notice"
 import { FriendStore } from "@im/ports/FriendStore"
 import { MessageBus } from "@im/ports/MessageBus"
 import { GroupStore } from "@im/ports/GroupStore"
+import * as Metrics from "@im/observability/Metrics"
+import * as TraceContext from "@im/observability/TraceContext"
 import { UserStore } from "@im/ports/UserStore"
 import { Pusher } from "@im/pusher/Pusher"
 import { Clock, Context, Effect, Layer, Option } from "effect"
@@ -71,6 +73,7 @@ export class Chat extends Context.Service<Chat, {
       const friends = yield* FriendStore
       const fileMessages = yield* FileMessages
       const pusher = yield* Pusher
+      const publishedMessages = Metrics.busPublished({ topic: MESSAGES_TOPIC })
       const recentAcks = new Map<string, SendAck>()
       // Users are never deleted (yet), so a receiver seen once stays valid.
       const knownUsers = new Set<UserId>()
@@ -130,13 +133,16 @@ export class Chat extends Context.Service<Chat, {
         recentAcks.set(windowKey, ack)
         if (recentAcks.size > ACK_WINDOW) recentAcks.delete(recentAcks.keys().next().value!)
         return ack
-      })
+      }, countOutcome(sendKind), Metrics.timed(Metrics.chatSendDuration))
 
-      const publish = Effect.fnUntraced(function*(message: Message) {
+      // The record carries this span's trace context: the consumer's span continues the trace.
+      const publish = Effect.fn("Chat.publish", { kind: "producer" })(function*(message: Message) {
         yield* Effect.annotateCurrentSpan("server_id", message.server_id)
-        yield* bus.publish(MESSAGES_TOPIC, [{ key: conversationKey(message), value: JSON.stringify(message) }]).pipe(
+        const headers = yield* TraceContext.currentHeaders
+        yield* bus.publish(MESSAGES_TOPIC, [{ key: conversationKey(message), value: JSON.stringify(message), headers }]).pipe(
           Effect.catchTag("PortError", unavailable)
         )
+        yield* Metrics.increment(publishedMessages)
         yield* Effect.logDebug("published", { server_id: message.server_id, kind: message.kind })
       })
 
@@ -160,7 +166,7 @@ export class Chat extends Context.Service<Chat, {
           send_time: ack.send_time
         })
         return ack
-      })
+      }, countOutcome(() => "notice"))
 
       const typing = Effect.fn("Chat.typing")(function*(request: TypingRequest) {
         yield* checkTarget(request)
@@ -184,5 +190,16 @@ export class Chat extends Context.Service<Chat, {
 
 const unavailable = (error: unknown) =>
   Effect.logError("chat could not reach a dependency", error).pipe(
+    Effect.andThen(Metrics.error("chat", "dependency_unavailable")),
     Effect.andThen(Effect.fail(new SendRejected({ code: "unavailable", message: "the server could not accept the message now; retry" })))
   )
+
+const sendKind = (request: SendRequest) => request.group_id !== undefined ? "group" : "single"
+
+/** Counts an accepted message by kind (`im_chat_accepted_total`), a refusal by its code. */
+const countOutcome = <Args extends ReadonlyArray<any>>(kindOf: (...args: Args) => string) =>
+  <A, R>(effect: Effect.Effect<A, SendRejected, R>, ...args: Args): Effect.Effect<A, SendRejected, R> =>
+    effect.pipe(
+      Effect.tap(() => Metrics.increment(Metrics.chatAccepted({ kind: kindOf(...args) }))),
+      Effect.tapError((rejected) => Metrics.increment(Metrics.chatRejected({ code: rejected.code })))
+    )

@@ -3,8 +3,10 @@ import * as KafkaMessageBus from "@im/kafka/KafkaMessageBus"
 import * as Address from "@im/platform/Address"
 import * as Logging from "@im/platform/Logging"
 import * as Main from "@im/platform/Main"
+import * as MetricsServer from "@im/platform/MetricsServer"
 import * as Postgres from "@im/platform/Postgres"
 import * as Registration from "@im/platform/Registration"
+import * as Tracing from "@im/observability/Tracing"
 import { serve } from "@im/proto/EffectConnect"
 import * as PusherGrpc from "@im/pusher/PusherGrpc"
 import * as S3FileStore from "@im/s3/S3FileStore"
@@ -22,6 +24,7 @@ import { FileMessages } from "./FileMessages.ts"
 const ChatService = Layer.unwrap(Effect.gen(function*() {
   const { advertise, host, port } = yield* Address.config("CHAT", Address.DefaultPorts.chat)
   return Registration.layer({ service: "chat", host: advertise, port }).pipe(
+    Layer.merge(MetricsServer.layer({ host, port: MetricsServer.defaultPort(port) })),
     Layer.provide(serve(ChatGrpcServer, { host, port })),
     Layer.provide(Chat.layer),
     Layer.provide(FileMessages.layer),
@@ -34,4 +37,4 @@ const ChatService = Layer.unwrap(Effect.gen(function*() {
   )
 }))
 
-Main.run(ChatService.pipe(Layer.provide([ConsulRegistry.layer, Logging.layer])))
+Main.run(ChatService.pipe(Layer.provide([ConsulRegistry.layer, Logging.layer]), Layer.provide(Tracing.layer("chat"))))

@@ -42,6 +42,8 @@ import {
   type TokenPair,
   type ServerFrame,
   type ConversationSummary,
+  isUser,
+  type Profile,
   type TypingSignal,
   type User
 } from "./Wire.ts"
@@ -396,6 +398,31 @@ export class ImClient {
     const answer = await this.#request("GET", `/inbox?${params}`, { auth: true, ...(signal ? { signal } : {}) })
     if (!isPullPage(answer)) throw new HttpError(200, "MalformedAnswer", "GET /inbox: unexpected answer")
     return answer
+  }
+
+  // Users -------------------------------------------------------------------------------------
+
+  /** `GET /users/me`: the user's own profile, with their email. */
+  async me(signal?: AbortSignal): Promise<Profile> {
+    const answer = await this.#request("GET", "/users/me", { auth: true, ...(signal ? { signal } : {}) })
+    if (!isUser(answer)) throw new HttpError(200, "MalformedAnswer", "GET /users/me: unexpected answer")
+    return answer
+  }
+
+  /** `GET /users/{user_id}`: a user's public profile (`HttpError` 404 `UserNotFound` if none). */
+  async user(userId: string, signal?: AbortSignal): Promise<User> {
+    const path = `/users/${encodeURIComponent(userId)}`
+    const answer = await this.#request("GET", path, { auth: true, ...(signal ? { signal } : {}) })
+    if (!isUser(answer)) throw new HttpError(200, "MalformedAnswer", `GET ${path}: unexpected answer`)
+    return answer
+  }
+
+  /** `GET /users?account=` (or `?email=`): the user with exactly that account or email, if any. */
+  async findUser(query: { readonly account: string } | { readonly email: string }): Promise<User | undefined> {
+    const params = new URLSearchParams("account" in query ? { account: query.account } : { email: query.email })
+    const answer = await this.#request("GET", `/users?${params}`, { auth: true })
+    if (!Array.isArray(answer) || !answer.every(isUser)) throw new HttpError(200, "MalformedAnswer", "GET /users: unexpected answer")
+    return answer[0]
   }
 
   // Conversations, read receipts, recall -------------------------------------------------------

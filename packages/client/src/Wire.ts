@@ -333,6 +333,9 @@ export const isMessage = (u: unknown): u is Message =>
 export const isInboxEntry = (u: unknown): u is InboxEntry =>
   isObject(u) && isSeq(u["seq"]) && isMessage(u["message"])
 
+export const isUser = (u: unknown): u is User =>
+  isObject(u) && isString(u["id"]) && isString(u["account"]) && isString(u["name"]) && isSeq(u["created_at"])
+
 export const isPullPage = (u: unknown): u is PullPage =>
   isObject(u) &&
   Array.isArray(u["entries"]) &&

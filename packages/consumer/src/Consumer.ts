@@ -2,12 +2,14 @@ import { Db } from "@im/db/Db"
 import { ServiceUnavailable } from "@im/domain/Errors"
 import type { GroupId, ServerId, UserId } from "@im/domain/Ids"
 import { type Delivery, Message, MESSAGES_TOPIC, singleParticipants } from "@im/domain/Message"
+import * as Metrics from "@im/observability/Metrics"
+import * as TraceContext from "@im/observability/TraceContext"
 import { GroupStore } from "@im/ports/GroupStore"
 import type { InboxRef } from "@im/ports/InboxStore"
 import { type ConsumedRecord, MessageBus } from "@im/ports/MessageBus"
 import { SeqStore } from "@im/ports/SeqStore"
 import { Pusher } from "@im/pusher/Pusher"
-import { Config, Context, Duration, Effect, Layer, LogLevel, Schedule, Schema } from "effect"
+import { Cause, Config, Context, Duration, Effect, Layer, LogLevel, Metric, Schedule, Schema } from "effect"
 
 const decodeMessage = Schema.decodeUnknownExit(Schema.fromJsonString(Message))
 
@@ -29,14 +31,14 @@ export class Consumer extends Context.Service<Consumer, {
     const pusher = yield* Pusher
     const groups = yield* GroupStore
 
-    const handleBatch = Effect.fn("Consumer.handleBatch")(function*(records: ReadonlyArray<ConsumedRecord>) {
-      yield* Effect.annotateCurrentSpan("records", records.length)
+    const handle = Effect.fnUntraced(function*(records: ReadonlyArray<ConsumedRecord>) {
       const messages: Array<Message> = []
       const seen = new Set<ServerId>()
       for (const record of records) {
         const decoded = decodeMessage(record.value)
         if (decoded._tag === "Failure") {
           // Retrying cannot fix it; it is logged with its position and skipped.
+          yield* Metrics.error("consumer", "undecodable_record")
           yield* Effect.logError("undecodable record skipped", {
             partition: record.partition,
             offset: record.offset,
@@ -117,6 +119,26 @@ export class Consumer extends Context.Service<Consumer, {
       yield* pusher.push(deliveries)
     })
 
+    const batchesOk = Metrics.consumerBatches({ outcome: "ok" })
+    const batchesFailed = Metrics.consumerBatches({ outcome: "failed" })
+    /**
+     * One span per batch, continuing the trace of the batch's first message (its publisher's
+     * span, from the record headers) and linking the others'; counted and timed.
+     */
+    const handleBatch = (records: ReadonlyArray<ConsumedRecord>) =>
+      Effect.andThen(Metric.update(Metrics.consumerBatchSize, records.length), handle(records)).pipe(
+        Effect.tap(() =>
+          Effect.andThen(Metrics.increment(batchesOk), Metrics.increment(Metrics.consumerRecords, records.length))
+        ),
+        Effect.tapCause((cause) =>
+          Cause.hasInterruptsOnly(cause)
+            ? Effect.void
+            : Effect.andThen(Metrics.increment(batchesFailed), Metrics.error("consumer", "batch_failed"))
+        ),
+        Metrics.timed(Metrics.consumerBatchDuration),
+        Effect.withSpan("Consumer.handleBatch", TraceContext.batchSpanOptions(records))
+      )
+
     return Consumer.of({ handleBatch })
   })
 
@@ -129,7 +151,8 @@ export class Consumer extends Context.Service<Consumer, {
       const options = yield* Config.all({
         group: Config.String("CONSUMER_GROUP").pipe(Config.withDefault("im-consumer")),
         maxBatch: Config.Int("CONSUMER_MAX_BATCH").pipe(Config.withDefault(500)),
-        drainTimeout: Config.Duration("CONSUMER_DRAIN_TIMEOUT").pipe(Config.withDefault(Duration.seconds(10)))
+        drainTimeout: Config.Duration("CONSUMER_DRAIN_TIMEOUT").pipe(Config.withDefault(Duration.seconds(10))),
+        lagInterval: Config.Duration("CONSUMER_LAG_INTERVAL").pipe(Config.withDefault(Duration.seconds(5)))
       })
       yield* bus.consume({ topic: MESSAGES_TOPIC, group: options.group, maxBatch: options.maxBatch }, consumer.handleBatch).pipe(Effect.forkScoped)
       // Runs before the fork above is interrupted: on shutdown, finish what was accepted.
@@ -140,6 +163,15 @@ export class Consumer extends Context.Service<Consumer, {
           Effect.tap(() => Effect.logInfo("consumer drained")),
           Effect.catchCause((cause) => Effect.logWarning("consumer stopped before draining the bus", cause))
         )
+      )
+      // The group's lag as a gauge, sampled (untraced: it is not work on a message).
+      const lag = Metrics.consumerLag({ topic: MESSAGES_TOPIC, group: options.group })
+      yield* bus.lag(MESSAGES_TOPIC, options.group).pipe(
+        Effect.flatMap((records) => Metric.update(lag, records)),
+        Effect.catch((error) => Effect.logDebug("consumer lag unavailable", error)),
+        Effect.repeat(Schedule.spaced(options.lagInterval)),
+        Effect.withTracerEnabled(false),
+        Effect.forkScoped
       )
       return consumer
     }).pipe(Effect.annotateLogs({ service: "consumer" }))

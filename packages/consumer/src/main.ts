@@ -3,8 +3,10 @@ import * as DbGrpc from "@im/db/DbGrpc"
 import * as KafkaMessageBus from "@im/kafka/KafkaMessageBus"
 import * as Logging from "@im/platform/Logging"
 import * as Main from "@im/platform/Main"
+import * as MetricsServer from "@im/platform/MetricsServer"
 import * as Postgres from "@im/platform/Postgres"
 import * as Registration from "@im/platform/Registration"
+import * as Tracing from "@im/observability/Tracing"
 import * as PusherGrpc from "@im/pusher/PusherGrpc"
 import * as RedisGroupMemberCache from "@im/redis/RedisGroupMemberCache"
 import * as RedisSeqStore from "@im/redis/RedisSeqStore"
@@ -14,9 +16,11 @@ import { Consumer } from "./Consumer.ts"
 
 /**
  * The consumer: Kafka consumer group → seq allocation (Redis, floor in PostgreSQL) → db and
- * pusher found through the registry. It serves nothing; it registers so that its health shows.
+ * pusher found through the registry. It serves nothing but its metrics (METRICS_PORT, default
+ * 8110); it registers so that its health shows.
  */
 const ConsumerService = Registration.layer({ service: "consumer", host: "127.0.0.1", port: 0 }).pipe(
+  Layer.merge(MetricsServer.layer({ host: "127.0.0.1", port: MetricsServer.CONSUMER_DEFAULT_PORT })),
   Layer.provide(Consumer.layer),
   Layer.provide([
     KafkaMessageBus.layer,
@@ -26,4 +30,4 @@ const ConsumerService = Registration.layer({ service: "consumer", host: "127.0.0
   ])
 )
 
-Main.run(ConsumerService.pipe(Layer.provide([ConsulRegistry.layer, Logging.layer])))
+Main.run(ConsumerService.pipe(Layer.provide([ConsulRegistry.layer, Logging.layer]), Layer.provide(Tracing.layer("consumer"))))

@@ -1,11 +1,12 @@
 import { InvalidRange, ServiceUnavailable } from "@im/domain/Errors"
 import type { ServerId, UserId } from "@im/domain/Ids"
 import { MAX_PULL_LIMIT, type InboxEntry, type Message, type PullPage } from "@im/domain/Message"
+import * as Metrics from "@im/observability/Metrics"
 import { type ConversationEntry, conversationOf, ConversationStore } from "@im/ports/ConversationStore"
 import { HistoryStore } from "@im/ports/HistoryStore"
 import { InboxStore, type InboxRef } from "@im/ports/InboxStore"
 import type { PortError } from "@im/ports/PortError"
-import { Context, Effect, Layer, LogLevel } from "effect"
+import { Context, Effect, Layer, LogLevel, Metric } from "effect"
 
 export interface PullRequest {
   readonly user: UserId
@@ -16,6 +17,7 @@ export interface PullRequest {
 
 const unavailable = (error: PortError) =>
   Effect.logError("store failed", error).pipe(
+    Effect.andThen(Metrics.error("db", "store_unavailable")),
     Effect.andThen(Effect.fail(new ServiceUnavailable({ message: "storage is unavailable, try again" })))
   )
 
@@ -62,6 +64,7 @@ export class Db extends Context.Service<Db, {
         entries: ReadonlyArray<InboxRef>,
         replayed: ReadonlyArray<InboxRef> = []
       ) {
+        yield* Metric.update(Metrics.dbSaveSize, entries.length)
         if (messages.length > 0) yield* history.save(messages)
         if (entries.length > 0) yield* inbox.append(entries)
         const byId = new Map(messages.map((message) => [message.server_id, message]))
@@ -73,10 +76,11 @@ export class Db extends Context.Service<Db, {
           tracked.push({ ...ref, conversation, own: message!.sender_id === ref.user_id })
         }
         if (tracked.length > 0) yield* conversations.record(tracked)
+        yield* Metrics.increment(Metrics.inboxEntriesStored, entries.length)
         if (yield* LogLevel.isEnabled("Debug")) {
           yield* Effect.logDebug("saved", { server_ids: messages.map((message) => message.server_id) })
         }
-      }, Effect.catchTag("PortError", unavailable))
+      }, Effect.catchTag("PortError", unavailable), Metrics.timed(Metrics.dbSaveDuration))
 
       const newest = Effect.fn("Db.newest")(function*(user: UserId) {
         return yield* inbox.newest(user)

@@ -1,8 +1,9 @@
 import { CloseCodes } from "@im/domain/Frames"
 import { GatewayId, type SessionId, type UserId } from "@im/domain/Ids"
 import type { Delivery } from "@im/domain/Message"
+import * as Metrics from "@im/observability/Metrics"
 import { Presence } from "@im/ports/Presence"
-import { Config, Context, Duration, Effect, Layer, LogLevel, Schedule } from "effect"
+import { Config, Context, Duration, Effect, Layer, LogLevel, Metric, Schedule } from "effect"
 import { randomUUID } from "node:crypto"
 import { hostname } from "node:os"
 
@@ -60,12 +61,19 @@ export class Gateway extends Context.Service<Gateway, {
     const presence = yield* Presence
     const sessions = new Map<UserId, Set<Session>>()
     let count = 0
+    const deliveredCount = Metrics.gatewayDeliveries({ outcome: "delivered" })
+    const tooSlowCount = Metrics.gatewayDeliveries({ outcome: "too_slow" })
+    const noSessionCount = Metrics.gatewayDeliveries({ outcome: "no_session" })
+    const droppedCount = Metrics.gatewayDeliveries({ outcome: "dropped" })
+    // The gauge shows 0 from the start, not only once someone connected.
+    yield* Metric.modify(Metrics.gatewayConnections, 0)
 
     const attach = Effect.fn("Gateway.attach")(function*(session: Session) {
       let own = sessions.get(session.user)
       if (own === undefined) sessions.set(session.user, own = new Set())
       own.add(session)
       count++
+      yield* Metric.modify(Metrics.gatewayConnections, 1)
       yield* presence.register(session.user, config.id, session.id).pipe(
         Effect.retry({ schedule: Schedule.exponential("50 millis"), times: 3 }),
         Effect.orDie
@@ -76,6 +84,7 @@ export class Gateway extends Context.Service<Gateway, {
       const own = sessions.get(session.user)
       if (own === undefined || !own.delete(session)) return
       count--
+      yield* Metric.modify(Metrics.gatewayConnections, -1)
       if (own.size === 0) sessions.delete(session.user)
       yield* presence.unregister(session.user, config.id, session.id).pipe(
         Effect.catch((error) => Effect.logWarning("presence unregister failed; its TTL will clear it", error))
@@ -85,19 +94,34 @@ export class Gateway extends Context.Service<Gateway, {
     const deliver = Effect.fn("Gateway.deliver")(function*(deliveries: ReadonlyArray<Delivery>) {
       const tooSlow: Array<Session> = []
       const debug = yield* LogLevel.isEnabled("Debug")
+      let delivered = 0
+      let slow = 0
+      let noSession = 0
+      let dropped = 0
       for (const delivery of deliveries) {
         const own = sessions.get(delivery.user_id)
-        if (own === undefined) continue
+        if (own === undefined) {
+          noSession++
+          continue
+        }
         if (config.dropMarkedPushes && delivery.message.content.startsWith(DROP_PUSH_MARKER)) {
+          dropped++
           yield* Effect.logDebug("test hook: push dropped", { user: delivery.user_id, seq: delivery.seq })
           continue
         }
         if (debug) yield* Effect.logDebug("delivered", { server_id: delivery.message.server_id, user: delivery.user_id, seq: delivery.seq })
         const frame = JSON.stringify({ type: "message", seq: delivery.seq, message: delivery.message })
+        const before = tooSlow.length
         for (const session of own) {
           if (!session.offer(frame)) tooSlow.push(session)
         }
+        if (tooSlow.length === before) delivered++
+        else slow++
       }
+      yield* Metrics.increment(deliveredCount, delivered)
+      if (slow > 0) yield* Metrics.increment(tooSlowCount, slow)
+      if (noSession > 0) yield* Metrics.increment(noSessionCount, noSession)
+      if (dropped > 0) yield* Metrics.increment(droppedCount, dropped)
       // A client that cannot keep up is dropped; it pulls what it missed when it reconnects.
       yield* Effect.forEach(tooSlow, (session) => session.close(1008, "too slow"), { discard: true })
     })

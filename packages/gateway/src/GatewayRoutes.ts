@@ -1,7 +1,8 @@
 import { Sessions } from "@im/auth/Sessions"
 import { Chat } from "@im/chat/Chat"
 import { ClientFrame, CloseCodes, type SendFrame, type TypingFrame } from "@im/domain/Frames"
-import { Clock, Duration, Effect, Queue, Schema } from "effect"
+import * as Metrics from "@im/observability/Metrics"
+import { Clock, Duration, Effect, Option, Queue, Schema, type Tracer } from "effect"
 import { HttpRouter, type HttpServerRequest, HttpServerResponse } from "effect/http"
 import * as Socket from "effect/socket/Socket"
 import { randomUUID } from "node:crypto"
@@ -10,6 +11,13 @@ import { Gateway, type Session } from "./Gateway.ts"
 const decodeFrame = Schema.decodeUnknownExit(ClientFrame)
 
 const TYPING_INTERVAL_MS = 1_000
+
+const framesReceived = {
+  send: Metrics.gatewayFramesReceived({ type: "send" }),
+  typing: Metrics.gatewayFramesReceived({ type: "typing" }),
+  ping: Metrics.gatewayFramesReceived({ type: "ping" }),
+  invalid: Metrics.gatewayFramesReceived({ type: "invalid" })
+}
 
 /** The token from `?token=` (browsers cannot set headers on a WebSocket) or `Authorization: Bearer`. */
 const tokenOf = (request: HttpServerRequest.HttpServerRequest): string | undefined => {
@@ -71,6 +79,10 @@ const runSession = Effect.fnUntraced(function*(request: HttpServerRequest.HttpSe
     close: (code, reason) => writer.write(new Socket.CloseEvent(code, reason)).pipe(Effect.ignore)
   }
   yield* Effect.annotateLogsScoped({ user, session: session.id })
+  // Each send frame starts a trace of its own (the connection's span lasts as long as the
+  // socket), linked to the connection's span when the upgrade request was traced.
+  const connection = yield* Effect.option(Effect.currentSpan)
+  const frameLinks: ReadonlyArray<Tracer.SpanLink> = Option.isSome(connection) ? [{ span: connection.value, attributes: {} }] : []
 
   // Frames are written by one fiber, in the order they were queued.
   yield* Queue.takeAll(outbound).pipe(
@@ -140,29 +152,35 @@ const runSession = Effect.fnUntraced(function*(request: HttpServerRequest.HttpSe
   const handle = (data: string | Uint8Array) => {
     if (typeof data !== "string") {
       session.offer(errorFrame("frames are JSON text; binary frames are not accepted"))
-      return Effect.void
+      return Metrics.increment(framesReceived.invalid)
     }
     let json: unknown
     try {
       json = JSON.parse(data)
     } catch {
       session.offer(errorFrame("the frame is not valid JSON"))
-      return Effect.void
+      return Metrics.increment(framesReceived.invalid)
     }
     const decoded = decodeFrame(json, { onExcessProperty: "ignore" })
     if (decoded._tag === "Failure") {
       const localId = localIdOf(json)
       const message = `invalid frame: ${String(decoded.cause).slice(0, 500)}`
       session.offer(localId === undefined ? errorFrame(message) : sendFailed(localId, "invalid_frame", message))
-      return Effect.void
+      return Metrics.increment(framesReceived.invalid)
     }
     const frame = decoded.value
     if (frame.type === "ping") {
       session.offer(`{"type":"pong"}`)
-      return Effect.void
+      return Metrics.increment(framesReceived.ping)
     }
-    if (frame.type === "typing") return typing(frame)
-    return send(frame)
+    if (frame.type === "typing") return Effect.andThen(Metrics.increment(framesReceived.typing), typing(frame))
+    return Effect.andThen(
+      Metrics.increment(framesReceived.send),
+      send(frame).pipe(
+        Metrics.timed(Metrics.gatewaySendDuration),
+        Effect.withSpan("Gateway.sendFrame", { root: true, kind: "server", links: frameLinks, attributes: { local_id: frame.local_id } })
+      )
+    )
   }
 
   const readFrames = Effect.gen(function*() {

@@ -6,6 +6,8 @@ import * as Address from "@im/platform/Address"
 import * as HttpServer from "@im/platform/HttpServer"
 import * as Logging from "@im/platform/Logging"
 import * as Main from "@im/platform/Main"
+import { MetricsHttp } from "@im/observability/Prometheus"
+import * as Tracing from "@im/observability/Tracing"
 import * as Postgres from "@im/platform/Postgres"
 import * as Registration from "@im/platform/Registration"
 import { serve } from "@im/proto/EffectConnect"
@@ -32,7 +34,7 @@ const GatewayService = Layer.unwrap(Effect.gen(function*() {
   const gateway = Gateway.layer.pipe(Layer.provide(RedisPresence.layer))
   // Login sessions are in PostgreSQL: a logout on the api is seen here at the next upgrade.
   const sessions = Sessions.layer.pipe(Layer.provide([Tokens.layer, SqlSessionStore.layer.pipe(Layer.provide(Postgres.layer))]))
-  const http = HttpRouter.serve(Layer.mergeAll(GatewayRoutes, Health)).pipe(
+  const http = HttpRouter.serve(Layer.mergeAll(GatewayRoutes, Health, MetricsHttp)).pipe(
     Layer.provide(HttpServer.layer({ host, port, maxFrameBytes }))
   )
   // Registered under the gateway's own id: the id Presence records and the pushers look up.
@@ -45,4 +47,4 @@ const GatewayService = Layer.unwrap(Effect.gen(function*() {
   )
 }))
 
-Main.run(GatewayService.pipe(Layer.provide([ConsulRegistry.layer, Logging.layer])))
+Main.run(GatewayService.pipe(Layer.provide([ConsulRegistry.layer, Logging.layer]), Layer.provide(Tracing.layer("ws"))))

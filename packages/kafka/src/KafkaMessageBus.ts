@@ -65,13 +65,29 @@ const kafkaCall = <A>(operation: string, call: () => Promise<A>): Effect.Effect<
     Effect.retry({ schedule: adapterRetry, times: 2, while: (error) => error.retryable })
   )
 
-const toConsumedRecord = (topic: string, partition: number) => (message: KafkaMessage): ConsumedRecord => ({
-  topic,
-  partition,
-  offset: Number(message.offset),
-  key: message.key?.toString("utf8") ?? "",
-  value: message.value?.toString("utf8") ?? ""
-})
+/** Kafka record headers as strings (a repeated header keeps its first value). */
+const headersOf = (message: KafkaMessage): Record<string, string> | undefined => {
+  if (message.headers === undefined) return undefined
+  let headers: Record<string, string> | undefined
+  for (const [name, raw] of Object.entries(message.headers)) {
+    const value = Array.isArray(raw) ? raw[0] : raw
+    if (value === undefined) continue
+    ;(headers ??= {})[name] = typeof value === "string" ? value : value.toString("utf8")
+  }
+  return headers
+}
+
+const toConsumedRecord = (topic: string, partition: number) => (message: KafkaMessage): ConsumedRecord => {
+  const headers = headersOf(message)
+  return {
+    topic,
+    partition,
+    offset: Number(message.offset),
+    key: message.key?.toString("utf8") ?? "",
+    value: message.value?.toString("utf8") ?? "",
+    ...(headers === undefined ? {} : { headers })
+  }
+}
 
 /** A batch kafkajs waits on: `done` lets its eachBatch callback return. */
 interface PendingBatch {
@@ -169,11 +185,17 @@ export const make = (options: KafkaMessageBusOptions): Effect.Effect<MessageBus[
     const outbox = yield* Queue.unbounded<PendingPublish>()
     const sendPending = (batch: ReadonlyArray<PendingPublish>) =>
       Effect.gen(function*() {
-        const byTopic = new Map<string, Array<{ key: string; value: string }>>()
+        const byTopic = new Map<string, Array<{ key: string; value: string; headers?: Record<string, string> }>>()
         for (const { records, topic } of batch) {
           let messages = byTopic.get(topic)
           if (messages === undefined) byTopic.set(topic, messages = [])
-          for (const record of records) messages.push({ key: record.key, value: record.value })
+          for (const record of records) {
+            messages.push(
+              record.headers === undefined
+                ? { key: record.key, value: record.value }
+                : { key: record.key, value: record.value, headers: { ...record.headers } }
+            )
+          }
         }
         yield* Effect.forEach(byTopic.keys(), ensureTopic, { discard: true })
         yield* kafkaCall("publish", () =>

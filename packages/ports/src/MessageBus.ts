@@ -5,6 +5,8 @@ export interface BusRecord {
   /** Records with the same key go to the same partition and are consumed in publish order. */
   readonly key: string
   readonly value: string
+  /** Metadata handed to the consumer with the record, e.g. the sender's trace context (`traceparent`). */
+  readonly headers?: Readonly<Record<string, string>> | undefined
 }
 
 export interface ConsumedRecord extends BusRecord {
@@ -126,7 +128,14 @@ const makeMemoryBus = (partitionCount: number, maxPending: number): MessageBus["
       for (const record of records) {
         const index = partitionFor(record.key)
         const partition = topic.partitions[index]!
-        partition.records.push({ topic: name, partition: index, offset: partition.next++, key: record.key, value: record.value })
+        partition.records.push({
+          topic: name,
+          partition: index,
+          offset: partition.next++,
+          key: record.key,
+          value: record.value,
+          ...(record.headers === undefined ? {} : { headers: { ...record.headers } })
+        })
         if (partition.wakeUp !== undefined) {
           Deferred.doneUnsafe(partition.wakeUp, Effect.void)
           partition.wakeUp = undefined

@@ -74,6 +74,18 @@ export const messageBusSuite = (
         assert.strictEqual(new Set(records.map(position)).size, 3, "each record has its own (partition, offset)")
       }), testTimeout)
 
+    it.effect("a record's headers (the sender's trace context) reach the consumer with it; a record without has none", () =>
+      Effect.gen(function*() {
+        const bus = yield* MessageBus
+        const options = fresh()
+        const traceparent = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"
+        yield* bus.publish(options.topic, [{ key: "a", value: "with", headers: { traceparent, other: "x" } }, { key: "a", value: "without" }])
+        const { batches } = yield* startConsumer(options)
+        const { records } = yield* receive(batches, atLeast(2), "2 records")
+        assert.deepStrictEqual(records.find((r) => r.value === "with")?.headers, { traceparent, other: "x" })
+        assert.deepStrictEqual(records.find((r) => r.value === "without")?.headers ?? {}, {})
+      }), testTimeout)
+
     it.effect("records published while a consumer waits reach it", () =>
       Effect.gen(function*() {
         const bus = yield* MessageBus

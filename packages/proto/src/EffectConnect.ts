@@ -9,6 +9,8 @@ import {
   type ServiceImpl
 } from "@connectrpc/connect"
 import { connectNodeAdapter, createGrpcTransport, Http2SessionManager } from "@connectrpc/connect-node"
+import * as Metrics from "@im/observability/Metrics"
+import * as TraceContext from "@im/observability/TraceContext"
 import { Cause, Context, Data, Effect, Exit, Layer, Option, type Scope } from "effect"
 import { createServer, type Http2Server } from "node:http2"
 
@@ -36,10 +38,15 @@ export class GrpcRoutes extends Context.Service<GrpcRoutes, {
   readonly add: (register: (router: ConnectRouter) => void) => void
 }>()("@im/proto/GrpcRoutes") {}
 
+/** `invalid_argument` for Code.InvalidArgument: the status label of the gRPC metrics. */
+const codeLabel = (code: Code): string => (Code[code] ?? "Unknown").replace(/([a-z])([A-Z])/g, "$1_$2").toLowerCase()
+
 /**
  * Registers an Effect implementation of a service. Each call runs in a span named after the
- * method, is interrupted when the client cancels or its deadline passes, turns typed failures
- * into gRPC errors with `toConnectError`, and defects into INTERNAL (logged, not leaked).
+ * method (a child of the caller's span when the request carries a `traceparent` header), is
+ * counted and timed (`im_grpc_server_*`), is interrupted when the client cancels or its
+ * deadline passes, turns typed failures into gRPC errors with `toConnectError`, and defects
+ * into INTERNAL (logged, not leaked).
  */
 export const implement = <S extends DescService, E, R, EB, RB>(
   service: S,
@@ -54,8 +61,26 @@ export const implement = <S extends DescService, E, R, EB, RB>(
     const handlers: Record<string, (request: unknown, ctx: HandlerContext) => Promise<unknown>> = {}
     for (const [name, method] of Object.entries(impl) as Array<[string, (request: unknown, ctx: HandlerContext) => Effect.Effect<unknown, E, R>]>) {
       const spanName = `grpc.server ${service.typeName}/${name}`
+      const metricLabels = { method: `${service.typeName}/${name}` }
+      const duration = Metrics.grpcServerDuration(metricLabels)
+      const codeOf = (exit: Exit.Exit<unknown, E | ConnectError>): string => {
+        if (Exit.isSuccess(exit)) return "ok"
+        const failure = Cause.findErrorOption(exit.cause)
+        if (Option.isSome(failure)) {
+          return codeLabel(failure.value instanceof ConnectError ? failure.value.code : options.toConnectError(failure.value as E).code)
+        }
+        return codeLabel(Cause.hasInterruptsOnly(exit.cause) ? Code.Canceled : Code.Internal)
+      }
       handlers[name] = async (request, ctx) => {
-        const exit = await run(method(request, ctx).pipe(Effect.withSpan(spanName)), { signal: ctx.signal })
+        const parent = TraceContext.parentFrom({ [TraceContext.TRACEPARENT]: ctx.requestHeader.get(TraceContext.TRACEPARENT) ?? undefined })
+        const exit = await run(
+          method(request, ctx).pipe(
+            Effect.onExit((exit) => Metrics.increment(Metrics.grpcServerRequests({ ...metricLabels, code: codeOf(exit) }))),
+            Metrics.timed(duration),
+            Effect.withSpan(spanName, parent === undefined ? { kind: "server" } : { kind: "server", parent })
+          ),
+          { signal: ctx.signal }
+        )
         if (Exit.isSuccess(exit)) return exit.value
         const failure = Cause.findErrorOption(exit.cause)
         if (Option.isSome(failure)) {
@@ -115,7 +140,8 @@ export type EffectClient<S extends DescService> = {
 
 /**
  * A gRPC client of `service` at `baseUrl` (`http://host:port`), over one HTTP/2 session that is
- * closed with the scope. Each call has a deadline of `timeoutMs` and is cancelled if interrupted.
+ * closed with the scope. Each call has a deadline of `timeoutMs`, is cancelled if interrupted,
+ * and carries its span's trace context (`traceparent`) so that the server's span joins the trace.
  */
 export const makeClient = <S extends DescService>(
   service: S,
@@ -129,15 +155,17 @@ export const makeClient = <S extends DescService>(
     )
     const client = createClient(service, createGrpcTransport({ baseUrl, sessionManager: sessions })) as unknown as Record<
       string,
-      (request: unknown, options: { signal: AbortSignal; timeoutMs?: number }) => Promise<unknown>
+      (request: unknown, options: { signal: AbortSignal; timeoutMs?: number; headers: Readonly<Record<string, string>> }) => Promise<unknown>
     >
     const methods: Record<string, (request: unknown) => Effect.Effect<unknown, ConnectError>> = {}
     for (const name of Object.keys(client)) {
       methods[name] = (request) =>
-        Effect.tryPromise({
-          try: (signal) => client[name]!(request, { signal, ...(options.timeoutMs === undefined ? {} : { timeoutMs: options.timeoutMs }) }),
-          catch: (cause) => ConnectError.from(cause)
-        }).pipe(Effect.withSpan(`grpc.client ${service.typeName}/${name}`))
+        Effect.flatMap(TraceContext.currentHeaders, (headers) =>
+          Effect.tryPromise({
+            try: (signal) =>
+              client[name]!(request, { signal, headers, ...(options.timeoutMs === undefined ? {} : { timeoutMs: options.timeoutMs }) }),
+            catch: (cause) => ConnectError.from(cause)
+          })).pipe(Effect.withSpan(`grpc.client ${service.typeName}/${name}`, { kind: "client" }))
     }
     return methods as unknown as EffectClient<S>
   })

@@ -1,7 +1,8 @@
 import type { GatewayId, UserId } from "@im/domain/Ids"
 import type { Delivery } from "@im/domain/Message"
+import * as Metrics from "@im/observability/Metrics"
 import { Presence } from "@im/ports/Presence"
-import { Context, Effect, Layer, LogLevel } from "effect"
+import { Context, Effect, Layer, LogLevel, Metric } from "effect"
 import { Gateways } from "./Gateways.ts"
 
 /**
@@ -19,24 +20,34 @@ export class Pusher extends Context.Service<Pusher, {
       const presence = yield* Presence
       const gateways = yield* Gateways
 
+      const sent = Metrics.pusherDeliveries({ outcome: "sent" })
+      const failed = Metrics.pusherDeliveries({ outcome: "failed" })
+      const offline = Metrics.pusherDeliveries({ outcome: "offline" })
+
       const push = Effect.fn("Pusher.push")(function*(deliveries: ReadonlyArray<Delivery>) {
         if (deliveries.length === 0) return
+        yield* Metric.update(Metrics.pusherPushSize, deliveries.length)
         const users = [...new Set(deliveries.map((delivery) => delivery.user_id))]
         const located = yield* presence.lookup(users).pipe(
           Effect.catch((error) =>
             Effect.logWarning("presence lookup failed; clients will pull", error).pipe(
+              Effect.andThen(Metrics.error("pusher", "presence_unavailable")),
               Effect.as(new Map<UserId, ReadonlyArray<GatewayId>>())
             )
           )
         )
         const byGateway = new Map<GatewayId, Array<Delivery>>()
+        let nowhere = 0
         for (const delivery of deliveries) {
-          for (const gateway of located.get(delivery.user_id) ?? []) {
+          const holders = located.get(delivery.user_id) ?? []
+          if (holders.length === 0) nowhere++
+          for (const gateway of holders) {
             let batch = byGateway.get(gateway)
             if (batch === undefined) byGateway.set(gateway, batch = [])
             batch.push(delivery)
           }
         }
+        yield* Metrics.increment(offline, nowhere)
         yield* Effect.forEach(
           byGateway,
           ([gateway, batch]) =>
@@ -47,11 +58,17 @@ export class Pusher extends Context.Service<Pusher, {
                   LogLevel.isEnabled("Debug")
                 )
               ),
-              Effect.catch((error) => Effect.logWarning("push to a gateway failed; clients will pull", error))
+              Effect.andThen(Metrics.increment(sent, batch.length)),
+              Effect.catch((error) =>
+                Effect.logWarning("push to a gateway failed; clients will pull", error).pipe(
+                  Effect.andThen(Metrics.increment(failed, batch.length)),
+                  Effect.andThen(Metrics.error("pusher", "gateway_unreachable"))
+                )
+              )
             ),
           { concurrency: "unbounded", discard: true }
         )
-      })
+      }, Metrics.timed(Metrics.pusherPushDuration))
 
       const signal = Effect.fn("Pusher.signal")(function*(users: ReadonlyArray<UserId>, frame: string) {
         if (users.length === 0) return

@@ -1,4 +1,5 @@
 import { ApiRoutes } from "@im/api/ApiRoutes"
+import { WebClientRoutes } from "@im/api/WebClientRoutes"
 import { LiveSessions } from "@im/api/LiveSessions"
 import { WsDirectory } from "@im/api/WsDirectory"
 import { Passwords } from "@im/auth/Passwords"
@@ -16,6 +17,7 @@ import { MessageBus } from "@im/ports/MessageBus"
 import type { PortError } from "@im/ports/PortError"
 import { Presence } from "@im/ports/Presence"
 import { Gateways } from "@im/pusher/Gateways"
+import { MetricsHttp } from "@im/observability/Prometheus"
 import { Pusher } from "@im/pusher/Pusher"
 import * as HttpServer from "@im/platform/HttpServer"
 import type { Storage } from "@im/sql/SqlStorage"
@@ -65,7 +67,7 @@ export const makeStandalone = <E1, R1, E2, R2>(options: {
     Layer.provideMerge(gateway)
   )
   const http = Gateway.closeSessionsOnShutdown.pipe(
-    Layer.provideMerge(HttpRouter.serve(Layer.mergeAll(ApiRoutes, GatewayRoutes))),
+    Layer.provideMerge(HttpRouter.serve(Layer.mergeAll(ApiRoutes, GatewayRoutes, WebClientRoutes, MetricsHttp))),
     Layer.provideMerge(server)
   )
   const consumer = Consumer.layer

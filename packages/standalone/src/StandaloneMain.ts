@@ -18,7 +18,7 @@ export const Standalone = Layer.unwrap(
     const announce = Effect.logInfo(
       [
         `IM standalone server ready`,
-        `  HTTP API   http://${config.host}:${config.port}  (docs: /docs, OpenAPI: /openapi.json)`,
+        `  HTTP API   http://${config.host}:${config.port}  (docs: /docs, OpenAPI: /openapi.json, metrics: /metrics)`,
         `  WebSocket  ws://${config.host}:${config.port}/ws?token=…`,
         `  data       ${config.dataDir}`
       ].join("\n")

@@ -1,0 +1,99 @@
+import { assert, describe, it } from "@effect/vitest"
+import { Effect, Layer, Metric } from "effect"
+import { HttpRouter, HttpServerResponse } from "effect/http"
+import * as Metrics from "../src/Metrics.ts"
+import { CONTENT_TYPE, exposition, MetricsHttp } from "../src/Prometheus.ts"
+
+/** Runs with a registry of its own, so that only the metrics the test touches are exposed. */
+const isolated = <A, E>(effect: Effect.Effect<A, E>) => Effect.provideService(effect, Metric.MetricRegistry, new Map())
+
+const linesOf = (text: string) => text.split("\n")
+
+describe("the Prometheus text exposition (format 0.0.4)", () => {
+  it.effect("a labelled counter: HELP and TYPE once per family, one line per series, label values escaped", () =>
+    isolated(Effect.gen(function*() {
+      const requests = Metrics.labelled(
+        Metric.counter("test_requests_total", { description: "Requests \\ by path\nand method.", incremental: true }),
+        ["path", "method"]
+      )
+      yield* Metrics.increment(requests({ path: "/a", method: "GET" }))
+      yield* Metrics.increment(requests({ path: "/a", method: "GET" }), 2)
+      yield* Metrics.increment(requests({ path: "say \"hi\"\\\nbye", method: "POST" }))
+      const lines = linesOf(yield* exposition)
+      assert.deepStrictEqual(lines.filter((line) => line.startsWith("#")), [
+        "# HELP test_requests_total Requests \\\\ by path\\nand method.",
+        "# TYPE test_requests_total counter"
+      ])
+      assert.include(lines, "test_requests_total{path=\"/a\",method=\"GET\"} 3")
+      assert.include(lines, "test_requests_total{path=\"say \\\"hi\\\"\\\\\\nbye\",method=\"POST\"} 1")
+      assert.strictEqual(lines.at(-1), "", "the text ends with a newline")
+    })))
+
+  it.effect("a histogram: cumulative _bucket lines with le (and +Inf), _sum and _count", () =>
+    isolated(Effect.gen(function*() {
+      const latency = Metric.histogram("test_latency_seconds", { description: "Latency.", boundaries: [0.1, 1] })
+      for (const value of [0.05, 0.1, 0.5, 5]) yield* Metric.update(latency, value)
+      const lines = linesOf(yield* exposition)
+      assert.deepStrictEqual(lines.slice(0, 7), [
+        "# HELP test_latency_seconds Latency.",
+        "# TYPE test_latency_seconds histogram",
+        "test_latency_seconds_bucket{le=\"0.1\"} 2",
+        "test_latency_seconds_bucket{le=\"1\"} 3",
+        "test_latency_seconds_bucket{le=\"+Inf\"} 4",
+        "test_latency_seconds_sum 5.65",
+        "test_latency_seconds_count 4"
+      ])
+    })))
+
+  it.effect("a gauge goes up and down; the service metrics carry their im_ names and labels", () =>
+    isolated(Effect.gen(function*() {
+      yield* Metric.modify(Metrics.gatewayConnections, 2)
+      yield* Metric.modify(Metrics.gatewayConnections, -1)
+      yield* Metrics.increment(Metrics.chatAccepted({ kind: "group" }))
+      yield* Metric.update(Metrics.chatSendDuration, 0.003)
+      yield* Metrics.error("db", "store_unavailable")
+      const lines = linesOf(yield* exposition)
+      assert.include(lines, "# TYPE im_gateway_connections gauge")
+      assert.include(lines, "im_gateway_connections 1")
+      assert.include(lines, "# TYPE im_chat_accepted_total counter")
+      assert.include(lines, "im_chat_accepted_total{kind=\"group\"} 1")
+      assert.include(lines, "# TYPE im_chat_send_duration_seconds histogram")
+      assert.include(lines, "im_chat_send_duration_seconds_bucket{le=\"0.0025\"} 0")
+      assert.include(lines, "im_chat_send_duration_seconds_bucket{le=\"0.005\"} 1")
+      assert.include(lines, "im_chat_send_duration_seconds_count 1")
+      assert.include(lines, "im_errors_total{service=\"db\",kind=\"store_unavailable\"} 1")
+    })))
+
+  it.effect("a labelled family makes each series once", () =>
+    Effect.sync(() => {
+      const family = Metrics.labelled(Metric.counter("test_once_total"), ["kind"])
+      assert.strictEqual(family({ kind: "a" }), family({ kind: "a" }))
+      assert.notStrictEqual(family({ kind: "a" }), family({ kind: "b" }))
+    }))
+})
+
+describe("GET /metrics and the request counts", () => {
+  it.live("serves the exposition as text/plain 0.0.4, and counts requests by route pattern and status", () =>
+    Effect.gen(function*() {
+      const app = Layer.mergeAll(
+        MetricsHttp,
+        HttpRouter.add("GET", "/things/:id", HttpServerResponse.text("thing")),
+        HttpRouter.add("POST", "/broken", Effect.die("boom"))
+      )
+      const { dispose, handler } = HttpRouter.toWebHandler(app, { disableLogger: true })
+      yield* Effect.addFinalizer(() => Effect.promise(dispose))
+      const call = (path: string, method = "GET") =>
+        Effect.promise(() => handler(new Request(`http://localhost${path}`, { method })))
+      assert.strictEqual((yield* call("/things/1")).status, 200)
+      assert.strictEqual((yield* call("/things/2")).status, 200)
+      assert.strictEqual((yield* call("/nowhere")).status, 404)
+      assert.strictEqual((yield* call("/broken", "POST")).status, 500)
+      const response = yield* call("/metrics")
+      assert.strictEqual(response.status, 200)
+      assert.strictEqual(response.headers.get("content-type"), CONTENT_TYPE)
+      const lines = linesOf(yield* Effect.promise(() => response.text()))
+      assert.include(lines, "im_http_requests_total{method=\"GET\",route=\"/things/:id\",status=\"200\"} 2")
+      assert.include(lines, "im_http_requests_total{method=\"GET\",route=\"unmatched\",status=\"404\"} 1")
+      assert.include(lines, "im_http_requests_total{method=\"POST\",route=\"/broken\",status=\"500\"} 1")
+    }).pipe(Effect.scoped))
+})
