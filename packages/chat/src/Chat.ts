@@ -3,16 +3,22 @@ import { type GroupId, LocalId, type UserId } from "@im/domain/Ids"
 import { ServerId } from "@im/domain/Ids"
 import { type ContentType, conversationKey, type Message, MESSAGES_TOPIC } from "@im/domain/Message"
 import { MAX_NOTICE_RECIPIENTS, type NoticeRequest } from "@im/domain/Notice"
-import { FriendStore } from "@im/ports/FriendStore"
+import { type BlockPair, FriendStore } from "@im/ports/FriendStore"
+import type { PortError } from "@im/ports/PortError"
 import { MessageBus } from "@im/ports/MessageBus"
 import { GroupStore } from "@im/ports/GroupStore"
 import * as Metrics from "@im/observability/Metrics"
 import * as TraceContext from "@im/observability/TraceContext"
 import { UserStore } from "@im/ports/UserStore"
 import { Pusher } from "@im/pusher/Pusher"
-import { Clock, Context, Effect, Layer, Option } from "effect"
+import { Clock, Context, Effect, Exit, Layer, Option, Request, RequestResolver } from "effect"
 import { createHash } from "node:crypto"
 import { FileMessages } from "./FileMessages.ts"
+
+interface IsBlocked extends Request.Request<boolean, PortError>, BlockPair {
+  readonly _tag: "IsBlocked"
+}
+const IsBlocked = Request.tagged<IsBlocked>("IsBlocked")
 
 export interface SendRequest {
   /** The authenticated sender: set by the gateway, never by the client. */
@@ -78,6 +84,18 @@ export class Chat extends Context.Service<Chat, {
       // Users are never deleted (yet), so a receiver seen once stays valid.
       const knownUsers = new Set<UserId>()
 
+      // Every one-to-one send asks whether its receiver blocked its sender: the sends in flight
+      // together are asked in one store call.
+      const blockedResolver = RequestResolver.make<IsBlocked>((entries) =>
+        Effect.gen(function*() {
+          const found = yield* Effect.exit(friends.blocking(entries.map((entry) => entry.request)))
+          for (const entry of entries) {
+            entry.completeUnsafe(Exit.map(found, (pairs) =>
+              pairs.some((pair) => pair.blocker === entry.request.blocker && pair.blocked === entry.request.blocked)))
+          }
+        })
+      )
+
       const receiverExists = Effect.fnUntraced(function*(receiver: UserId) {
         if (knownUsers.has(receiver)) return true
         const found = yield* users.existing([receiver]).pipe(Effect.catchTag("PortError", unavailable))
@@ -95,7 +113,9 @@ export class Chat extends Context.Service<Chat, {
         }
         if (
           request.receiver_id !== undefined &&
-          (yield* friends.blocks(request.receiver_id, request.sender_id).pipe(Effect.catchTag("PortError", unavailable)))
+          (yield* Effect.request(IsBlocked({ blocker: request.receiver_id, blocked: request.sender_id }), blockedResolver).pipe(
+            Effect.catchTag("PortError", unavailable)
+          ))
         ) {
           return yield* new SendRejected({ code: "blocked", message: `${request.receiver_id} does not accept your messages` })
         }

@@ -33,6 +33,8 @@ class BusProbe {
   })
 }
 
+const blockChecks: Array<number> = []
+
 const withChat = <A, E>(
   f: (
     chat: Chat["Service"],
@@ -49,7 +51,12 @@ const withChat = <A, E>(
       yield* users.create({ id, account: id, name: id, created_at: 0, password_hash: "x" })
     }
     const groups = yield* Effect.provide(Effect.service(GroupStore), GroupStore.layerMemory)
-    const friends = yield* Effect.provide(Effect.service(FriendStore), FriendStore.layerMemory)
+    const store = yield* Effect.provide(Effect.service(FriendStore), FriendStore.layerMemory)
+    // Counts the block checks, which concurrent sends share.
+    const friends = FriendStore.of({
+      ...store,
+      blocking: (pairs) => Effect.andThen(Effect.sync(() => void blockChecks.push(pairs.length)), store.blocking(pairs))
+    })
     yield* groups.create({ id: team, name: "team", owner_id: alice, created_at: 0, join_approval: false }, [{ user_id: alice, role: "owner", joined_at: 0 }])
     const chat = yield* Effect.provide(
       Effect.service(Chat),
@@ -134,6 +141,25 @@ describe("Chat.send", () => {
         const ack = yield* chat.send(request())
         assert.strictEqual(ack.server_id, serverIdOf(alice, LocalId.make("l-1")))
         assert.strictEqual((yield* Ref.get(probe.published)).length, 1)
+      })
+    ))
+
+  it.effect("concurrent one-to-one sends ask the store about blocks together, each getting its own answer", () =>
+    withChat((chat, probe, _pusher, friends) =>
+      Effect.gen(function*() {
+        yield* friends.block(bob, alice, 1)
+        blockChecks.length = 0
+        const sends = [...Array(20).keys()].map((n) =>
+          Effect.result(chat.send(request({ local_id: LocalId.make(`c-${n}`), ...(n % 2 === 0 ? {} : { sender_id: bob, receiver_id: alice }) })))
+        )
+        const results = yield* Effect.all(sends, { concurrency: "unbounded" })
+        assert.deepStrictEqual(
+          results.map((result) => result._tag === "Failure" ? result.failure.code : "ok"),
+          [...Array(20).keys()].map((n) => n % 2 === 0 ? "blocked" : "ok")
+        )
+        assert.strictEqual(blockChecks.reduce((sum, n) => sum + n, 0), 20)
+        assert.isBelow(blockChecks.length, 5, `${blockChecks.length} store calls for 20 concurrent sends`)
+        assert.strictEqual((yield* Ref.get(probe.published)).length, 10)
       })
     ))
 

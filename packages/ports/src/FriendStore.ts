@@ -60,6 +60,12 @@ export interface BlockOutcome {
  * is removed), withdraws a's pending request to b, and hides b's requests to a from a (a never
  * sees them; `unblock` drops them).
  */
+
+/** `blocker` has blocked `blocked`: one-to-one messages from `blocked` to `blocker` are refused. */
+export interface BlockPair {
+  readonly blocker: UserId
+  readonly blocked: UserId
+}
 export class FriendStore extends Context.Service<FriendStore, {
   readonly request: (request: NewFriendRequest) => Effect.Effect<RequestOutcome, PortError>
   /** The addressee accepts a pending request: both become friends. */
@@ -73,8 +79,11 @@ export class FriendStore extends Context.Service<FriendStore, {
   readonly block: (user: UserId, target: UserId, now: number) => Effect.Effect<BlockOutcome, PortError>
   /** Takes the target off the user's list; false when the user had not blocked them. */
   readonly unblock: (user: UserId, target: UserId, now: number) => Effect.Effect<boolean, PortError>
-  /** Whether `blocker` has blocked `blocked`. */
-  readonly blocks: (blocker: UserId, blocked: UserId) => Effect.Effect<boolean, PortError>
+  /**
+   * The pairs among `pairs` where `blocker` has blocked `blocked`, in one call: a chat service
+   * checks every one-to-one send, so concurrent sends are checked together.
+   */
+  readonly blocking: (pairs: ReadonlyArray<BlockPair>) => Effect.Effect<ReadonlyArray<BlockPair>, PortError>
   /**
    * The entries of the user's list changed after `since`, tombstones included, ascending by
    * version; with `since` 0 (or above the current version) the whole current list, `full`.
@@ -182,7 +191,7 @@ export class FriendStore extends Context.Service<FriendStore, {
           close(pending(target, user), "rejected", now)
           return true
         }),
-      blocks: (blocker, blocked) => Effect.sync(() => stateOf(blocker, blocked) === "blocked"),
+      blocking: (pairs) => Effect.sync(() => pairs.filter(({ blocked, blocker }) => stateOf(blocker, blocked) === "blocked")),
       changesSince: (user, since) =>
         Effect.sync((): ContactChanges => {
           const version = versions.get(user) ?? 0

@@ -7,7 +7,7 @@ import type {
   FriendRequestStatus
 } from "@im/domain/Friend"
 import type { UserId } from "@im/domain/Ids"
-import { type AnswerOutcome, type BlockOutcome, FriendStore, type NewFriendRequest, type RequestOutcome } from "@im/ports/FriendStore"
+import { type AnswerOutcome, type BlockOutcome, type BlockPair, FriendStore, type NewFriendRequest, type RequestOutcome } from "@im/ports/FriendStore"
 import { Array as Arr, Effect, Layer } from "effect"
 import { SqlClient, type SqlError } from "effect/sql"
 import { portCall, toNumber } from "./SqlErrors.ts"
@@ -199,8 +199,16 @@ export const layer: Layer.Layer<FriendStore, never, SqlClient.SqlClient> = Layer
       })).pipe(portCall("FriendStore", "unblock"))
     })
 
-    const blocks = Effect.fn("SqlFriendStore.blocks")(function*(blocker: UserId, blocked: UserId) {
-      return (yield* stateOf(blocker, blocked).pipe(portCall("FriendStore", "blocks"))) === "blocked"
+    const blocking = Effect.fn("SqlFriendStore.blocking")(function*(pairs: ReadonlyArray<BlockPair>) {
+      if (pairs.length === 0) return []
+      const keys = pairs.map(({ blocked, blocker }) => sql`(${blocker}, ${blocked})`)
+      const rows = yield* sql<{ readonly user_id: string; readonly friend_id: string }>`
+        SELECT user_id, friend_id FROM friendships
+        WHERE (user_id, friend_id) IN (${sql.csv(keys)}) AND state = 'blocked' AND NOT removed`.pipe(
+        portCall("FriendStore", "blocking")
+      )
+      const found = new Set(rows.map((row) => `${row.user_id}\n${row.friend_id}`))
+      return pairs.filter(({ blocked, blocker }) => found.has(`${blocker}\n${blocked}`))
     })
 
     const changesSince = Effect.fn("SqlFriendStore.changesSince")(function*(user: UserId, since: number) {
@@ -233,7 +241,7 @@ export const layer: Layer.Layer<FriendStore, never, SqlClient.SqlClient> = Layer
       unfriend,
       block,
       unblock,
-      blocks,
+      blocking,
       changesSince
     })
   })
