@@ -6,12 +6,22 @@
 import { type ChildProcess, execFileSync, fork } from "node:child_process"
 import { randomBytes } from "node:crypto"
 import { mkdirSync, readFileSync, writeFileSync } from "node:fs"
+import { availableParallelism as cpus } from "node:os"
 import { resolve } from "node:path"
-import { machine, settledRss } from "./Machine.ts"
-import { type Counters, type FromWorker, type ToWorker, zeroCounters } from "./Messages.ts"
+import { cpuSample, cpuUse, formatCpuUse, machine, settledRss } from "./Machine.ts"
+import { type Counters, type FromWorker, type GroupPlan, type SendTarget, type ToWorker, zeroCounters } from "./Messages.ts"
 import type { Options } from "./Options.ts"
-import { formatProfile, profilesIn, summarizeProfile } from "./Profile.ts"
-import { accountPairs, concatSamples, summarize } from "./Stats.ts"
+import { formatProfile, nowUs, profilesIn, summarizeProfile, type Window } from "./Profile.ts"
+import {
+  accountPairs,
+  addAccounts,
+  concatSamples,
+  emptyAccount,
+  mergeSpreads,
+  type PairDetail,
+  summarize,
+  summarizeSpread
+} from "./Stats.ts"
 import { attach, makeRunDir, repoRoot, startClusterTarget, startStandalone, type Target } from "./Targets.ts"
 
 const workerPath = new URL("./Worker.ts", import.meta.url).pathname
@@ -40,7 +50,7 @@ class Worker {
     this.id = id
     this.child = fork(workerPath, [], { serialization: "advanced", stdio: ["ignore", "inherit", "inherit", "ipc"] })
     this.child.on("message", (message: FromWorker) => {
-      if (message.type === "progress" || message.type === "sent" || message.type === "report") this.counters = message.counters
+      if ("counters" in message) this.counters = message.counters
       if (message.type === "progress") return
       if (message.type === "failed") return this.fail(new Error(`worker ${id} failed: ${message.error}`))
       const at = this.waiters.findIndex((w) => w.type === message.type)
@@ -95,6 +105,9 @@ const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms))
 const all = <A>(workers: ReadonlyArray<Worker>, f: (w: Worker) => Promise<A>) => Promise.all(workers.map(f))
 const fmt = (n: number) => Math.round(n).toLocaleString("en-US")
 
+/** The span the profiles are summarized over: set by the scenario when it starts and ends measuring. */
+let measured: Window | undefined
+
 /** Raises the open-files limit of this process (inherited by the workers and servers it starts). */
 const raiseFileLimit = (wanted: number) => {
   const current = Number(/Max open files\s+(\d+)/.exec(readFileSync("/proc/self/limits", "utf8"))?.[1] ?? 0)
@@ -122,19 +135,11 @@ const codeVersion = () => {
 const startTarget = async (options: Options, runDir: string, profileDir: string | undefined): Promise<Target> => {
   const serverRoot = resolve(options.serverRoot ?? repoRoot)
   if (options.target === "standalone") return startStandalone(runDir, profileDir, serverRoot)
-  if (options.target === "cluster") return startClusterTarget(runDir, profileDir, serverRoot)
+  if (options.target === "cluster") return startClusterTarget(runDir, profileDir, serverRoot, options.discardBacklog)
   return attach(options.target, options.serverPid)
 }
 
 export const run = async (options: Options): Promise<number> => {
-  if (options.scenario === "group") {
-    console.error(
-      "group: not measured. This bench was written against a server without group messaging (a send " +
-        "with group_id was answered `unsupported`); its group scenario does not exist yet, so there is " +
-        "nothing to report and no numbers were made up."
-    )
-    return 2
-  }
   const runId = randomBytes(4).toString("hex")
   const runDir = makeRunDir()
   const profileDir = options.profile === undefined ? undefined : resolve(options.profile)
@@ -158,13 +163,53 @@ export const run = async (options: Options): Promise<number> => {
   cleanups.push(async () => workers.forEach((w) => w.kill()))
 
   const shares = workers.map((w) => Array.from({ length: options.users }, (_, i) => i).filter((i) => i % workerCount === w.id))
-  console.log(`logging in ${options.users} users in ${workerCount} workers…`)
+  const loginConcurrency = Math.max(1, Math.ceil(options.loginConcurrency / workerCount))
+  const loginAt = Date.now()
+  console.log(`logging in ${options.users} users in ${workerCount} workers (${loginConcurrency * workerCount} at a time)…`)
   for (const w of workers) {
-    w.send({ type: "setup", scenario: options.scenario, runId, baseUrl: target.baseUrl, users: shares[w.id]!, connect: options.scenario === "1to1" })
+    w.send({
+      type: "setup",
+      scenario: options.scenario,
+      runId,
+      baseUrl: target.baseUrl,
+      users: shares[w.id]!,
+      connect: options.scenario !== "idle",
+      loginConcurrency
+    })
   }
-  const ready = await all(workers, (w) => w.next("ready", 300_000))
+  const ready = await all(workers, (w) => w.next("ready", 600_000))
   const ids: Array<string> = []
   for (const r of ready) for (const [index, id] of r.ids) ids[index] = id
+  const setupS = {
+    login_s: Math.round((Date.now() - loginAt) / 100) / 10,
+    groups_s: undefined as number | undefined
+  }
+  console.log(`${options.users} users logged in${options.scenario === "idle" ? "" : " with a socket each"} in ${setupS.login_s} s`)
+
+  let targets: Array<SendTarget | null> = []
+  let plans: Array<GroupPlan> = []
+  if (options.scenario === "1to1") {
+    targets = ids.map((_, i) => {
+      const partner = (i + 1) % options.users
+      return { kind: "user", index: partner, id: ids[partner]! }
+    })
+  } else if (options.scenario === "group") {
+    plans = Array.from({ length: options.groups }, (_, g) => {
+      const members = Array.from({ length: options.members }, (_, m) => g * options.members + m)
+      return { index: g, members, senders: members.slice(0, options.senders) }
+    })
+    const groupsAt = Date.now()
+    console.log(`creating ${options.groups} group(s) of ${options.members} members…`)
+    for (const w of workers) w.send({ type: "groups", groups: plans, ids })
+    const grouped = await all(workers, (w) => w.next("grouped", 300_000))
+    const groupIds: Array<string> = []
+    for (const g of grouped) for (const [index, id] of g.created) groupIds[index] = id
+    setupS.groups_s = Math.round((Date.now() - groupsAt) / 100) / 10
+    const notices = sum(workers.map((w) => w.counters)).notices
+    console.log(`created in ${setupS.groups_s} s (${fmt(notices)} group_created notices arrived at the members; they are not counted as messages)`)
+    targets = ids.map(() => null)
+    for (const plan of plans) for (const sender of plan.senders) targets[sender] = { kind: "group", index: plan.index, id: groupIds[plan.index]! }
+  }
 
   const base = {
     scenario: options.scenario,
@@ -176,11 +221,13 @@ export const run = async (options: Options): Promise<number> => {
     workers: workerCount,
     command: `npm run bench -- ${process.argv.slice(2).join(" ")}`,
     server_code: resolve(options.serverRoot ?? repoRoot),
-    ...codeVersion()
+    ...codeVersion(),
+    setup_s: setupS
   }
+  const names = new Map([...target.processNames, ...workers.map((w) => [w.child.pid!, `bench worker ${w.id}`] as const), [process.pid, "bench main"]])
   const result = options.scenario === "idle"
     ? await idle(options, target, workers, base)
-    : await oneToOne(options, workers, ids, ready.flatMap((r) => r.wsUrls), base)
+    : await traffic(options, workers, targets, plans, ready.flatMap((r) => r.wsUrls), base, names)
 
   await cleanup()
   let profiles: Array<unknown> | undefined
@@ -188,13 +235,15 @@ export const run = async (options: Options): Promise<number> => {
     profiles = []
     for (const file of profilesIn(profileDir).filter((f) => !earlierProfiles.has(f))) {
       const pid = Number(/\.(\d+)\.\d+\.\d+\.cpuprofile$/.exec(file)?.[1])
-      const summary = summarizeProfile(file)
-      const label = `${target.processNames.get(pid) ?? `pid ${pid}`} (${file})`
+      // Only the measured span (sending and draining, or holding idle sockets), not the start.
+      const summary = summarizeProfile(file, 15, measured)
+      const label = `${target.processNames.get(pid) ?? `pid ${pid}`}, measured span only (${file})`
       console.log("\n" + formatProfile(summary, label))
-      profiles.push({ process: target.processNames.get(pid) ?? null, ...summary })
+      profiles.push({ process: target.processNames.get(pid) ?? null, window_us: measured, ...summary })
     }
   }
-  const output = { ...result, ...(profiles === undefined ? {} : { profiles }) }
+  const backlog = target.backlog?.()
+  const output = { ...result, ...(backlog === undefined ? {} : { backlog_after_stop: backlog }), ...(profiles === undefined ? {} : { profiles }) }
   if (options.json !== undefined) {
     writeFileSync(resolve(process.env["INIT_CWD"] ?? repoRoot, options.json), JSON.stringify(output, null, 2) + "\n")
     console.log(`\nwrote ${options.json}`)
@@ -203,33 +252,48 @@ export const run = async (options: Options): Promise<number> => {
   return 0
 }
 
-const progressLine = (elapsedS: number, now: Counters, before: Counters, extra = "") =>
+const progressLine = (elapsedS: number, now: Counters, before: Counters, group: boolean) =>
   `${String(elapsedS).padStart(4)}s  sent ${fmt(now.sent)} (${fmt(now.sent - before.sent)}/s)  ` +
   `acked ${fmt(now.acked)} (${fmt(now.acked - before.acked)}/s)  ` +
   `delivered ${fmt(now.deliveredDistinct)} (${fmt(now.deliveredDistinct - before.deliveredDistinct)}/s)  ` +
+  (group
+    ? `entries ${fmt(now.deliveredDistinct + now.ownDistinct)} (${fmt(now.deliveredDistinct + now.ownDistinct - before.deliveredDistinct - before.ownDistinct)}/s)  `
+    : "") +
   `in flight ${fmt(now.sent - now.acked - now.ackErrors - now.ackTimeouts)}` +
   (now.ackErrors + now.ackTimeouts > 0 ? `  send errors ${now.ackErrors} timeouts ${now.ackTimeouts}` : "") +
-  (now.socketsClosed > 0 ? `  sockets closed ${now.socketsClosed}` : "") + extra
+  (now.foreign > 0 ? `  FOREIGN ${now.foreign}` : "") +
+  (now.socketsClosed > 0 ? `  sockets closed ${now.socketsClosed}` : "")
 
-const oneToOne = async (
+/** 1to1 and group: send for the duration, drain, then account for every message. */
+const traffic = async (
   options: Options,
   workers: ReadonlyArray<Worker>,
-  ids: ReadonlyArray<string>,
+  targets: ReadonlyArray<SendTarget | null>,
+  plans: ReadonlyArray<GroupPlan>,
   wsUrls: ReadonlyArray<string>,
-  base: Record<string, unknown>
+  base: Record<string, unknown>,
+  names: ReadonlyMap<number, string>
 ) => {
-  const n = options.users
-  const partners = Array.from({ length: n }, (_, i) => (i + 1) % n)
-  console.log(`${n} sockets open (${[...new Set(wsUrls)].join(", ")}); sending for ${options.durationS} s at ${options.rate === 0 ? `full speed (${options.inflight} in flight per sender)` : `${options.rate}/s`}`)
+  const group = options.scenario === "group"
+  // Deliveries each acknowledged message owes to receivers other than its sender.
+  const receiversPerMessage = group ? options.members - 1 : 1
+  const senderCount = targets.filter((t) => t !== null).length
+  console.log(
+    `${options.users} sockets open (${[...new Set(wsUrls)].join(", ")}); ${senderCount} senders` +
+      `${group ? ` to ${options.groups} group(s) of ${options.members}` : ""} for ${options.durationS} s at ` +
+      `${options.rate === 0 ? `full speed (${options.inflight} in flight per sender)` : `${options.rate} messages/s`}`
+  )
+  const cpuBefore = cpuSample()
   const goAt = Date.now()
+  const goUs = nowUs()
   for (const w of workers) {
-    w.send({ type: "go", ids, partners, rate: options.rate / workers.length, durationMs: options.durationS * 1000, inflight: options.inflight })
+    w.send({ type: "go", targets, rate: options.rate / workers.length, durationMs: options.durationS * 1000, inflight: options.inflight })
   }
-  let before = zero
+  let before = sum(workers.map((w) => w.counters))
   let tick = 0
   const progress = setInterval(() => {
     const now = sum(workers.map((w) => w.counters))
-    console.log(progressLine(++tick, now, before))
+    console.log(progressLine(++tick, now, before, group))
     before = now
   }, 1000)
   try {
@@ -239,37 +303,59 @@ const oneToOne = async (
     const drainUntil = Date.now() + options.drainS * 1000
     let quietSince = Date.now()
     let lastDelivered = -1
+    let drainComplete = false
     while (Date.now() < drainUntil) {
       const now = sum(workers.map((w) => w.counters))
       if (now.delivered + now.ownDistinct !== lastDelivered) {
         lastDelivered = now.delivered + now.ownDistinct
         quietSince = Date.now()
       }
-      if (now.deliveredDistinct >= now.acked && now.ownDistinct >= now.acked && Date.now() - quietSince >= 1_000) break
+      if (now.deliveredDistinct >= now.acked * receiversPerMessage && now.ownDistinct >= now.acked && Date.now() - quietSince >= 1_000) {
+        drainComplete = true
+        break
+      }
       await sleep(100)
     }
+    // Deliveries still arriving when the drain period ended: what is "lost" may only be late.
+    const stillArriving = !drainComplete && Date.now() - quietSince < 2_000
     clearInterval(progress)
-    for (const w of workers) w.send({ type: "finish" })
-    const reports = await all(workers, (w) => w.next("report", 60_000))
+    measured = { startUs: goUs, endUs: nowUs() }
+    const cpu = cpuUse(cpuBefore, cpuSample(), names)
 
     const acked = new Map<string, Int32Array>()
     for (const s of sent) for (const [pair, ks] of s.acked) acked.set(pair, ks)
+    for (const w of workers) w.send(group ? { type: "finish", acked } : { type: "finish" })
+    const reports = await all(workers, (w) => w.next("report", 120_000))
+
     const arrivals = new Map<string, Array<number>>()
     const ownArrivals = new Map<string, Array<number>>()
     for (const r of reports) {
       for (const [pair, ks] of r.arrivals) arrivals.set(pair, ks)
       for (const [pair, ks] of r.ownArrivals) ownArrivals.set(pair, ks)
     }
-    const received = accountPairs(acked, arrivals)
+    const received = group
+      ? reports.reduce(
+        (acc, r) => ({
+          total: addAccounts(acc.total, r.members!.total),
+          faulty: [...acc.faulty, ...r.members!.faulty],
+          unexpected: acc.unexpected + r.members!.unexpected
+        }),
+        { total: emptyAccount, faulty: [] as Array<PairDetail>, unexpected: 0 }
+      )
+      : { ...accountPairs(acked, arrivals), unexpected: 0 }
     const own = accountPairs(acked, ownArrivals)
     const counters = sum(reports.map((r) => r.counters))
     const latency = summarize(concatSamples(reports.map((r) => r.latencies)))
     const ackLatency = summarize(concatSamples(reports.map((r) => r.ackLatencies)))
+    const spread = group ? summarizeSpread(mergeSpreads(reports.map((r) => r.spread!)), receiversPerMessage) : undefined
     const sendSeconds = (sendEndAt - goAt) / 1000
     // From the first send to the last delivery: with a backlog, deliveries go on after sending stops.
     const deliverySeconds = Math.max(options.durationS, (counters.lastDeliveryAt - goAt) / 1000)
+    const perS = (n: number) => Math.round(n / deliverySeconds)
+    const generatorCpuS = reports.reduce((n, r) => n + r.cpuMs, 0) / 1000
     const result = {
       ...base,
+      ...(group ? { groups: options.groups, members: options.members, senders_per_group: options.senders } : {}),
       rate: options.rate,
       inflight_per_sender: options.inflight,
       duration_s: options.durationS,
@@ -279,38 +365,77 @@ const oneToOne = async (
       send_timeouts: counters.ackTimeouts,
       throttled: counters.throttled,
       delivered: received.total.delivered,
-      delivered_per_s: Math.round(received.total.delivered / deliverySeconds),
+      delivered_per_s: perS(received.total.delivered),
+      ...(group
+        ? {
+          messages_delivered: spread!.complete,
+          messages_per_s: perS(spread!.complete),
+          inbox_entries: received.total.delivered + own.total.delivered,
+          inbox_entries_per_s: perS(received.total.delivered + own.total.delivered)
+        }
+        : {}),
       delivery_window_s: Math.round(deliverySeconds * 10) / 10,
       acked_per_s: Math.round(counters.acked / options.durationS),
       lost: received.total.lost,
+      drain_complete: drainComplete,
+      still_arriving_at_drain_end: stillArriving,
       duplicated: received.total.duplicated,
       reordered: received.total.reordered,
+      unexpected: received.unexpected + counters.foreign,
       latency_ms: latency,
+      ...(group ? { latency_first_member_ms: spread!.first, latency_last_member_ms: spread!.last } : {}),
       ack_latency_ms: ackLatency,
       sender_copies: { delivered: own.total.delivered, lost: own.total.lost, duplicated: own.total.duplicated, reordered: own.total.reordered },
+      notices_ignored: counters.notices,
       faulty_pairs: received.faulty.slice(0, 20),
       sockets_closed: counters.socketsClosed,
       socket_closes: reports.flatMap((r) => r.closes).slice(0, 20),
       errors: reports.flatMap((r) => r.errors).slice(0, 20),
       send_phase_s: Math.round(sendSeconds * 10) / 10,
+      load_generator_cpu_s: Math.round(generatorCpuS * 10) / 10,
+      cpu: {
+        ...cpu,
+        machine_cpu_ms_per_message: counters.acked === 0
+          ? null
+          : Math.round((cpu.machine_busy_pct / 100 * cpus() * cpu.seconds * 1000 / counters.acked) * 1000) / 1000
+      },
       notes: [
-        "delivered/lost/duplicated/reordered count a message at its receiver only; the sender's own inbox copy is checked separately (sender_copies).",
-        "lost: acknowledged (send_result ok) but not pushed to the receiver's socket within the drain period; the bench does not pull gaps.",
-        "latency_ms: send (client clock, before the frame is written) to the first push at the receiver; ack_latency_ms: send to send_result.",
-        "delivered_per_s: distinct deliveries / (first send → last delivery), at least --duration; acked_per_s: acknowledged sends / --duration. When acked_per_s > delivered_per_s the server builds a backlog (sends are acknowledged once on the bus, before they are stored)."
+        group
+          ? "delivered/lost/duplicated/reordered count, at every member, each message of every other sender of its group (per-sender order is the guarantee); the sender's own inbox copy is checked separately (sender_copies)."
+          : "delivered/lost/duplicated/reordered count a message at its receiver only; the sender's own inbox copy is checked separately (sender_copies).",
+        "lost: acknowledged (send_result ok) but not pushed to the receiver's socket within the drain period; the bench does not pull gaps. still_arriving_at_drain_end: the drain period ended with deliveries still coming (lost may then be late, not lost).",
+        "latency_ms: send (client clock, before the frame is written) to the first push at the receiver" +
+          (group ? ", over every member that got it; latency_first_member_ms / latency_last_member_ms: per message, to the first member and to the last (messages that reached all members)" : "") +
+          "; ack_latency_ms: send to send_result.",
+        "delivered_per_s: distinct deliveries / (first send → last delivery), at least --duration; acked_per_s: acknowledged sends / --duration. When acked_per_s > delivered_per_s the server builds a backlog (sends are acknowledged once on the bus, before they are stored).",
+        ...(group ? ["inbox_entries: delivered + the senders' own copies (messages × members); messages_delivered: messages that reached every other member of their group."] : []),
+        "notices (kind notice, e.g. group_created) are pushed too; they are counted in notices_ignored and nowhere else.",
+        "cpu: CPU time per process over the send and drain phases, from /proc (machine-wide: other work on the machine shows there too); machine_cpu_ms_per_message: all the machine's busy time over those phases / acknowledged messages."
       ]
     }
     console.log([
       "",
       `summary: ${result.sent} sent, ${result.acked} acked (${result.acked_per_s}/s over ${options.durationS} s), ${result.delivered} delivered (${result.delivered_per_s}/s over ${result.delivery_window_s} s, first send to last delivery)`,
-      `  at receivers: lost ${result.lost}, duplicated ${result.duplicated}, reordered ${result.reordered}`,
+      ...(group
+        ? [`  group: ${spread!.complete} messages reached all ${receiversPerMessage} other members (${perS(spread!.complete)}/s); ${received.total.delivered + own.total.delivered} inbox entries pushed (${perS(received.total.delivered + own.total.delivered)}/s)`]
+        : []),
+      `  at receivers: lost ${result.lost}, duplicated ${result.duplicated}, reordered ${result.reordered}${result.unexpected > 0 ? `, UNEXPECTED ${result.unexpected}` : ""}` +
+        (stillArriving ? ` (the drain period ended while deliveries were still arriving: "lost" may be late; raise --drain)` : ""),
       `  sender's own copies (checked separately): delivered ${own.total.delivered}, lost ${own.total.lost}, duplicated ${own.total.duplicated}, reordered ${own.total.reordered}`,
-      `  send→delivery ms: p50 ${latency.p50}  p95 ${latency.p95}  p99 ${latency.p99}  max ${latency.max}  (n=${latency.count})`,
+      `  send→delivery ms: p50 ${latency.p50}  p95 ${latency.p95}  p99 ${latency.p99}  max ${latency.max}  (n=${latency.count}${group ? ", every member" : ""})`,
+      ...(group
+        ? [
+          `    first member:   p50 ${spread!.first.p50}  p95 ${spread!.first.p95}  p99 ${spread!.first.p99}  max ${spread!.first.max}`,
+          `    last member:    p50 ${spread!.last.p50}  p95 ${spread!.last.p95}  p99 ${spread!.last.p99}  max ${spread!.last.max}`
+        ]
+        : []),
       `  send→ack ms:      p50 ${ackLatency.p50}  p95 ${ackLatency.p95}  p99 ${ackLatency.p99}  max ${ackLatency.max}`,
       ...(result.send_errors + result.send_timeouts > 0 ? [`  send errors ${result.send_errors}, send timeouts ${result.send_timeouts}: ${result.errors.slice(0, 3).join("; ")}`] : []),
       ...(result.throttled > 0 ? [`  ${result.throttled} sends the rate asked for could not go (every sender had ${options.inflight} awaiting results)`] : []),
       ...(result.sockets_closed > 0 ? [`  ${result.sockets_closed} sockets closed by the server: ${result.socket_closes.slice(0, 3).join("; ")}`] : []),
-      ...(received.faulty.length > 0 ? [`  faulty pairs (sender>receiver): ${received.faulty.slice(0, 5).map((p) => JSON.stringify(p)).join(" ")}`] : [])
+      ...(received.faulty.length > 0 ? [`  faulty pairs: ${received.faulty.slice(0, 5).map((p) => JSON.stringify(p)).join(" ")}`] : []),
+      `  notices ignored: ${counters.notices}; load generator CPU: ${result.load_generator_cpu_s} s`,
+      formatCpuUse(cpu, counters.acked)
     ].join("\n"))
     return result
   } finally {
@@ -326,6 +451,7 @@ const idle = async (options: Options, target: Target, workers: ReadonlyArray<Wor
   console.log(`opening ${options.connections} connections…`)
   const shares = workers.map((w) => Math.floor(options.connections / workers.length) + (w.id < options.connections % workers.length ? 1 : 0))
   const openedAt = Date.now()
+  const openedUs = nowUs()
   workers.forEach((w, i) => w.send({ type: "open", connections: shares[i]! }))
   let tick = 0
   const progress = setInterval(() => {
@@ -343,6 +469,7 @@ const idle = async (options: Options, target: Target, workers: ReadonlyArray<Wor
     const holdUntil = Date.now() + options.durationS * 1000
     while (Date.now() < holdUntil) await sleep(250)
     clearInterval(progress)
+    measured = { startUs: openedUs, endUs: nowUs() }
     for (const w of workers) w.send({ type: "finish" })
     const reports = await all(workers, (w) => w.next("report", 60_000))
     const counters = sum(reports.map((r) => r.counters))

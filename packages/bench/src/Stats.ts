@@ -118,3 +118,85 @@ export const accountPairs = (
   }
   return { total, faulty }
 }
+
+/**
+ * A group run, at the members one worker holds: each member must get every message each *other*
+ * sender of its group had acknowledged, once, in that sender's order (the order guarantee is
+ * per sender within a group). `expected` lists, per member, the group pair keys (`s>gG`) it
+ * must get; `arrivals` is keyed by `memberKey(member, pair)`. Arrivals at a member that expects
+ * nothing of that pair are counted apart (`unexpected`), with their duplicates and reorderings.
+ */
+export const accountMembers = (
+  acked: ReadonlyMap<string, ArrayLike<number>>,
+  expected: Iterable<readonly [member: number, pairs: ReadonlyArray<string>]>,
+  arrivals: ReadonlyMap<string, ReadonlyArray<number>>
+): { readonly total: PairAccount; readonly faulty: ReadonlyArray<PairDetail>; readonly unexpected: number } => {
+  let total = emptyAccount
+  const faulty: Array<PairDetail> = []
+  const covered = new Set<string>()
+  const add = (key: string, account: PairAccount) => {
+    total = addAccounts(total, account)
+    if (account.lost + account.duplicated + account.reordered > 0) faulty.push({ pair: key, ...account })
+  }
+  for (const [member, pairs] of expected) {
+    for (const pair of pairs) {
+      const key = `${member}@${pair}`
+      covered.add(key)
+      add(key, accountPair(Array.from(acked.get(pair) ?? []), arrivals.get(key) ?? []))
+    }
+  }
+  let unexpected = 0
+  for (const [key, ks] of arrivals) {
+    if (covered.has(key)) continue
+    unexpected += ks.length
+    add(key, accountPair([], ks))
+  }
+  return { total, faulty, unexpected }
+}
+
+/**
+ * Per message (key `pair#k`): the lowest and highest send→delivery latency over the members that
+ * got it, and how many did. A worker keeps one for its members; the main process merges them.
+ */
+export type Spread = Map<string, Float64Array>
+
+export const recordSpread = (spread: Spread, key: string, latency: number) => {
+  const entry = spread.get(key)
+  if (entry === undefined) {
+    spread.set(key, Float64Array.of(latency, latency, 1))
+    return
+  }
+  if (latency < entry[0]!) entry[0] = latency
+  if (latency > entry[1]!) entry[1] = latency
+  entry[2]!++
+}
+
+export const mergeSpreads = (parts: ReadonlyArray<ReadonlyMap<string, Float64Array>>): Spread => {
+  const merged: Spread = new Map()
+  for (const part of parts) {
+    for (const [key, [low, high, count]] of part) {
+      const entry = merged.get(key)
+      if (entry === undefined) merged.set(key, Float64Array.of(low!, high!, count!))
+      else {
+        entry[0] = Math.min(entry[0]!, low!)
+        entry[1] = Math.max(entry[1]!, high!)
+        entry[2]! += count!
+      }
+    }
+  }
+  return merged
+}
+
+/**
+ * Send→delivery to the first member of each message, and to the last one of each message that
+ * reached all `receivers` (its group's other members); `complete` counts those messages.
+ */
+export const summarizeSpread = (spread: ReadonlyMap<string, Float64Array>, receivers: number) => {
+  const first: Array<number> = []
+  const last: Array<number> = []
+  for (const [low, high, count] of spread.values()) {
+    first.push(low!)
+    if (count! >= receivers) last.push(high!)
+  }
+  return { complete: last.length, first: summarize(first), last: summarize(last) }
+}

@@ -8,6 +8,7 @@ import { createServer } from "node:net"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
 import { fileURLToPath, pathToFileURL } from "node:url"
+import { type Backlog, checkBacklog } from "./Backlog.ts"
 
 export const repoRoot = fileURLToPath(new URL("../../..", import.meta.url))
 
@@ -20,6 +21,8 @@ export interface Target {
   readonly processNames: ReadonlyMap<number, string>
   readonly logFile: string | undefined
   readonly stop: () => Promise<void>
+  /** Cluster: what the run left unconsumed on the bus, known once stopped. */
+  readonly backlog?: () => Backlog | undefined
 }
 
 const freePort = () =>
@@ -91,7 +94,12 @@ export const startStandalone = async (runDir: string, profileDir: string | undef
   }
 }
 
-export const startClusterTarget = async (runDir: string, profileDir: string | undefined, serverRoot: string): Promise<Target> => {
+export const startClusterTarget = async (
+  runDir: string,
+  profileDir: string | undefined,
+  serverRoot: string,
+  discardBacklog: boolean
+): Promise<Target> => {
   const { startCluster } = await import(pathToFileURL(join(serverRoot, "scripts/cluster.ts")).href) as typeof import("../../../scripts/cluster.ts")
   const logFile = join(runDir, "cluster.log")
   const log = createWriteStream(logFile)
@@ -102,8 +110,10 @@ export const startClusterTarget = async (runDir: string, profileDir: string | un
     onOutput: (name, line) => log.write(`[${name}] ${line}\n`)
   })
   let stopped = false
+  let backlog: Backlog | undefined
   return {
     name: "cluster",
+    backlog: () => backlog,
     baseUrl: cluster.apiUrl,
     gatewayPids: cluster.processes.filter((p) => p.service === "ws").map((p) => p.child.pid!),
     processNames: new Map(cluster.processes.map((p) => [p.child.pid!, p.name])),
@@ -113,6 +123,20 @@ export const startClusterTarget = async (runDir: string, profileDir: string | un
       stopped = true
       await cluster.stop()
       log.end()
+      // Uncommitted messages would be replayed by the next cluster start on this machine (another
+      // run, or the cluster tests): say so, and move past them when asked to.
+      backlog = await checkBacklog({ discard: discardBacklog }).catch((error) => {
+        console.warn(`could not read the bus's backlog: ${(error as Error).message}`)
+        return undefined
+      })
+      if (backlog !== undefined && backlog.lag > 0) {
+        console.warn(
+          backlog.discarded
+            ? `discarded ${backlog.lag} accepted messages the consumers had not stored (group ${backlog.group} moved to the end of ${backlog.topic})`
+            : `WARNING: the cluster stopped with ${backlog.lag} accepted messages not stored (group ${backlog.group}, topic ${backlog.topic}); ` +
+              "the next cluster start on this machine replays them. Run again with --discard-backlog to move past them."
+        )
+      }
     }
   }
 }

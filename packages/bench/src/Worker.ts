@@ -1,11 +1,13 @@
 /**
  * A load-generator process: logs in its share of the users over HTTP, holds their WebSockets,
- * sends numbered, timestamped text messages at its share of the rate and records what arrives.
- * Started by the bench's main process with an IPC channel (see Messages.ts); never inside the
- * server's process.
+ * creates the groups it owns, sends numbered, timestamped text messages at its share of the rate
+ * and records what arrives. Started by the bench's main process with an IPC channel (see
+ * Messages.ts); never inside the server's process.
  */
-import { decodeStamp, encodeStamp, now, pairKey } from "./Content.ts"
-import { type Counters, type FromWorker, type ToWorker, zeroCounters } from "./Messages.ts"
+import { encodeStamp, groupPairKey, now, pairKey } from "./Content.ts"
+import { type Counters, type FromWorker, type GroupPlan, type SendTarget, type ToWorker, zeroCounters } from "./Messages.ts"
+import { Recorder } from "./Receive.ts"
+import { accountMembers } from "./Stats.ts"
 
 const PASSWORD = "bench-password-0001"
 const HTTP_TIMEOUT_MS = 30_000
@@ -14,6 +16,7 @@ const ACK_TIMEOUT_MS = 10_000
 const PING_EVERY_MS = 20_000
 const MAX_SAMPLES = 4_000_000
 const MAX_ERRORS = 20
+const NOTICE_WAIT_MS = 15_000
 
 const tell = (message: FromWorker) => process.send!(message)
 
@@ -41,21 +44,28 @@ interface User {
   readonly wsUrl: string
 }
 
-interface Pending {
-  readonly pair: string
-  readonly k: number
-  readonly at: number
-}
-
-interface Sender {
+/** A user's socket (every user of 1to1 and group has one). */
+interface Conn {
   readonly user: User
   socket: WebSocket | undefined
   open: boolean
-  receiver: number
-  receiverId: string
+  /** Its group (group scenario). */
+  group: number | undefined
+  lastFrameAt: number
+}
+
+interface Sender {
+  readonly conn: Conn
+  readonly target: SendTarget
+  readonly pair: string
   nextK: number
   inflight: number
-  lastFrameAt: number
+}
+
+interface Pending {
+  readonly sender: Sender
+  readonly k: number
+  readonly at: number
 }
 
 const errors: Array<string> = []
@@ -67,10 +77,10 @@ const noteError = (what: string) => {
 const counters: { -readonly [K in keyof Counters]: Counters[K] } = { ...zeroCounters }
 const snapshot = (): Counters => ({ ...counters })
 
-const postJson = async (url: string, body: unknown): Promise<{ status: number; body: any }> => {
+const requestJson = async (method: string, url: string, body: unknown, token?: string): Promise<{ status: number; body: any }> => {
   const response = await fetch(url, {
-    method: "POST",
-    headers: { "content-type": "application/json" },
+    method,
+    headers: { "content-type": "application/json", ...(token === undefined ? {} : { authorization: `Bearer ${token}` }) },
     body: JSON.stringify(body),
     signal: AbortSignal.timeout(HTTP_TIMEOUT_MS)
   })
@@ -88,11 +98,11 @@ const pool = async <A>(items: ReadonlyArray<A>, limit: number, work: (item: A) =
 const login = async (baseUrl: string, runId: string, index: number): Promise<User> => {
   const account = `b${runId}-${index}`
   for (let attempt = 1;; attempt++) {
-    const registered = await postJson(`${baseUrl}/auth/register`, { account, password: PASSWORD, name: account })
+    const registered = await requestJson("POST", `${baseUrl}/auth/register`, { account, password: PASSWORD, name: account })
     if (registered.status === 201 || registered.status === 409) break
     if (attempt >= 3) throw new Error(`register ${account}: ${registered.status} ${JSON.stringify(registered.body)}`)
   }
-  const answer = await postJson(`${baseUrl}/auth/login`, { account, password: PASSWORD })
+  const answer = await requestJson("POST", `${baseUrl}/auth/login`, { account, password: PASSWORD })
   if (answer.status !== 200) throw new Error(`login ${account}: ${answer.status} ${JSON.stringify(answer.body)}`)
   const wsUrl = typeof answer.body.ws_url === "string" ? answer.body.ws_url : `${baseUrl.replace(/^http/, "ws")}/ws`
   return { index, id: answer.body.user.id, token: answer.body.token, wsUrl }
@@ -137,135 +147,125 @@ const connect = (user: User, onFrame: (frame: any) => void, onClose: (code: numb
 // State of this worker ------------------------------------------------------------------------
 
 let users: Array<User> = []
+let baseUrl = ""
+const conns = new Map<number, Conn>()
 const senders = new Map<number, Sender>()
 const pending = new Map<string, Pending>()
 const acked = new Map<string, Array<number>>()
-const arrivals = new Map<string, Array<number>>()
-const ownArrivals = new Map<string, Array<number>>()
-const seen = new Map<string, Set<number>>()
-const ownSeen = new Map<string, Set<number>>()
+let groupPlans: ReadonlyArray<GroupPlan> = []
 const latencies = new Samples()
 const ackLatencies = new Samples()
 const idleSockets: Array<WebSocket> = []
 let sending = false
 let runId = ""
+let rate = 0
+let inflightCap = 4
+/** CPU time used when sending began (the report gives the CPU used since). */
+let cpuAtGo: NodeJS.CpuUsage | undefined
 
-const record = (
-  lists: Map<string, Array<number>>,
-  sets: Map<string, Set<number>>,
-  pair: string,
-  k: number
-): boolean => {
-  let list = lists.get(pair)
-  if (list === undefined) lists.set(pair, list = [])
-  list.push(k)
-  let set = sets.get(pair)
-  if (set === undefined) sets.set(pair, set = new Set())
-  if (set.has(k)) return false
-  set.add(k)
-  return true
-}
+const recorder = new Recorder(counters, latencies, (reason) => noteError(`foreign message: ${reason}`))
 
-const onFrame = (self: User) => (frame: any) => {
+const onFrame = (conn: Conn) => (frame: any) => {
   if (frame.type === "message") {
-    const message = frame.message
-    const stamp = typeof message?.content === "string" ? decodeStamp(message.content) : undefined
-    if (stamp === undefined) return
-    const pair = pairKey(stamp.sender, stamp.receiver)
-    if (message.sender_id === self.id) {
-      if (record(ownArrivals, ownSeen, pair, stamp.k)) counters.ownDistinct++
-    } else {
-      counters.delivered++
-      if (record(arrivals, seen, pair, stamp.k)) {
-        counters.deliveredDistinct++
-        const at = now()
-        counters.lastDeliveryAt = at
-        latencies.push(at - stamp.sentAt)
-      }
-    }
+    recorder.message(frame.message, { index: conn.user.index, id: conn.user.id, group: conn.group }, now())
   } else if (frame.type === "send_result") {
     const sent = pending.get(frame.local_id)
     if (sent === undefined) return
     pending.delete(frame.local_id)
-    const sender = senders.get(self.index)!
-    sender.inflight--
+    sent.sender.inflight--
     if (frame.ok === true) {
       counters.acked++
       ackLatencies.push(now() - sent.at)
-      let list = acked.get(sent.pair)
-      if (list === undefined) acked.set(sent.pair, list = [])
+      let list = acked.get(sent.sender.pair)
+      if (list === undefined) acked.set(sent.sender.pair, list = [])
       list.push(sent.k)
     } else {
       counters.ackErrors++
       noteError(`send_result ${frame.error?.code}: ${frame.error?.message}`)
     }
-    if (sending && rate === 0) sendFrom(sender)
+    if (sending && rate === 0) sendFrom(sent.sender)
   } else if (frame.type === "error") {
     noteError(`error frame ${frame.code}: ${frame.message}`)
   }
 }
 
 const sendFrom = (sender: Sender) => {
-  if (!sender.open || sender.socket === undefined) return false
+  const { conn, target } = sender
+  if (!conn.open || conn.socket === undefined) return false
   const k = sender.nextK++
   const at = now()
-  const localId = `${runId}-${sender.user.index}-${k}`
-  pending.set(localId, { pair: pairKey(sender.user.index, sender.receiver), k, at })
+  const localId = `${runId}-${conn.user.index}-${k}`
+  pending.set(localId, { sender, k, at })
   sender.inflight++
-  sender.lastFrameAt = at
+  conn.lastFrameAt = at
   counters.sent++
-  sender.socket.send(JSON.stringify({
+  const content = encodeStamp({ sender: conn.user.index, receiver: target.index, toGroup: target.kind === "group", k, sentAt: at })
+  conn.socket.send(JSON.stringify({
     type: "send",
     local_id: localId,
-    receiver_id: sender.receiverId,
+    ...(target.kind === "group" ? { group_id: target.id } : { receiver_id: target.id }),
     content_type: "text",
-    content: encodeStamp({ sender: sender.user.index, receiver: sender.receiver, k, sentAt: at }),
+    content,
     create_time: Math.floor(at)
   }))
   return true
 }
 
-let rate = 0
-let inflightCap = 4
-
 const setup = async (message: Extract<ToWorker, { type: "setup" }>) => {
   runId = message.runId
-  await pool(message.users, 8, async (index) => {
+  baseUrl = message.baseUrl
+  await pool(message.users, message.loginConcurrency, async (index) => {
     users.push(await login(message.baseUrl, message.runId, index))
   })
   users.sort((a, b) => a.index - b.index)
   if (message.connect) {
     await pool(users, 50, async (user) => {
-      const sender: Sender = {
-        user,
-        socket: undefined,
-        open: false,
-        receiver: -1,
-        receiverId: "",
-        nextK: 1,
-        inflight: 0,
-        lastFrameAt: now()
-      }
-      senders.set(user.index, sender)
-      sender.socket = await connect(user, onFrame(user), (code, reason) => {
-        sender.open = false
+      const conn: Conn = { user, socket: undefined, open: false, group: undefined, lastFrameAt: now() }
+      conns.set(user.index, conn)
+      conn.socket = await connect(user, onFrame(conn), (code, reason) => {
+        conn.open = false
         counters.socketsOpen--
         counters.socketsClosed++
         if (closes.length < MAX_ERRORS) closes.push(`user ${user.index}: ${code} ${reason}`)
       })
-      sender.open = true
+      conn.open = true
       counters.socketsOpen++
     })
   }
   tell({ type: "ready", ids: users.map((u) => [u.index, u.id] as const), wsUrls: [...new Set(users.map((u) => u.wsUrl))] })
 }
 
+const groups = async (message: Extract<ToWorker, { type: "groups" }>) => {
+  groupPlans = message.groups
+  for (const plan of message.groups) {
+    for (const member of plan.members) {
+      const conn = conns.get(member)
+      if (conn !== undefined) conn.group = plan.index
+    }
+  }
+  const created: Array<readonly [number, string]> = []
+  await pool(message.groups.filter((plan) => conns.has(plan.members[0]!)), 4, async (plan) => {
+    const owner = conns.get(plan.members[0]!)!.user
+    const answer = await requestJson("POST", `${baseUrl}/groups`, {
+      name: `bench ${runId} ${plan.index}`,
+      member_ids: plan.members.slice(1).map((index) => message.ids[index]!)
+    }, owner.token)
+    if (answer.status !== 201) throw new Error(`create group ${plan.index}: ${answer.status} ${JSON.stringify(answer.body)}`)
+    created.push([plan.index, answer.body.id])
+  })
+  // Every member here gets one group_created notice; let them pass before the sending starts.
+  const members = [...conns.values()].filter((conn) => conn.group !== undefined).length
+  const until = now() + NOTICE_WAIT_MS
+  while (counters.notices < members && now() < until) await new Promise((resolve) => setTimeout(resolve, 50))
+  tell({ type: "grouped", created, counters: snapshot() })
+}
+
 const pinger = setInterval(() => {
   const at = now()
-  for (const sender of senders.values()) {
-    if (sender.open && at - sender.lastFrameAt > PING_EVERY_MS) {
-      sender.lastFrameAt = at
-      sender.socket!.send(`{"type":"ping"}`)
+  for (const conn of conns.values()) {
+    if (conn.open && at - conn.lastFrameAt > PING_EVERY_MS) {
+      conn.lastFrameAt = at
+      conn.socket!.send(`{"type":"ping"}`)
     }
   }
   // Idle sockets: a twentieth of them each second, so each is pinged every 20 s.
@@ -274,29 +274,33 @@ const pinger = setInterval(() => {
   for (const socket of idleSockets.slice(start, start + slice)) {
     if (socket.readyState === WebSocket.OPEN) socket.send(`{"type":"ping"}`)
   }
-  // Sends with no result within the timeout stop holding a slot.
+  // Sends with no result within the timeout stop holding a slot (pending is in send order).
   for (const [localId, sent] of pending) {
     if (at - sent.at < ACK_TIMEOUT_MS) break
     pending.delete(localId)
     counters.ackTimeouts++
-    const sender = senders.get(Number(sent.pair.split(">")[0]))
-    if (sender !== undefined) sender.inflight--
+    sent.sender.inflight--
   }
 }, 1000)
 
 const go = async (message: Extract<ToWorker, { type: "go" }>) => {
   rate = message.rate
   inflightCap = message.inflight
-  for (const sender of senders.values()) {
-    sender.receiver = message.partners[sender.user.index]!
-    sender.receiverId = message.ids[sender.receiver]!
+  cpuAtGo = process.cpuUsage()
+  for (const conn of conns.values()) {
+    const target = message.targets[conn.user.index]
+    if (target === null || target === undefined) continue
+    const pair = target.kind === "group" ? groupPairKey(conn.user.index, target.index) : pairKey(conn.user.index, target.index)
+    senders.set(conn.user.index, { conn, target, pair, nextK: 1, inflight: 0 })
   }
   const list = [...senders.values()]
   const startedAt = now()
   const endAt = startedAt + message.durationMs
   sending = true
   const progress = setInterval(() => tell({ type: "progress", counters: snapshot() }), 1000)
-  if (rate === 0) {
+  if (list.length === 0) {
+    await new Promise((resolve) => setTimeout(resolve, message.durationMs))
+  } else if (rate === 0) {
     for (const sender of list) for (let i = 0; i < inflightCap; i++) sendFrom(sender)
     await new Promise((resolve) => setTimeout(resolve, message.durationMs))
   } else {
@@ -363,22 +367,43 @@ const open = async (message: Extract<ToWorker, { type: "open" }>) => {
   setInterval(() => tell({ type: "progress", counters: snapshot() }), 1000).unref()
 }
 
-const finish = async () => {
+/** Group: what each member held here must have got — every other sender of its group. */
+const memberExpectations = (): Array<readonly [number, ReadonlyArray<string>]> => {
+  const out: Array<readonly [number, ReadonlyArray<string>]> = []
+  for (const plan of groupPlans) {
+    const pairs = plan.senders.map((sender) => [sender, groupPairKey(sender, plan.index)] as const)
+    for (const member of plan.members) {
+      if (conns.has(member)) out.push([member, pairs.filter(([sender]) => sender !== member).map(([, pair]) => pair)])
+    }
+  }
+  return out
+}
+
+const finish = async (message: Extract<ToWorker, { type: "finish" }>) => {
   clearInterval(pinger)
-  tell({
+  const cpu = process.cpuUsage(cpuAtGo)
+  const group = message.acked === undefined
+    ? {}
+    : (() => {
+      const account = accountMembers(message.acked, memberExpectations(), recorder.arrivals)
+      return { members: { ...account, faulty: account.faulty.slice(0, 20) }, spread: recorder.spread }
+    })()
+  const report: FromWorker = {
     type: "report",
     counters: snapshot(),
-    arrivals,
-    ownArrivals,
+    arrivals: message.acked === undefined ? recorder.arrivals : new Map(),
+    ownArrivals: recorder.ownArrivals,
+    ...group,
     latencies: latencies.toArray(),
     ackLatencies: ackLatencies.toArray(),
+    cpuMs: (cpu.user + cpu.system) / 1000,
     closes,
     errors
-  })
-  for (const sender of senders.values()) sender.socket?.close(1000)
+  }
+  for (const conn of conns.values()) conn.socket?.close(1000)
   for (const socket of idleSockets) socket.close(1000)
-  // Let the report and the close frames go out, then leave.
-  setTimeout(() => process.exit(0), 500)
+  // A report can be tens of MB (every latency sample): leave only once it has gone out, and the close frames too.
+  process.send!(report, undefined, {}, () => setTimeout(() => process.exit(0), 500))
 }
 
 const fail = (error: unknown) => {
@@ -390,12 +415,14 @@ process.on("message", (message: ToWorker) => {
   switch (message.type) {
     case "setup":
       return setup(message).catch(fail)
+    case "groups":
+      return groups(message).catch(fail)
     case "go":
       return go(message).catch(fail)
     case "open":
       return open(message).catch(fail)
     case "finish":
-      return finish().catch(fail)
+      return finish(message).catch(fail)
   }
 })
 // The main process went away: nothing left to report to.

@@ -13,6 +13,12 @@ if (options === "help") {
   process.exit(0)
 }
 
+// kafkajs (read for the cluster's backlog) sets a timer from a zero deadline and Node warns about it.
+process.removeAllListeners("warning")
+process.on("warning", (warning) => {
+  if (warning.name !== "TimeoutNegativeWarning") console.warn(warning)
+})
+
 let interrupted = false
 const interrupt = (signal: string) => {
   if (interrupted) return

@@ -56,8 +56,13 @@ describe("accountPair", () => {
 
 describe("stamps", () => {
   it("round-trip through message content", () => {
-    const stamp = { sender: 3, receiver: 4, k: 17, sentAt: 1764230400012.25 }
+    const stamp = { sender: 3, receiver: 4, toGroup: false, k: 17, sentAt: 1764230400012.25 }
     expect(decodeStamp(encodeStamp(stamp))).toEqual(stamp)
+    const toGroup = { sender: 3, receiver: 0, toGroup: true, k: 1, sentAt: 1764230400012.5 }
+    expect(encodeStamp(toGroup)).toContain("|g0|")
+    expect(decodeStamp(encodeStamp(toGroup))).toEqual(toGroup)
     expect(decodeStamp("hello")).toBeUndefined()
+    expect(decodeStamp("bench|3|g|1|5")).toBeUndefined()
+    expect(decodeStamp("bench|3||1|5")).toBeUndefined()
   })
 })

@@ -1,0 +1,45 @@
+/**
+ * What a cluster run leaves on the bus: accepted messages the consumers have not committed. The
+ * next cluster start replays them (the consumers start from the group's committed offsets), so a
+ * run that overloads the cluster would otherwise weigh on every later cluster run and test on
+ * this machine. `discard` moves the group past them (the messages were acknowledged to the bench
+ * only; nobody else is owed them).
+ */
+import { createRequire } from "node:module"
+import { MESSAGES_TOPIC } from "@im/domain/Message"
+
+// kafkajs is the Kafka adapter's dependency; resolve it from there.
+const require = createRequire(new URL("../../kafka/package.json", import.meta.url))
+
+export interface Backlog {
+  readonly topic: string
+  readonly group: string
+  /** Messages on the topic past the group's committed offsets. */
+  readonly lag: number
+  /** Set when `discard` moved the group to the end. */
+  readonly discarded: boolean
+}
+
+export const checkBacklog = async (options: { readonly discard: boolean; readonly brokers?: string; readonly group?: string }): Promise<Backlog> => {
+  const { Kafka, logLevel } = require("kafkajs") as typeof import("kafkajs")
+  const group = options.group ?? process.env["CONSUMER_GROUP"] ?? "im-consumer"
+  const brokers = (options.brokers ?? process.env["KAFKA_BROKERS"] ?? "127.0.0.1:9092").split(",")
+  const admin = new Kafka({ brokers, clientId: "im-bench", logLevel: logLevel.NOTHING }).admin()
+  await admin.connect()
+  try {
+    const ends = await admin.fetchTopicOffsets(MESSAGES_TOPIC)
+    const [committed] = await admin.fetchOffsets({ groupId: group, topics: [MESSAGES_TOPIC] })
+    let lag = 0
+    for (const end of ends) {
+      const at = Number(committed?.partitions.find((p) => p.partition === end.partition)?.offset ?? -1)
+      // -1: nothing committed, and the consumers read such a partition from its beginning.
+      lag += Number(end.high) - (at < 0 ? Number(end.low) : at)
+    }
+    if (!options.discard || lag === 0) return { topic: MESSAGES_TOPIC, group, lag, discarded: false }
+    // Explicit offsets: a "latest" marker (-1) would read as "nothing committed", i.e. from the beginning.
+    await admin.setOffsets({ groupId: group, topic: MESSAGES_TOPIC, partitions: ends.map((end) => ({ partition: end.partition, offset: end.high })) })
+    return { topic: MESSAGES_TOPIC, group, lag, discarded: true }
+  } finally {
+    await admin.disconnect()
+  }
+}
