@@ -59,21 +59,28 @@ export const applyEntries = (
   state: ConversationState | undefined,
   entries: ReadonlyArray<ConversationEntry>
 ): ConversationState | undefined => {
-  let next = state
+  let last: ConversationEntry | undefined
+  let read = state?.read_seq ?? 0
+  // Copied once per call, not per entry: a group's batch brings many entries per conversation.
+  let unread: Array<number> | undefined
   for (const entry of entries) {
-    if (next !== undefined && entry.seq <= next.last_seq) continue
-    const read = next?.read_seq ?? 0
-    const unread = next?.unread_seqs ?? []
-    next = entry.own
-      ? { last_seq: entry.seq, last_server_id: entry.server_id, read_seq: entry.seq, unread_seqs: [] }
-      : {
-        last_seq: entry.seq,
-        last_server_id: entry.server_id,
-        read_seq: read,
-        unread_seqs: [...unread, entry.seq].slice(-MAX_TRACKED_UNREAD)
-      }
+    if (entry.seq <= (last?.seq ?? state?.last_seq ?? 0)) continue
+    last = entry
+    unread ??= [...(state?.unread_seqs ?? [])]
+    if (entry.own) {
+      read = entry.seq
+      unread.length = 0
+    } else {
+      unread.push(entry.seq)
+    }
   }
-  return next
+  if (last === undefined) return state
+  return {
+    last_seq: last.seq,
+    last_server_id: last.server_id,
+    read_seq: read,
+    unread_seqs: unread!.length > MAX_TRACKED_UNREAD ? unread!.slice(-MAX_TRACKED_UNREAD) : unread!
+  }
 }
 
 /** Marks read up to `seq` (never beyond the newest entry, never backwards). */
