@@ -54,10 +54,13 @@ export const pullAll = async (target: Target, user: TestUser): Promise<Array<any
   }
 }
 
+/** How long `next` waits for a frame: longer against a running server (a cluster on shared cores). */
+const FRAME_WAIT_MS = process.env["IM_E2E_URL"] === undefined || process.env["IM_E2E_URL"] === "" ? 5_000 : 20_000
+
 /** A WebSocket driven by hand, for what the SDK would never send. */
 export interface RawSocket {
   readonly send: (frame: unknown) => void
-  /** The next frame (JSON-parsed) that matches, waiting up to 5 s. */
+  /** The next frame (JSON-parsed) that matches, waiting up to 5 s (20 s against a running server). */
   readonly next: (match?: (frame: any) => boolean) => Promise<any>
   readonly closed: Promise<{ readonly code: number; readonly reason: string }>
   readonly close: () => void
@@ -91,9 +94,9 @@ export const openRaw = (url: string): Promise<RawSocket> =>
               const index = waiters.indexOf(waiter)
               if (index >= 0) {
                 waiters.splice(index, 1)
-                timedOut(new Error("no matching frame within 5 s"))
+                timedOut(new Error(`no matching frame within ${FRAME_WAIT_MS / 1000} s`))
               }
-            }, 5000)
+            }, FRAME_WAIT_MS)
           })
         },
         closed,
