@@ -91,12 +91,13 @@ const vitest = (files: ReadonlyArray<string>, extra: ReadonlyArray<string>, suff
   return new Promise<number | null>((resolve) => child.on("exit", resolve))
 }
 
-// First everything that leaves the cluster as it is, in parallel; then the faults, alone. Ten
-// processes and the servers they use share the machine's cores with the tests, so a test gets
-// more time than in-process standalone gives it (vitest's default is 5 s).
+// First everything that leaves the cluster as it is, one file at a time; then the faults, alone.
+// Ten processes and the servers they use share the machine's cores with the tests: files run in
+// parallel left the cluster a backlog that outlived them, and a test gets more time than
+// in-process standalone gives it (vitest's default is 5 s).
 const shared = await vitest(
   ["packages/e2e"],
-  ["--exclude", "**/Restart.e2e.test.ts", "--exclude", "**/ClusterFaults.e2e.test.ts", "--testTimeout", "30000"],
+  ["--exclude", "**/Restart.e2e.test.ts", "--exclude", "**/ClusterFaults.e2e.test.ts", "--testTimeout", "30000", "--no-file-parallelism"],
   ""
 )
 const faults = await vitest(["packages/e2e/test/ClusterFaults.e2e.test.ts"], [], "-faults")
