@@ -66,9 +66,18 @@ export interface RawSocket {
   readonly close: () => void
 }
 
-export const openRaw = (url: string): Promise<RawSocket> =>
+/**
+ * Unless `keepAlive` is false, the socket pings every 500 ms like a real client (the test servers
+ * close a socket silent for 2 s) and its pongs are not handed to `next` unless asked for.
+ */
+export const openRaw = (url: string, options: { readonly keepAlive?: boolean } = {}): Promise<RawSocket> =>
   new Promise((resolve, reject) => {
     const socket = new WebSocket(url)
+    const keepAlive = options.keepAlive ?? true
+    const pinger = keepAlive
+      ? setInterval(() => socket.readyState === WebSocket.OPEN && socket.send(`{"type":"ping"}`), 500)
+      : undefined
+    socket.addEventListener("close", () => clearInterval(pinger))
     const inbox: Array<any> = []
     const waiters: Array<{ match: (frame: any) => boolean; resolve: (frame: any) => void }> = []
     const closed = new Promise<{ code: number; reason: string }>((done) => {
@@ -78,7 +87,7 @@ export const openRaw = (url: string): Promise<RawSocket> =>
       const frame = JSON.parse(String(event.data))
       const at = waiters.findIndex((waiter) => waiter.match(frame))
       if (at >= 0) waiters.splice(at, 1)[0]!.resolve(frame)
-      else inbox.push(frame)
+      else if (!(keepAlive && frame.type === "pong")) inbox.push(frame)
     })
     socket.addEventListener("error", () => reject(new Error(`cannot open ${url}`)))
     socket.addEventListener("open", () =>
