@@ -17,8 +17,9 @@ import { type AnswerOutcome, FriendStore } from "@im/ports/FriendStore"
 import { UserStore } from "@im/ports/UserStore"
 import { Clock, Effect, Option } from "effect"
 import { HttpApiBuilder } from "effect/http-api"
-import { randomBytes, randomUUID } from "node:crypto"
+import { randomBytes } from "node:crypto"
 import { CurrentUser, ImApi } from "./Api.ts"
+import { noticePublisher } from "./Notices.ts"
 import { storeUnavailable } from "./StoreUnavailable.ts"
 
 /**
@@ -35,16 +36,8 @@ export const FriendsHandlers = HttpApiBuilder.group(
     const users = yield* UserStore
     const chat = yield* Chat
 
-    const tell = (sender: UserId, to: ReadonlyArray<UserId>, event: NoticeEvent) =>
-      chat.notify({ sender_id: sender, to, event_id: randomUUID(), event }).pipe(
-        Effect.asVoid,
-        Effect.catchTag("SendRejected", (error) =>
-          Effect.logWarning("a friend notice was not published; the receivers' sync will show the change", {
-            type: event.type,
-            code: error.code,
-            reason: error.message
-          }))
-      )
+    const publish = noticePublisher(chat)
+    const tell = (sender: UserId, to: ReadonlyArray<UserId>, event: NoticeEvent) => publish({ sender_id: sender, to, event })
 
     const existing = Effect.fn(function*(user: UserId) {
       const found = yield* users.existing([user])

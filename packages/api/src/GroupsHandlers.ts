@@ -9,6 +9,7 @@ import { Clock, Effect, Option } from "effect"
 import { HttpApiBuilder } from "effect/http-api"
 import { randomBytes } from "node:crypto"
 import { CurrentUser, ImApi } from "./Api.ts"
+import { noticePublisher } from "./Notices.ts"
 import { storeUnavailable } from "./StoreUnavailable.ts"
 
 /** Users named in one member_joined notice: its content stays well under the 16,384-character limit. */
@@ -68,22 +69,9 @@ export const GroupsHandlers = HttpApiBuilder.group(
     const memberIds = (group: GroupId) => Effect.map(groups.members(group), (members) => members.map((m) => m.user_id))
 
     /** Publishes one notice about the group; a failure is logged (the change is made already). */
+    const publish = noticePublisher(chat)
     const tell = (sender: UserId, to: ReadonlyArray<UserId>, group: GroupId, event: NoticeEvent) =>
-      to.length === 0 ? Effect.void : chat.notify({
-        sender_id: sender,
-        to,
-        group_id: group,
-        event_id: randomBytes(16).toString("base64url"),
-        event
-      }).pipe(
-        Effect.asVoid,
-        Effect.catchCause((cause) =>
-          Effect.logWarning("a group notice was not published; the group's members list shows the change", {
-            type: event.type,
-            group,
-            cause
-          }))
-      )
+      publish({ sender_id: sender, to, group_id: group, event })
 
     /** Tells the members as they are now (the new ones among them) who joined. */
     const tellJoined = Effect.fn(function*(sender: UserId, group: GroupId, joined: ReadonlyArray<UserId>, how: string) {

@@ -3,21 +3,14 @@ import { Db } from "@im/db/Db"
 import { ConversationNotFound, InvalidRequest, MessageNotFound, RecallWindowPassed } from "@im/domain/Errors"
 import type { GroupId, ServerId, UserId } from "@im/domain/Ids"
 import { type Message, singleParticipants } from "@im/domain/Message"
-import type { NoticeRequest } from "@im/domain/Notice"
 import { type Conversation, ConversationStore } from "@im/ports/ConversationStore"
 import { GroupStore } from "@im/ports/GroupStore"
 import { HistoryStore } from "@im/ports/HistoryStore"
 import { Clock, Config, Duration, Effect, Layer, Option } from "effect"
 import { HttpApiBuilder } from "effect/http-api"
-import { randomBytes } from "node:crypto"
 import { CurrentUser, ImApi } from "./Api.ts"
+import { noticePublisher } from "./Notices.ts"
 import { storeUnavailable } from "./StoreUnavailable.ts"
-
-/** Publishes a notice; the change it reports is made already, so a failure is logged, not answered. */
-const publisher = (chat: Chat["Service"]) => (notice: Omit<NoticeRequest, "event_id">) =>
-  chat.notify({ ...notice, event_id: randomBytes(16).toString("base64url") }).pipe(
-    Effect.catch((error) => Effect.logError("notice not published", { type: notice.event.type, error: error.message }))
-  )
 
 const summary = (conversation: Conversation) => ({
   ...conversation,
@@ -35,7 +28,7 @@ const ConversationsHandlers = HttpApiBuilder.group(
   Effect.fn(function*(handlers) {
     const conversations = yield* ConversationStore
     const db = yield* Db
-    const publishNotice = publisher(yield* Chat)
+    const publishNotice = noticePublisher(yield* Chat)
     return handlers
       .handle("list", () =>
         Effect.gen(function*() {
@@ -82,7 +75,7 @@ const RecallHandlers = HttpApiBuilder.group(
   Effect.fn(function*(handlers) {
     const history = yield* HistoryStore
     const groups = yield* GroupStore
-    const publishNotice = publisher(yield* Chat)
+    const publishNotice = noticePublisher(yield* Chat)
     const window = yield* Config.Duration("RECALL_WINDOW").pipe(Config.withDefault(Duration.minutes(2)))
     const windowMs = Duration.toMillis(window)
     return handlers.handle("recall", ({ params }) =>
