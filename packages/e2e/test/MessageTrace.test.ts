@@ -187,12 +187,20 @@ describe("one trace follows a message across the services", () => {
 
       const frameSpan = (spans: ReadonlyArray<ReceivedSpan>) =>
         spans.find((span) => span.name === "Gateway.sendFrame" && span.attributes["local_id"] === localId)
+      // Each service exports on its own schedule: wait for the last span of each one. The pusher's
+      // spans can arrive after the gateway's and the consumer's.
+      const lastOfEach = [
+        ["im-ws", "Gateway.deliver"],
+        ["im-consumer", "Consumer.handleBatch"],
+        ["im-pusher", "grpc.server im.pusher.v1.PusherService/push"],
+        ["im-db", "grpc.server im.db.v1.DbService/save"],
+        ["im-chat", "grpc.server im.chat.v1.ChatService/send"]
+      ] as const
       const spans = yield* spansUntil(receiver, (spans) => {
         const frame = frameSpan(spans)
-        // The batch's span ends last: after the delivery, once the push returned.
         return frame !== undefined &&
-          ["Gateway.deliver", "Consumer.handleBatch"].every((name) =>
-            spans.some((span) => span.traceId === frame.traceId && span.name === name)
+          lastOfEach.every(([service, name]) =>
+            spans.some((span) => span.traceId === frame.traceId && span.service === service && span.name === name)
           )
       })
       const frame = frameSpan(spans)!
