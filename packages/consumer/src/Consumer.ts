@@ -15,17 +15,32 @@ const decodeMessage = Schema.decodeUnknownExit(Schema.fromJsonString(Message))
 
 const entryKey = (user: UserId, serverId: ServerId) => `${user}\n${serverId}`
 
+/** One inbox entry to store: `message` in `user`'s inbox. */
+interface PlannedEntry {
+  readonly user: UserId
+  readonly message: Message
+}
+
+/** The most inbox entries the consumer stores and pushes in one step (CONSUMER_MAX_ENTRIES). */
+export const DEFAULT_MAX_ENTRIES = 10_000
+
 /**
  * The consumer: turns a batch of accepted messages into inbox entries. For every participant of
  * every message (receiver and sender; for a group, its members and the sender; for a notice, the
  * users it names) it takes the participant's next seq (once: a replay finds the stored entry and
  * reuses it), stores history and entries through db, pushes them, and only then lets the bus
  * commit the batch.
+ *
+ * A batch is worked in steps of at most `maxEntries` entries (a message with more participants
+ * is a step of its own), in order: 500 messages to a group of 500 are 250,000 entries, which no
+ * single call to db should carry (its deadline would pass, and the retried batch with it, for
+ * ever). A step stored before a later one failed is found again on the retry and keeps its seqs.
  */
 export class Consumer extends Context.Service<Consumer, {
   readonly handleBatch: (records: ReadonlyArray<ConsumedRecord>) => Effect.Effect<void, ServiceUnavailable>
 }>()("@im/consumer/Consumer") {
-  static readonly make = Effect.gen(function*() {
+  /** The consumer; it stores at most `maxEntries` inbox entries per call to db. */
+  static readonly make = (maxEntries: number = DEFAULT_MAX_ENTRIES) => Effect.gen(function*() {
     const db = yield* Db
     const seqs = yield* SeqStore
     const pusher = yield* Pusher
@@ -78,7 +93,21 @@ export class Consumer extends Context.Service<Consumer, {
           : message.kind === "notice"
           ? noticeRecipients.get(message.server_id)!
           : singleParticipants(message)
-      const plan = messages.flatMap((message) => participants(message).map((user) => ({ user, message })))
+      let step: Array<PlannedEntry> = []
+      for (const message of messages) {
+        const users = participants(message)
+        if (step.length > 0 && step.length + users.length > maxEntries) {
+          yield* store(step)
+          step = []
+        }
+        for (const user of users) step.push({ user, message })
+      }
+      if (step.length > 0) yield* store(step)
+    })
+
+    /** Stores and pushes the entries of `plan`, in order: every message's participants, each with its next seq. */
+    const store = Effect.fnUntraced(function*(plan: ReadonlyArray<PlannedEntry>) {
+      const messages = [...new Set(plan.map(({ message }) => message))]
       const stored = new Map<string, number>()
       for (const ref of yield* db.existing(plan.map(({ message, user }) => ({ user_id: user, server_id: message.server_id })))) {
         stored.set(entryKey(ref.user_id, ref.server_id), ref.seq)
@@ -147,13 +176,16 @@ export class Consumer extends Context.Service<Consumer, {
     Consumer,
     Effect.gen(function*() {
       const bus = yield* MessageBus
-      const consumer = yield* Consumer.make
       const options = yield* Config.all({
         group: Config.String("CONSUMER_GROUP").pipe(Config.withDefault("im-consumer")),
         maxBatch: Config.Int("CONSUMER_MAX_BATCH").pipe(Config.withDefault(500)),
+        maxEntries: Config.schema(Schema.Int.pipe(Schema.check(Schema.isGreaterThanOrEqualTo(1))), "CONSUMER_MAX_ENTRIES").pipe(
+          Config.withDefault(DEFAULT_MAX_ENTRIES)
+        ),
         drainTimeout: Config.Duration("CONSUMER_DRAIN_TIMEOUT").pipe(Config.withDefault(Duration.seconds(10))),
         lagInterval: Config.Duration("CONSUMER_LAG_INTERVAL").pipe(Config.withDefault(Duration.seconds(5)))
       })
+      const consumer = yield* Consumer.make(options.maxEntries)
       yield* bus.consume({ topic: MESSAGES_TOPIC, group: options.group, maxBatch: options.maxBatch }, consumer.handleBatch).pipe(Effect.forkScoped)
       // Runs before the fork above is interrupted: on shutdown, finish what was accepted.
       yield* Effect.addFinalizer(() =>

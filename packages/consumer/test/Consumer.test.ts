@@ -36,8 +36,11 @@ const record = (value: Message | string, offset: number): ConsumedRecord => ({
   value: typeof value === "string" ? value : JSON.stringify(value)
 })
 
-/** An InboxStore that fails the appends whose turn is `true` in `failures` (then succeeds). */
-const flakyInbox = (failures: ReadonlyArray<boolean>) =>
+/**
+ * An InboxStore that fails the appends whose turn is `true` in `failures` (then succeeds), and
+ * records the size of every append it was asked for.
+ */
+const flakyInbox = (failures: ReadonlyArray<boolean>, appends: Array<number>) =>
   Layer.effect(
     InboxStore,
     Effect.gen(function*() {
@@ -45,23 +48,28 @@ const flakyInbox = (failures: ReadonlyArray<boolean>) =>
       let call = 0
       return InboxStore.of({
         ...inner,
-        append: (entries) =>
-          failures[call++] === true
+        append: (entries) => {
+          appends.push(entries.length)
+          return failures[call++] === true
             ? Effect.fail(new PortError({ port: "InboxStore", operation: "append", retryable: true }))
             : inner.append(entries)
+        }
       })
     })
   ).pipe(Layer.provide(InboxStore.layerMemory))
 
 /** A consumer over memory stores; pushes are recorded instead of sent. */
-const setup = (failures: ReadonlyArray<boolean> = []) => {
+const setup = (failures: ReadonlyArray<boolean> = [], maxEntries?: number) => {
   const pushed: Array<Delivery> = []
-  const layer = Layer.effect(Consumer, Consumer.make).pipe(
+  const appends: Array<number> = []
+  const layer = Layer.effect(Consumer, Consumer.make(maxEntries)).pipe(
     Layer.provideMerge(Layer.succeed(Pusher, Pusher.of({ push: (batch) => Effect.sync(() => void pushed.push(...batch)), signal: () => Effect.void }))),
     Layer.provideMerge(Db.layer),
-    Layer.provideMerge(Layer.mergeAll(HistoryStore.layerMemory, ConversationStore.layerMemory, flakyInbox(failures), SeqStore.layerMemory, GroupStore.layerMemory))
+    Layer.provideMerge(
+      Layer.mergeAll(HistoryStore.layerMemory, ConversationStore.layerMemory, flakyInbox(failures, appends), SeqStore.layerMemory, GroupStore.layerMemory)
+    )
   )
-  return { layer, pushed }
+  return { layer, pushed, appends }
 }
 
 const inboxOf = (user: UserId) =>
@@ -154,22 +162,92 @@ describe("Consumer", () => {
     expect(pushed.filter((d) => d.message.server_id === "m_3")).toHaveLength(200)
   })
 
-  it("property: whatever the batching, replays and transient failures, every participant holds every message once, in send order", async () => {
+  it("stores a batch in steps of at most maxEntries entries; a step that failed is retried and the steps before it keep their seqs", async () => {
+    // Steps of at most 450 entries: one message to the group of 200 is 200 entries, so two fit a step.
+    // The second step's append fails once.
+    const { appends, layer, pushed } = setup([false, true], 450)
+    const team = GroupId.make("g_team")
+    const members = Array.from({ length: 200 }, (_, i) => UserId.make(`u_member_${i}`))
+    const groupMessage = (n: number, sender: UserId): Message => {
+      const { receiver_id: _, ...rest } = message(n, sender, sender)
+      return { ...rest, kind: "group", group_id: team }
+    }
+    const batch = [1, 2, 3, 4, 5].map((n) => record(groupMessage(n, members[n]!), n))
+    const result = await Effect.runPromise(Effect.gen(function*() {
+      const groups = yield* GroupStore
+      yield* groups.create({ id: team, name: "team", owner_id: members[0]!, created_at: 0, join_approval: false }, members.map((user_id, i) => ({
+        user_id,
+        role: i === 0 ? "owner" as const : "member" as const,
+        joined_at: i
+      })))
+      const consumer = yield* Consumer
+      const first = yield* Effect.flip(consumer.handleBatch(batch))
+      yield* consumer.handleBatch(batch)
+      return { first, inboxes: yield* Effect.forEach(members, inboxOf) }
+    }).pipe(Effect.provide(layer)))
+    expect(result.first._tag).toBe("ServiceUnavailable")
+    // Attempt 1: the first step (m_1, m_2) stored, the second failed. Attempt 2: the first step
+    // found stored (nothing to append), then m_3 + m_4, then m_5.
+    expect(appends).toEqual([400, 400, 400, 200])
+    for (const page of result.inboxes) {
+      const held = page.entries.map((e) => e.message.server_id)
+      expect(held).toEqual(["m_1", "m_2", "m_3", "m_4", "m_5"])
+      // The failed step spent seqs 3 and 4 of every member; the rest are consecutive.
+      expect(page.entries.map((e) => e.seq)).toEqual([1, 2, 5, 6, 7])
+      expect(page.through).toBe(7)
+    }
+    // Pushed as stored: the first step on both attempts.
+    expect(pushed.filter((d) => d.message.server_id === "m_1")).toHaveLength(400)
+    expect(pushed.filter((d) => d.message.server_id === "m_5")).toHaveLength(200)
+  })
+
+  it("a message with more participants than maxEntries is a step of its own", async () => {
+    const { appends, layer } = setup([], 3)
+    const team = GroupId.make("g_small")
+    const members = Array.from({ length: 5 }, (_, i) => UserId.make(`u_member_${i}`))
+    const { receiver_id: _, ...rest } = message(7, members[0]!, members[0]!)
+    const inboxes = await Effect.runPromise(Effect.gen(function*() {
+      const groups = yield* GroupStore
+      yield* groups.create({ id: team, name: "small", owner_id: members[0]!, created_at: 0, join_approval: false }, members.map((user_id, i) => ({
+        user_id,
+        role: i === 0 ? "owner" as const : "member" as const,
+        joined_at: i
+      })))
+      const consumer = yield* Consumer
+      yield* consumer.handleBatch([
+        record(message(6, members[1]!, members[2]!), 0),
+        record({ ...rest, kind: "group", group_id: team }, 1),
+        record(message(8, members[3]!, members[4]!), 2)
+      ])
+      return yield* Effect.forEach(members, inboxOf)
+    }).pipe(Effect.provide(layer)))
+    expect(appends).toEqual([2, 5, 2])
+    expect(inboxes.map((page) => page.entries.map((e) => e.message.server_id))).toEqual([
+      ["m_7"],
+      ["m_6", "m_7"],
+      ["m_6", "m_7"],
+      ["m_7", "m_8"],
+      ["m_7", "m_8"]
+    ])
+  })
+
+  it("property: whatever the batching, steps, replays and transient failures, every participant holds every message once, in send order", async () => {
     const scenario = fc.record({
+      maxEntries: fc.integer({ min: 1, max: 12 }),
       sends: fc.array(fc.tuple(fc.nat(3), fc.nat(3)), { minLength: 1, maxLength: 60 }),
       cuts: fc.array(fc.nat(59), { maxLength: 10 }),
       replays: fc.array(fc.nat(20), { maxLength: 6 }),
       failures: fc.array(fc.boolean(), { maxLength: 30 })
     })
     await fc.assert(
-      fc.asyncProperty(scenario, async ({ cuts, failures, replays, sends }) => {
+      fc.asyncProperty(scenario, async ({ cuts, failures, maxEntries, replays, sends }) => {
         const messages = sends.map(([s, r], index) => message(index, users[s]!, users[r]!))
         const records = messages.map((m, offset) => record(m, offset))
         const bounds = [...new Set([0, ...cuts.filter((c) => c < records.length), records.length])].sort((x, y) => x - y)
         const batches = bounds.slice(1).map((end, i) => records.slice(bounds[i], end))
         // A replay re-delivers an earlier batch after a later one, as after a crash before commit.
         const schedule = batches.flatMap((batch, i) => replays.includes(i) && i > 0 ? [batch, batches[i - 1]!] : [batch])
-        const { layer } = setup(failures)
+        const { layer } = setup(failures, maxEntries)
         const inboxes = await Effect.runPromise(Effect.gen(function*() {
           const consumer = yield* Consumer
           for (const batch of schedule) {
