@@ -1,48 +1,9 @@
 import { describe, expect, it } from "vitest"
-import { ConnectError, type Fetch, type FetchResponse, HttpError, ImClient, type Timers, type WebSocketLike } from "../src/Client.ts"
+import { ConnectError, type Fetch, type FetchResponse, HttpError, ImClient, type ImClientOptions, type WebSocketLike } from "../src/Client.ts"
 import type { TokenPair } from "../src/Wire.ts"
+import { FakeClock, type Listener } from "./Doubles.ts"
 
-// Test doubles: a server of login sessions (login, refresh, logout) and a clock ----------------
-
-const flush = async (): Promise<void> => {
-  for (let i = 0; i < 20; i++) await new Promise<void>((resolve) => setImmediate(resolve))
-}
-
-class FakeClock implements Timers {
-  now = 1_000_000
-  #timers: Array<{ id: number; at: number; run: () => void; every: number | undefined }> = []
-  #nextId = 1
-  readonly setTimeout = (run: () => void, ms: number): unknown => this.#add(run, ms, undefined)
-  readonly setInterval = (run: () => void, ms: number): unknown => this.#add(run, ms, ms)
-  readonly clearTimeout = (handle: unknown): void => {
-    this.#timers = this.#timers.filter((timer) => timer.id !== handle)
-  }
-  readonly clearInterval = this.clearTimeout
-
-  async advance(ms: number): Promise<void> {
-    await flush()
-    const end = this.now + ms
-    for (;;) {
-      const next = this.#timers.filter((timer) => timer.at <= end).sort((a, b) => a.at - b.at || a.id - b.id)[0]
-      if (next === undefined) break
-      this.now = next.at
-      if (next.every === undefined) this.clearTimeout(next.id)
-      else next.at += next.every
-      next.run()
-      await flush()
-    }
-    this.now = end
-    await flush()
-  }
-
-  #add(run: () => void, ms: number, every: number | undefined): number {
-    const id = this.#nextId++
-    this.#timers.push({ id, at: this.now + ms, run, every })
-    return id
-  }
-}
-
-type Listener = (event: { readonly data?: unknown; readonly code?: number; readonly reason?: string }) => void
+// Test doubles: a server of login sessions (login, refresh, logout); the clock is in Doubles.ts --
 
 interface FakeSocket extends WebSocketLike {
   readonly token: string
@@ -172,18 +133,21 @@ class SessionServer {
   }
 }
 
-const setup = async () => {
-  const clock = new FakeClock()
-  const server = new SessionServer(clock)
-  const client = new ImClient({
+/** A client of the session server, on its clock. */
+const clientOf = (server: SessionServer, options: Partial<ImClientOptions> = {}) =>
+  new ImClient({
     baseUrl: "http://im.test",
     fetch: server.fetch,
     WebSocket: server.WebSocket,
-    timers: clock,
-    now: () => clock.now,
-    random: () => 0.5,
-    backoff: { initialDelayMs: 100, maxDelayMs: 1_000 }
+    timers: server.clock,
+    now: () => server.clock.now,
+    ...options
   })
+
+const setup = async () => {
+  const clock = new FakeClock()
+  const server = new SessionServer(clock)
+  const client = clientOf(server, { random: () => 0.5, backoff: { initialDelayMs: 100, maxDelayMs: 1_000 } })
   const tokens: Array<TokenPair | undefined> = []
   client.on("tokens", (pair) => tokens.push(pair))
   await client.login("alice", "correct horse")
@@ -308,14 +272,7 @@ describe("ImClient login sessions", () => {
 
   it("resumes from a refresh token alone", async () => {
     const { clock, server } = await setup()
-    const client = new ImClient({
-      baseUrl: "http://im.test",
-      fetch: server.fetch,
-      WebSocket: server.WebSocket,
-      timers: clock,
-      now: () => clock.now,
-      refreshToken: "r2"
-    })
+    const client = clientOf(server, { refreshToken: "r2" })
     await connect(client, clock)
     expect(client.token).toBe("t3")
     expect(server.sockets.map((socket) => socket.token)).toEqual(["t3"])
