@@ -1,8 +1,8 @@
 import { PgClient, type PgMigrator } from "@effect/sql-pg"
-import { PGlite } from "@electric-sql/pglite"
-import { PGLiteSocketServer } from "@electric-sql/pglite-socket"
 import { Data, Effect, Layer } from "effect"
 import type { SqlClient, SqlError } from "effect/sql"
+import { Worker } from "node:worker_threads"
+import type { Started, WorkerInput } from "./EmbeddedPostgresWorker.ts"
 import * as Migrations from "./Migrations.ts"
 
 /** PGlite or its socket server could not start. */
@@ -24,11 +24,68 @@ export interface EmbeddedPostgresOptions {
 const POOL_SIZE = 1
 /** Room above the pool for a connection being replaced while the old one is still counted. */
 const SERVER_MAX_CONNECTIONS = 4
+/** How long the worker may take to stop its server and flush the database. */
+const STOP_TIMEOUT = "30 seconds"
+
+/** The worker's next message; fails if it errs or exits first. */
+const nextMessage = (worker: Worker) =>
+  Effect.callback<unknown, EmbeddedPostgresError>((resume) => {
+    const onMessage = (message: unknown) => {
+      cleanUp()
+      resume(Effect.succeed(message))
+    }
+    const onError = (cause: unknown) => {
+      cleanUp()
+      resume(Effect.fail(new EmbeddedPostgresError({ message: "the PGlite worker failed", cause })))
+    }
+    const onExit = (code: number) => {
+      cleanUp()
+      resume(Effect.fail(new EmbeddedPostgresError({ message: `the PGlite worker exited with code ${code}` })))
+    }
+    const cleanUp = () => {
+      worker.off("message", onMessage)
+      worker.off("error", onError)
+      worker.off("exit", onExit)
+    }
+    worker.on("message", onMessage)
+    worker.on("error", onError)
+    worker.on("exit", onExit)
+    return Effect.sync(cleanUp)
+  })
+
+/**
+ * PGlite and its socket server in a worker thread (EmbeddedPostgresWorker.ts), listening on a
+ * free port of 127.0.0.1. Released by asking the worker to stop and flush, then terminating it.
+ */
+const startWorker = (options: EmbeddedPostgresOptions) =>
+  Effect.acquireRelease(
+    Effect.gen(function*() {
+      const worker = new Worker(new URL("./EmbeddedPostgresWorker.ts", import.meta.url), {
+        workerData: { dataDir: options.dataDir, maxConnections: SERVER_MAX_CONNECTIONS } satisfies WorkerInput
+      })
+      const started = (yield* nextMessage(worker).pipe(
+        Effect.onError(() => Effect.promise(() => worker.terminate()))
+      )) as Started
+      if (started._tag === "Failed") {
+        yield* Effect.promise(() => worker.terminate())
+        return yield* new EmbeddedPostgresError({ message: started.message, cause: started.cause })
+      }
+      return { worker, port: started.port }
+    }),
+    ({ worker }) =>
+      Effect.sync(() => worker.postMessage("stop")).pipe(
+        Effect.andThen(nextMessage(worker)),
+        Effect.timeout(STOP_TIMEOUT),
+        Effect.catchCause((cause) => Effect.logError("the PGlite worker did not stop cleanly", cause)),
+        Effect.andThen(Effect.promise(() => worker.terminate()))
+      )
+  )
 
 /**
  * PostgreSQL in the process, for standalone mode and tests: PGlite (Postgres compiled to WASM)
- * behind a socket server on a free port of 127.0.0.1, @effect/sql-pg connected to it, the
- * migrations applied. Released in reverse: client, socket server, database.
+ * in a worker thread, behind a socket server on a free port of 127.0.0.1, @effect/sql-pg
+ * connected to it, the migrations applied. The database works on another core than the
+ * server's event loop. Released in reverse: client, then the worker (server, database).
  */
 export const layer = (
   options: EmbeddedPostgresOptions
@@ -38,35 +95,16 @@ export const layer = (
 > => {
   const client = PgClient.layerFrom(
     Effect.gen(function*() {
-      const db = yield* Effect.acquireRelease(
-        Effect.tryPromise({
-          try: () => options.dataDir === undefined ? PGlite.create() : PGlite.create(options.dataDir),
-          catch: (cause) =>
-            new EmbeddedPostgresError({ message: `cannot open PGlite in ${options.dataDir ?? "memory"}`, cause })
-        }),
-        (db) => Effect.promise(() => db.close())
+      const { port, worker } = yield* startWorker(options)
+      // Without its worker the server has no database: say so where operators look.
+      yield* Effect.callback<number>((resume) => {
+        const onExit = (code: number) => resume(Effect.succeed(code))
+        worker.once("exit", onExit)
+        return Effect.sync(() => worker.off("exit", onExit))
+      }).pipe(
+        Effect.flatMap((code) => Effect.logError("the PGlite worker exited; the database is gone", { code })),
+        Effect.forkScoped
       )
-      const server = yield* Effect.acquireRelease(
-        Effect.tryPromise({
-          try: async () => {
-            const server = new PGLiteSocketServer({
-              db,
-              host: "127.0.0.1",
-              port: 0,
-              maxConnections: SERVER_MAX_CONNECTIONS
-            })
-            await server.start()
-            return server
-          },
-          catch: (cause) => new EmbeddedPostgresError({ message: "cannot start the PGlite socket server", cause })
-        }),
-        (server) => Effect.promise(() => server.stop())
-      )
-      // With port 0 the OS picks the port; the server learns it on start.
-      const port = Number(server.getServerConn().split(":").at(-1))
-      if (!Number.isInteger(port) || port <= 0) {
-        return yield* new EmbeddedPostgresError({ message: `unexpected server address ${server.getServerConn()}` })
-      }
       return yield* PgClient.make({
         host: "127.0.0.1",
         port,

@@ -1,0 +1,53 @@
+/**
+ * The worker thread of EmbeddedPostgres (see EmbeddedPostgres.ts): PGlite (PostgreSQL compiled
+ * to WASM) and its socket server, so that the database's work (the WASM, the file syncs, the
+ * protocol writes) runs on a core of its own instead of the server's event loop.
+ *
+ * Started with `workerData` {@link WorkerInput}; answers one {@link Started}; on the message
+ * `"stop"` it stops the server, closes the database (which flushes it) and answers `"stopped"`.
+ */
+import { PGlite } from "@electric-sql/pglite"
+import { PGLiteSocketServer } from "@electric-sql/pglite-socket"
+import { parentPort, workerData } from "node:worker_threads"
+
+export interface WorkerInput {
+  /** Where the database lives between runs; in memory when undefined. */
+  readonly dataDir: string | undefined
+  readonly maxConnections: number
+}
+
+export type Started =
+  | { readonly _tag: "Listening"; readonly port: number }
+  | { readonly _tag: "Failed"; readonly message: string; readonly cause: string }
+
+const input = workerData as WorkerInput
+const parent = parentPort!
+
+const describe = (cause: unknown) => cause instanceof Error ? cause.stack ?? cause.message : String(cause)
+
+let db: PGlite | undefined
+let server: PGLiteSocketServer | undefined
+try {
+  db = input.dataDir === undefined ? await PGlite.create() : await PGlite.create(input.dataDir)
+  server = new PGLiteSocketServer({ db, host: "127.0.0.1", port: 0, maxConnections: input.maxConnections })
+  await server.start()
+  // With port 0 the OS picks the port; the server learns it on start.
+  const port = Number(server.getServerConn().split(":").at(-1))
+  if (!Number.isInteger(port) || port <= 0) throw new Error(`unexpected server address ${server.getServerConn()}`)
+  parent.postMessage({ _tag: "Listening", port } satisfies Started)
+} catch (cause) {
+  const message = db === undefined
+    ? `cannot open PGlite in ${input.dataDir ?? "memory"}`
+    : "cannot start the PGlite socket server"
+  await db?.close().catch(() => undefined)
+  parent.postMessage({ _tag: "Failed", message, cause: describe(cause) } satisfies Started)
+  parent.close()
+}
+
+parent.on("message", async (message) => {
+  if (message !== "stop") return
+  await server?.stop()
+  await db?.close()
+  parent.postMessage("stopped")
+  parent.close()
+})
