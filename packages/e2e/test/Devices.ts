@@ -1,7 +1,7 @@
 import { type Fetch, ImClient } from "@im/client/Client"
 import type { InboxEntry } from "@im/client/Wire"
 import { afterEach } from "vitest"
-import type { TestUser } from "./Raw.ts"
+import { makeUser, type TestUser } from "./Raw.ts"
 import type { Target } from "./Target.ts"
 
 /** An SDK client of a test user, with what it requested over HTTP and the entries it received. */
@@ -40,4 +40,18 @@ export const devices = (target: () => Target) => {
     if (options.connect !== false) await client.connect()
     return { client, received, requests, wsUrl: ws_url }
   }
+}
+
+/**
+ * Two new users, alice and bob, each on a connected device (of `device`, from `devices`); alice
+ * sends bob `content`. Resolves once bob's device has received it.
+ */
+export const deliverOne = async (target: Target, device: (user: TestUser) => Promise<Device>, content: string) => {
+  const alice = await makeUser(target, "alice")
+  const bob = await makeUser(target, "bob")
+  const [a, b] = await Promise.all([device(alice), device(bob)])
+  const delivered = new Promise<void>((resolve) => b.client.on("message", () => resolve()))
+  const { server_id } = await a.client.send({ receiver_id: bob.id, content })
+  await delivered
+  return { alice, bob, a, b, server_id }
 }

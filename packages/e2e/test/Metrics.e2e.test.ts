@@ -1,7 +1,7 @@
-import { ImClient } from "@im/client/Client"
 import { afterAll, beforeAll, describe, expect, it } from "vitest"
 import { clusterLog } from "./Cluster.ts"
-import { eventually, makeUser } from "./Raw.ts"
+import { deliverOne, devices } from "./Devices.ts"
+import { eventually } from "./Raw.ts"
 import { startTarget, type Target } from "./Target.ts"
 
 let target: Target
@@ -9,6 +9,8 @@ beforeAll(async () => {
   target = await startTarget()
 }, 60_000)
 afterAll(() => target?.stop(), 30_000)
+
+const device = devices(() => target)
 
 /** A scrape: every sample line's value by its series (`name{labels}`), values of repeated series added. */
 const scrape = async (url: string): Promise<Map<string, number>> => {
@@ -60,16 +62,7 @@ describe(`GET /metrics on every service of ${process.env["IM_E2E_URL"] ?? "stand
       ws: total(await scrapeAll(where.ws), "im_gateway_deliveries_total{outcome=\"delivered\"}")
     }
 
-    const alice = await makeUser(target, "alice")
-    const bob = await makeUser(target, "bob")
-    const a = new ImClient({ baseUrl: target.baseUrl })
-    const b = new ImClient({ baseUrl: target.baseUrl })
-    await a.login(alice.account, alice.password)
-    await b.login(bob.account, bob.password)
-    await Promise.all([a.connect(), b.connect()])
-    const delivered = new Promise<void>((resolve) => b.on("message", () => resolve()))
-    await a.send({ receiver_id: bob.id, content: "count me" })
-    await delivered
+    const { a, b } = await deliverOne(target, device, "count me")
 
     // Other tests run at the same time: the counters grow by at least this message's share.
     await eventually(async () => total(await scrapeAll(where.chat), "im_chat_accepted_total{kind=\"single\"}") >= before.chat + 1, "chat's count")
@@ -77,8 +70,8 @@ describe(`GET /metrics on every service of ${process.env["IM_E2E_URL"] ?? "stand
     await eventually(async () => total(await scrapeAll(where.consumer), "im_consumer_records_total") >= before.consumer + 1, "the consumers' count")
     await eventually(async () => total(await scrapeAll(where.pusher), "im_pusher_deliveries_total{outcome=\"sent\"}") >= before.pusher + 1, "the pusher's count")
     await eventually(async () => total(await scrapeAll(where.ws), "im_gateway_deliveries_total{outcome=\"delivered\"}") >= before.ws + 1, "the gateways' count")
-    a.close()
-    b.close()
+    a.client.close()
+    b.client.close()
 
     const api = await scrapeAll(where.api)
     expect(total(api, "im_http_requests_total{method=\"POST\",route=\"/auth/login\",status=\"200\"}")).toBeGreaterThanOrEqual(2)

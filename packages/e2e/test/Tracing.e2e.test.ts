@@ -1,9 +1,9 @@
-import { ImClient } from "@im/client/Client"
 import type { ReceivedSpan } from "@im/observability/testing/OtlpReceiver"
 import { readFileSync } from "node:fs"
 import { afterAll, beforeAll, describe, expect, it } from "vitest"
 import { clusterLog, logLines, SKIP_REASON } from "./Cluster.ts"
-import { makeUser, pullAll } from "./Raw.ts"
+import { deliverOne, devices } from "./Devices.ts"
+import { pullAll } from "./Raw.ts"
 import { startTarget, type Target } from "./Target.ts"
 import { awaitMessageTrace, checkMessageTrace } from "./TraceCheck.ts"
 
@@ -16,21 +16,14 @@ beforeAll(async () => {
 }, 60_000)
 afterAll(() => target?.stop(), 30_000)
 
+const device = devices(() => target)
+
 describe.skipIf(clusterLog === undefined)(`following one message through the cluster's logs${clusterLog === undefined ? ` (${SKIP_REASON})` : ""}`, () => {
   it("its server_id shows in the logs of all six processes: ws, chat, consumer, db, pusher and api", async () => {
-    const alice = await makeUser(target, "alice")
-    const bob = await makeUser(target, "bob")
-    const a = new ImClient({ baseUrl: target.baseUrl })
-    const b = new ImClient({ baseUrl: target.baseUrl })
-    await a.login(alice.account, alice.password)
-    await b.login(bob.account, bob.password)
-    await Promise.all([a.connect(), b.connect()])
-    const delivered = new Promise<void>((resolve) => b.on("message", () => resolve()))
-    const { server_id } = await a.send({ receiver_id: bob.id, content: "trace me" })
-    await delivered
+    const { bob, a, b, server_id } = await deliverOne(target, device, "trace me")
     expect((await pullAll(target, bob)).map((entry) => entry.message.server_id)).toEqual([server_id])
-    a.close()
-    b.close()
+    a.client.close()
+    b.client.close()
 
     let seenBy = new Set<string>()
     const deadline = Date.now() + 5_000
@@ -44,18 +37,9 @@ describe.skipIf(clusterLog === undefined)(`following one message through the clu
   })
 
   it.skipIf(clusterTraces === undefined)("its spans make one trace from the ws frame to the delivering gateways, across the processes (OTLP export)", async () => {
-    const alice = await makeUser(target, "alice")
-    const bob = await makeUser(target, "bob")
-    const a = new ImClient({ baseUrl: target.baseUrl })
-    const b = new ImClient({ baseUrl: target.baseUrl })
-    await a.login(alice.account, alice.password)
-    await b.login(bob.account, bob.password)
-    await Promise.all([a.connect(), b.connect()])
-    const delivered = new Promise<void>((resolve) => b.on("message", () => resolve()))
-    const { server_id } = await a.send({ receiver_id: bob.id, content: "trace me too" })
-    await delivered
-    a.close()
-    b.close()
+    const { a, b, server_id } = await deliverOne(target, device, "trace me too")
+    a.client.close()
+    b.client.close()
 
     const search = (text: string) =>
       readFileSync(clusterTraces!, "utf8").split("\n").filter((line) => line.includes(text)).map((line): ReceivedSpan => JSON.parse(line))
