@@ -1,4 +1,4 @@
-import { Effect, Option, type Tracer } from "effect"
+import { Context, Effect, Option, Tracer } from "effect"
 import { Headers, HttpTraceContext } from "effect/http"
 
 /**
@@ -15,10 +15,13 @@ export const traceparentOf = (span: Tracer.AnySpan): string =>
 
 const none: Readonly<Record<string, string>> = {}
 
-/** The current span as trace headers, or no headers outside any span. */
+/** A span that may be named to another process: not one made while the tracer is off. */
+const propagates = (span: Tracer.AnySpan) => !Context.get(span.annotations, Tracer.DisablePropagation)
+
+/** The current span as trace headers, or no headers outside any span (or with tracing off). */
 export const currentHeaders: Effect.Effect<Readonly<Record<string, string>>> = Effect.map(
   Effect.option(Effect.currentParentSpan),
-  (span) => Option.isSome(span) ? { [TRACEPARENT]: traceparentOf(span.value) } : none
+  (span) => Option.isSome(span) && propagates(span.value) ? { [TRACEPARENT]: traceparentOf(span.value) } : none
 )
 
 /** The remote parent named by trace headers; undefined when there is none or it is malformed. */

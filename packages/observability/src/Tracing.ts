@@ -1,4 +1,4 @@
-import { Config, Duration, Effect, Layer, Option } from "effect"
+import { Config, Duration, Effect, Layer, Option, References } from "effect"
 import { FetchHttpClient, HttpMiddleware } from "effect/http"
 import { OtlpSerialization, OtlpTracer } from "effect/observability"
 
@@ -6,8 +6,8 @@ import { OtlpSerialization, OtlpTracer } from "effect/observability"
  * Where a service's spans go. With `OTEL_EXPORTER_OTLP_ENDPOINT` (or
  * `OTEL_EXPORTER_OTLP_TRACES_ENDPOINT`) set, they are exported over OTLP/HTTP (protobuf, or JSON
  * with `OTEL_EXPORTER_OTLP_PROTOCOL=http/json`), in batches, under the service name
- * `im-<service>` (`OTEL_SERVICE_NAME` overrides it); otherwise there is no exporter and a span
- * costs only its own bookkeeping. The standard switches `OTEL_SDK_DISABLED=true` and
+ * `im-<service>` (`OTEL_SERVICE_NAME` overrides it); otherwise there is no exporter and no span is
+ * made. The standard switches `OTEL_SDK_DISABLED=true` and
  * `OTEL_TRACES_EXPORTER=none` turn export off, `OTEL_EXPORTER_OTLP_HEADERS` (`k=v,k2=v2`) adds
  * request headers (e.g. a collector's token), `OTEL_BSP_SCHEDULE_DELAY` is the export interval
  * in milliseconds (default 5000) and `OTEL_RESOURCE_ATTRIBUTES` adds resource attributes.
@@ -78,11 +78,17 @@ export const layerOtlp = (config: TracingConfig) =>
     HttpMiddleware.layerTracerDisabledForUrls(["/metrics"])
   )
 
+/**
+ * No exporter: no spans. Nothing would read them (logs do not carry trace ids), and a span per
+ * call on the message path (with its captured stack frame) is work on every message.
+ */
+export const layerOff: Layer.Layer<never> = Layer.succeed(References.TracerEnabled, false)
+
 /** Tracing of the service named `service` (`ws`, `chat`, …, `standalone`), from the environment. */
 export const layer = (service: string): Layer.Layer<never, Config.ConfigError> =>
   Layer.unwrap(
     Effect.map(config(service), (found): Layer.Layer<never> =>
-      Option.isNone(found) ? Layer.empty : Layer.merge(
+      Option.isNone(found) ? layerOff : Layer.merge(
         layerOtlp(found.value),
         Layer.effectDiscard(Effect.logInfo("exporting traces over OTLP", { url: found.value.url, service: found.value.serviceName }))
       ))

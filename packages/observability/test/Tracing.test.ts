@@ -59,6 +59,29 @@ describe("OTLP export settings", () => {
       assert.isTrue(Option.isNone(yield* Tracing.config("chat").pipe(withEnv({ ...endpoint, OTEL_TRACES_EXPORTER: "none" }))))
     }))
 
+  it.effect("Tracing.layer without an exporter makes no spans, and sends no traceparent", () =>
+    Effect.gen(function*() {
+      const context = yield* Layer.build(Tracing.layer("chat").pipe(Layer.provide(ConfigProvider.layer(ConfigProvider.fromUnknown({})))))
+      const spans: Array<string> = []
+      const recording = Tracer.make({
+        span: (options) => {
+          spans.push(options.name)
+          return Tracer.nativeTracer.span(options)
+        }
+      })
+      const headers = yield* TraceContext.currentHeaders.pipe(
+        Effect.withSpan("Chat.send"),
+        Effect.provideContext(context),
+        Effect.withTracer(recording)
+      )
+      assert.deepStrictEqual(spans, [])
+      assert.deepStrictEqual(headers, {})
+      // The same with the tracer on: a span, and its traceparent.
+      const traced = yield* TraceContext.currentHeaders.pipe(Effect.withSpan("Chat.send"), Effect.withTracer(recording))
+      assert.deepStrictEqual(spans, ["Chat.send"])
+      assert.match(traced[TraceContext.TRACEPARENT]!, /^00-[0-9a-f]{32}-[0-9a-f]{16}-01$/)
+    }))
+
   it.effect("from OTEL_EXPORTER_OTLP_ENDPOINT: /v1/traces under it, im-<service>, protobuf, every 5 s", () =>
     Effect.gen(function*() {
       const config = yield* Tracing.config("chat").pipe(withEnv({ OTEL_EXPORTER_OTLP_ENDPOINT: "http://collector:4318/" }))
