@@ -85,6 +85,12 @@ export class FriendStore extends Context.Service<FriendStore, {
    */
   readonly blocking: (pairs: ReadonlyArray<BlockPair>) => Effect.Effect<ReadonlyArray<BlockPair>, PortError>
   /**
+   * Every user each of `blockers` has blocked, in one call: what a cache of block relations
+   * loads (see CachedFriendStore.ts). Every blocker asked is in the answer, with none when they
+   * blocked nobody.
+   */
+  readonly blockedBy: (blockers: ReadonlyArray<UserId>) => Effect.Effect<ReadonlyMap<UserId, ReadonlyArray<UserId>>, PortError>
+  /**
    * The entries of the user's list changed after `since`, tombstones included, ascending by
    * version; with `since` 0 (or above the current version) the whole current list, `full`.
    */
@@ -192,6 +198,13 @@ export class FriendStore extends Context.Service<FriendStore, {
           return true
         }),
       blocking: (pairs) => Effect.sync(() => pairs.filter(({ blocked, blocker }) => stateOf(blocker, blocked) === "blocked")),
+      blockedBy: (blockers) =>
+        Effect.sync(() =>
+          new Map(blockers.map((blocker) => [
+            blocker,
+            [...(lists.get(blocker)?.keys() ?? [])].filter((other) => stateOf(blocker, other) === "blocked")
+          ]))
+        ),
       changesSince: (user, since) =>
         Effect.sync((): ContactChanges => {
           const version = versions.get(user) ?? 0

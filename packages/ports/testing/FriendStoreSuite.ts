@@ -63,6 +63,28 @@ export const friendStoreSuite = (name: string, adapter: Layer.Layer<FriendStore,
         assert.deepStrictEqual(yield* friends.blocking(asked), [asked[2]])
       }))
 
+    it.effect("blockedBy answers, in one call, every user each blocker has blocked now, and none for the others", () =>
+      Effect.gen(function*() {
+        const friends = yield* FriendStore
+        const [alice, bob, carol, dave, erin] = [freshUserId(), freshUserId(), freshUserId(), freshUserId(), freshUserId()]
+        yield* friends.block(alice, bob, 1_000)
+        yield* friends.block(alice, carol, 1_001)
+        yield* friends.block(carol, alice, 1_002)
+        yield* friends.block(alice, erin, 1_003)
+        yield* friends.unblock(alice, erin, 1_004)
+        yield* befriend(alice, dave)
+        const sorted = (map: ReadonlyMap<UserId, ReadonlyArray<UserId>>) =>
+          [...map.entries()].map(([blocker, blocked]) => [blocker, [...blocked].sort()] as const).sort(([a], [b]) => (a < b ? -1 : 1))
+        assert.deepStrictEqual(
+          sorted(yield* friends.blockedBy([alice, carol, dave, bob, alice])),
+          sorted(new Map([[alice, [bob, carol]], [carol, [alice]], [dave, []], [bob, []]]))
+        )
+        assert.strictEqual((yield* friends.blockedBy([])).size, 0)
+        yield* friends.unblock(alice, bob, 1_005)
+        yield* friends.block(dave, alice, 1_006)
+        assert.deepStrictEqual(sorted(yield* friends.blockedBy([alice, dave])), sorted(new Map([[alice, [carol]], [dave, [alice]]])))
+      }))
+
     it.effect("a request is pending for both; a repeat gives the same one; accepting makes both friends and moves both versions", () =>
       Effect.gen(function*() {
         const friends = yield* FriendStore

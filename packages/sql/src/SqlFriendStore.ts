@@ -211,6 +211,18 @@ export const layer: Layer.Layer<FriendStore, never, SqlClient.SqlClient> = Layer
       return pairs.filter(({ blocked, blocker }) => found.has(`${blocker}\n${blocked}`))
     })
 
+    const blockedBy = Effect.fn("SqlFriendStore.blockedBy")(function*(blockers: ReadonlyArray<UserId>) {
+      const found = new Map<UserId, Array<UserId>>(blockers.map((blocker) => [blocker, []]))
+      if (found.size === 0) return found
+      const rows = yield* sql<{ readonly user_id: string; readonly friend_id: string }>`
+        SELECT user_id, friend_id FROM friendships
+        WHERE user_id IN ${sql.in([...found.keys()])} AND state = 'blocked' AND NOT removed`.pipe(
+        portCall("FriendStore", "blockedBy")
+      )
+      for (const row of rows) found.get(row.user_id as UserId)?.push(row.friend_id as UserId)
+      return found
+    })
+
     const changesSince = Effect.fn("SqlFriendStore.changesSince")(function*(user: UserId, since: number) {
       // One statement, one snapshot: the version answered is the one the entries are at.
       const rows = yield* sql<ContactRow>`
@@ -242,6 +254,7 @@ export const layer: Layer.Layer<FriendStore, never, SqlClient.SqlClient> = Layer
       block,
       unblock,
       blocking,
+      blockedBy,
       changesSince
     })
   })
