@@ -1,6 +1,7 @@
 import type { GroupMember } from "@im/domain/Group"
 import type { GroupId } from "@im/domain/Ids"
-import { Effect, Exit, Layer, Option } from "effect"
+import { Effect, Layer, Option } from "effect"
+import { invalidatingWrite } from "./CacheWrites.ts"
 import { type CacheLookup, GroupMemberCache } from "./GroupMemberCache.ts"
 import { GroupStore } from "./GroupStore.ts"
 import type { PortError } from "./PortError.ts"
@@ -49,20 +50,7 @@ export const make = (inner: GroupStore["Service"], cache: GroupMemberCache["Serv
 
   /** Runs a write, then invalidates `groups` whatever became of it. */
   const write = <A>(groups: ReadonlyArray<GroupId>, effect: Effect.Effect<A, PortError>) =>
-    Effect.uninterruptibleMask((restore) =>
-      Effect.exit(restore(effect)).pipe(
-        Effect.flatMap((exit) =>
-          Exit.isSuccess(exit)
-            ? Effect.andThen(cache.invalidate(groups), exit)
-            : Effect.andThen(
-              cache.invalidate(groups).pipe(
-                Effect.catchTag("PortError", (error) => Effect.logError("group member cache not invalidated", error))
-              ),
-              exit
-            )
-        )
-      )
-    )
+    invalidatingWrite(cache.invalidate(groups), effect, "group member cache")
 
   return GroupStore.of({
     ...inner,
