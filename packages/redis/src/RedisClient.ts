@@ -42,6 +42,16 @@ export const redisCall = <A>(port: string, operation: string, call: () => Promis
   }).pipe(Effect.retry({ schedule: transientRetry, times: 4, while: (error) => error.retryable }))
 
 /**
+ * One Redis call as an Effect, mapped to PortError and not retried: for a cache read, which a
+ * caller that gets no answer takes to the store instead of waiting for Redis.
+ */
+export const redisCallOnce = <A>(port: string, operation: string, call: () => Promise<A>): Effect.Effect<A, PortError> =>
+  Effect.tryPromise({
+    try: call,
+    catch: (cause) => new PortError({ port, operation, retryable: isRetryable(cause), cause })
+  })
+
+/**
  * A connected ioredis client, quit when the scope closes. Start-up waits a bounded time for the
  * server and fails with a message naming the config key; after that, ioredis reconnects by
  * itself and a command fails (instead of hanging) after two reconnect attempts.

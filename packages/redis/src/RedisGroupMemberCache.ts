@@ -3,10 +3,10 @@ import type { GroupId, UserId } from "@im/domain/Ids"
 import * as CachedGroupStore from "@im/ports/CachedGroupStore"
 import { type CacheLookup, GroupMemberCache } from "@im/ports/GroupMemberCache"
 import type { GroupStore } from "@im/ports/GroupStore"
-import { PortError } from "@im/ports/PortError"
+import type { PortError } from "@im/ports/PortError"
 import { Config, Duration, Effect, Layer, Option, Redacted, type Scope } from "effect"
-import type { Redis } from "ioredis"
-import { connect, redisCall } from "./RedisClient.ts"
+import { redisCall, redisCallOnce } from "./RedisClient.ts"
+import { connectWithScripts, script } from "./RedisScripts.ts"
 
 /*
  * Keys per group, both expiring GROUP_CACHE_TTL after they were written:
@@ -18,6 +18,8 @@ import { connect, redisCall } from "./RedisClient.ts"
  * writer commits, then replaces the version and deletes the entry in one step. Versions are
  * random, never reused: a fill can only succeed if no write (nor expiry) came in between.
  */
+
+type LookupReply<A> = [hit: 1, value: A] | [hit: 0, version: string]
 
 /** Makes the version when missing. KEYS: entry, version. ARGV: fresh version, ttl ms. */
 const VERSION_LUA = `
@@ -32,24 +34,24 @@ end
 `
 
 /** KEYS: entry, version. ARGV: fresh version, ttl ms. Returns {1, hgetall} or {0, version}. */
-const MEMBERS_LUA = `${VERSION_LUA}
+const MEMBERS = script<LookupReply<Array<string>>>("imGroupMembers", `${VERSION_LUA}
 local entry = redis.call('HGETALL', KEYS[1])
 if #entry > 0 then return {1, entry} end
 return {0, currentVersion()}
-`
+`)
 
 /**
  * KEYS: entry, version. ARGV: fresh version, ttl ms, user. Returns {1, member value or ""} or
  * {0, version}.
  */
-const ROLE_LUA = `${VERSION_LUA}
+const ROLE = script<LookupReply<string>>("imGroupRole", `${VERSION_LUA}
 local found = redis.call('HMGET', KEYS[1], '', ARGV[3])
 if found[1] then return {1, found[2] or ''} end
 return {0, currentVersion()}
-`
+`)
 
 /** KEYS: entry, version. ARGV: expected version, ttl ms, then field, value pairs. Returns 1 if filled. */
-const FILL_LUA = `
+const FILL = script<number>("imGroupFill", `
 if redis.call('GET', KEYS[2]) ~= ARGV[1] then return 0 end
 redis.call('DEL', KEYS[1])
 redis.call('HSET', KEYS[1], '', '1')
@@ -61,23 +63,14 @@ while i <= #ARGV do
 end
 redis.call('PEXPIRE', KEYS[1], ARGV[2])
 return 1
-`
+`)
 
 /** KEYS: entry, version. ARGV: new version, ttl ms. */
-const INVALIDATE_LUA = `
+const INVALIDATE = script<number>("imGroupInvalidate", `
 redis.call('SET', KEYS[2], ARGV[1], 'PX', ARGV[2])
 redis.call('DEL', KEYS[1])
 return 1
-`
-
-type LookupReply<A> = [hit: 1, value: A] | [hit: 0, version: string]
-
-interface CacheRedis extends Redis {
-  imGroupMembers(entry: string, version: string, fresh: string, ttl: number): Promise<LookupReply<Array<string>>>
-  imGroupRole(entry: string, version: string, fresh: string, ttl: number, user: string): Promise<LookupReply<string>>
-  imGroupFill(entry: string, version: string, expected: string, ttl: number, ...pairs: Array<string>): Promise<number>
-  imGroupInvalidate(entry: string, version: string, fresh: string, ttl: number): Promise<number>
-}
+`)
 
 export interface RedisGroupMemberCacheOptions {
   readonly url: Redacted.Redacted<string>
@@ -100,29 +93,25 @@ const decodeMember = (user: string, value: string): { readonly position: number;
  * Reads are not retried: a read the cache cannot answer goes to the store, which is better
  * than waiting for Redis.
  */
-const readCall = <A>(operation: string, call: () => Promise<A>): Effect.Effect<A, PortError> =>
-  Effect.tryPromise({
-    try: call,
-    catch: (cause) => new PortError({ port: "GroupMemberCache", operation, retryable: true, cause })
-  })
+const readCall = <A>(operation: string, call: () => Promise<A>) => redisCallOnce("GroupMemberCache", operation, call)
 
 export const make = (
   options: RedisGroupMemberCacheOptions
 ): Effect.Effect<GroupMemberCache["Service"], PortError, Scope.Scope> =>
   Effect.gen(function*() {
     const ttlMs = Math.max(1, Math.round(Duration.toMillis(Duration.fromInputUnsafe(options.ttl))))
-    const redis = (yield* connect({ url: options.url, connectTimeout: options.connectTimeout })) as CacheRedis
-    redis.defineCommand("imGroupMembers", { numberOfKeys: 2, lua: MEMBERS_LUA })
-    redis.defineCommand("imGroupRole", { numberOfKeys: 2, lua: ROLE_LUA })
-    redis.defineCommand("imGroupFill", { numberOfKeys: 2, lua: FILL_LUA })
-    redis.defineCommand("imGroupInvalidate", { numberOfKeys: 2, lua: INVALIDATE_LUA })
+    const { run } = yield* connectWithScripts({ url: options.url, connectTimeout: options.connectTimeout }, [
+      MEMBERS,
+      ROLE,
+      FILL,
+      INVALIDATE
+    ])
 
-    const entryKey = (group: GroupId) => `${options.keyPrefix}group:m:${group}`
-    const versionKey = (group: GroupId) => `${options.keyPrefix}group:v:${group}`
+    const keys = (group: GroupId) => [`${options.keyPrefix}group:m:${group}`, `${options.keyPrefix}group:v:${group}`]
     const freshVersion = () => crypto.randomUUID()
 
     const members = Effect.fn("RedisGroupMemberCache.members")(function*(group: GroupId) {
-      const reply = yield* readCall("members", () => redis.imGroupMembers(entryKey(group), versionKey(group), freshVersion(), ttlMs))
+      const reply = yield* readCall("members", () => run(MEMBERS, keys(group), [freshVersion(), ttlMs]))
       if (reply[0] === 0) return { _tag: "Miss", version: reply[1] } satisfies CacheLookup<never>
       const found: Array<{ readonly position: number; readonly member: GroupMember }> = []
       const fields = reply[1]
@@ -134,7 +123,7 @@ export const make = (
     })
 
     const role = Effect.fn("RedisGroupMemberCache.role")(function*(group: GroupId, user: UserId) {
-      const reply = yield* readCall("role", () => redis.imGroupRole(entryKey(group), versionKey(group), freshVersion(), ttlMs, user))
+      const reply = yield* readCall("role", () => run(ROLE, keys(group), [freshVersion(), ttlMs, user]))
       if (reply[0] === 0) return { _tag: "Miss", version: reply[1] } satisfies CacheLookup<never>
       const value = reply[1] === "" ? Option.none() : Option.some(decodeMember(user, reply[1]).member.role)
       return { _tag: "Hit", value } satisfies CacheLookup<Option.Option<GroupRole>>
@@ -143,7 +132,7 @@ export const make = (
     const fill = Effect.fn("RedisGroupMemberCache.fill")(
       function*(group: GroupId, version: string, groupMembers: ReadonlyArray<GroupMember>) {
         const pairs = groupMembers.flatMap((m, position) => [m.user_id, `${position}|${m.role}|${m.joined_at}`])
-        const filled = yield* readCall("fill", () => redis.imGroupFill(entryKey(group), versionKey(group), version, ttlMs, ...pairs))
+        const filled = yield* readCall("fill", () => run(FILL, keys(group), [version, ttlMs, ...pairs]))
         return filled === 1
       }
     )
@@ -153,7 +142,7 @@ export const make = (
         groups,
         (group) =>
           redisCall("GroupMemberCache", "invalidate", () =>
-            redis.imGroupInvalidate(entryKey(group), versionKey(group), freshVersion(), ttlMs)),
+            run(INVALIDATE, keys(group), [freshVersion(), ttlMs])),
         { discard: true }
       )
     })

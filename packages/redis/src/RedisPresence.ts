@@ -2,8 +2,8 @@ import type { GatewayId, UserId } from "@im/domain/Ids"
 import type { PortError } from "@im/ports/PortError"
 import { Presence } from "@im/ports/Presence"
 import { Config, Duration, Effect, Layer, Redacted, type Scope } from "effect"
-import type { Redis } from "ioredis"
-import { connect, redisCall } from "./RedisClient.ts"
+import { redisCall } from "./RedisClient.ts"
+import { connectWithScripts, script } from "./RedisScripts.ts"
 
 /*
  * Keys, all expiring PRESENCE_TTL after the gateway last registered or refreshed:
@@ -23,26 +23,26 @@ end
 `
 
 /** KEYS: connections, user's gateways, gateway's users. ARGV: connection, gateway, user, ttl ms. */
-const REGISTER_LUA = `
+const REGISTER = script<number>("imPresenceRegister", `
 redis.call('SADD', KEYS[1], ARGV[1])
 redis.call('SADD', KEYS[2], ARGV[2])
 redis.call('SADD', KEYS[3], ARGV[3])
 for i = 1, 3 do redis.call('PEXPIRE', KEYS[i], ARGV[4]) end
 return 1
-`
+`)
 
 /** KEYS: connections, user's gateways, gateway's users. ARGV: connection, gateway, user. */
-const UNREGISTER_LUA = `
+const UNREGISTER = script<number>("imPresenceUnregister", `
 redis.call('SREM', KEYS[1], ARGV[1])
 if redis.call('EXISTS', KEYS[1]) == 0 then
   redis.call('SREM', KEYS[2], ARGV[2])
   redis.call('SREM', KEYS[3], ARGV[3])
 end
 return 1
-`
+`)
 
 /** KEYS: gateway's users. ARGV: prefix, gateway, ttl ms. */
-const REFRESH_LUA = `${CONNECTIONS_KEY_LUA}
+const REFRESH = script<number>("imPresenceRefresh", `${CONNECTIONS_KEY_LUA}
 local prefix, gateway, ttl = ARGV[1], ARGV[2], ARGV[3]
 for _, user in ipairs(redis.call('SMEMBERS', KEYS[1])) do
   if redis.call('PEXPIRE', connectionsKey(prefix, user, gateway), ttl) == 1 then
@@ -53,10 +53,10 @@ for _, user in ipairs(redis.call('SMEMBERS', KEYS[1])) do
 end
 redis.call('PEXPIRE', KEYS[1], ttl)
 return 1
-`
+`)
 
 /** ARGV: prefix, then users. Returns, per user, the gateways with a live connection set. */
-const LOOKUP_LUA = `${CONNECTIONS_KEY_LUA}
+const LOOKUP = script<Array<Array<string>>>("imPresenceLookup", `${CONNECTIONS_KEY_LUA}
 local prefix = ARGV[1]
 local found = {}
 for i = 2, #ARGV do
@@ -73,14 +73,7 @@ for i = 2, #ARGV do
   found[#found + 1] = alive
 end
 return found
-`
-
-interface PresenceRedis extends Redis {
-  imPresenceRegister(...keysAndArgs: Array<string | number>): Promise<number>
-  imPresenceUnregister(...keysAndArgs: Array<string | number>): Promise<number>
-  imPresenceRefresh(...keysAndArgs: Array<string | number>): Promise<number>
-  imPresenceLookup(...args: Array<string>): Promise<Array<Array<string>>>
-}
+`)
 
 export interface RedisPresenceOptions {
   readonly url: Redacted.Redacted<string>
@@ -94,11 +87,12 @@ export interface RedisPresenceOptions {
 export const make = (options: RedisPresenceOptions): Effect.Effect<Presence["Service"], PortError, Scope.Scope> =>
   Effect.gen(function*() {
     const ttlMs = Math.max(1, Math.round(Duration.toMillis(options.ttl)))
-    const redis = (yield* connect({ url: options.url, connectTimeout: options.connectTimeout })) as PresenceRedis
-    redis.defineCommand("imPresenceRegister", { numberOfKeys: 3, lua: REGISTER_LUA })
-    redis.defineCommand("imPresenceUnregister", { numberOfKeys: 3, lua: UNREGISTER_LUA })
-    redis.defineCommand("imPresenceRefresh", { numberOfKeys: 1, lua: REFRESH_LUA })
-    redis.defineCommand("imPresenceLookup", { numberOfKeys: 0, lua: LOOKUP_LUA })
+    const { run } = yield* connectWithScripts({ url: options.url, connectTimeout: options.connectTimeout }, [
+      REGISTER,
+      UNREGISTER,
+      REFRESH,
+      LOOKUP
+    ])
 
     const prefix = options.keyPrefix
     const connectionsKey = (user: UserId, gateway: GatewayId) =>
@@ -108,40 +102,25 @@ export const make = (options: RedisPresenceOptions): Effect.Effect<Presence["Ser
 
     const register = Effect.fn("RedisPresence.register")(function*(user: UserId, gateway: GatewayId, connection: string) {
       yield* redisCall("Presence", "register", () =>
-        redis.imPresenceRegister(
-          connectionsKey(user, gateway),
-          gatewaysKey(user),
-          usersKey(gateway),
-          connection,
-          gateway,
-          user,
-          ttlMs
-        ))
+        run(REGISTER, [connectionsKey(user, gateway), gatewaysKey(user), usersKey(gateway)], [connection, gateway, user, ttlMs]))
     })
 
     const unregister = Effect.fn("RedisPresence.unregister")(
       function*(user: UserId, gateway: GatewayId, connection: string) {
         yield* redisCall("Presence", "unregister", () =>
-          redis.imPresenceUnregister(
-            connectionsKey(user, gateway),
-            gatewaysKey(user),
-            usersKey(gateway),
-            connection,
-            gateway,
-            user
-          ))
+          run(UNREGISTER, [connectionsKey(user, gateway), gatewaysKey(user), usersKey(gateway)], [connection, gateway, user]))
       }
     )
 
     const refresh = Effect.fn("RedisPresence.refresh")(function*(gateway: GatewayId) {
-      yield* redisCall("Presence", "refresh", () => redis.imPresenceRefresh(usersKey(gateway), prefix, gateway, ttlMs))
+      yield* redisCall("Presence", "refresh", () => run(REFRESH, [usersKey(gateway)], [prefix, gateway, ttlMs]))
     })
 
     const lookup = Effect.fn("RedisPresence.lookup")(function*(users: ReadonlyArray<UserId>) {
       const found = new Map<UserId, ReadonlyArray<GatewayId>>()
       if (users.length === 0) return found
       const distinct = [...new Set(users)]
-      const gateways = yield* redisCall("Presence", "lookup", () => redis.imPresenceLookup(prefix, ...distinct))
+      const gateways = yield* redisCall("Presence", "lookup", () => run(LOOKUP, [], [prefix, ...distinct]))
       distinct.forEach((user, i) => {
         const held = gateways[i] ?? []
         if (held.length > 0) found.set(user, held.map((gateway) => gateway as GatewayId))
