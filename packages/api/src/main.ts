@@ -12,6 +12,7 @@ import { MetricsHttp } from "@im/observability/Prometheus"
 import * as Tracing from "@im/observability/Tracing"
 import * as Postgres from "@im/platform/Postgres"
 import * as Registration from "@im/platform/Registration"
+import * as RedisBlockCache from "@im/redis/RedisBlockCache"
 import * as RedisGroupMemberCache from "@im/redis/RedisGroupMemberCache"
 import * as RedisPresence from "@im/redis/RedisPresence"
 import * as S3FileStore from "@im/s3/S3FileStore"
@@ -35,7 +36,7 @@ const ApiService = Layer.unwrap(Effect.gen(function*() {
   const { advertise, host, port } = yield* Address.config("API", Address.DefaultPorts.api)
   return Registration.layer({ service: "api", host: advertise, port }).pipe(
     Layer.provide(HttpRouter.serve(Layer.mergeAll(ApiRoutes, WebClientRoutes, MetricsHttp)).pipe(Layer.provide(HttpServer.layer({ host, port })))),
-    Layer.provide([Layer.mergeAll(SqlUserStore.layer, RedisGroupMemberCache.layerCached.pipe(Layer.provide(SqlGroupStore.layer)), SqlFileRecords.layer, SqlFriendStore.layer, SqlHistoryStore.layer, SqlConversationStore.layer).pipe(Layer.provide(Postgres.layer)), S3FileStore.layer, DbGrpc.layerRegistry(), ChatGrpc.layerRegistry(), WsDirectory.layerRegistry, Passwords.layer]),
+    Layer.provide([Layer.mergeAll(SqlUserStore.layer, RedisGroupMemberCache.layerCached.pipe(Layer.provide(SqlGroupStore.layer)), SqlFileRecords.layer, RedisBlockCache.layerCached.pipe(Layer.provide(SqlFriendStore.layer)), SqlHistoryStore.layer, SqlConversationStore.layer).pipe(Layer.provide(Postgres.layer)), S3FileStore.layer, DbGrpc.layerRegistry(), ChatGrpc.layerRegistry(), WsDirectory.layerRegistry, Passwords.layer]),
     // Login sessions in PostgreSQL (what every gateway checks); a logout closes the session's
     // sockets on the gateways Presence (Redis) says hold the user.
     Layer.provide([

@@ -12,6 +12,7 @@ import * as PusherGrpc from "@im/pusher/PusherGrpc"
 import * as S3FileStore from "@im/s3/S3FileStore"
 import * as SqlFileRecords from "@im/sql/SqlFileRecords"
 import * as SqlFriendStore from "@im/sql/SqlFriendStore"
+import * as RedisBlockCache from "@im/redis/RedisBlockCache"
 import * as RedisGroupMemberCache from "@im/redis/RedisGroupMemberCache"
 import * as SqlGroupStore from "@im/sql/SqlGroupStore"
 import * as SqlUserStore from "@im/sql/SqlUserStore"
@@ -32,7 +33,7 @@ const ChatService = Layer.unwrap(Effect.gen(function*() {
       KafkaMessageBus.layer,
       PusherGrpc.layerRegistry(),
       S3FileStore.layer,
-      Layer.mergeAll(SqlUserStore.layer, RedisGroupMemberCache.layerCached.pipe(Layer.provide(SqlGroupStore.layer)), SqlFileRecords.layer, SqlFriendStore.layer).pipe(Layer.provide(Postgres.layer))
+      Layer.mergeAll(SqlUserStore.layer, RedisGroupMemberCache.layerCached.pipe(Layer.provide(SqlGroupStore.layer)), SqlFileRecords.layer, RedisBlockCache.layerCached.pipe(Layer.provide(SqlFriendStore.layer))).pipe(Layer.provide(Postgres.layer))
     ])
   )
 }))

@@ -11,6 +11,7 @@ import { Consumer } from "@im/consumer/Consumer"
 import { Db } from "@im/db/Db"
 import { Gateway } from "@im/gateway/Gateway"
 import { GatewayRoutes } from "@im/gateway/GatewayRoutes"
+import * as CachedFriendStore from "@im/ports/CachedFriendStore"
 import * as CachedGroupStore from "@im/ports/CachedGroupStore"
 import { FileStore } from "@im/ports/FileStore"
 import { MessageBus } from "@im/ports/MessageBus"
@@ -55,8 +56,9 @@ export const makeStandalone = <E1, R1, E2, R2>(options: {
     maxFrameBytes: options.listen.maxFrameBytes
   })
   const ports = Layer.mergeAll(
-    // Sends and the consumer read group members through a cache in this process.
-    CachedGroupStore.layerMemory.pipe(Layer.provideMerge(options.storage)),
+    // Sends and the consumer read group members, and one-to-one sends check blocks, through
+    // caches in this process; every write to either goes through the same decorators.
+    Layer.mergeAll(CachedGroupStore.layerMemory, CachedFriendStore.layerMemory).pipe(Layer.provideMerge(options.storage)),
     MessageBus.layerMemory({ maxPending: options.maxPending ?? 5_000 }),
     Presence.layerMemory,
     options.files ?? FileStore.layerLocal()
