@@ -1,12 +1,8 @@
-import { afterAll, beforeAll, describe, expect, it } from "vitest"
+import { describe, expect, it } from "vitest"
 import { getJson, makeUser, openRaw, postJson } from "./Raw.ts"
-import { startTarget, type Target } from "./Target.ts"
+import { useTarget } from "./Target.ts"
 
-let target: Target
-beforeAll(async () => {
-  target = await startTarget()
-}, 60_000)
-afterAll(() => target?.stop(), 30_000)
+const target = useTarget()
 
 describe(`HTTP API against ${process.env["IM_E2E_URL"] ?? "standalone"}`, () => {
   it("GET /health answers 200 when ready", async () => {

@@ -1,16 +1,12 @@
-import { afterAll, beforeAll, describe, expect, it } from "vitest"
+import { describe, expect, it } from "vitest"
 import { eventually, makeUser, newestSeq, openRaw, postJson, pullAll, sendFrame } from "./Raw.ts"
-import { startTarget, type Target } from "./Target.ts"
+import { useTarget } from "./Target.ts"
 
 /**
  * The authorization matrix of the routes and frames that exist: for each, a caller without the
  * right gets the documented error, and a check afterwards shows nothing changed.
  */
-let target: Target
-beforeAll(async () => {
-  target = await startTarget()
-}, 60_000)
-afterAll(() => target?.stop(), 30_000)
+const target = useTarget()
 
 const call = async (method: string, path: string, token?: string, body?: unknown) => {
   const response = await fetch(target.baseUrl + path, {

@@ -1,14 +1,10 @@
-import { afterAll, beforeAll, describe, expect, it } from "vitest"
+import { describe, expect, it } from "vitest"
 import { devices } from "./Devices.ts"
 import { clusterControl, logLines, SKIP_REASON, stopProcess } from "./Cluster.ts"
 import { eventually, makeUser, pullAll, type TestUser } from "./Raw.ts"
-import { startTarget, type Target } from "./Target.ts"
+import { useTarget } from "./Target.ts"
 
-let target: Target
-beforeAll(async () => {
-  if (clusterControl !== undefined) target = await startTarget()
-}, 60_000)
-afterAll(() => target?.stop(), 30_000)
+const target = useTarget({ skip: clusterControl === undefined })
 
 const online = devices(() => target)
 

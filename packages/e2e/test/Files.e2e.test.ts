@@ -1,16 +1,12 @@
 import { HttpError, SendError } from "@im/client/Client"
 import type { FileReference } from "@im/client/Wire"
 import { createHash, randomBytes } from "node:crypto"
-import { afterAll, beforeAll, describe, expect, it } from "vitest"
+import { describe, expect, it } from "vitest"
 import { devices } from "./Devices.ts"
 import { eventually, getJson, makeUser, newestSeq, postJson, pullAll, type TestUser } from "./Raw.ts"
-import { startTarget, type Target } from "./Target.ts"
+import { useTarget } from "./Target.ts"
 
-let target: Target
-beforeAll(async () => {
-  target = await startTarget()
-}, 60_000)
-afterAll(() => target?.stop(), 30_000)
+const target = useTarget()
 
 const online = devices(() => target)
 

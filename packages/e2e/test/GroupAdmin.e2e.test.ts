@@ -1,19 +1,15 @@
 import type { InboxEntry } from "@im/client/Wire"
-import { afterAll, beforeAll, describe, expect, it } from "vitest"
+import { describe, expect, it } from "vitest"
 import { devices } from "./Devices.ts"
 import { eventually, makeUser, openRaw, pullAll, type RawSocket, type TestUser } from "./Raw.ts"
-import { startTarget, type Target } from "./Target.ts"
+import { useTarget } from "./Target.ts"
 
 /**
  * Running a group: info, roles, transfer, join by request, dismiss. Every change reaches the
  * members as a notice with the group's id, live on a connected socket and by pull for whoever
  * was offline, in order with the group's messages.
  */
-let target: Target
-beforeAll(async () => {
-  target = await startTarget()
-}, 60_000)
-afterAll(() => target?.stop(), 30_000)
+const target = useTarget()
 
 const online = devices(() => target)
 

@@ -1,13 +1,9 @@
 import { randomUUID } from "node:crypto"
-import { afterAll, beforeAll, describe, expect, it } from "vitest"
+import { describe, expect, it } from "vitest"
 import { eventually, makeUser, newestSeq, openRaw, pullAll, sendFrame } from "./Raw.ts"
-import { startTarget, type Target } from "./Target.ts"
+import { useTarget } from "./Target.ts"
 
-let target: Target
-beforeAll(async () => {
-  target = await startTarget()
-}, 60_000)
-afterAll(() => target?.stop(), 30_000)
+const target = useTarget()
 
 const connect = async (token: string, options: { readonly keepAlive?: boolean } = {}) => {
   const socket = await openRaw(`${target.wsUrl}?token=${encodeURIComponent(token)}`, options)

@@ -1,17 +1,13 @@
 import { randomUUID } from "node:crypto"
-import { afterAll, beforeAll, describe, expect, it } from "vitest"
+import { describe, expect, it } from "vitest"
 import { getJson, makeUser, openRaw, postJson, type RawSocket, sendFrame } from "./Raw.ts"
-import { startTarget, type Target } from "./Target.ts"
+import { useTarget } from "./Target.ts"
 
 /**
  * Login sessions (refresh, logout) and the private parts of a profile (email, avatar): what a
  * token is good for after a refresh or a logout, and what others may see of a user.
  */
-let target: Target
-beforeAll(async () => {
-  target = await startTarget()
-}, 60_000)
-afterAll(() => target?.stop(), 30_000)
+const target = useTarget()
 
 interface Login {
   readonly token: string

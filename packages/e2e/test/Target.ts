@@ -9,6 +9,7 @@ import { makeStandalone } from "@im/standalone/Standalone"
 import { ConfigProvider, Duration, Effect, Layer, ManagedRuntime, Redacted, References } from "effect"
 import { HttpServer } from "effect/http"
 import { randomBytes } from "node:crypto"
+import { afterAll, beforeAll } from "vitest"
 
 /** What the end-to-end tests run against. */
 export interface Target {
@@ -16,11 +17,11 @@ export interface Target {
   readonly baseUrl: string
   readonly wsUrl: string
   /** The gateways holding a user's connections, where the target lets the test look. */
-  readonly presenceOf?: (user: string) => Promise<number>
+  readonly presenceOf?: ((user: string) => Promise<number>) | undefined
   /** A token for the user that expired a minute ago, where the target lets the test sign one. */
-  readonly expiredToken?: (user: string) => Promise<string>
+  readonly expiredToken?: ((user: string) => Promise<string>) | undefined
   /** How many files the user announced, where the target lets the test look. */
-  readonly filesOf?: (user: string) => Promise<number>
+  readonly filesOf?: ((user: string) => Promise<number>) | undefined
   readonly stop: () => Promise<void>
 }
 
@@ -82,5 +83,31 @@ export const startTarget = async (): Promise<Target> => {
         Effect.flatMap(Effect.service(FileRecords), (files) => files.ownedBy(user as UserId)).pipe(Effect.map((owned) => owned.length))
       ),
     stop: () => runtime.dispose()
+  }
+}
+
+/**
+ * The target of one test file: started before its tests and stopped after them; not started at
+ * all with `skip` (a file whose tests all need what this run lacks). What it returns reads the
+ * started target, so a file can hand it around when it loads and use it in its tests.
+ */
+export const useTarget = (options: { readonly skip?: boolean } = {}): Target => {
+  let started: Target | undefined
+  beforeAll(async () => {
+    if (options.skip !== true) started = await startTarget()
+  }, 60_000)
+  afterAll(() => started?.stop(), 30_000)
+  const current = (): Target => {
+    if (started === undefined) throw new Error("the target is not started: use it inside a test")
+    return started
+  }
+  return {
+    get name() { return current().name },
+    get baseUrl() { return current().baseUrl },
+    get wsUrl() { return current().wsUrl },
+    get presenceOf() { return current().presenceOf },
+    get expiredToken() { return current().expiredToken },
+    get filesOf() { return current().filesOf },
+    stop: () => current().stop()
   }
 }

@@ -1,20 +1,16 @@
 import type { ReceivedSpan } from "@im/observability/testing/OtlpReceiver"
 import { readFileSync } from "node:fs"
-import { afterAll, beforeAll, describe, expect, it } from "vitest"
+import { describe, expect, it } from "vitest"
 import { clusterLog, logLines, SKIP_REASON } from "./Cluster.ts"
 import { deliverOne, devices } from "./Devices.ts"
 import { pullAll } from "./Raw.ts"
-import { startTarget, type Target } from "./Target.ts"
+import { useTarget } from "./Target.ts"
 import { awaitMessageTrace, checkMessageTrace } from "./TraceCheck.ts"
 
 /** The spans the cluster's services exported (OTLP, one JSON span a line), when test:cluster runs. */
 const clusterTraces = process.env["IM_CLUSTER_TRACES"]
 
-let target: Target
-beforeAll(async () => {
-  if (clusterLog !== undefined) target = await startTarget()
-}, 60_000)
-afterAll(() => target?.stop(), 30_000)
+const target = useTarget({ skip: clusterLog === undefined })
 
 const device = devices(() => target)
 
