@@ -85,7 +85,9 @@ export class Chat extends Context.Service<Chat, {
       const knownUsers = new Set<UserId>()
 
       // Every one-to-one send asks whether its receiver blocked its sender: the sends in flight
-      // together are asked in one store call.
+      // together are asked in one `blocking` call. The FriendStore given is the cached one
+      // (CachedFriendStore): it answers from the block cache and loads only the receivers it
+      // misses, together.
       const blockedResolver = RequestResolver.make<IsBlocked>((entries) =>
         Effect.gen(function*() {
           const found = yield* Effect.exit(friends.blocking(entries.map((entry) => entry.request)))
