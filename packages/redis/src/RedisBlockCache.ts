@@ -31,13 +31,9 @@ local found = {}
 local a = 2
 for i = 1, #KEYS, 2 do
   local fresh, count = ARGV[a], tonumber(ARGV[a + 1])
-  local asked = {''}
-  for j = 1, count do asked[j + 1] = ARGV[a + 1 + j] end
-  a = a + 2 + count
-  local values = redis.call('HMGET', KEYS[i], unpack(asked))
-  if values[1] then
+  if redis.call('HEXISTS', KEYS[i], '') == 1 then
     local flags = {}
-    for j = 2, #values do flags[j - 1] = values[j] and 1 or 0 end
+    for j = 1, count do flags[j] = redis.call('HEXISTS', KEYS[i], ARGV[a + 1 + j]) end
     found[#found + 1] = {1, flags}
   else
     local version = redis.call('GET', KEYS[i + 1])
@@ -47,6 +43,7 @@ for i = 1, #KEYS, 2 do
     end
     found[#found + 1] = {0, version}
   end
+  a = a + 2 + count
 end
 return found
 `)
