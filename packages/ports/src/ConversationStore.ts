@@ -42,12 +42,39 @@ export interface Conversation {
 /** Unread entries tracked per conversation; beyond it the oldest are forgotten (and counted read). */
 export const MAX_TRACKED_UNREAD = 10_000
 
+/**
+ * Unread seqs as ascending, disjoint runs `[first, last]` (both included). A conversation's
+ * unread entries are mostly consecutive seqs (the user's other conversations interleave
+ * otherwise), so a busy group's thousands of unread entries are one run: the state a store
+ * reads and writes for every batch stays small.
+ */
+export type SeqRuns = ReadonlyArray<readonly [first: number, last: number]>
+
+/** How many seqs the runs hold. */
+export const countRuns = (runs: SeqRuns): number => runs.reduce((sum, [first, last]) => sum + last - first + 1, 0)
+
 /** The bookkeeping of one conversation, shared by the adapters so they agree to the entry. */
 export interface ConversationState {
   readonly last_seq: number
   readonly last_server_id: ServerId
   readonly read_seq: number
-  readonly unread_seqs: ReadonlyArray<number>
+  readonly unread: SeqRuns
+}
+
+/** Forgets the oldest unread seqs beyond MAX_TRACKED_UNREAD. */
+const keepNewest = (runs: Array<[number, number]>): Array<[number, number]> => {
+  let excess = countRuns(runs) - MAX_TRACKED_UNREAD
+  while (excess > 0) {
+    const [first, last] = runs[0]!
+    if (last - first + 1 <= excess) {
+      runs.shift()
+      excess -= last - first + 1
+    } else {
+      runs[0] = [first + excess, last]
+      excess = 0
+    }
+  }
+  return runs
 }
 
 /**
@@ -62,31 +89,32 @@ export const applyEntries = (
   let last: ConversationEntry | undefined
   let read = state?.read_seq ?? 0
   // Copied once per call, not per entry: a group's batch brings many entries per conversation.
-  let unread: Array<number> | undefined
+  let unread: Array<[number, number]> | undefined
   for (const entry of entries) {
     if (entry.seq <= (last?.seq ?? state?.last_seq ?? 0)) continue
     last = entry
-    unread ??= [...(state?.unread_seqs ?? [])]
+    unread ??= (state?.unread ?? []).map(([from, to]) => [from, to])
     if (entry.own) {
       read = entry.seq
       unread.length = 0
     } else {
-      unread.push(entry.seq)
+      const newest = unread.at(-1)
+      if (newest !== undefined && newest[1] === entry.seq - 1) newest[1] = entry.seq
+      else unread.push([entry.seq, entry.seq])
     }
   }
   if (last === undefined) return state
-  return {
-    last_seq: last.seq,
-    last_server_id: last.server_id,
-    read_seq: read,
-    unread_seqs: unread!.length > MAX_TRACKED_UNREAD ? unread!.slice(-MAX_TRACKED_UNREAD) : unread!
-  }
+  return { last_seq: last.seq, last_server_id: last.server_id, read_seq: read, unread: keepNewest(unread!) }
 }
 
 /** Marks read up to `seq` (never beyond the newest entry, never backwards). */
 export const applyRead = (state: ConversationState, seq: number): ConversationState => {
   const read = Math.max(state.read_seq, Math.min(seq, state.last_seq))
-  return { ...state, read_seq: read, unread_seqs: state.unread_seqs.filter((unread) => unread > read) }
+  return {
+    ...state,
+    read_seq: read,
+    unread: state.unread.flatMap(([first, last]): SeqRuns => last <= read ? [] : [[Math.max(first, read + 1), last]])
+  }
 }
 
 export const toConversation = (conversation: string, state: ConversationState): Conversation => ({
@@ -94,7 +122,7 @@ export const toConversation = (conversation: string, state: ConversationState): 
   last_seq: state.last_seq,
   last_server_id: state.last_server_id,
   read_seq: state.read_seq,
-  unread: state.unread_seqs.length
+  unread: countRuns(state.unread)
 })
 
 /** Groups entries by (user, conversation), each group ascending by seq. */

@@ -6,6 +6,7 @@ import {
   type ConversationState,
   ConversationStore,
   groupEntries,
+  type SeqRuns,
   toConversation
 } from "@im/ports/ConversationStore"
 import { Array as Arr, Effect, Layer, Option } from "effect"
@@ -21,11 +22,26 @@ interface Row {
   readonly unread_seqs: string
 }
 
+/**
+ * `unread_seqs` holds the runs as JSON (`[[4,4],[6,90]]`); rows written before runs hold single
+ * seqs (`[4,6,7]`), read as runs of one.
+ */
+const parseUnread = (text: string): SeqRuns => {
+  const runs: Array<[number, number]> = []
+  for (const item of JSON.parse(text) as Array<number | [number, number]>) {
+    const [first, last] = typeof item === "number" ? [item, item] : item
+    const newest = runs.at(-1)
+    if (newest !== undefined && newest[1] === first - 1) newest[1] = last
+    else runs.push([first, last])
+  }
+  return runs
+}
+
 const toState = (row: Row): ConversationState => ({
   last_seq: toNumber(row.last_seq),
   last_server_id: row.last_server_id as ServerId,
   read_seq: toNumber(row.read_seq),
-  unread_seqs: JSON.parse(row.unread_seqs) as Array<number>
+  unread: parseUnread(row.unread_seqs)
 })
 
 const toRow = (user_id: string, conversation: string, state: ConversationState) => ({
@@ -34,7 +50,7 @@ const toRow = (user_id: string, conversation: string, state: ConversationState) 
   last_seq: state.last_seq,
   last_server_id: state.last_server_id,
   read_seq: state.read_seq,
-  unread_seqs: JSON.stringify(state.unread_seqs)
+  unread_seqs: JSON.stringify(state.unread)
 })
 
 /** Rows per statement. */
@@ -90,7 +106,7 @@ export const layer: Layer.Layer<ConversationStore, never, SqlClient.SqlClient> =
         const before = toState(rows[0]!)
         const after = applyRead(before, seq)
         yield* sql`
-          UPDATE conversations SET read_seq = ${after.read_seq}, unread_seqs = ${JSON.stringify(after.unread_seqs)}
+          UPDATE conversations SET read_seq = ${after.read_seq}, unread_seqs = ${JSON.stringify(after.unread)}
           WHERE user_id = ${user} AND conversation = ${conversation}`
         return Option.some({ before: toConversation(conversation, before), after: toConversation(conversation, after) })
       }).pipe(sql.withTransaction, portCall("ConversationStore", "markRead"))

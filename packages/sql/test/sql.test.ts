@@ -1,5 +1,6 @@
 import { LocalId, ServerId, UserId } from "@im/domain/Ids"
 import type { Message } from "@im/domain/Message"
+import { ConversationStore } from "@im/ports/ConversationStore"
 import { HistoryStore } from "@im/ports/HistoryStore"
 import { InboxStore } from "@im/ports/InboxStore"
 import { SeqStore } from "@im/ports/SeqStore"
@@ -15,6 +16,7 @@ import { userStoreSuite } from "@im/ports/testing/UserStoreSuite"
 import { UserStore } from "@im/ports/UserStore"
 import { assert, describe, it, layer } from "@effect/vitest"
 import { Effect, Layer, Option } from "effect"
+import { SqlClient } from "effect/sql"
 import { mkdtemp, rm } from "node:fs/promises"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
@@ -102,4 +104,22 @@ describe("EmbeddedPostgres in a data folder", () => {
         assert.strictEqual(taken._tag, "AccountTaken")
       }).pipe(Effect.provide(stores))
     }), 120_000)
+})
+
+layer(database, { ...shared, excludeTestServices: true })("SqlConversationStore rows", (it) => {
+  it.effect("a row written before runs (single unread seqs) reads as runs, and is written back as runs", () =>
+    Effect.gen(function*() {
+      const sql = yield* SqlClient.SqlClient
+      const conversations = yield* Effect.provide(Effect.service(ConversationStore), SqlConversationStore.layer)
+      yield* sql`
+        INSERT INTO conversations (user_id, conversation, last_seq, last_server_id, read_seq, unread_seqs)
+        VALUES ('u_old', 'g:g_old', 9, 'm_9', 3, '[4,6,7,9]')`
+      const [listed] = yield* conversations.list(UserId.make("u_old"))
+      assert.strictEqual(listed!.unread, 4)
+      const read = yield* conversations.markRead(UserId.make("u_old"), "g:g_old", 6)
+      assert.strictEqual(Option.getOrThrow(read).after.unread, 2)
+      const rows = yield* sql<{ readonly unread_seqs: string }>`
+        SELECT unread_seqs FROM conversations WHERE user_id = 'u_old'`
+      assert.strictEqual(rows[0]!.unread_seqs, "[[7,7],[9,9]]")
+    }))
 })
