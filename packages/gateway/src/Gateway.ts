@@ -3,9 +3,12 @@ import { GatewayId, type SessionId, type UserId } from "@im/domain/Ids"
 import type { Delivery } from "@im/domain/Message"
 import * as Metrics from "@im/observability/Metrics"
 import { Presence } from "@im/ports/Presence"
-import { Config, Context, Duration, Effect, Layer, LogLevel, Metric, Schedule } from "effect"
+import { Clock, Config, Context, Duration, Effect, type Fiber, FiberSet, Layer, LogLevel, Metric, Schedule } from "effect"
+import type { HttpServerError, HttpServerRequest } from "effect/http"
+import type * as Socket from "effect/socket/Socket"
 import { randomUUID } from "node:crypto"
 import { hostname } from "node:os"
+import { Outbox } from "./SocketSession.ts"
 
 /** One open, authenticated WebSocket of a user. */
 export interface Session {
@@ -16,6 +19,10 @@ export interface Session {
   /** Queues a frame for the socket; false when the session's queue is full (a too-slow client). */
   readonly offer: (frame: string) => boolean
   readonly close: (code: number, reason: string) => Effect.Effect<void>
+  /** When the peer was last heard from (epoch ms): the heartbeat sweep expires it once too old. */
+  readonly lastSeen?: number
+  /** Ends a silent session (closed with 4008); sessions without it are never swept. */
+  readonly expire?: Effect.Effect<void>
 }
 
 export interface GatewayConfig {
@@ -46,6 +53,19 @@ export class Gateway extends Context.Service<Gateway, {
   readonly attach: (session: Session) => Effect.Effect<void>
   readonly detach: (session: Session) => Effect.Effect<void>
   readonly connections: Effect.Effect<number>
+  /** Where sessions queue their frames; one fiber writes them for the whole gateway. */
+  readonly outbox: Outbox
+  /**
+   * Runs a session's reading loop in a fiber of the gateway, with the gateway's context, until
+   * it ends or the gateway stops. The upgrade request's fiber can then end: an idle socket costs
+   * one fiber whose context is shared by all sessions, not a request fiber's own grown copy.
+   */
+  readonly run: (reading: Effect.Effect<void>) => Fiber.Fiber<void>
+  /**
+   * `request.upgrade`, run in the gateway's context: the socket keeps the context it was opened
+   * in for as long as it lives, and a request's is a per-connection copy of every service (KBs).
+   */
+  readonly upgrade: (request: HttpServerRequest.HttpServerRequest) => Effect.Effect<Socket.Socket, HttpServerError.HttpServerError>
 }>()("@im/gateway/Gateway") {
   static readonly configFromEnv = Config.all({
     id: Config.String("GATEWAY_ID").pipe(
@@ -152,10 +172,34 @@ export class Gateway extends Context.Service<Gateway, {
       })
     })
 
+    const run = yield* FiberSet.makeRuntime<never, void, never>()
+    const context = yield* Effect.context<never>()
+    const outbox = new Outbox(config.sendQueueCapacity)
+    yield* Effect.forkScoped(outbox.run)
+
+    // One sweep for the whole gateway rather than a sleeping fiber per session: every quarter of
+    // the timeout, a session silent for longer than the timeout is expired (closed with 4008).
+    const limit = Duration.toMillis(config.heartbeatTimeout)
+    const sweep = Effect.gen(function*() {
+      const now = yield* Clock.currentTimeMillis
+      const silent: Array<Effect.Effect<void>> = []
+      for (const own of sessions.values()) {
+        for (const session of own) {
+          if (session.expire !== undefined && session.lastSeen !== undefined && now - session.lastSeen > limit) {
+            silent.push(session.expire)
+          }
+        }
+      }
+      yield* Effect.all(silent, { concurrency: "unbounded", discard: true })
+    })
+    yield* sweep.pipe(Effect.repeat(Schedule.spaced(Duration.millis(Math.max(10, limit / 4)))), Effect.forkScoped)
+
     // On shutdown, tell every client still here to come back later.
     yield* Effect.addFinalizer(() => closeAll(CloseCodes.goingAway, "server shutting down"))
 
-    return Gateway.of({ config, deliver, signal, kick, closeAll, attach, detach, connections: Effect.sync(() => count) })
+    return Gateway.of({ config, deliver, signal, kick, closeAll, attach, detach, connections: Effect.sync(() => count), outbox, run: (reading) => run(reading),
+      // Replaces the context rather than merging into it (`provideContext`), which would copy it.
+      upgrade: (request) => Effect.updateContext(request.upgrade, () => context) })
   }, Effect.annotateLogs({ service: "ws" }))
 
   static readonly layer = Layer.effect(Gateway, Effect.flatMap(Gateway.configFromEnv, Gateway.make))

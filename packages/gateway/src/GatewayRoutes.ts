@@ -1,12 +1,14 @@
 import { Sessions } from "@im/auth/Sessions"
 import { Chat } from "@im/chat/Chat"
 import { ClientFrame, CloseCodes, type SendFrame, type TypingFrame } from "@im/domain/Frames"
+import type { SessionId, UserId } from "@im/domain/Ids"
 import * as Metrics from "@im/observability/Metrics"
-import { Clock, Duration, Effect, Option, Queue, Schema, type Tracer } from "effect"
+import { Clock, Duration, Effect, Exit, Option, Schema, Scope, type Tracer } from "effect"
 import { HttpRouter, type HttpServerRequest, HttpServerResponse } from "effect/http"
 import * as Socket from "effect/socket/Socket"
 import { randomUUID } from "node:crypto"
-import { Gateway, type Session } from "./Gateway.ts"
+import { Gateway } from "./Gateway.ts"
+import { SocketSession } from "./SocketSession.ts"
 
 const decodeFrame = Schema.decodeUnknownExit(ClientFrame)
 
@@ -47,154 +49,170 @@ const localIdOf = (json: unknown): string | undefined => {
  */
 const runSession = Effect.fnUntraced(function*(request: HttpServerRequest.HttpServerRequest) {
   const gateway = yield* Gateway
-  const chat = yield* Chat
   const sessions = yield* Sessions
   const auth = yield* Effect.result(sessions.authenticate(tokenOf(request)))
-  const socket = yield* Effect.orDie(request.upgrade)
-  // The reader opens the connection; the writer waits for it.
-  const reader = yield* socket.reader
-  const writer = yield* socket.writer
+  const socket = yield* Effect.orDie(gateway.upgrade(request))
 
   if (auth._tag === "Failure") {
     const failure = auth.failure
     if (failure._tag === "PortError") yield* Effect.logWarning("connection refused: sessions cannot be checked", failure)
     else yield* Effect.logInfo("connection refused", { reason: failure.reason })
-    yield* writer.write(
-      failure._tag === "PortError"
-        ? new Socket.CloseEvent(CloseCodes.tryAgainLater, "try again later")
-        : new Socket.CloseEvent(CloseCodes.unauthorized, failure.message)
-    )
-    // Wait for the close handshake, so the close frame is not cut off.
-    yield* reader.pull.pipe(Effect.forever, Effect.ignore, Effect.timeoutOption("5 seconds"))
+    yield* Effect.scoped(Effect.gen(function*() {
+      // The reader opens the connection; the writer waits for it.
+      const reader = yield* socket.reader
+      const writer = yield* socket.writer
+      yield* writer.write(
+        failure._tag === "PortError"
+          ? new Socket.CloseEvent(CloseCodes.tryAgainLater, "try again later")
+          : new Socket.CloseEvent(CloseCodes.unauthorized, failure.message)
+      )
+      // Wait for the close handshake, so the close frame is not cut off.
+      yield* reader.pull.pipe(Effect.forever, Effect.ignore, Effect.timeoutOption("5 seconds"))
+    }))
     return
   }
-  const { session: sid, user } = auth.success
 
-  const outbound = yield* Queue.bounded<string>(gateway.config.sendQueueCapacity)
-  const session: Session = {
-    id: randomUUID(),
-    user,
-    sid,
-    offer: (frame) => Queue.offerUnsafe(outbound, frame),
-    close: (code, reason) => writer.write(new Socket.CloseEvent(code, reason)).pipe(Effect.ignore)
-  }
-  yield* Effect.annotateLogsScoped({ user, session: session.id })
-  // Each send frame starts a trace of its own (the connection's span lasts as long as the
-  // socket), linked to the connection's span when the upgrade request was traced.
+  // The socket outlives this request's fiber (see `Gateway.run`), so it is opened in a scope of
+  // its own: the session's reading fiber closes it when it ends, or this fiber if it fails first.
+  const scope = yield* Scope.make()
+  yield* startSession(socket, auth.success, scope).pipe(Effect.onError((cause) => Scope.close(scope, Exit.failCause(cause))))
+})
+
+/**
+ * Registers the session, says `welcome`, and hands the reading over to a fiber of the gateway,
+ * which answers frames until the socket closes or goes silent.
+ */
+const startSession = Effect.fnUntraced(function*(socket: Socket.Socket, auth: { readonly session: SessionId; readonly user: UserId }, scope: Scope.Closeable) {
+  const gateway = yield* Gateway
+  const chat = yield* Chat
+  const sessions = yield* Sessions
+  // The reader opens the connection; the writer waits for it.
+  const reader = yield* Scope.provide(socket.reader, scope)
+  const writer = yield* Scope.provide(socket.writer, scope)
+  const { session: sid, user } = auth
+
+  const session = new SocketSession(randomUUID(), user, sid, writer, gateway.outbox, yield* Clock.currentTimeMillis)
+  // Each send frame starts a trace of its own, linked to the upgrade request's span when it was
+  // traced (that span ends once the session is started).
   const connection = yield* Effect.option(Effect.currentSpan)
-  const frameLinks: ReadonlyArray<Tracer.SpanLink> = Option.isSome(connection) ? [{ span: connection.value, attributes: {} }] : []
+  const reading: Reading = {
+    session,
+    chat,
+    frameLinks: Option.isSome(connection) ? [{ span: connection.value, attributes: {} }] : [],
+    annotations: { user, session: session.id },
+    lastTyping: undefined
+  }
 
-  // Frames are written by one fiber, in the order they were queued.
-  yield* Queue.takeAll(outbound).pipe(
-    Effect.flatMap((frames) => writer.writeAll(frames)),
-    Effect.forever,
-    Effect.ignore,
-    Effect.forkScoped
-  )
-
-  yield* Effect.acquireRelease(gateway.attach(session), () => gateway.detach(session))
+  yield* gateway.attach(session)
+  yield* Scope.addFinalizer(scope, gateway.detach(session))
   // A logout between the check above and the attach found no socket of the session to close.
   if (!(yield* Effect.orElseSucceed(sessions.isActive(sid), () => true))) {
     yield* session.close(CloseCodes.kicked, "logged out")
   }
-  const timeout = gateway.config.heartbeatTimeout
-  session.offer(JSON.stringify({ type: "welcome", user_id: user, heartbeat_timeout_ms: Duration.toMillis(timeout) }))
-  yield* Effect.logDebug("session open")
+  session.offer(JSON.stringify({ type: "welcome", user_id: user, heartbeat_timeout_ms: Duration.toMillis(gateway.config.heartbeatTimeout) }))
+  yield* Effect.logDebug("session open").pipe(Effect.annotateLogs(reading.annotations))
 
-  let lastSeen = yield* Clock.currentTimeMillis
-  // Completes when the peer has been silent too long: the session ends without waiting for a
-  // dead peer to answer the close handshake.
-  const silence = Effect.gen(function*() {
-    const limit = Duration.toMillis(timeout)
-    while (true) {
-      yield* Effect.sleep(Duration.millis(Math.max(10, limit / 4)))
-      if ((yield* Clock.currentTimeMillis) - lastSeen > limit) break
-    }
-    yield* Effect.logInfo("heartbeat timeout")
-    yield* session.close(CloseCodes.heartbeatTimeout, "heartbeat timeout")
-  })
+  // The gateway's heartbeat sweep interrupts this fiber (`session.expire`) to end a silent session.
+  session.reading = gateway.run(readFrames(reading, reader).pipe(Effect.onExit((exit) => Scope.close(scope, exit))))
+})
 
-  const send = Effect.fnUntraced(function*(frame: SendFrame) {
-    if (frame.sender_id !== undefined && frame.sender_id !== user) {
-      return session.offer(sendFailed(frame.local_id, "forbidden_sender", "sender_id must be the authenticated user"))
-    }
-    const result = yield* Effect.result(chat.send({
-      sender_id: user,
-      local_id: frame.local_id,
-      receiver_id: frame.receiver_id,
-      group_id: frame.group_id,
-      content_type: frame.content_type,
-      content: frame.content,
-      create_time: frame.create_time
-    }))
-    if (result._tag === "Success") yield* Effect.logDebug("accepted", { server_id: result.success.server_id })
-    session.offer(
-      result._tag === "Success"
-        ? JSON.stringify({ type: "send_result", ok: true, local_id: frame.local_id, ...result.success })
-        : sendFailed(frame.local_id, result.failure.code, result.failure.message)
-    )
-  })
+/**
+ * What the frame handlers below need of one session. The handlers are defined once, not per
+ * session: closures made per session (and the scopes they keep) were KBs per idle socket.
+ */
+interface Reading {
+  readonly session: SocketSession
+  readonly chat: Chat["Service"]
+  readonly frameLinks: ReadonlyArray<Tracer.SpanLink>
+  /** Added where something is logged, not to the session's fiber for its whole life. */
+  readonly annotations: { readonly user: UserId; readonly session: string }
+  /** When a typing signal last passed, per target; made on the first typing frame. */
+  lastTyping: Map<string, number> | undefined
+}
 
-  // Typing signals pass at most once a second per target; the rest are dropped.
-  const lastTyping = new Map<string, number>()
-  const typing = Effect.fnUntraced(function*(frame: TypingFrame) {
-    const target = `${frame.receiver_id ?? ""}\n${frame.group_id ?? ""}`
-    const now = yield* Clock.currentTimeMillis
-    if (now - (lastTyping.get(target) ?? -Infinity) < TYPING_INTERVAL_MS) return
-    if (lastTyping.size >= 1_000) lastTyping.clear()
-    lastTyping.set(target, now)
-    const result = yield* Effect.result(chat.typing({ sender_id: user, receiver_id: frame.receiver_id, group_id: frame.group_id }))
-    if (result._tag === "Failure") {
-      session.offer(JSON.stringify({ type: "error", code: result.failure.code, message: result.failure.message }))
-    }
-  })
-
-  const handle = (data: string | Uint8Array) => {
-    if (typeof data !== "string") {
-      session.offer(errorFrame("frames are JSON text; binary frames are not accepted"))
-      return Metrics.increment(framesReceived.invalid)
-    }
-    let json: unknown
-    try {
-      json = JSON.parse(data)
-    } catch {
-      session.offer(errorFrame("the frame is not valid JSON"))
-      return Metrics.increment(framesReceived.invalid)
-    }
-    const decoded = decodeFrame(json, { onExcessProperty: "ignore" })
-    if (decoded._tag === "Failure") {
-      const localId = localIdOf(json)
-      const message = `invalid frame: ${String(decoded.cause).slice(0, 500)}`
-      session.offer(localId === undefined ? errorFrame(message) : sendFailed(localId, "invalid_frame", message))
-      return Metrics.increment(framesReceived.invalid)
-    }
-    const frame = decoded.value
-    if (frame.type === "ping") {
-      session.offer(`{"type":"pong"}`)
-      return Metrics.increment(framesReceived.ping)
-    }
-    if (frame.type === "typing") return Effect.andThen(Metrics.increment(framesReceived.typing), typing(frame))
-    return Effect.andThen(
-      Metrics.increment(framesReceived.send),
-      send(frame).pipe(
-        Metrics.timed(Metrics.gatewaySendDuration),
-        Effect.withSpan("Gateway.sendFrame", { root: true, kind: "server", links: frameLinks, attributes: { local_id: frame.local_id } })
-      )
-    )
+const readFrames = Effect.fnUntraced(function*(reading: Reading, reader: Socket.Reader) {
+  while (true) {
+    const frames = yield* reader.pull
+    reading.session.lastSeen = yield* Clock.currentTimeMillis
+    for (const frame of frames) yield* Effect.annotateLogs(handle(reading, frame), reading.annotations)
   }
+}, (effect, reading) =>
+  effect.pipe(
+    Effect.catchReason("SocketError", "SocketCloseError", (error) =>
+      Effect.annotateLogs(Effect.logDebug("session closed", { code: error.code }), reading.annotations)),
+    Effect.catch((error) => Effect.annotateLogs(Effect.logInfo("session ended", error), reading.annotations))
+  ))
 
-  const readFrames = Effect.gen(function*() {
-    while (true) {
-      const frames = yield* reader.pull
-      lastSeen = yield* Clock.currentTimeMillis
-      for (const frame of frames) yield* handle(frame)
-    }
-  }).pipe(
-    Effect.catchReason("SocketError", "SocketCloseError", (error) => Effect.logDebug("session closed", { code: error.code })),
-    Effect.catch((error) => Effect.logInfo("session ended", error))
+const handle = (reading: Reading, data: string | Uint8Array) => {
+  const { session } = reading
+  if (typeof data !== "string") {
+    session.offer(errorFrame("frames are JSON text; binary frames are not accepted"))
+    return Metrics.increment(framesReceived.invalid)
+  }
+  let json: unknown
+  try {
+    json = JSON.parse(data)
+  } catch {
+    session.offer(errorFrame("the frame is not valid JSON"))
+    return Metrics.increment(framesReceived.invalid)
+  }
+  const decoded = decodeFrame(json, { onExcessProperty: "ignore" })
+  if (decoded._tag === "Failure") {
+    const localId = localIdOf(json)
+    const message = `invalid frame: ${String(decoded.cause).slice(0, 500)}`
+    session.offer(localId === undefined ? errorFrame(message) : sendFailed(localId, "invalid_frame", message))
+    return Metrics.increment(framesReceived.invalid)
+  }
+  const frame = decoded.value
+  if (frame.type === "ping") {
+    session.offer(`{"type":"pong"}`)
+    return Metrics.increment(framesReceived.ping)
+  }
+  if (frame.type === "typing") return Effect.andThen(Metrics.increment(framesReceived.typing), typing(reading, frame))
+  return Effect.andThen(
+    Metrics.increment(framesReceived.send),
+    send(reading, frame).pipe(
+      Metrics.timed(Metrics.gatewaySendDuration),
+      Effect.withSpan("Gateway.sendFrame", { root: true, kind: "server", links: reading.frameLinks, attributes: { local_id: frame.local_id } })
+    )
   )
-  yield* Effect.raceFirst(readFrames, silence)
-}, Effect.scoped)
+}
+
+const send = Effect.fnUntraced(function*({ chat, session }: Reading, frame: SendFrame) {
+  if (frame.sender_id !== undefined && frame.sender_id !== session.user) {
+    return session.offer(sendFailed(frame.local_id, "forbidden_sender", "sender_id must be the authenticated user"))
+  }
+  const result = yield* Effect.result(chat.send({
+    sender_id: session.user,
+    local_id: frame.local_id,
+    receiver_id: frame.receiver_id,
+    group_id: frame.group_id,
+    content_type: frame.content_type,
+    content: frame.content,
+    create_time: frame.create_time
+  }))
+  if (result._tag === "Success") yield* Effect.logDebug("accepted", { server_id: result.success.server_id })
+  session.offer(
+    result._tag === "Success"
+      ? JSON.stringify({ type: "send_result", ok: true, local_id: frame.local_id, ...result.success })
+      : sendFailed(frame.local_id, result.failure.code, result.failure.message)
+  )
+})
+
+// Typing signals pass at most once a second per target; the rest are dropped.
+const typing = Effect.fnUntraced(function*(reading: Reading, frame: TypingFrame) {
+  const target = `${frame.receiver_id ?? ""}\n${frame.group_id ?? ""}`
+  const now = yield* Clock.currentTimeMillis
+  const lastTyping = reading.lastTyping ??= new Map()
+  if (now - (lastTyping.get(target) ?? -Infinity) < TYPING_INTERVAL_MS) return
+  if (lastTyping.size >= 1_000) lastTyping.clear()
+  lastTyping.set(target, now)
+  const { chat, session } = reading
+  const result = yield* Effect.result(chat.typing({ sender_id: session.user, receiver_id: frame.receiver_id, group_id: frame.group_id }))
+  if (result._tag === "Failure") {
+    session.offer(JSON.stringify({ type: "error", code: result.failure.code, message: result.failure.message }))
+  }
+})
 
 /** `GET /ws`: the WebSocket endpoint of docs/protocol.md. */
 export const GatewayRoutes = HttpRouter.add("GET", "/ws", (request) =>

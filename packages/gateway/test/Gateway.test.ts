@@ -1,0 +1,137 @@
+import { assert, describe, it } from "@effect/vitest"
+import { CloseCodes } from "@im/domain/Frames"
+import { GatewayId, LocalId, ServerId, SessionId, UserId } from "@im/domain/Ids"
+import type { Delivery } from "@im/domain/Message"
+import { Presence } from "@im/ports/Presence"
+import { Clock, Duration, Effect, Fiber } from "effect"
+import * as Socket from "effect/socket/Socket"
+import { TestClock } from "effect/testing"
+import { Gateway } from "../src/Gateway.ts"
+import { SocketSession } from "../src/SocketSession.ts"
+
+const alice = UserId.make("u_alice")
+const bob = UserId.make("u_bob")
+const gatewayId = GatewayId.make("gw-test")
+
+const makeGateway = (options: { readonly sendQueueCapacity?: number } = {}) =>
+  Gateway.make({
+    id: gatewayId,
+    heartbeatTimeout: Duration.seconds(4),
+    sendQueueCapacity: options.sendQueueCapacity ?? 100,
+    dropMarkedPushes: false
+  })
+
+/** A socket writer that records what is written: frames, and close events as `close <code> <reason>`. */
+const recordingWriter = () => {
+  const written: Array<string> = []
+  const record = (chunk: Uint8Array | string | Socket.CloseEvent) => {
+    written.push(Socket.isCloseEvent(chunk) ? `close ${chunk.code} ${chunk.reason}` : String(chunk))
+  }
+  const writer: Socket.Writer = {
+    write: (chunk) => Effect.sync(() => record(chunk)),
+    writeAll: (chunks) => Effect.sync(() => chunks.forEach(record))
+  }
+  return { writer, written }
+}
+
+/** A session of `user` on `gateway`, attached, whose reading fiber never ends on its own. */
+const openSession = Effect.fnUntraced(function*(gateway: Gateway["Service"], user: UserId, id: string) {
+  const { writer, written } = recordingWriter()
+  const session = new SocketSession(id, user, SessionId.make(`sn-${id}`), writer, gateway.outbox, yield* Clock.currentTimeMillis)
+  session.reading = yield* Effect.forkChild(Effect.never)
+  yield* gateway.attach(session)
+  return { session, written }
+})
+
+const delivery = (user: UserId, seq: number): Delivery => ({
+  user_id: user,
+  seq,
+  message: {
+    server_id: ServerId.make(`m_${seq}`),
+    local_id: LocalId.make(`l_${seq}`),
+    sender_id: bob,
+    kind: "single",
+    receiver_id: user,
+    content_type: "text",
+    content: `#${seq}`,
+    create_time: seq,
+    send_time: seq
+  }
+})
+
+/** Lets the gateway's writer fiber run. */
+const settle = Effect.forEach(Array.from({ length: 50 }), () => Effect.yieldNow, { discard: true })
+
+const presenceOf = Effect.fnUntraced(function*(user: UserId) {
+  const presence = yield* Presence
+  const found = yield* presence.lookup([user])
+  return found.get(user) ?? []
+})
+
+describe("Gateway", () => {
+  it.effect("writes each session's frames in the order they were offered, whoever offered them", () =>
+    Effect.gen(function*() {
+      const gateway = yield* makeGateway()
+      const a = yield* openSession(gateway, alice, "a-1")
+      const b = yield* openSession(gateway, bob, "b-1")
+      assert.isTrue(a.session.offer("first"))
+      yield* gateway.deliver([delivery(alice, 1), delivery(bob, 2), delivery(alice, 3)])
+      assert.isTrue(a.session.offer("last"))
+      assert.deepStrictEqual(a.written, [], "nothing is written before the writer runs")
+      yield* settle
+      assert.deepStrictEqual(
+        a.written.map((frame) => frame.startsWith("{") ? JSON.parse(frame).seq : frame),
+        ["first", 1, 3, "last"]
+      )
+      assert.deepStrictEqual(b.written.map((frame) => JSON.parse(frame).seq), [2])
+      assert.isTrue(b.session.offer("again"))
+      yield* settle
+      assert.strictEqual(b.written.at(-1), "again")
+      assert.strictEqual(a.written.length, 4)
+    }).pipe(Effect.provide(Presence.layerMemory)))
+
+  it.effect("refuses frames past WS_SEND_QUEUE, and a delivery finding a full queue closes the session as too slow", () =>
+    Effect.gen(function*() {
+      const gateway = yield* makeGateway({ sendQueueCapacity: 3 })
+      const a = yield* openSession(gateway, alice, "a-1")
+      assert.isTrue(a.session.offer("1"))
+      assert.isTrue(a.session.offer("2"))
+      assert.isTrue(a.session.offer("3"))
+      assert.isFalse(a.session.offer("4"), "the fourth frame does not fit")
+      yield* gateway.deliver([delivery(alice, 5)])
+      assert.deepStrictEqual(a.written, ["close 1008 too slow"])
+      yield* settle
+      assert.deepStrictEqual(a.written, ["close 1008 too slow", "1", "2", "3"])
+      assert.isTrue(a.session.offer("6"), "a written queue takes frames again")
+    }).pipe(Effect.provide(Presence.layerMemory)))
+
+  it.effect("closes a session silent past the heartbeat timeout with 4008, ends it and removes its presence", () =>
+    Effect.gen(function*() {
+      const gateway = yield* makeGateway()
+      const silent = yield* openSession(gateway, alice, "a-1")
+      const talking = yield* openSession(gateway, bob, "b-1")
+      // A fiber that plays the session's release: detach once reading ends, as GatewayRoutes does.
+      const released = yield* Effect.forkChild(
+        Effect.andThen(Fiber.await(silent.session.reading!), gateway.detach(silent.session))
+      )
+      assert.deepStrictEqual(yield* presenceOf(alice), [gatewayId])
+
+      for (let second = 1; second <= 4; second++) {
+        yield* TestClock.adjust("1 second")
+        talking.session.lastSeen = yield* Clock.currentTimeMillis
+      }
+      assert.deepStrictEqual(silent.written, [], "4 s of silence is not yet past the timeout")
+      assert.strictEqual(yield* gateway.connections, 2)
+
+      // The sweep runs every second (a quarter of the timeout): the next one finds it silent.
+      yield* TestClock.adjust("1 second")
+      talking.session.lastSeen = yield* Clock.currentTimeMillis
+      yield* Fiber.join(released)
+      assert.deepStrictEqual(silent.written, [`close ${CloseCodes.heartbeatTimeout} heartbeat timeout`])
+      assert.isDefined(silent.session.reading?.pollUnsafe(), "its reading fiber ended")
+      assert.deepStrictEqual(yield* presenceOf(alice), [])
+      assert.strictEqual(yield* gateway.connections, 1)
+      assert.deepStrictEqual(talking.written, [], "a session heard from within the timeout stays open")
+      assert.isUndefined(talking.session.reading?.pollUnsafe())
+    }).pipe(Effect.provide(Presence.layerMemory)))
+})
