@@ -2,18 +2,24 @@ import { SendRejected } from "@im/domain/Errors"
 import { SendErrorCode } from "@im/domain/Frames"
 import { GroupId, LocalId, ServerId, UserId } from "@im/domain/Ids"
 import { Content, ContentType, Millis } from "@im/domain/Message"
+import * as TraceContext from "@im/observability/TraceContext"
 import { discover, type NoInstance } from "@im/proto/Discovery"
 import { type EffectClient, type GrpcRoutes, implement, makeClient } from "@im/proto/EffectConnect"
 import { Code, ConnectError, errorDetailOf, toConnectError } from "@im/proto/Errors"
 import {
   ChatService,
   type NotifyRequest,
+  type SendBatchRequest,
   type SendRequest as SendRequestPb,
+  type SendResult,
   type TypingRequest as TypingRequestPb
 } from "@im/proto/gen/im/chat/v1/chat_pb"
 import { MAX_NOTICE_RECIPIENTS, NoticeEventType, type NoticeRequest } from "@im/domain/Notice"
-import { Effect, Layer, Schema } from "effect"
-import { Chat, type SendRequest, type TypingRequest } from "./Chat.ts"
+import { Effect, Exit, Layer, Option, Request, RequestResolver, Schema } from "effect"
+import { Chat, type SendAck, type SendRequest, type TypingRequest } from "./Chat.ts"
+
+/** Most sends in one SendBatch call (chat.proto). */
+export const MAX_SEND_BATCH = 1_000
 
 /** Proto → domain: proto3 has no "unset" for strings, so empty means absent. */
 const DomainRequest = Schema.Struct({
@@ -81,6 +87,23 @@ const statusOf: Record<SendRejected["code"], Code> = {
   unavailable: Code.Unavailable
 }
 
+const ackToProto = (ack: SendAck) => ({ serverId: ack.server_id, sendTime: BigInt(ack.send_time) })
+
+const unavailable = () => new SendRejected({ code: "unavailable", message: "the server could not accept the message now; retry" })
+
+const resultToProto = (result: Exit.Exit<SendAck, SendRejected>): Omit<SendResult, "$typeName"> => {
+  if (Exit.isSuccess(result)) {
+    return { outcome: { case: "accepted", value: { $typeName: "im.chat.v1.SendResponse", ...ackToProto(result.value) } } }
+  }
+  const rejected = Option.getOrElse(Exit.findErrorOption(result), unavailable)
+  return {
+    outcome: {
+      case: "rejected",
+      value: { $typeName: "im.message.v1.ErrorDetail", tag: rejected._tag, code: rejected.code, message: rejected.message }
+    }
+  }
+}
+
 /** The chat service's gRPC server: `im.chat.v1.ChatService` over the local Chat. */
 export const ChatGrpcServer: Layer.Layer<never, never, GrpcRoutes | Chat> = implement(
   ChatService,
@@ -90,8 +113,33 @@ export const ChatGrpcServer: Layer.Layer<never, never, GrpcRoutes | Chat> = impl
       send: (request: SendRequestPb) =>
         fromProto(request).pipe(
           Effect.flatMap((decoded) => chat.send(decoded as SendRequest)),
-          Effect.map((ack) => ({ serverId: ack.server_id, sendTime: BigInt(ack.send_time) }))
+          Effect.map(ackToProto)
         ),
+      // The sends of a batch come from different sockets (a socket's sends come one after the
+      // other), so they run concurrently, as separate Send calls would.
+      // Each send continues its own trace (its traceparent), linked to the batch's call.
+      sendBatch: (request: SendBatchRequest) =>
+        request.sends.length === 0 || request.sends.length > MAX_SEND_BATCH
+          ? Effect.fail(new SendRejected({ code: "invalid_frame", message: `a batch holds 1 to ${MAX_SEND_BATCH} sends` }))
+          : Effect.flatMap(Effect.option(Effect.currentSpan), (call) =>
+            Effect.forEach(
+              request.sends,
+              (send) => {
+                const parent = TraceContext.parentFrom({ [TraceContext.TRACEPARENT]: send.traceparent })
+                return fromProto(send).pipe(
+                  Effect.flatMap((decoded) => chat.send(decoded as SendRequest)),
+                  Effect.tapDefect((defect) => Effect.logError("a send of a batch failed", defect)),
+                  Effect.withSpan("ChatGrpc.send", {
+                    kind: "server",
+                    ...(parent === undefined ? { root: true } : { parent }),
+                    links: Option.isSome(call) ? [{ span: call.value, attributes: {} }] : []
+                  }),
+                  Effect.exit
+                )
+              },
+              { concurrency: "unbounded" }
+            )
+          ).pipe(Effect.map((results) => ({ results: results.map(resultToProto) }))),
       typing: (request: TypingRequestPb) =>
         typingFromProto(request).pipe(
           Effect.flatMap((decoded) => chat.typing(decoded as TypingRequest)),
@@ -122,8 +170,52 @@ const ackFrom = (response: { readonly serverId: string; readonly sendTime: bigin
   send_time: Number(response.sendTime)
 })
 
-const remote = (client: Effect.Effect<EffectClient<typeof ChatService>, NoInstance>) =>
-  Chat.of({
+const sendToProto = (request: SendRequest, traceparent: string | undefined) => ({
+  senderId: request.sender_id,
+  localId: request.local_id,
+  receiverId: request.receiver_id ?? "",
+  groupId: request.group_id ?? "",
+  contentType: request.content_type,
+  content: request.content,
+  createTime: BigInt(request.create_time),
+  traceparent: traceparent ?? ""
+})
+
+const resultFrom = (result: SendResult | undefined): Exit.Exit<SendAck, SendRejected> => {
+  switch (result?.outcome.case) {
+    case "accepted":
+      return Exit.succeed(ackFrom(result.outcome.value))
+    case "rejected": {
+      const { code, message } = result.outcome.value
+      return Exit.fail(isSendErrorCode(code) ? new SendRejected({ code, message }) : unavailable())
+    }
+    default:
+      return Exit.fail(new SendRejected({ code: "unavailable", message: "chat answered no result for the send" }))
+  }
+}
+
+interface SendCall extends Request.Request<SendAck, SendRejected> {
+  readonly _tag: "SendCall"
+  readonly request: SendRequest
+  readonly traceparent: string | undefined
+}
+const SendCall = Request.tagged<SendCall>("SendCall")
+
+const remote = (client: Effect.Effect<EffectClient<typeof ChatService>, NoInstance>) => {
+  // The sends made together (by the sockets of a gateway) go in one SendBatch call.
+  const sends = RequestResolver.make<SendCall>((entries) =>
+    client.pipe(
+      Effect.flatMap((client) => client.sendBatch({ sends: entries.map(({ request }) => sendToProto(request.request, request.traceparent)) })),
+      Effect.mapError(rejectedFrom),
+      Effect.exit,
+      Effect.map((exit) => {
+        for (const [i, entry] of entries.entries()) {
+          entry.completeUnsafe(Exit.isFailure(exit) ? Exit.failCause(exit.cause) : resultFrom(exit.value.results[i]))
+        }
+      })
+    )
+  ).pipe(RequestResolver.batchN(MAX_SEND_BATCH))
+  return Chat.of({
     typing: (request) =>
       client.pipe(
         Effect.flatMap((client) =>
@@ -147,22 +239,12 @@ const remote = (client: Effect.Effect<EffectClient<typeof ChatService>, NoInstan
         Effect.mapError(rejectedFrom)
       ),
     send: (request) =>
-      client.pipe(
-        Effect.flatMap((client) =>
-          client.send({
-            senderId: request.sender_id,
-            localId: request.local_id,
-            receiverId: request.receiver_id ?? "",
-            groupId: request.group_id ?? "",
-            contentType: request.content_type,
-            content: request.content,
-            createTime: BigInt(request.create_time)
-          })
-        ),
-        Effect.map(ackFrom),
-        Effect.mapError(rejectedFrom)
+      TraceContext.currentHeaders.pipe(
+        Effect.flatMap((headers) => Effect.request(SendCall({ request, traceparent: headers[TraceContext.TRACEPARENT] }), sends)),
+        Effect.withSpan("ChatGrpc.send", { kind: "client" })
       )
   })
+}
 
 /**
  * Chat as a gRPC client of the chat instance at `baseUrl`. A refusal comes back as the same

@@ -9,7 +9,7 @@ import { MessageBus } from "@im/ports/MessageBus"
 import { ServiceRegistry } from "@im/ports/ServiceRegistry"
 import { UserStore } from "@im/ports/UserStore"
 import { recordingPusher } from "@im/pusher/testing/RecordingPusher"
-import { Context, Effect, Exit, Layer, Scope } from "effect"
+import { Context, Effect, Exit, Layer, Option, Scope, Tracer } from "effect"
 import { fileURLToPath } from "node:url"
 import { Chat, serverIdOf } from "../src/Chat.ts"
 import { ChatGrpcServer, layerGrpc, layerRegistry } from "../src/ChatGrpc.ts"
@@ -54,6 +54,79 @@ layer(Server)("chat over gRPC", (it) => {
       assert.strictEqual(notice.server_id, serverIdOf(alice, LocalId.make("n:e-1")))
       const badNotice = yield* Effect.flip(chat.notify({ sender_id: alice, to: [bob], event_id: "e-2", event: { type: "Not A Type" } }))
       assert.strictEqual(badNotice.code, "invalid_frame")
+    }))
+
+  it.effect("sends made together go in one SendBatch call, each with its own result, in its own trace", () =>
+    Effect.gen(function*() {
+      const { port } = yield* GrpcServer
+      const chat = Context.get(yield* Layer.build(layerGrpc(`http://127.0.0.1:${port}`)), Chat)
+      const spans: Array<Tracer.Span> = []
+      const recording = Tracer.make({
+        span: (options) => {
+          const span = Tracer.nativeTracer.span(options)
+          spans.push(span)
+          return span
+        }
+      })
+      // Twenty sends at once; every fifth one to a user that does not exist.
+      const results = yield* Effect.forEach(
+        Array.from({ length: 20 }, (_, i) => i),
+        (i) =>
+          Effect.exit(chat.send({
+            sender_id: alice,
+            local_id: LocalId.make(`batch-${i}`),
+            receiver_id: i % 5 === 0 ? UserId.make("u_nobody") : bob,
+            content_type: "text",
+            content: `#${i}`,
+            create_time: 1
+          })),
+        { concurrency: "unbounded" }
+      ).pipe(Effect.withTracer(recording))
+      results.forEach((result, i) => {
+        if (i % 5 === 0) {
+          assert.isTrue(Exit.isFailure(result))
+          assert.strictEqual(Exit.isFailure(result) && Option.getOrThrow(Exit.findErrorOption(result)).code, "receiver_not_found")
+        } else {
+          assert.strictEqual(Exit.isSuccess(result) && result.value.server_id, serverIdOf(alice, LocalId.make(`batch-${i}`)))
+        }
+      })
+      const calls = spans.filter((span) => span.name === "grpc.client im.chat.v1.ChatService/sendBatch")
+      assert.strictEqual(calls.length, 1)
+      // Each send has its own client span, and its own trace.
+      const own = spans.filter((span) => span.name === "ChatGrpc.send")
+      assert.strictEqual(own.length, 20)
+      assert.strictEqual(new Set(own.map((span) => span.traceId)).size, 20)
+    }))
+
+  it.effect("SendBatch from a plain @grpc/grpc-js client: results in order, a refusal in its place; an empty batch is INVALID_ARGUMENT", () =>
+    Effect.gen(function*() {
+      const { port } = yield* GrpcServer
+      const definition = protoLoader.loadSync("im/chat/v1/chat.proto", { includeDirs: [protoRoot], keepCase: true, longs: String, defaults: true, oneofs: true })
+      const pkg = grpc.loadPackageDefinition(definition) as any
+      const client = new pkg.im.chat.v1.ChatService(`127.0.0.1:${port}`, grpc.credentials.createInsecure())
+      const call = (request: object) =>
+        Effect.callback<any, any>((resume) => {
+          client.SendBatch(request, (error: any, response: any) => resume(error ? Effect.fail(error) : Effect.succeed(response)))
+        })
+      const send = (localId: string, receiver: string) => ({
+        sender_id: "u_bob",
+        local_id: localId,
+        receiver_id: receiver,
+        content_type: "text",
+        content: "batched",
+        create_time: "5"
+      })
+      const response = yield* call({ sends: [send("sb-1", "u_alice"), send("sb-2", "u_nobody"), send("sb-3", "u_alice")] })
+      assert.deepStrictEqual(response.results.map((result: any) => result.outcome), ["accepted", "rejected", "accepted"])
+      assert.strictEqual(response.results[0].accepted.server_id, serverIdOf(bob, LocalId.make("sb-1")))
+      assert.strictEqual(response.results[2].accepted.server_id, serverIdOf(bob, LocalId.make("sb-3")))
+      assert.deepStrictEqual(
+        { tag: response.results[1].rejected.tag, code: response.results[1].rejected.code },
+        { tag: "SendRejected", code: "receiver_not_found" }
+      )
+      const empty = yield* Effect.flip(call({ sends: [] }))
+      assert.strictEqual(empty.code, grpc.status.INVALID_ARGUMENT)
+      client.close()
     }))
 
   it.effect("a plain @grpc/grpc-js client, loading proto/ at run time, calls ChatService/Send", () =>

@@ -194,7 +194,7 @@ describe("one trace follows a message across the services", () => {
         ["im-consumer", "Consumer.handleBatch"],
         ["im-pusher", "grpc.server im.pusher.v1.PusherService/push"],
         ["im-db", "grpc.server im.db.v1.DbService/save"],
-        ["im-chat", "grpc.server im.chat.v1.ChatService/send"]
+        ["im-chat", "ChatGrpc.send"]
       ] as const
       const spans = yield* spansUntil(receiver, (spans) => {
         const frame = frameSpan(spans)
@@ -228,11 +228,14 @@ describe("one trace follows a message across the services", () => {
       // The ws frame starts the trace.
       assert.isUndefined(frame.parentSpanId)
       assert.strictEqual(frame.service, "im-ws")
-      // ws → chat over gRPC.
-      const sendClient = span("ws", "grpc.client im.chat.v1.ChatService/send")
+      // ws → chat over gRPC: the send's own span on each side; the SendBatch call that carried
+      // it is linked from chat's.
+      const sendClient = span("ws", "ChatGrpc.send")
       isChildOf(sendClient, frame)
-      const sendServer = span("chat", "grpc.server im.chat.v1.ChatService/send")
+      const sendServer = span("chat", "ChatGrpc.send")
       isChildOf(sendServer, sendClient)
+      const batchServer = spans.find((span) => span.name === "grpc.server im.chat.v1.ChatService/sendBatch" && sendServer.links.some((link) => link.spanId === span.spanId))
+      assert.isDefined(batchServer, `chat's ChatGrpc.send links to its SendBatch call:\n${rendered}`)
       const chatSend = span("chat", "Chat.send")
       isUnder(chatSend, sendServer)
       const publish = span("chat", "Chat.publish")

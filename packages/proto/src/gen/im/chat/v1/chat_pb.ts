@@ -4,13 +4,15 @@
 
 import type { GenFile, GenMessage, GenService } from "@bufbuild/protobuf/codegenv2";
 import { fileDesc, messageDesc, serviceDesc } from "@bufbuild/protobuf/codegenv2";
+import type { ErrorDetail } from "../../message/v1/message_pb.ts";
+import { file_im_message_v1_message } from "../../message/v1/message_pb.ts";
 import type { Message } from "@bufbuild/protobuf";
 
 /**
  * Describes the file im/chat/v1/chat.proto.
  */
 export const file_im_chat_v1_chat: GenFile = /*@__PURE__*/
-  fileDesc("ChVpbS9jaGF0L3YxL2NoYXQucHJvdG8SCmltLmNoYXQudjEilQEKC1NlbmRSZXF1ZXN0EhEKCXNlbmRlcl9pZBgBIAEoCRIQCghsb2NhbF9pZBgCIAEoCRITCgtyZWNlaXZlcl9pZBgDIAEoCRIQCghncm91cF9pZBgEIAEoCRIUCgxjb250ZW50X3R5cGUYBSABKAkSDwoHY29udGVudBgGIAEoCRITCgtjcmVhdGVfdGltZRgHIAEoAyI0CgxTZW5kUmVzcG9uc2USEQoJc2VydmVyX2lkGAEgASgJEhEKCXNlbmRfdGltZRgCIAEoAyJmCg1Ob3RpZnlSZXF1ZXN0EhEKCXNlbmRlcl9pZBgBIAEoCRIKCgJ0bxgCIAMoCRIQCghncm91cF9pZBgDIAEoCRIQCghldmVudF9pZBgEIAEoCRISCgpldmVudF9qc29uGAUgASgJIkkKDVR5cGluZ1JlcXVlc3QSEQoJc2VuZGVyX2lkGAEgASgJEhMKC3JlY2VpdmVyX2lkGAIgASgJEhAKCGdyb3VwX2lkGAMgASgJIhAKDlR5cGluZ1Jlc3BvbnNlIjYKDk5vdGlmeVJlc3BvbnNlEhEKCXNlcnZlcl9pZBgBIAEoCRIRCglzZW5kX3RpbWUYAiABKAMyygEKC0NoYXRTZXJ2aWNlEjkKBFNlbmQSFy5pbS5jaGF0LnYxLlNlbmRSZXF1ZXN0GhguaW0uY2hhdC52MS5TZW5kUmVzcG9uc2USPwoGTm90aWZ5EhkuaW0uY2hhdC52MS5Ob3RpZnlSZXF1ZXN0GhouaW0uY2hhdC52MS5Ob3RpZnlSZXNwb25zZRI/CgZUeXBpbmcSGS5pbS5jaGF0LnYxLlR5cGluZ1JlcXVlc3QaGi5pbS5jaGF0LnYxLlR5cGluZ1Jlc3BvbnNlYgZwcm90bzM");
+  fileDesc("ChVpbS9jaGF0L3YxL2NoYXQucHJvdG8SCmltLmNoYXQudjEiqgEKC1NlbmRSZXF1ZXN0EhEKCXNlbmRlcl9pZBgBIAEoCRIQCghsb2NhbF9pZBgCIAEoCRITCgtyZWNlaXZlcl9pZBgDIAEoCRIQCghncm91cF9pZBgEIAEoCRIUCgxjb250ZW50X3R5cGUYBSABKAkSDwoHY29udGVudBgGIAEoCRITCgtjcmVhdGVfdGltZRgHIAEoAxITCgt0cmFjZXBhcmVudBgIIAEoCSI0CgxTZW5kUmVzcG9uc2USEQoJc2VydmVyX2lkGAEgASgJEhEKCXNlbmRfdGltZRgCIAEoAyI6ChBTZW5kQmF0Y2hSZXF1ZXN0EiYKBXNlbmRzGAEgAygLMhcuaW0uY2hhdC52MS5TZW5kUmVxdWVzdCI8ChFTZW5kQmF0Y2hSZXNwb25zZRInCgdyZXN1bHRzGAEgAygLMhYuaW0uY2hhdC52MS5TZW5kUmVzdWx0InUKClNlbmRSZXN1bHQSLAoIYWNjZXB0ZWQYASABKAsyGC5pbS5jaGF0LnYxLlNlbmRSZXNwb25zZUgAEi4KCHJlamVjdGVkGAIgASgLMhouaW0ubWVzc2FnZS52MS5FcnJvckRldGFpbEgAQgkKB291dGNvbWUiZgoNTm90aWZ5UmVxdWVzdBIRCglzZW5kZXJfaWQYASABKAkSCgoCdG8YAiADKAkSEAoIZ3JvdXBfaWQYAyABKAkSEAoIZXZlbnRfaWQYBCABKAkSEgoKZXZlbnRfanNvbhgFIAEoCSJJCg1UeXBpbmdSZXF1ZXN0EhEKCXNlbmRlcl9pZBgBIAEoCRITCgtyZWNlaXZlcl9pZBgCIAEoCRIQCghncm91cF9pZBgDIAEoCSIQCg5UeXBpbmdSZXNwb25zZSI2Cg5Ob3RpZnlSZXNwb25zZRIRCglzZXJ2ZXJfaWQYASABKAkSEQoJc2VuZF90aW1lGAIgASgDMpQCCgtDaGF0U2VydmljZRI5CgRTZW5kEhcuaW0uY2hhdC52MS5TZW5kUmVxdWVzdBoYLmltLmNoYXQudjEuU2VuZFJlc3BvbnNlEkgKCVNlbmRCYXRjaBIcLmltLmNoYXQudjEuU2VuZEJhdGNoUmVxdWVzdBodLmltLmNoYXQudjEuU2VuZEJhdGNoUmVzcG9uc2USPwoGTm90aWZ5EhkuaW0uY2hhdC52MS5Ob3RpZnlSZXF1ZXN0GhouaW0uY2hhdC52MS5Ob3RpZnlSZXNwb25zZRI/CgZUeXBpbmcSGS5pbS5jaGF0LnYxLlR5cGluZ1JlcXVlc3QaGi5pbS5jaGF0LnYxLlR5cGluZ1Jlc3BvbnNlYgZwcm90bzM", [file_im_message_v1_message]);
 
 /**
  * @generated from message im.chat.v1.SendRequest
@@ -54,6 +56,14 @@ export type SendRequest = Message<"im.chat.v1.SendRequest"> & {
    * @generated from field: int64 create_time = 7;
    */
   createTime: bigint;
+
+  /**
+   * In SendBatch: the W3C traceparent of this send at the gateway, so that each message keeps
+   * its own trace although the call carries many. Empty when not traced.
+   *
+   * @generated from field: string traceparent = 8;
+   */
+  traceparent: string;
 };
 
 /**
@@ -84,6 +94,73 @@ export type SendResponse = Message<"im.chat.v1.SendResponse"> & {
  */
 export const SendResponseSchema: GenMessage<SendResponse> = /*@__PURE__*/
   messageDesc(file_im_chat_v1_chat, 1);
+
+/**
+ * @generated from message im.chat.v1.SendBatchRequest
+ */
+export type SendBatchRequest = Message<"im.chat.v1.SendBatchRequest"> & {
+  /**
+   * @generated from field: repeated im.chat.v1.SendRequest sends = 1;
+   */
+  sends: SendRequest[];
+};
+
+/**
+ * Describes the message im.chat.v1.SendBatchRequest.
+ * Use `create(SendBatchRequestSchema)` to create a new message.
+ */
+export const SendBatchRequestSchema: GenMessage<SendBatchRequest> = /*@__PURE__*/
+  messageDesc(file_im_chat_v1_chat, 2);
+
+/**
+ * @generated from message im.chat.v1.SendBatchResponse
+ */
+export type SendBatchResponse = Message<"im.chat.v1.SendBatchResponse"> & {
+  /**
+   * One per send, in the same order.
+   *
+   * @generated from field: repeated im.chat.v1.SendResult results = 1;
+   */
+  results: SendResult[];
+};
+
+/**
+ * Describes the message im.chat.v1.SendBatchResponse.
+ * Use `create(SendBatchResponseSchema)` to create a new message.
+ */
+export const SendBatchResponseSchema: GenMessage<SendBatchResponse> = /*@__PURE__*/
+  messageDesc(file_im_chat_v1_chat, 3);
+
+/**
+ * @generated from message im.chat.v1.SendResult
+ */
+export type SendResult = Message<"im.chat.v1.SendResult"> & {
+  /**
+   * @generated from oneof im.chat.v1.SendResult.outcome
+   */
+  outcome: {
+    /**
+     * @generated from field: im.chat.v1.SendResponse accepted = 1;
+     */
+    value: SendResponse;
+    case: "accepted";
+  } | {
+    /**
+     * Why the send was refused: tag "SendRejected" and its code.
+     *
+     * @generated from field: im.message.v1.ErrorDetail rejected = 2;
+     */
+    value: ErrorDetail;
+    case: "rejected";
+  } | { case: undefined; value?: undefined };
+};
+
+/**
+ * Describes the message im.chat.v1.SendResult.
+ * Use `create(SendResultSchema)` to create a new message.
+ */
+export const SendResultSchema: GenMessage<SendResult> = /*@__PURE__*/
+  messageDesc(file_im_chat_v1_chat, 4);
 
 /**
  * @generated from message im.chat.v1.NotifyRequest
@@ -130,7 +207,7 @@ export type NotifyRequest = Message<"im.chat.v1.NotifyRequest"> & {
  * Use `create(NotifyRequestSchema)` to create a new message.
  */
 export const NotifyRequestSchema: GenMessage<NotifyRequest> = /*@__PURE__*/
-  messageDesc(file_im_chat_v1_chat, 2);
+  messageDesc(file_im_chat_v1_chat, 5);
 
 /**
  * @generated from message im.chat.v1.TypingRequest
@@ -161,7 +238,7 @@ export type TypingRequest = Message<"im.chat.v1.TypingRequest"> & {
  * Use `create(TypingRequestSchema)` to create a new message.
  */
 export const TypingRequestSchema: GenMessage<TypingRequest> = /*@__PURE__*/
-  messageDesc(file_im_chat_v1_chat, 3);
+  messageDesc(file_im_chat_v1_chat, 6);
 
 /**
  * @generated from message im.chat.v1.TypingResponse
@@ -174,7 +251,7 @@ export type TypingResponse = Message<"im.chat.v1.TypingResponse"> & {
  * Use `create(TypingResponseSchema)` to create a new message.
  */
 export const TypingResponseSchema: GenMessage<TypingResponse> = /*@__PURE__*/
-  messageDesc(file_im_chat_v1_chat, 4);
+  messageDesc(file_im_chat_v1_chat, 7);
 
 /**
  * @generated from message im.chat.v1.NotifyResponse
@@ -196,7 +273,7 @@ export type NotifyResponse = Message<"im.chat.v1.NotifyResponse"> & {
  * Use `create(NotifyResponseSchema)` to create a new message.
  */
 export const NotifyResponseSchema: GenMessage<NotifyResponse> = /*@__PURE__*/
-  messageDesc(file_im_chat_v1_chat, 5);
+  messageDesc(file_im_chat_v1_chat, 8);
 
 /**
  * The chat service: gives each message its server_id and send_time and publishes it.
@@ -214,6 +291,20 @@ export const ChatService: GenService<{
     methodKind: "unary";
     input: typeof SendRequestSchema;
     output: typeof SendResponseSchema;
+  },
+  /**
+   * Several sends in one call: a gateway gathers the sends its sockets bring at the same time,
+   * so a message does not cost a call of its own. Each send is checked and accepted or refused
+   * on its own, as by Send; the results come in the order of the sends. The call itself fails
+   * only when chat cannot be reached or the request is malformed (INVALID_ARGUMENT: no sends,
+   * or more than 1,000).
+   *
+   * @generated from rpc im.chat.v1.ChatService.SendBatch
+   */
+  sendBatch: {
+    methodKind: "unary";
+    input: typeof SendBatchRequestSchema;
+    output: typeof SendBatchResponseSchema;
   },
   /**
    * Publishes a notice about an event to the users it concerns (docs/protocol.md, "Notices").
