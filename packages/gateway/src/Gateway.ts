@@ -3,7 +3,7 @@ import { GatewayId, type SessionId, type UserId } from "@im/domain/Ids"
 import type { Delivery } from "@im/domain/Message"
 import * as Metrics from "@im/observability/Metrics"
 import { Presence } from "@im/ports/Presence"
-import { Clock, Config, Context, Duration, Effect, type Fiber, FiberSet, Layer, LogLevel, Metric, Schedule } from "effect"
+import { Clock, Config, Context, Duration, Effect, type Fiber, FiberSet, Layer, LogLevel, Metric, Schedule, Scope } from "effect"
 import type { HttpServerError, HttpServerRequest } from "effect/http"
 import type * as Socket from "effect/socket/Socket"
 import { randomUUID } from "node:crypto"
@@ -62,10 +62,14 @@ export class Gateway extends Context.Service<Gateway, {
    */
   readonly run: (reading: Effect.Effect<void>) => Fiber.Fiber<void>
   /**
-   * `request.upgrade`, run in the gateway's context: the socket keeps the context it was opened
-   * in for as long as it lives, and a request's is a per-connection copy of every service (KBs).
+   * `request.upgrade` in the gateway's context plus the session's `scope` (where the socket's
+   * reader will acquire the connection): the socket keeps that context for as long as it lives,
+   * and a request's own is a per-connection copy of every service (KBs).
    */
-  readonly upgrade: (request: HttpServerRequest.HttpServerRequest) => Effect.Effect<Socket.Socket, HttpServerError.HttpServerError>
+  readonly upgrade: (
+    request: HttpServerRequest.HttpServerRequest,
+    scope: Scope.Scope
+  ) => Effect.Effect<Socket.Socket, HttpServerError.HttpServerError>
 }>()("@im/gateway/Gateway") {
   static readonly configFromEnv = Config.all({
     id: Config.String("GATEWAY_ID").pipe(
@@ -173,7 +177,9 @@ export class Gateway extends Context.Service<Gateway, {
     })
 
     const run = yield* FiberSet.makeRuntime<never, void, never>()
-    const context = yield* Effect.context<never>()
+    // Rebased on one flat map: each upgrade adds the session's scope to it, and a context already
+    // holding its limit of additions (8) would copy every service on each one.
+    const context = Context.makeUnsafe<never>((yield* Effect.context<never>()).mapUnsafe)
     const outbox = new Outbox(config.sendQueueCapacity)
     yield* Effect.forkScoped(outbox.run)
 
@@ -199,7 +205,7 @@ export class Gateway extends Context.Service<Gateway, {
 
     return Gateway.of({ config, deliver, signal, kick, closeAll, attach, detach, connections: Effect.sync(() => count), outbox, run: (reading) => run(reading),
       // Replaces the context rather than merging into it (`provideContext`), which would copy it.
-      upgrade: (request) => Effect.updateContext(request.upgrade, () => context) })
+      upgrade: (request, scope) => Effect.updateContext(request.upgrade, () => Context.add(context, Scope.Scope, scope)) })
   }, Effect.annotateLogs({ service: "ws" }))
 
   static readonly layer = Layer.effect(Gateway, Effect.flatMap(Gateway.configFromEnv, Gateway.make))

@@ -3,7 +3,7 @@ import { Chat } from "@im/chat/Chat"
 import { ClientFrame, CloseCodes, type SendFrame, type TypingFrame } from "@im/domain/Frames"
 import type { SessionId, UserId } from "@im/domain/Ids"
 import * as Metrics from "@im/observability/Metrics"
-import { Clock, Duration, Effect, Exit, Option, Schema, Scope, type Tracer } from "effect"
+import { Clock, Context, Duration, Effect, Exit, Option, Schema, Scope, type Tracer } from "effect"
 import { HttpRouter, type HttpServerRequest, HttpServerResponse } from "effect/http"
 import * as Socket from "effect/socket/Socket"
 import { randomUUID } from "node:crypto"
@@ -51,44 +51,51 @@ const runSession = Effect.fnUntraced(function*(request: HttpServerRequest.HttpSe
   const gateway = yield* Gateway
   const sessions = yield* Sessions
   const auth = yield* Effect.result(sessions.authenticate(tokenOf(request)))
-  const socket = yield* Effect.orDie(gateway.upgrade(request))
-
-  if (auth._tag === "Failure") {
-    const failure = auth.failure
-    if (failure._tag === "PortError") yield* Effect.logWarning("connection refused: sessions cannot be checked", failure)
-    else yield* Effect.logInfo("connection refused", { reason: failure.reason })
-    yield* Effect.scoped(Effect.gen(function*() {
-      // The reader opens the connection; the writer waits for it.
-      const reader = yield* socket.reader
-      const writer = yield* socket.writer
-      yield* writer.write(
-        failure._tag === "PortError"
-          ? new Socket.CloseEvent(CloseCodes.tryAgainLater, "try again later")
-          : new Socket.CloseEvent(CloseCodes.unauthorized, failure.message)
-      )
-      // Wait for the close handshake, so the close frame is not cut off.
-      yield* reader.pull.pipe(Effect.forever, Effect.ignore, Effect.timeoutOption("5 seconds"))
-    }))
-    return
-  }
-
   // The socket outlives this request's fiber (see `Gateway.run`), so it is opened in a scope of
   // its own: the session's reading fiber closes it when it ends, or this fiber if it fails first.
   const scope = yield* Scope.make()
-  yield* startSession(socket, auth.success, scope).pipe(Effect.onError((cause) => Scope.close(scope, Exit.failCause(cause))))
+  yield* Effect.gen(function*() {
+    const socket = yield* Effect.orDie(gateway.upgrade(request, scope))
+    const reader = yield* openReader(socket)
+    const writer = yield* Scope.provide(socket.writer, scope)
+    if (auth._tag === "Success") return yield* startSession(reader, writer, auth.success, scope)
+
+    const failure = auth.failure
+    if (failure._tag === "PortError") yield* Effect.logWarning("connection refused: sessions cannot be checked", failure)
+    else yield* Effect.logInfo("connection refused", { reason: failure.reason })
+    yield* writer.write(
+      failure._tag === "PortError"
+        ? new Socket.CloseEvent(CloseCodes.tryAgainLater, "try again later")
+        : new Socket.CloseEvent(CloseCodes.unauthorized, failure.message)
+    )
+    // Wait for the close handshake, so the close frame is not cut off.
+    yield* reader.pull.pipe(Effect.forever, Effect.ignore, Effect.timeoutOption("5 seconds"))
+    yield* Scope.close(scope, Exit.void)
+  }).pipe(Effect.onError((cause) => Scope.close(scope, Exit.failCause(cause))))
 })
+
+/**
+ * Opens the connection. The reader acquires it in the context the socket was upgraded in
+ * (`Gateway.upgrade`: the gateway's, with the session's scope) merged with the current one, and
+ * a merge copies every service into a new map, which the socket would keep (1.8 KB) unless the
+ * current context is empty.
+ */
+const openReader = (socket: Socket.Socket) =>
+  Effect.updateContext(socket.reader as Effect.Effect<Socket.Reader, Socket.SocketError>, (_: Context.Context<never>) => Context.empty())
 
 /**
  * Registers the session, says `welcome`, and hands the reading over to a fiber of the gateway,
  * which answers frames until the socket closes or goes silent.
  */
-const startSession = Effect.fnUntraced(function*(socket: Socket.Socket, auth: { readonly session: SessionId; readonly user: UserId }, scope: Scope.Closeable) {
+const startSession = Effect.fnUntraced(function*(
+  reader: Socket.Reader,
+  writer: Socket.Writer,
+  auth: { readonly session: SessionId; readonly user: UserId },
+  scope: Scope.Closeable
+) {
   const gateway = yield* Gateway
   const chat = yield* Chat
   const sessions = yield* Sessions
-  // The reader opens the connection; the writer waits for it.
-  const reader = yield* Scope.provide(socket.reader, scope)
-  const writer = yield* Scope.provide(socket.writer, scope)
   const { session: sid, user } = auth
 
   const session = new SocketSession(randomUUID(), user, sid, writer, gateway.outbox, yield* Clock.currentTimeMillis)

@@ -3,7 +3,7 @@ import { CloseCodes } from "@im/domain/Frames"
 import { GatewayId, LocalId, ServerId, SessionId, UserId } from "@im/domain/Ids"
 import type { Delivery } from "@im/domain/Message"
 import { Presence } from "@im/ports/Presence"
-import { Clock, Duration, Effect, Fiber } from "effect"
+import { Clock, Duration, Effect, Exit, Fiber, Scope } from "effect"
 import * as Socket from "effect/socket/Socket"
 import { TestClock } from "effect/testing"
 import { Gateway } from "../src/Gateway.ts"
@@ -133,5 +133,17 @@ describe("Gateway", () => {
       assert.strictEqual(yield* gateway.connections, 1)
       assert.deepStrictEqual(talking.written, [], "a session heard from within the timeout stays open")
       assert.isUndefined(talking.session.reading?.pollUnsafe())
+    }).pipe(Effect.provide(Presence.layerMemory)))
+
+  it.effect("interrupts the sessions' reading fibers when the gateway stops", () =>
+    Effect.gen(function*() {
+      const scope = yield* Scope.make()
+      const gateway = yield* makeGateway().pipe(Scope.provide(scope))
+      const reading = gateway.run(Effect.never)
+      yield* Effect.yieldNow
+      assert.isUndefined(reading.pollUnsafe())
+      yield* Scope.close(scope, Exit.void)
+      const exit = yield* Fiber.await(reading)
+      assert.isTrue(Exit.hasInterrupts(exit))
     }).pipe(Effect.provide(Presence.layerMemory)))
 })
