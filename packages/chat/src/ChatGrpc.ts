@@ -133,7 +133,7 @@ export const ChatGrpcServer: Layer.Layer<never, never, GrpcRoutes | Chat> = impl
                     kind: "server",
                     ...(parent === undefined ? { root: true } : { parent }),
                     links: Option.isSome(call) ? [{ span: call.value, attributes: {} }] : []
-                  }),
+                  }, { captureStackTrace: false }),
                   Effect.exit
                 )
               },
@@ -241,7 +241,7 @@ const remote = (client: Effect.Effect<EffectClient<typeof ChatService>, NoInstan
     send: (request) =>
       TraceContext.currentHeaders.pipe(
         Effect.flatMap((headers) => Effect.request(SendCall({ request, traceparent: headers[TraceContext.TRACEPARENT] }), sends)),
-        Effect.withSpan("ChatGrpc.send", { kind: "client" })
+        Effect.withSpan("ChatGrpc.send", { kind: "client" }, { captureStackTrace: false })
       )
   })
 }

@@ -77,7 +77,8 @@ export const implement = <S extends DescService, E, R, EB, RB>(
           method(request, ctx).pipe(
             Effect.onExit((exit) => Metrics.increment(Metrics.grpcServerRequests({ ...metricLabels, code: codeOf(exit) }))),
             Metrics.timed(duration),
-            Effect.withSpan(spanName, parent === undefined ? { kind: "server" } : { kind: "server", parent })
+            // The handler's own frame says nothing: no stack captured per call.
+            Effect.withSpan(spanName, parent === undefined ? { kind: "server" } : { kind: "server", parent }, { captureStackTrace: false })
           ),
           { signal: ctx.signal }
         )
@@ -153,7 +154,7 @@ export const makeClient = <S extends DescService>(
       Effect.sync(() => new Http2SessionManager(baseUrl)),
       (manager) => Effect.sync(() => manager.abort())
     )
-    const client = createClient(service, createGrpcTransport({ baseUrl, sessionManager: sessions })) as unknown as Record<
+    const client = createClient(service, createGrpcTransport({ baseUrl, sessionManager: sessions, acceptCompression: [] })) as unknown as Record<
       string,
       (request: unknown, options: { signal: AbortSignal; timeoutMs?: number; headers: Readonly<Record<string, string>> }) => Promise<unknown>
     >
@@ -165,7 +166,7 @@ export const makeClient = <S extends DescService>(
             try: (signal) =>
               client[name]!(request, { signal, headers, ...(options.timeoutMs === undefined ? {} : { timeoutMs: options.timeoutMs }) }),
             catch: (cause) => ConnectError.from(cause)
-          })).pipe(Effect.withSpan(`grpc.client ${service.typeName}/${name}`, { kind: "client" }))
+          })).pipe(Effect.withSpan(`grpc.client ${service.typeName}/${name}`, { kind: "client" }, { captureStackTrace: false }))
     }
     return methods as unknown as EffectClient<S>
   })
