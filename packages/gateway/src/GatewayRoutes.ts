@@ -99,6 +99,8 @@ const startSession = Effect.fnUntraced(function*(
   const { session: sid, user } = auth
 
   const session = new SocketSession(randomUUID(), user, sid, writer, gateway.outbox, yield* Clock.currentTimeMillis)
+  // Finalizers run last-added first: this one before the reader's release closes the socket.
+  yield* Scope.addFinalizer(scope, Effect.sync(() => session.end()))
   // Each send frame starts a trace of its own, linked to the upgrade request's span when it was
   // traced (that span ends once the session is started).
   const connection = yield* Effect.option(Effect.currentSpan)

@@ -54,6 +54,7 @@ export class SocketSession implements Session {
   readonly user: UserId
   readonly sid: SessionId
   private queued: Array<string> = []
+  private ended = false
   private readonly writer: Socket.Writer
   private readonly outbox: Outbox
 
@@ -68,6 +69,7 @@ export class SocketSession implements Session {
 
   /** Queues a frame; false when `WS_SEND_QUEUE` frames are already waiting (a too-slow client). */
   offer(frame: string): boolean {
+    if (this.ended) return true
     const queued = this.queued
     if (queued.length >= this.outbox.capacity) return false
     queued.push(frame)
@@ -76,10 +78,19 @@ export class SocketSession implements Session {
     return true
   }
 
+  /**
+   * Drops what is queued and takes no more frames. Called before the socket's reader is released:
+   * effect's writer then waits for the socket to open again, which would stall the outbox.
+   */
+  end(): void {
+    this.ended = true
+    this.queued = []
+  }
+
   /** Writes the queued frames (the outbox calls it). A socket that fails to take them is closing. */
   get flush(): Effect.Effect<void> {
     const frames = this.queued
-    if (frames.length === 0) return Effect.void
+    if (frames.length === 0 || this.ended) return Effect.void
     this.queued = []
     return Effect.ignore(this.writer.writeAll(frames as [string, ...Array<string>]))
   }

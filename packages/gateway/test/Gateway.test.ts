@@ -135,6 +135,23 @@ describe("Gateway", () => {
       assert.isUndefined(talking.session.reading?.pollUnsafe())
     }).pipe(Effect.provide(Presence.layerMemory)))
 
+  it.effect("drops the frames of an ended session without waiting on its socket, and writes the others", () =>
+    Effect.gen(function*() {
+      const gateway = yield* makeGateway()
+      // Like effect's writer once the socket's reader is released: a write waits for a reopening.
+      const closed: Socket.Writer = { write: () => Effect.never, writeAll: () => Effect.never }
+      const ended = new SocketSession("a-1", alice, SessionId.make("sn-a-1"), closed, gateway.outbox, 0)
+      const b = yield* openSession(gateway, bob, "b-1")
+      assert.isTrue(ended.offer("lost"))
+      ended.end()
+      ended.offer("a late push")
+      b.session.offer("first")
+      yield* settle
+      b.session.offer("second")
+      yield* settle
+      assert.deepStrictEqual(b.written, ["first", "second"])
+    }).pipe(Effect.provide(Presence.layerMemory)))
+
   it.effect("interrupts the sessions' reading fibers when the gateway stops", () =>
     Effect.gen(function*() {
       const scope = yield* Scope.make()
