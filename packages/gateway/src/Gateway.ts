@@ -172,6 +172,7 @@ export class Gateway extends Context.Service<Gateway, {
 
     const closeAll = Effect.fn("Gateway.closeAll")(function*(code: number, reason: string) {
       yield* Effect.forEach([...sessions.values()].flatMap((own) => [...own]), (session) => session.close(code, reason), {
+        concurrency: 100,
         discard: true
       })
     })

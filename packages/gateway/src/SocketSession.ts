@@ -4,6 +4,9 @@ import { Effect, Fiber, Latch } from "effect"
 import * as Socket from "effect/socket/Socket"
 import type { Session } from "./Gateway.ts"
 
+/** The longest a close frame may wait for its socket. */
+const CLOSE_WRITE_TIMEOUT = "1 second"
+
 /**
  * The frames waiting for their sockets on one gateway, written by one fiber for all sessions.
  *
@@ -95,8 +98,14 @@ export class SocketSession implements Session {
     return Effect.ignore(this.writer.writeAll(frames as [string, ...Array<string>]))
   }
 
+  /**
+   * Sends a close frame. Never waits long: a socket that is closing already (its peer left while
+   * the gateway shuts down, say) makes effect's writer wait for a reopening, and one such socket
+   * held the whole shutdown for ever.
+   */
   close(code: number, reason: string): Effect.Effect<void> {
-    return Effect.ignore(this.writer.write(new Socket.CloseEvent(code, reason)))
+    if (this.ended) return Effect.void
+    return this.writer.write(new Socket.CloseEvent(code, reason)).pipe(Effect.timeout(CLOSE_WRITE_TIMEOUT), Effect.ignore)
   }
 
   /**

@@ -152,6 +152,23 @@ describe("Gateway", () => {
       assert.deepStrictEqual(b.written, ["first", "second"])
     }).pipe(Effect.provide(Presence.layerMemory)))
 
+  it.effect("closeAll ends even when sockets cannot take their close frame (peers leaving during a shutdown)", () =>
+    Effect.gen(function*() {
+      const gateway = yield* makeGateway()
+      const stuck: Socket.Writer = { write: () => Effect.never, writeAll: () => Effect.never }
+      const leaving = Array.from({ length: 3 }, (_, i) => new SocketSession(`c-${i}`, alice, SessionId.make(`sn-c-${i}`), stuck, gateway.outbox, 0))
+      yield* Effect.forEach(leaving, gateway.attach, { discard: true })
+      const b = yield* openSession(gateway, bob, "b-1")
+      const closing = yield* Effect.forkChild(gateway.closeAll(CloseCodes.goingAway, "server shutting down"))
+      yield* settle
+      assert.deepStrictEqual(b.written, ["close 1001 server shutting down"])
+      assert.isUndefined(closing.pollUnsafe())
+      yield* TestClock.adjust("1 second")
+      assert.isTrue(Exit.isSuccess(yield* Fiber.await(closing)))
+      // The gateway's own finalizer closes them again when the test ends: they are gone by then.
+      yield* Effect.forEach(leaving, gateway.detach, { discard: true })
+    }).pipe(Effect.provide(Presence.layerMemory)))
+
   it.effect("interrupts the sessions' reading fibers when the gateway stops", () =>
     Effect.gen(function*() {
       const scope = yield* Scope.make()
