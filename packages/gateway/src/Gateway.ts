@@ -117,6 +117,7 @@ export class Gateway extends Context.Service<Gateway, {
 
     const deliver = Effect.fn("Gateway.deliver")(function*(deliveries: ReadonlyArray<Delivery>) {
       const tooSlow: Array<Session> = []
+      const encoded = new Map<string, string>()
       const debug = yield* LogLevel.isEnabled("Debug")
       let delivered = 0
       let slow = 0
@@ -134,7 +135,10 @@ export class Gateway extends Context.Service<Gateway, {
           continue
         }
         if (debug) yield* Effect.logDebug("delivered", { server_id: delivery.message.server_id, user: delivery.user_id, seq: delivery.seq })
-        const frame = JSON.stringify({ type: "message", seq: delivery.seq, message: delivery.message })
+        // A group message goes to every member: its JSON is made once per call, not per member.
+        let json = encoded.get(delivery.message.server_id)
+        if (json === undefined) encoded.set(delivery.message.server_id, json = JSON.stringify(delivery.message))
+        const frame = `{"type":"message","seq":${delivery.seq},"message":${json}}`
         const before = tooSlow.length
         for (const session of own) {
           if (!session.offer(frame)) tooSlow.push(session)

@@ -90,6 +90,18 @@ describe("Gateway", () => {
       assert.strictEqual(a.written.length, 4)
     }).pipe(Effect.provide(Presence.layerMemory)))
 
+  it.effect("a message frame is the entry as docs/protocol.md says, the message shared by the members it goes to", () =>
+    Effect.gen(function*() {
+      const gateway = yield* makeGateway()
+      const a = yield* openSession(gateway, alice, "a-1")
+      const b = yield* openSession(gateway, bob, "b-1")
+      const shared = delivery(alice, 7).message
+      yield* gateway.deliver([{ user_id: alice, seq: 7, message: shared }, { user_id: bob, seq: 12, message: shared }])
+      yield* settle
+      assert.deepStrictEqual(a.written.map((frame) => JSON.parse(frame)), [{ type: "message", seq: 7, message: shared }])
+      assert.deepStrictEqual(b.written.map((frame) => JSON.parse(frame)), [{ type: "message", seq: 12, message: shared }])
+    }).pipe(Effect.provide(Presence.layerMemory)))
+
   it.effect("refuses frames past WS_SEND_QUEUE, and a delivery finding a full queue closes the session as too slow", () =>
     Effect.gen(function*() {
       const gateway = yield* makeGateway({ sendQueueCapacity: 3 })
