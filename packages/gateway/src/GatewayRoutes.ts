@@ -182,7 +182,10 @@ const handle = (reading: Reading, data: string | Uint8Array) => {
     Metrics.increment(framesReceived.send),
     send(reading, frame).pipe(
       Metrics.timed(Metrics.gatewaySendDuration),
-      Effect.withSpan("Gateway.sendFrame", { root: true, kind: "server", links: reading.frameLinks, attributes: { local_id: frame.local_id } })
+      Effect.withSpan("Gateway.sendFrame", { root: true, kind: "server", links: reading.frameLinks, attributes: { local_id: frame.local_id } }, {
+        // A stack frame per send frame cost 2.5 % of the server; the span's name says where it is.
+        captureStackTrace: false
+      })
     )
   )
 }
