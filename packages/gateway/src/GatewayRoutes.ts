@@ -143,7 +143,8 @@ const readFrames = Effect.fnUntraced(function*(reading: Reading, reader: Socket.
   while (true) {
     const frames = yield* reader.pull
     reading.session.lastSeen = yield* Clock.currentTimeMillis
-    for (const frame of frames) yield* Effect.annotateLogs(handle(reading, frame), reading.annotations)
+    // Not annotated per frame (a context copy each): the handlers annotate what they log.
+    for (const frame of frames) yield* handle(reading, frame)
   }
 }, (effect, reading) =>
   effect.pipe(
@@ -190,7 +191,7 @@ const handle = (reading: Reading, data: string | Uint8Array) => {
   )
 }
 
-const send = Effect.fnUntraced(function*({ chat, session }: Reading, frame: SendFrame) {
+const send = Effect.fnUntraced(function*({ annotations, chat, session }: Reading, frame: SendFrame) {
   if (frame.sender_id !== undefined && frame.sender_id !== session.user) {
     return session.offer(sendFailed(frame.local_id, "forbidden_sender", "sender_id must be the authenticated user"))
   }
@@ -203,7 +204,9 @@ const send = Effect.fnUntraced(function*({ chat, session }: Reading, frame: Send
     content: frame.content,
     create_time: frame.create_time
   }))
-  if (result._tag === "Success") yield* Effect.logDebug("accepted", { server_id: result.success.server_id })
+  if (result._tag === "Success") {
+    yield* Effect.logDebug("accepted", { server_id: result.success.server_id }).pipe(Effect.annotateLogs(annotations))
+  }
   session.offer(
     result._tag === "Success"
       ? JSON.stringify({ type: "send_result", ok: true, local_id: frame.local_id, ...result.success })
