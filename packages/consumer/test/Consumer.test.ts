@@ -75,6 +75,23 @@ const setup = (failures: ReadonlyArray<boolean> = [], maxEntries?: number) => {
 const inboxOf = (user: UserId) =>
   Effect.flatMap(Effect.service(Db), (db) => db.pull({ user, after: 0, limit: 1000 }))
 
+/** A group of `size` members `u_member_<i>` (the first its owner), made in the GroupStore by `create`. */
+const testGroup = (id: string, size: number) => {
+  const group = GroupId.make(id)
+  const members = Array.from({ length: size }, (_, i) => UserId.make(`u_member_${i}`))
+  const create = Effect.flatMap(Effect.service(GroupStore), (groups) =>
+    groups.create(
+      { id: group, name: id, owner_id: members[0]!, created_at: 0, join_approval: false },
+      members.map((user_id, i) => ({ user_id, role: i === 0 ? "owner" as const : "member" as const, joined_at: i }))
+    ))
+  /** Message `n` from `sender` to the group. */
+  const groupMessage = (n: number, sender: UserId): Message => {
+    const { receiver_id: _, ...rest } = message(n, sender, sender)
+    return { ...rest, kind: "group", group_id: group }
+  }
+  return { members, create, message: groupMessage }
+}
+
 describe("Consumer", () => {
   it("stores one entry for the receiver and one for the sender, each under its next seq, then pushes them", async () => {
     const { layer, pushed } = setup()
@@ -133,19 +150,9 @@ describe("Consumer", () => {
 
   it("a message to a 200-member group lands once in every member's inbox, with consecutive seqs per member", async () => {
     const { layer, pushed } = setup()
-    const team = GroupId.make("g_team")
-    const members = Array.from({ length: 200 }, (_, i) => UserId.make(`u_member_${i}`))
-    const groupMessage = (n: number, sender: UserId): Message => {
-      const { receiver_id: _, ...rest } = message(n, sender, sender)
-      return { ...rest, kind: "group", group_id: team }
-    }
+    const { create, members, message: groupMessage } = testGroup("g_team", 200)
     const result = await Effect.runPromise(Effect.gen(function*() {
-      const groups = yield* GroupStore
-      yield* groups.create({ id: team, name: "team", owner_id: members[0]!, created_at: 0, join_approval: false }, members.map((user_id, i) => ({
-        user_id,
-        role: i === 0 ? "owner" as const : "member" as const,
-        joined_at: i
-      })))
+      yield* create
       const consumer = yield* Consumer
       // A 1:1 message first, so that member 1's seqs start above 1; then two group messages,
       // one of them replayed.
@@ -166,20 +173,10 @@ describe("Consumer", () => {
     // Steps of at most 450 entries: one message to the group of 200 is 200 entries, so two fit a step.
     // The second step's append fails once.
     const { appends, layer, pushed } = setup([false, true], 450)
-    const team = GroupId.make("g_team")
-    const members = Array.from({ length: 200 }, (_, i) => UserId.make(`u_member_${i}`))
-    const groupMessage = (n: number, sender: UserId): Message => {
-      const { receiver_id: _, ...rest } = message(n, sender, sender)
-      return { ...rest, kind: "group", group_id: team }
-    }
+    const { create, members, message: groupMessage } = testGroup("g_team", 200)
     const batch = [1, 2, 3, 4, 5].map((n) => record(groupMessage(n, members[n]!), n))
     const result = await Effect.runPromise(Effect.gen(function*() {
-      const groups = yield* GroupStore
-      yield* groups.create({ id: team, name: "team", owner_id: members[0]!, created_at: 0, join_approval: false }, members.map((user_id, i) => ({
-        user_id,
-        role: i === 0 ? "owner" as const : "member" as const,
-        joined_at: i
-      })))
+      yield* create
       const consumer = yield* Consumer
       const first = yield* Effect.flip(consumer.handleBatch(batch))
       yield* consumer.handleBatch(batch)
@@ -203,20 +200,13 @@ describe("Consumer", () => {
 
   it("a message with more participants than maxEntries is a step of its own", async () => {
     const { appends, layer } = setup([], 3)
-    const team = GroupId.make("g_small")
-    const members = Array.from({ length: 5 }, (_, i) => UserId.make(`u_member_${i}`))
-    const { receiver_id: _, ...rest } = message(7, members[0]!, members[0]!)
+    const { create, members, message: groupMessage } = testGroup("g_small", 5)
     const inboxes = await Effect.runPromise(Effect.gen(function*() {
-      const groups = yield* GroupStore
-      yield* groups.create({ id: team, name: "small", owner_id: members[0]!, created_at: 0, join_approval: false }, members.map((user_id, i) => ({
-        user_id,
-        role: i === 0 ? "owner" as const : "member" as const,
-        joined_at: i
-      })))
+      yield* create
       const consumer = yield* Consumer
       yield* consumer.handleBatch([
         record(message(6, members[1]!, members[2]!), 0),
-        record({ ...rest, kind: "group", group_id: team }, 1),
+        record(groupMessage(7, members[0]!), 1),
         record(message(8, members[3]!, members[4]!), 2)
       ])
       return yield* Effect.forEach(members, inboxOf)
