@@ -78,8 +78,8 @@ describe(`GET /metrics on every service of ${process.env["IM_E2E_URL"] ?? "stand
     }
     for (const gateway of await scrapeAll(where.ws)) expect(gateway.has("im_gateway_connections")).toBe(true)
     if (clusterLog !== undefined) {
-      // Over gRPC: chat served the gateway's send, db the consumer's save.
-      expect(total(chat, "im_grpc_server_requests_total{method=\"im.chat.v1.ChatService/send\",code=\"ok\"}")).toBeGreaterThanOrEqual(1)
+      // Over gRPC: chat served the gateway's send (in a SendBatch call), db the consumer's save.
+      expect(total(chat, "im_grpc_server_requests_total{method=\"im.chat.v1.ChatService/sendBatch\",code=\"ok\"}")).toBeGreaterThanOrEqual(1)
       expect(total(await scrapeAll(where.db), "im_grpc_server_requests_total{method=\"im.db.v1.DbService/save\",code=\"ok\"}"))
         .toBeGreaterThanOrEqual(1)
     }
