@@ -209,8 +209,16 @@ const remote = (client: Effect.Effect<EffectClient<typeof ChatService>, NoInstan
       Effect.mapError(rejectedFrom),
       Effect.exit,
       Effect.map((exit) => {
+        // An answer that does not have one result per send cannot be matched up: none is trusted.
+        const mismatch = Exit.isSuccess(exit) && exit.value.results.length !== entries.length
         for (const [i, entry] of entries.entries()) {
-          entry.completeUnsafe(Exit.isFailure(exit) ? Exit.failCause(exit.cause) : resultFrom(exit.value.results[i]))
+          entry.completeUnsafe(
+            Exit.isFailure(exit)
+              ? Exit.failCause(exit.cause)
+              : mismatch
+              ? Exit.fail(new SendRejected({ code: "unavailable", message: "chat answered a batch with the wrong number of results" }))
+              : resultFrom(exit.value.results[i])
+          )
         }
       })
     )

@@ -2,7 +2,8 @@ import * as grpc from "@grpc/grpc-js"
 import * as protoLoader from "@grpc/proto-loader"
 import { assert, describe, it, layer } from "@effect/vitest"
 import { LocalId, UserId } from "@im/domain/Ids"
-import { GrpcServer, serve } from "@im/proto/EffectConnect"
+import { GrpcServer, implement, serve } from "@im/proto/EffectConnect"
+import { ChatService } from "@im/proto/gen/im/chat/v1/chat_pb"
 import { FriendStore } from "@im/ports/FriendStore"
 import { GroupStore } from "@im/ports/GroupStore"
 import { MessageBus } from "@im/ports/MessageBus"
@@ -145,6 +146,31 @@ layer(Server)("chat over gRPC", (it) => {
       const error = yield* Effect.flip(call({ sender_id: "u_bob", local_id: "g-2", receiver_id: "u_nobody", content_type: "text", content: "x", create_time: "5" }))
       assert.strictEqual(error.code, grpc.status.NOT_FOUND)
       client.close()
+    }))
+})
+
+describe("chat client against a server answering a batch wrongly", () => {
+  it.live("a SendBatch answer without one result per send fails every send of it as `unavailable`", () =>
+    Effect.gen(function*() {
+      // A ChatService that answers any batch with a single accepted result.
+      const oneResult = implement<typeof ChatService, never, never, never, never>(
+        ChatService,
+        Effect.succeed({
+          send: () => Effect.die("unused"),
+          notify: () => Effect.die("unused"),
+          typing: () => Effect.die("unused"),
+          sendBatch: () => Effect.succeed({ results: [{ outcome: { case: "accepted" as const, value: { serverId: "m_x", sendTime: 1n } } }] })
+        }),
+        { toConnectError: (error: never) => error }
+      )
+      const server = yield* Layer.build(serve(oneResult, { host: "127.0.0.1", port: 0 }))
+      const chat = Context.get(yield* Layer.build(layerGrpc(`http://127.0.0.1:${Context.get(server, GrpcServer).port}`)), Chat)
+      const results = yield* Effect.forEach(
+        [1, 2, 3],
+        (i) => Effect.flip(chat.send({ sender_id: alice, local_id: LocalId.make(`w-${i}`), receiver_id: bob, content_type: "text", content: "x", create_time: 1 })),
+        { concurrency: "unbounded" }
+      )
+      assert.deepStrictEqual(results.map((error) => error.code), ["unavailable", "unavailable", "unavailable"])
     }))
 })
 

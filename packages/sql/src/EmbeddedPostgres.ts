@@ -70,16 +70,31 @@ const startWorker = (options: EmbeddedPostgresOptions) =>
         yield* Effect.promise(() => worker.terminate())
         return yield* new EmbeddedPostgresError({ message: started.message, cause: started.cause })
       }
-      return { worker, port: started.port }
+      // For the worker's whole life: an "error" event nobody listens to would throw in this
+      // thread, and a worker that is gone cannot be asked to stop.
+      const state: WorkerState = { exited: false, error: undefined }
+      worker.on("error", (cause) => void (state.error = cause))
+      worker.once("exit", () => void (state.exited = true))
+      return { worker, port: started.port, state }
     }),
-    ({ worker }) =>
-      Effect.sync(() => worker.postMessage("stop")).pipe(
+    ({ state, worker }) =>
+      (state.exited ? Effect.void : Effect.sync(() => worker.postMessage("stop")).pipe(
         Effect.andThen(nextMessage(worker)),
+        Effect.flatMap((answer) =>
+          answer === "stopped"
+            ? Effect.void
+            : Effect.fail(new EmbeddedPostgresError({ message: "the PGlite worker could not stop", cause: answer }))
+        ),
         Effect.timeout(STOP_TIMEOUT),
-        Effect.catchCause((cause) => Effect.logError("the PGlite worker did not stop cleanly", cause)),
-        Effect.andThen(Effect.promise(() => worker.terminate()))
-      )
+        Effect.catchCause((cause) => Effect.logError("the PGlite worker did not stop cleanly", cause))
+      )).pipe(Effect.andThen(Effect.promise(() => worker.terminate())))
   )
+
+interface WorkerState {
+  exited: boolean
+  /** What the worker failed with, if it did. */
+  error: unknown
+}
 
 /**
  * PostgreSQL in the process, for standalone mode and tests: PGlite (Postgres compiled to WASM)
@@ -95,14 +110,14 @@ export const layer = (
 > => {
   const client = PgClient.layerFrom(
     Effect.gen(function*() {
-      const { port, worker } = yield* startWorker(options)
+      const { port, state, worker } = yield* startWorker(options)
       // Without its worker the server has no database: say so where operators look.
       yield* Effect.callback<number>((resume) => {
         const onExit = (code: number) => resume(Effect.succeed(code))
         worker.once("exit", onExit)
         return Effect.sync(() => worker.off("exit", onExit))
       }).pipe(
-        Effect.flatMap((code) => Effect.logError("the PGlite worker exited; the database is gone", { code })),
+        Effect.flatMap((code) => Effect.logError("the PGlite worker exited; the database is gone", { code, cause: state.error })),
         Effect.forkScoped
       )
       return yield* PgClient.make({

@@ -4,7 +4,8 @@
  * protocol writes) runs on a core of its own instead of the server's event loop.
  *
  * Started with `workerData` {@link WorkerInput}; answers one {@link Started}; on the message
- * `"stop"` it stops the server, closes the database (which flushes it) and answers `"stopped"`.
+ * `"stop"` it stops the server, closes the database (which flushes it) and answers `"stopped"`
+ * (or `{ _tag: "StopFailed", cause }`).
  */
 import { PGlite } from "@electric-sql/pglite"
 import { PGLiteSocketServer } from "@electric-sql/pglite-socket"
@@ -46,8 +47,12 @@ try {
 
 parent.on("message", async (message) => {
   if (message !== "stop") return
-  await server?.stop()
-  await db?.close()
-  parent.postMessage("stopped")
+  try {
+    await server?.stop()
+    await db?.close()
+    parent.postMessage("stopped")
+  } catch (cause) {
+    parent.postMessage({ _tag: "StopFailed", cause: describe(cause) })
+  }
   parent.close()
 })
