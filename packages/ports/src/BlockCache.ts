@@ -3,6 +3,7 @@ import { Clock, Config, Context, Duration, Effect, Layer } from "effect"
 import type { BlockPair } from "./FriendStore.ts"
 import type { CacheLookup } from "./GroupMemberCache.ts"
 import type { PortError } from "./PortError.ts"
+import { VersionedEntries } from "./VersionedEntries.ts"
 
 /**
  * A cache of block relations in front of the FriendStore (see CachedFriendStore.ts): every
@@ -31,54 +32,19 @@ export class BlockCache extends Context.Service<BlockCache, {
    */
   static readonly layerMemory = (options: { readonly ttl: Duration.Input; readonly maxUsers: number }) =>
     Layer.sync(BlockCache, () => {
-      const ttl = Duration.toMillis(Duration.fromInputUnsafe(options.ttl))
-      interface Entry {
-        readonly blocked: ReadonlySet<UserId>
-        readonly expiresAt: number
-      }
-      const entries = new Map<UserId, Entry>()
-      // A counter of this process: a version is never handed out twice, so forgetting one is safe.
-      const versions = new Map<UserId, string>()
-      let counter = 0
-      const freshVersion = () => `${++counter}`
-      const versionOf = (user: UserId) => {
-        let version = versions.get(user)
-        if (version === undefined) {
-          version = freshVersion()
-          versions.set(user, version)
-          if (versions.size > options.maxUsers * 2) versions.delete(versions.keys().next().value!)
-        }
-        return version
-      }
-      const entryOf = (user: UserId, now: number) => {
-        const entry = entries.get(user)
-        if (entry !== undefined && entry.expiresAt > now) return entry
-        if (entry !== undefined) entries.delete(user)
-        return undefined
-      }
+      const cached = new VersionedEntries<UserId, ReadonlySet<UserId>>(
+        Duration.toMillis(Duration.fromInputUnsafe(options.ttl)),
+        options.maxUsers
+      )
       return BlockCache.of({
         lookup: (pairs) =>
           Effect.map(Clock.currentTimeMillis, (now) =>
             pairs.map(({ blocked, blocker }): CacheLookup<boolean> => {
-              const entry = entryOf(blocker, now)
-              return entry === undefined ? { _tag: "Miss", version: versionOf(blocker) } : { _tag: "Hit", value: entry.blocked.has(blocked) }
+              const list = cached.get(blocker, now)
+              return list === undefined ? { _tag: "Miss", version: cached.versionOf(blocker) } : { _tag: "Hit", value: list.has(blocked) }
             })),
-        fill: (blocker, version, blocked) =>
-          Effect.map(Clock.currentTimeMillis, (now) => {
-            if (versions.get(blocker) !== version) return false
-            entries.delete(blocker)
-            entries.set(blocker, { blocked: new Set(blocked), expiresAt: now + ttl })
-            if (entries.size > options.maxUsers) entries.delete(entries.keys().next().value!)
-            return true
-          }),
-        invalidate: (users) =>
-          Effect.sync(() => {
-            for (const user of users) {
-              entries.delete(user)
-              versions.delete(user)
-              versions.set(user, freshVersion())
-            }
-          })
+        fill: (blocker, version, blocked) => Effect.map(Clock.currentTimeMillis, (now) => cached.fill(blocker, version, new Set(blocked), now)),
+        invalidate: (users) => Effect.sync(() => cached.invalidate(users))
       })
     })
 

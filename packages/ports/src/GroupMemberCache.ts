@@ -2,6 +2,7 @@ import type { GroupMember, GroupRole } from "@im/domain/Group"
 import type { GroupId, UserId } from "@im/domain/Ids"
 import { Clock, Config, Context, Duration, Effect, Layer, Option } from "effect"
 import type { PortError } from "./PortError.ts"
+import { VersionedEntries } from "./VersionedEntries.ts"
 
 /**
  * What a lookup found: the cached value, or a miss with the group's current cache version. A
@@ -36,56 +37,23 @@ export class GroupMemberCache extends Context.Service<GroupMemberCache, {
    */
   static readonly layerMemory = (options: { readonly ttl: Duration.Input; readonly maxGroups: number }) =>
     Layer.sync(GroupMemberCache, () => {
-      const ttl = Duration.toMillis(Duration.fromInputUnsafe(options.ttl))
       interface Entry {
         readonly members: ReadonlyArray<GroupMember>
         readonly roles: ReadonlyMap<UserId, GroupRole>
-        readonly expiresAt: number
       }
-      const entries = new Map<GroupId, Entry>()
-      // A counter of this process: a version is never handed out twice, so forgetting one is safe.
-      const versions = new Map<GroupId, string>()
-      let counter = 0
-      const freshVersion = () => `${++counter}`
-      const versionOf = (group: GroupId) => {
-        let version = versions.get(group)
-        if (version === undefined) {
-          version = freshVersion()
-          versions.set(group, version)
-          if (versions.size > options.maxGroups * 2) versions.delete(versions.keys().next().value!)
-        }
-        return version
-      }
+      const cached = new VersionedEntries<GroupId, Entry>(Duration.toMillis(Duration.fromInputUnsafe(options.ttl)), options.maxGroups)
       const lookup = <A>(group: GroupId, read: (entry: Entry) => A) =>
         Effect.map(Clock.currentTimeMillis, (now): CacheLookup<A> => {
-          const entry = entries.get(group)
-          if (entry !== undefined && entry.expiresAt > now) return { _tag: "Hit", value: read(entry) }
-          if (entry !== undefined) entries.delete(group)
-          return { _tag: "Miss", version: versionOf(group) }
+          const entry = cached.get(group, now)
+          return entry === undefined ? { _tag: "Miss", version: cached.versionOf(group) } : { _tag: "Hit", value: read(entry) }
         })
       return GroupMemberCache.of({
         members: (group) => lookup(group, (entry) => entry.members),
         role: (group, user) => lookup(group, (entry) => Option.fromNullishOr(entry.roles.get(user))),
         fill: (group, version, members) =>
-          Effect.map(Clock.currentTimeMillis, (now) => {
-            if (versions.get(group) !== version) return false
-            entries.delete(group)
-            entries.set(group, {
-              members: [...members],
-              roles: new Map(members.map((m) => [m.user_id, m.role])),
-              expiresAt: now + ttl
-            })
-            if (entries.size > options.maxGroups) entries.delete(entries.keys().next().value!)
-            return true
-          }),
-        invalidate: (groups) =>
-          Effect.sync(() => {
-            for (const group of groups) {
-              entries.delete(group)
-              versions.delete(group)
-              versions.set(group, freshVersion())
-            }
-          })
+          Effect.map(Clock.currentTimeMillis, (now) =>
+            cached.fill(group, version, { members: [...members], roles: new Map(members.map((m) => [m.user_id, m.role])) }, now)),
+        invalidate: (groups) => Effect.sync(() => cached.invalidate(groups))
       })
     })
 
