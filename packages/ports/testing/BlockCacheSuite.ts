@@ -9,6 +9,7 @@ import { type BlockPair, FriendStore } from "../src/FriendStore.ts"
 import { PortError } from "../src/PortError.ts"
 import { freshUserId, unique } from "./Fixtures.ts"
 import { friendStoreSuite } from "./FriendStoreSuite.ts"
+import { instrumentLoads } from "./InstrumentedLoads.ts"
 import { describeAdapter, type SuiteOptions } from "./Suite.ts"
 
 export interface BlockCacheSuiteOptions extends SuiteOptions {
@@ -29,21 +30,8 @@ export interface BlockCacheSuiteOptions extends SuiteOptions {
  * few times first (so that concurrent checks and writes interleave differently).
  */
 const instrument = (inner: FriendStore["Service"]) => {
-  const state = {
-    loads: 0,
-    loaded: [] as Array<ReadonlyArray<UserId>>,
-    calls: 0,
-    jitter: [] as ReadonlyArray<number>,
-    /** When set, the next load reads the store, then waits for `release`. */
-    hold: undefined as undefined | { readonly loaded: Deferred.Deferred<void>; readonly release: Deferred.Deferred<void> }
-  }
-  const jitter = Effect.suspend(() => {
-    state.calls++
-    const yields = state.jitter.length === 0 ? 0 : state.jitter[state.calls % state.jitter.length]!
-    return Effect.forEach(Array.from({ length: yields }), () => Effect.yieldNow, { discard: true })
-  })
-  const late = <Args extends ReadonlyArray<any>, A, E>(f: (...args: Args) => Effect.Effect<A, E>) => (...args: Args) =>
-    Effect.andThen(jitter, f(...args))
+  const { late, load, state: loads } = instrumentLoads()
+  const state = Object.assign(loads, { loaded: [] as Array<ReadonlyArray<UserId>> })
   const store = FriendStore.of({
     ...inner,
     request: late(inner.request),
@@ -52,21 +40,10 @@ const instrument = (inner: FriendStore["Service"]) => {
     unfriend: late(inner.unfriend),
     block: late(inner.block),
     unblock: late(inner.unblock),
-    blockedBy: (blockers) =>
-      Effect.gen(function*() {
-        state.loads++
-        state.loaded.push(blockers)
-        yield* jitter
-        const blocked = yield* inner.blockedBy(blockers)
-        yield* jitter
-        const hold = state.hold
-        if (hold !== undefined) {
-          state.hold = undefined
-          yield* Deferred.succeed(hold.loaded, undefined)
-          yield* Deferred.await(hold.release)
-        }
-        return blocked
-      })
+    blockedBy: (blockers) => Effect.suspend(() => {
+      state.loaded.push(blockers)
+      return load(inner.blockedBy(blockers))
+    })
   })
   return { store, state }
 }

@@ -8,6 +8,7 @@ import { GroupMemberCache } from "../src/GroupMemberCache.ts"
 import { GroupStore } from "../src/GroupStore.ts"
 import { freshGroupId, freshUserId, unique } from "./Fixtures.ts"
 import { groupStoreSuite } from "./GroupStoreSuite.ts"
+import { instrumentLoads } from "./InstrumentedLoads.ts"
 import { describeAdapter, type SuiteOptions } from "./Suite.ts"
 
 export interface GroupMemberCacheSuiteOptions extends SuiteOptions {
@@ -38,21 +39,7 @@ const makeGroup = (owner: UserId, id: GroupId = freshGroupId()): Group => ({
  * readers and writers interleave differently).
  */
 const instrument = (inner: GroupStore["Service"]) => {
-  const state = {
-    loads: 0,
-    calls: 0,
-    jitter: [] as ReadonlyArray<number>,
-    /** When set, the next load reads the store, then waits for `release`. */
-    hold: undefined as undefined | { readonly loaded: Deferred.Deferred<void>; readonly release: Deferred.Deferred<void> }
-  }
-  /** Yields as many times as the jitter says for this call: other fibers run meanwhile. */
-  const jitter = Effect.suspend(() => {
-    state.calls++
-    const yields = state.jitter.length === 0 ? 0 : state.jitter[state.calls % state.jitter.length]!
-    return Effect.forEach(Array.from({ length: yields }), () => Effect.yieldNow, { discard: true })
-  })
-  const late = <Args extends ReadonlyArray<any>, A, E>(f: (...args: Args) => Effect.Effect<A, E>) => (...args: Args) =>
-    Effect.andThen(jitter, f(...args))
+  const { late, load, state } = instrumentLoads()
   const store = GroupStore.of({
     ...inner,
     create: late(inner.create),
@@ -63,20 +50,7 @@ const instrument = (inner: GroupStore["Service"]) => {
     transfer: late(inner.transfer),
     dismiss: late(inner.dismiss),
     acceptJoinRequest: late(inner.acceptJoinRequest),
-    members: (id) =>
-      Effect.gen(function*() {
-        state.loads++
-        yield* jitter
-        const members = yield* inner.members(id)
-        yield* jitter
-        const hold = state.hold
-        if (hold !== undefined) {
-          state.hold = undefined
-          yield* Deferred.succeed(hold.loaded, undefined)
-          yield* Deferred.await(hold.release)
-        }
-        return members
-      })
+    members: (id) => load(inner.members(id))
   })
   return { store, state }
 }
