@@ -4,6 +4,7 @@ import * as CachedFriendStore from "@im/ports/CachedFriendStore"
 import { FriendStore } from "@im/ports/FriendStore"
 import { blockCacheSuite } from "@im/ports/testing/BlockCacheSuite"
 import { freshUserId } from "@im/ports/testing/Fixtures"
+import { instrumentLoads } from "@im/ports/testing/InstrumentedLoads"
 import { assert, describe, it } from "@effect/vitest"
 import { Deferred, type Duration, Effect, Fiber, Layer, Redacted } from "effect"
 import { Redis } from "ioredis"
@@ -46,19 +47,10 @@ describe("RedisBlockCache across processes", () => {
       // The checker's store holds its load between reading and caching until the write is done.
       const loaded = yield* Deferred.make<void>()
       const release = yield* Deferred.make<void>()
-      let holdNext = false
+      const { load, state } = instrumentLoads()
       const heldStore = FriendStore.of({
         ...inner,
-        blockedBy: (blockers) =>
-          Effect.gen(function*() {
-            const found = yield* inner.blockedBy(blockers)
-            if (holdNext) {
-              holdNext = false
-              yield* Deferred.succeed(loaded, undefined)
-              yield* Deferred.await(release)
-            }
-            return found
-          })
+        blockedBy: (blockers) => load(inner.blockedBy(blockers))
       })
       const api = CachedFriendStore.make(inner, yield* cache("1 minute", prefix))
       const chat = CachedFriendStore.make(heldStore, yield* cache("1 minute", prefix))
@@ -69,7 +61,7 @@ describe("RedisBlockCache across processes", () => {
       yield* api.unblock(alice, bob, 2)
       assert.isFalse(yield* blocks(chat, alice, bob))
 
-      holdNext = true
+      state.hold = { loaded, release }
       const check = yield* Effect.forkChild(blocks(chat, carol, alice))
       yield* Deferred.await(loaded)
       yield* api.block(carol, alice, 3)

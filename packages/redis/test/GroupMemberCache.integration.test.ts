@@ -4,6 +4,7 @@ import { GroupMemberCache } from "@im/ports/GroupMemberCache"
 import { GroupStore } from "@im/ports/GroupStore"
 import { freshGroupId, freshUserId } from "@im/ports/testing/Fixtures"
 import { groupMemberCacheSuite } from "@im/ports/testing/GroupMemberCacheSuite"
+import { instrumentLoads } from "@im/ports/testing/InstrumentedLoads"
 import { assert, describe, it } from "@effect/vitest"
 import { Deferred, type Duration, Effect, Fiber, Layer, Option, Redacted } from "effect"
 import { Redis } from "ioredis"
@@ -55,19 +56,10 @@ describe("RedisGroupMemberCache across processes", () => {
       // The reader's store holds its load between reading and caching until the write is done.
       const loaded = yield* Deferred.make<void>()
       const release = yield* Deferred.make<void>()
-      let holdNext = false
+      const { load, state } = instrumentLoads()
       const heldStore = GroupStore.of({
         ...inner,
-        members: (id) =>
-          Effect.gen(function*() {
-            const members = yield* inner.members(id)
-            if (holdNext) {
-              holdNext = false
-              yield* Deferred.succeed(loaded, undefined)
-              yield* Deferred.await(release)
-            }
-            return members
-          })
+        members: (id) => load(inner.members(id))
       })
       const writer = CachedGroupStore.make(inner, yield* cache("1 minute", prefix))
       const reader = CachedGroupStore.make(heldStore, yield* cache("1 minute", prefix))
@@ -77,7 +69,7 @@ describe("RedisGroupMemberCache across processes", () => {
         member(owner, "owner"),
         member(a)
       ])
-      holdNext = true
+      state.hold = { loaded, release }
       const read = yield* Effect.forkChild(reader.members(group))
       yield* Deferred.await(loaded)
       yield* writer.setRole(group, a, "admin")
