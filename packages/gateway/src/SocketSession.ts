@@ -19,6 +19,7 @@ const CLOSE_WRITE_TIMEOUT = "1 second"
 export class Outbox {
   private ready: Array<SocketSession> = []
   private readonly wake = Latch.makeUnsafe(false)
+  private wakeQueued = false
 
   readonly capacity: number
 
@@ -26,9 +27,22 @@ export class Outbox {
     this.capacity = capacity
   }
 
-  /** Called by a session whose queue just went from empty to non-empty. */
+  /**
+   * Called by a session whose queue just went from empty to non-empty. The writer wakes in a
+   * microtask, once the code offering frames has run to its end: opening the latch here would
+   * run the writer at once, inside the offer, and every frame of a delivery would go out on its
+   * own instead of each socket's frames together (one write for them all, see
+   * `@im/platform/HttpServer`).
+   */
   schedule(session: SocketSession): void {
     this.ready.push(session)
+    if (this.wakeQueued) return
+    this.wakeQueued = true
+    queueMicrotask(this.wakeUp)
+  }
+
+  private readonly wakeUp = (): void => {
+    this.wakeQueued = false
     this.wake.openUnsafe()
   }
 

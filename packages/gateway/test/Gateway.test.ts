@@ -24,23 +24,25 @@ const makeGateway = (options: { readonly sendQueueCapacity?: number } = {}) =>
 /** A socket writer that records what is written: frames, and close events as `close <code> <reason>`. */
 const recordingWriter = () => {
   const written: Array<string> = []
+  /** How many frames each call to the writer carried. */
+  const calls: Array<number> = []
   const record = (chunk: Uint8Array | string | Socket.CloseEvent) => {
     written.push(Socket.isCloseEvent(chunk) ? `close ${chunk.code} ${chunk.reason}` : String(chunk))
   }
   const writer: Socket.Writer = {
-    write: (chunk) => Effect.sync(() => record(chunk)),
-    writeAll: (chunks) => Effect.sync(() => chunks.forEach(record))
+    write: (chunk) => Effect.sync(() => (calls.push(1), record(chunk))),
+    writeAll: (chunks) => Effect.sync(() => (calls.push(chunks.length), chunks.forEach(record)))
   }
-  return { writer, written }
+  return { writer, written, calls }
 }
 
 /** A session of `user` on `gateway`, attached, whose reading fiber never ends on its own. */
 const openSession = Effect.fnUntraced(function*(gateway: Gateway["Service"], user: UserId, id: string) {
-  const { writer, written } = recordingWriter()
+  const { calls, writer, written } = recordingWriter()
   const session = new SocketSession(id, user, SessionId.make(`sn-${id}`), writer, gateway.outbox, yield* Clock.currentTimeMillis)
   session.reading = yield* Effect.forkChild(Effect.never)
   yield* gateway.attach(session)
-  return { session, written }
+  return { session, written, calls }
 })
 
 const delivery = (user: UserId, seq: number): Delivery => ({
@@ -88,6 +90,23 @@ describe("Gateway", () => {
       yield* settle
       assert.strictEqual(b.written.at(-1), "again")
       assert.strictEqual(a.written.length, 4)
+    }).pipe(Effect.provide(Presence.layerMemory)))
+
+  it.effect("hands a socket the frames offered to it in one go in one write, even with the writer idle and waiting", () =>
+    Effect.gen(function*() {
+      const gateway = yield* makeGateway()
+      const a = yield* openSession(gateway, alice, "a-1")
+      const b = yield* openSession(gateway, bob, "b-1")
+      yield* settle
+      yield* gateway.deliver([delivery(alice, 1), delivery(bob, 2), delivery(alice, 3), delivery(alice, 4)])
+      assert.isTrue(a.session.offer("after"))
+      yield* settle
+      assert.deepStrictEqual(a.calls, [4], "alice's four frames in one call")
+      assert.deepStrictEqual(b.calls, [1])
+      assert.isTrue(a.session.offer("later"))
+      yield* settle
+      assert.deepStrictEqual(a.calls, [4, 1])
+      assert.strictEqual(a.written.at(-1), "later")
     }).pipe(Effect.provide(Presence.layerMemory)))
 
   it.effect("a message frame is the entry as docs/protocol.md says, the message shared by the members it goes to", () =>
