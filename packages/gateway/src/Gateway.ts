@@ -3,9 +3,7 @@ import { GatewayId, type SessionId, type UserId } from "@im/domain/Ids"
 import type { Delivery } from "@im/domain/Message"
 import * as Metrics from "@im/observability/Metrics"
 import { Presence } from "@im/ports/Presence"
-import { Clock, Config, Context, Duration, Effect, type Fiber, FiberSet, Layer, LogLevel, Metric, Schedule, Scope } from "effect"
-import type { HttpServerError, HttpServerRequest } from "effect/http"
-import type * as Socket from "effect/socket/Socket"
+import { Clock, Config, Context, Duration, Effect, type Fiber, FiberSet, Layer, LogLevel, Metric, Schedule } from "effect"
 import { randomUUID } from "node:crypto"
 import { hostname } from "node:os"
 import { Outbox } from "./SocketSession.ts"
@@ -53,23 +51,16 @@ export class Gateway extends Context.Service<Gateway, {
   readonly attach: (session: Session) => Effect.Effect<void>
   readonly detach: (session: Session) => Effect.Effect<void>
   readonly connections: Effect.Effect<number>
-  /** Where sessions queue their frames; one fiber writes them for the whole gateway. */
+  /** Where sessions queue their frames; they are written in one go for the whole gateway. */
   readonly outbox: Outbox
   /**
-   * Runs a session's reading loop in a fiber of the gateway, with the gateway's context, until
-   * it ends or the gateway stops. The upgrade request's fiber can then end: an idle socket costs
-   * one fiber whose context is shared by all sessions, not a request fiber's own grown copy.
+   * Runs an effect in a fiber of the gateway, with the gateway's context (shared by all
+   * sessions, not a request's own grown copy), until it ends or the gateway stops: a session's
+   * answers to its frames, its detaching once its socket closed.
    */
-  readonly run: (reading: Effect.Effect<void>) => Fiber.Fiber<void>
-  /**
-   * `request.upgrade` in the gateway's context plus the session's `scope` (where the socket's
-   * reader will acquire the connection): the socket keeps that context for as long as it lives,
-   * and a request's own is a per-connection copy of every service (KBs).
-   */
-  readonly upgrade: (
-    request: HttpServerRequest.HttpServerRequest,
-    scope: Scope.Scope
-  ) => Effect.Effect<Socket.Socket, HttpServerError.HttpServerError>
+  readonly run: (effect: Effect.Effect<void>) => Fiber.Fiber<void>
+  /** The time (epoch ms) by the gateway's clock. */
+  readonly now: () => number
 }>()("@im/gateway/Gateway") {
   static readonly configFromEnv = Config.all({
     id: Config.String("GATEWAY_ID").pipe(
@@ -182,11 +173,8 @@ export class Gateway extends Context.Service<Gateway, {
     })
 
     const run = yield* FiberSet.makeRuntime<never, void, never>()
-    // Rebased on one flat map: each upgrade adds the session's scope to it, and a context already
-    // holding its limit of additions (8) would copy every service on each one.
-    const context = Context.makeUnsafe<never>((yield* Effect.context<never>()).mapUnsafe)
+    const clock = yield* Clock.Clock
     const outbox = new Outbox(config.sendQueueCapacity)
-    yield* Effect.forkScoped(outbox.run)
 
     // One sweep for the whole gateway rather than a sleeping fiber per session: every quarter of
     // the timeout, a session silent for longer than the timeout is expired (closed with 4008).
@@ -208,9 +196,19 @@ export class Gateway extends Context.Service<Gateway, {
     // On shutdown, tell every client still here to come back later.
     yield* Effect.addFinalizer(() => closeAll(CloseCodes.goingAway, "server shutting down"))
 
-    return Gateway.of({ config, deliver, signal, kick, closeAll, attach, detach, connections: Effect.sync(() => count), outbox, run: (reading) => run(reading),
-      // Replaces the context rather than merging into it (`provideContext`), which would copy it.
-      upgrade: (request, scope) => Effect.updateContext(request.upgrade, () => Context.add(context, Scope.Scope, scope)) })
+    return Gateway.of({
+      config,
+      deliver,
+      signal,
+      kick,
+      closeAll,
+      attach,
+      detach,
+      connections: Effect.sync(() => count),
+      outbox,
+      run: (effect) => run(effect),
+      now: () => clock.currentTimeMillisUnsafe()
+    })
   }, Effect.annotateLogs({ service: "ws" }))
 
   static readonly layer = Layer.effect(Gateway, Effect.flatMap(Gateway.configFromEnv, Gateway.make))

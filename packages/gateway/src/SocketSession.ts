@@ -1,14 +1,11 @@
 import { CloseCodes } from "@im/domain/Frames"
 import type { SessionId, UserId } from "@im/domain/Ids"
-import { Effect, Fiber, Latch } from "effect"
-import * as Socket from "effect/socket/Socket"
-import type { Session } from "./Gateway.ts"
-
-/** The longest a close frame may wait for its socket. */
-const CLOSE_WRITE_TIMEOUT = "1 second"
+import type { WebSocketHandler } from "@im/platform/HttpServer"
+import { Cause, Effect } from "effect"
+import type { Gateway, Session } from "./Gateway.ts"
 
 /**
- * The frames waiting for their sockets on one gateway, written by one fiber for all sessions.
+ * The frames waiting for their sockets on one gateway, written in one go for all sessions.
  *
  * A fiber per session taking from its own queue cost several KB per idle connection (the fiber,
  * its scope, context and closures) for a queue that is empty nearly all the time. Writing to a
@@ -18,8 +15,7 @@ const CLOSE_WRITE_TIMEOUT = "1 second"
  */
 export class Outbox {
   private ready: Array<SocketSession> = []
-  private readonly wake = Latch.makeUnsafe(false)
-  private wakeQueued = false
+  private flushQueued = false
 
   readonly capacity: number
 
@@ -28,98 +24,117 @@ export class Outbox {
   }
 
   /**
-   * Called by a session whose queue just went from empty to non-empty. The writer wakes in a
-   * microtask, once the code offering frames has run to its end: opening the latch here would
-   * run the writer at once, inside the offer, and every frame of a delivery would go out on its
-   * own instead of each socket's frames together (one write for them all, see
-   * `@im/platform/HttpServer`).
+   * Called by a session whose queue just went from empty to non-empty. The frames are written
+   * in a microtask, once the code offering frames has run to its end: writing here, inside the
+   * offer, would send every frame of a delivery on its own instead of each socket's frames
+   * together (one write for them all, see `@im/platform/HttpServer`).
    */
   schedule(session: SocketSession): void {
     this.ready.push(session)
-    if (this.wakeQueued) return
-    this.wakeQueued = true
-    queueMicrotask(this.wakeUp)
+    if (this.flushQueued) return
+    this.flushQueued = true
+    queueMicrotask(this.flush)
   }
 
-  private readonly wakeUp = (): void => {
-    this.wakeQueued = false
-    this.wake.openUnsafe()
+  private readonly flush = (): void => {
+    this.flushQueued = false
+    const ready = this.ready
+    this.ready = []
+    for (const session of ready) session.flush()
   }
+}
 
-  /** Writes the frames of every session that has some, whenever there are some; runs forever. */
-  readonly run: Effect.Effect<never> = Effect.gen({ self: this }, function*() {
-    while (true) {
-      yield* this.wake.await
-      this.wake.closeUnsafe()
-      const ready = this.ready
-      this.ready = []
-      for (const session of ready) yield* session.flush
-    }
-  })
+/** What a session needs of its WebSocket: a `CoalescingWebSocket`, or a double in tests. */
+export interface SessionSocket {
+  /** Sends the frames in order, in one write. */
+  sendAll(frames: ReadonlyArray<string>): void
+  /** Sends a close frame; the socket closes once the peer answers (or `ws` gives up on it). */
+  close(code: number, reason: string): void
 }
 
 /**
  * One open WebSocket of a user, as the gateway sees it. A class rather than an object of
- * closures: its methods live on the prototype, so an idle session is a handful of fields.
+ * closures: its methods live on the prototype, so an idle session is a handful of fields, and
+ * no fiber: the socket's events call its methods (`WebSocketHandler`), and a fiber of the
+ * gateway runs only while frames from the peer are being answered.
  */
-export class SocketSession implements Session {
+export class SocketSession implements Session, WebSocketHandler {
   /** When a frame last arrived from the peer (epoch ms); the gateway's heartbeat sweep reads it. */
   lastSeen: number
-  /** The fiber reading the socket; interrupting it ends the session. Set once reading starts. */
-  reading: Fiber.Fiber<unknown, unknown> | undefined = undefined
   readonly id: string
   readonly user: UserId
   readonly sid: SessionId
   private queued: Array<string> = []
   private ended = false
-  private readonly writer: Socket.Writer
-  private readonly outbox: Outbox
+  /**
+   * Frames from the peer not answered yet, while a fiber answers them (undefined: none is):
+   * frames are answered one at a time, in order, a send's result before the next frame.
+   */
+  private inbox: Array<string | Uint8Array> | undefined = undefined
+  private readonly socket: SessionSocket
+  protected readonly gateway: Gateway["Service"]
 
-  constructor(id: string, user: UserId, sid: SessionId, writer: Socket.Writer, outbox: Outbox, now: number) {
+  constructor(id: string, user: UserId, sid: SessionId, socket: SessionSocket, gateway: Gateway["Service"], now: number) {
     this.id = id
     this.user = user
     this.sid = sid
-    this.writer = writer
-    this.outbox = outbox
+    this.socket = socket
+    this.gateway = gateway
     this.lastSeen = now
+  }
+
+  /** For logs: who and which socket. */
+  get annotations(): { readonly user: UserId; readonly session: string } {
+    return { user: this.user, session: this.id }
   }
 
   /** Queues a frame; false when `WS_SEND_QUEUE` frames are already waiting (a too-slow client). */
   offer(frame: string): boolean {
     if (this.ended) return true
     const queued = this.queued
-    if (queued.length >= this.outbox.capacity) return false
+    if (queued.length >= this.gateway.outbox.capacity) return false
     queued.push(frame)
-    // After the push: scheduling can run the outbox's fiber at once, which takes the frames.
-    if (queued.length === 1) this.outbox.schedule(this)
+    if (queued.length === 1) this.gateway.outbox.schedule(this)
     return true
   }
 
+  /** Writes the queued frames (the outbox calls it). A socket that fails to take them is closing. */
+  flush(): void {
+    const frames = this.queued
+    if (frames.length === 0 || this.ended) return
+    this.queued = []
+    try {
+      this.socket.sendAll(frames)
+    } catch {
+      // A closing socket drops what it is sent; nothing else is expected to throw.
+    }
+  }
+
+  /** Sends a close frame at once; the session ends when the socket has closed. */
+  close(code: number, reason: string): Effect.Effect<void> {
+    return Effect.sync(() => this.closeSocket(code, reason))
+  }
+
+  private closeSocket(code: number, reason: string): void {
+    if (this.ended) return
+    try {
+      this.socket.close(code, reason)
+    } catch {
+      // `ws` refuses only codes and reasons it cannot send; ours are all valid.
+    }
+  }
+
   /**
-   * Drops what is queued and takes no more frames. Called before the socket's reader is released:
-   * effect's writer then waits for the socket to open again, which would stall the outbox.
+   * Ends the session now (drops what is queued, takes no more frames) and returns its detaching
+   * from the gateway (and Presence), to run. Once only: a closed socket, the heartbeat sweep or
+   * a failed start ends it.
    */
-  end(): void {
+  end(): Effect.Effect<void> {
+    if (this.ended) return Effect.void
     this.ended = true
     this.queued = []
-  }
-
-  /** Writes the queued frames (the outbox calls it). A socket that fails to take them is closing. */
-  get flush(): Effect.Effect<void> {
-    const frames = this.queued
-    if (frames.length === 0 || this.ended) return Effect.void
-    this.queued = []
-    return Effect.ignore(this.writer.writeAll(frames as [string, ...Array<string>]))
-  }
-
-  /**
-   * Sends a close frame. Never waits long: a socket that is closing already (its peer left while
-   * the gateway shuts down, say) makes effect's writer wait for a reopening, and one such socket
-   * held the whole shutdown for ever.
-   */
-  close(code: number, reason: string): Effect.Effect<void> {
-    if (this.ended) return Effect.void
-    return this.writer.write(new Socket.CloseEvent(code, reason)).pipe(Effect.timeout(CLOSE_WRITE_TIMEOUT), Effect.ignore)
+    this.inbox = undefined
+    return this.gateway.detach(this)
   }
 
   /**
@@ -127,11 +142,77 @@ export class SocketSession implements Session {
    * answer the close handshake: the session then detaches and leaves Presence.
    */
   get expire(): Effect.Effect<void> {
-    const reading = this.reading
-    return this.close(CloseCodes.heartbeatTimeout, "heartbeat timeout").pipe(
-      Effect.andThen(reading === undefined ? Effect.void : Fiber.interrupt(reading)),
+    return Effect.suspend(() => {
+      this.closeSocket(CloseCodes.heartbeatTimeout, "heartbeat timeout")
+      return this.end()
+    }).pipe(
       Effect.andThen(Effect.logInfo("heartbeat timeout")),
-      Effect.annotateLogs({ user: this.user, session: this.id })
+      Effect.annotateLogs(this.annotations)
     )
   }
+
+  /**
+   * Ends a session whose start failed or was interrupted: closes the socket (1011, or 1001 for
+   * an interruption) and detaches.
+   */
+  abandon(cause: Cause.Cause<unknown>): Effect.Effect<void> {
+    return Effect.suspend(() => {
+      this.closeSocket(Cause.hasInterruptsOnly(cause) ? 1001 : 1011, "")
+      return this.end()
+    })
+  }
+
+  /** Answers one frame from the peer; sessions that read frames override it. */
+  answer(_frame: string | Uint8Array): Effect.Effect<void> {
+    return Effect.void
+  }
+
+  onMessage(data: Buffer, isBinary: boolean): void {
+    if (this.ended) return
+    this.lastSeen = this.gateway.now()
+    const frame = isBinary ? new Uint8Array(data.buffer, data.byteOffset, data.byteLength) : data.toString()
+    if (this.inbox !== undefined) {
+      this.inbox.push(frame)
+      return
+    }
+    this.inbox = [frame]
+    this.gateway.run(answerInbox(this))
+  }
+
+  onClose(code: number, _reason: Buffer): void {
+    if (this.ended) return
+    this.gateway.run(this.end().pipe(
+      Effect.andThen(Effect.logDebug("session closed", { code })),
+      Effect.annotateLogs(this.annotations)
+    ))
+  }
+
+  onError(error: Error): void {
+    this.gateway.run(Effect.logInfo("session ended", error).pipe(Effect.annotateLogs(this.annotations)))
+  }
+
+  /** The frames to answer next, or undefined once there are none (the answering fiber ends). */
+  takeInbox(): ReadonlyArray<string | Uint8Array> | undefined {
+    const frames = this.inbox
+    if (frames === undefined || frames.length === 0) {
+      this.inbox = undefined
+      return undefined
+    }
+    this.inbox = []
+    return frames
+  }
 }
+
+/** Answers a session's frames, in order, until none is waiting. A defect ends the session (1011). */
+const answerInbox = (session: SocketSession): Effect.Effect<void> =>
+  Effect.gen(function*() {
+    let frames: ReadonlyArray<string | Uint8Array> | undefined
+    while ((frames = session.takeInbox()) !== undefined) {
+      for (const frame of frames) yield* session.answer(frame)
+    }
+  }).pipe(Effect.catchCause((cause) =>
+    Effect.logError("answering a frame failed", cause).pipe(
+      Effect.andThen(session.abandon(cause)),
+      Effect.annotateLogs(session.annotations)
+    )
+  ))

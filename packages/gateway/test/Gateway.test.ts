@@ -3,11 +3,10 @@ import { CloseCodes } from "@im/domain/Frames"
 import { GatewayId, LocalId, ServerId, SessionId, UserId } from "@im/domain/Ids"
 import type { Delivery } from "@im/domain/Message"
 import { Presence } from "@im/ports/Presence"
-import { Clock, Duration, Effect, Exit, Fiber, Scope } from "effect"
-import * as Socket from "effect/socket/Socket"
+import { Deferred, Duration, Effect, Exit, Fiber, Scope } from "effect"
 import { TestClock } from "effect/testing"
 import { Gateway } from "../src/Gateway.ts"
-import { SocketSession } from "../src/SocketSession.ts"
+import { type SessionSocket, SocketSession } from "../src/SocketSession.ts"
 
 const alice = UserId.make("u_alice")
 const bob = UserId.make("u_bob")
@@ -21,26 +20,27 @@ const makeGateway = (options: { readonly sendQueueCapacity?: number } = {}) =>
     dropMarkedPushes: false
   })
 
-/** A socket writer that records what is written: frames, and close events as `close <code> <reason>`. */
-const recordingWriter = () => {
+/** A socket that records what it is sent: frames, and closes as `close <code> <reason>`. */
+const recordingSocket = () => {
   const written: Array<string> = []
-  /** How many frames each call to the writer carried. */
+  /** How many frames each call to the socket carried. */
   const calls: Array<number> = []
-  const record = (chunk: Uint8Array | string | Socket.CloseEvent) => {
-    written.push(Socket.isCloseEvent(chunk) ? `close ${chunk.code} ${chunk.reason}` : String(chunk))
+  const socket: SessionSocket = {
+    sendAll: (frames) => {
+      calls.push(frames.length)
+      written.push(...frames)
+    },
+    close: (code, reason) => {
+      written.push(`close ${code} ${reason}`)
+    }
   }
-  const writer: Socket.Writer = {
-    write: (chunk) => Effect.sync(() => (calls.push(1), record(chunk))),
-    writeAll: (chunks) => Effect.sync(() => (calls.push(chunks.length), chunks.forEach(record)))
-  }
-  return { writer, written, calls }
+  return { socket, written, calls }
 }
 
-/** A session of `user` on `gateway`, attached, whose reading fiber never ends on its own. */
+/** A session of `user` on `gateway`, attached. */
 const openSession = Effect.fnUntraced(function*(gateway: Gateway["Service"], user: UserId, id: string) {
-  const { calls, writer, written } = recordingWriter()
-  const session = new SocketSession(id, user, SessionId.make(`sn-${id}`), writer, gateway.outbox, yield* Clock.currentTimeMillis)
-  session.reading = yield* Effect.forkChild(Effect.never)
+  const { calls, socket, written } = recordingSocket()
+  const session = new SocketSession(id, user, SessionId.make(`sn-${id}`), socket, gateway, gateway.now())
   yield* gateway.attach(session)
   return { session, written, calls }
 })
@@ -141,66 +141,116 @@ describe("Gateway", () => {
       const gateway = yield* makeGateway()
       const silent = yield* openSession(gateway, alice, "a-1")
       const talking = yield* openSession(gateway, bob, "b-1")
-      // A fiber that plays the session's release: detach once reading ends, as GatewayRoutes does.
-      const released = yield* Effect.forkChild(
-        Effect.andThen(Fiber.await(silent.session.reading!), gateway.detach(silent.session))
-      )
       assert.deepStrictEqual(yield* presenceOf(alice), [gatewayId])
 
       for (let second = 1; second <= 4; second++) {
         yield* TestClock.adjust("1 second")
-        talking.session.lastSeen = yield* Clock.currentTimeMillis
+        talking.session.onMessage(Buffer.from(`{"type":"ping"}`), false)
       }
+      yield* settle
       assert.deepStrictEqual(silent.written, [], "4 s of silence is not yet past the timeout")
       assert.strictEqual(yield* gateway.connections, 2)
 
       // The sweep runs every second (a quarter of the timeout): the next one finds it silent.
       yield* TestClock.adjust("1 second")
-      talking.session.lastSeen = yield* Clock.currentTimeMillis
-      yield* Fiber.join(released)
+      talking.session.onMessage(Buffer.from(`{"type":"ping"}`), false)
+      yield* settle
       assert.deepStrictEqual(silent.written, [`close ${CloseCodes.heartbeatTimeout} heartbeat timeout`])
-      assert.isDefined(silent.session.reading?.pollUnsafe(), "its reading fiber ended")
-      assert.deepStrictEqual(yield* presenceOf(alice), [])
+      assert.deepStrictEqual(yield* presenceOf(alice), [], "ended without waiting for the peer's close")
       assert.strictEqual(yield* gateway.connections, 1)
+      assert.isTrue(silent.session.offer("late"))
+      yield* settle
+      assert.strictEqual(silent.written.length, 1, "an ended session is sent nothing")
       assert.deepStrictEqual(talking.written, [], "a session heard from within the timeout stays open")
-      assert.isUndefined(talking.session.reading?.pollUnsafe())
+      assert.deepStrictEqual(yield* presenceOf(bob), [gatewayId])
     }).pipe(Effect.provide(Presence.layerMemory)))
 
-  it.effect("drops the frames of an ended session without waiting on its socket, and writes the others", () =>
+  it.effect("answers a session's frames one at a time, in the order they arrived, after the previous answer is done", () =>
     Effect.gen(function*() {
       const gateway = yield* makeGateway()
-      // Like effect's writer once the socket's reader is released: a write waits for a reopening.
-      const closed: Socket.Writer = { write: () => Effect.never, writeAll: () => Effect.never }
-      const ended = new SocketSession("a-1", alice, SessionId.make("sn-a-1"), closed, gateway.outbox, 0)
+      const { socket } = recordingSocket()
+      const answered: Array<string> = []
+      const release = yield* Deferred.make<void>()
+      class Answering extends SocketSession {
+        override answer(frame: string | Uint8Array) {
+          return Effect.gen(function*() {
+            answered.push(`start ${String(frame)}`)
+            if (frame === "slow") yield* Deferred.await(release)
+            answered.push(`end ${String(frame)}`)
+          })
+        }
+      }
+      const session = new Answering("a-1", alice, SessionId.make("sn-a-1"), socket, gateway, gateway.now())
+      yield* gateway.attach(session)
+      session.onMessage(Buffer.from("slow"), false)
+      session.onMessage(Buffer.from("second"), false)
+      yield* settle
+      session.onMessage(Buffer.from("third"), false)
+      yield* settle
+      assert.deepStrictEqual(answered, ["start slow"], "nothing else is answered while a frame is")
+      yield* Deferred.succeed(release, undefined)
+      yield* settle
+      assert.deepStrictEqual(answered, ["start slow", "end slow", "start second", "end second", "start third", "end third"])
+      session.onMessage(Buffer.from([1, 2]), true)
+      yield* settle
+      assert.deepStrictEqual(answered.slice(6), ["start 1,2", "end 1,2"], "a binary frame reaches the handler as bytes")
+    }).pipe(Effect.provide(Presence.layerMemory)))
+
+  it.effect("a session whose socket closed detaches and leaves Presence, and takes no more frames", () =>
+    Effect.gen(function*() {
+      const gateway = yield* makeGateway()
+      const a = yield* openSession(gateway, alice, "a-1")
+      const before = a.session.lastSeen
+      yield* TestClock.adjust("2 seconds")
+      a.session.onMessage(Buffer.from(`{"type":"ping"}`), false)
+      assert.strictEqual(a.session.lastSeen, before + 2_000, "a frame is a sign of life")
+      a.session.onClose(1000, Buffer.alloc(0))
+      yield* settle
+      assert.strictEqual(yield* gateway.connections, 0)
+      assert.deepStrictEqual(yield* presenceOf(alice), [])
+      assert.isTrue(a.session.offer("late"))
+      yield* settle
+      assert.deepStrictEqual(a.written, [])
+      // Closing it again (shutdown, kick) sends nothing on a closed socket.
+      yield* a.session.close(CloseCodes.goingAway, "server shutting down")
+      assert.deepStrictEqual(a.written, [])
+    }).pipe(Effect.provide(Presence.layerMemory)))
+
+  it.effect("drops the frames of an ended session, and writes the others", () =>
+    Effect.gen(function*() {
+      const gateway = yield* makeGateway()
+      const a = yield* openSession(gateway, alice, "a-1")
       const b = yield* openSession(gateway, bob, "b-1")
-      assert.isTrue(ended.offer("lost"))
-      ended.end()
-      ended.offer("a late push")
+      assert.isTrue(a.session.offer("lost"))
+      yield* a.session.end()
+      a.session.offer("a late push")
       b.session.offer("first")
       yield* settle
       b.session.offer("second")
       yield* settle
+      assert.deepStrictEqual(a.written, [])
       assert.deepStrictEqual(b.written, ["first", "second"])
     }).pipe(Effect.provide(Presence.layerMemory)))
 
-  it.effect("closeAll ends even when sockets cannot take their close frame (peers leaving during a shutdown)", () =>
+  it.effect("closeAll closes every session (1001), even past sockets that refuse their close frame", () =>
     Effect.gen(function*() {
       const gateway = yield* makeGateway()
-      const stuck: Socket.Writer = { write: () => Effect.never, writeAll: () => Effect.never }
-      const leaving = Array.from({ length: 3 }, (_, i) => new SocketSession(`c-${i}`, alice, SessionId.make(`sn-c-${i}`), stuck, gateway.outbox, 0))
+      const refusing: SessionSocket = {
+        sendAll: () => {},
+        close: () => {
+          throw new Error("the socket is gone")
+        }
+      }
+      const leaving = Array.from({ length: 3 }, (_, i) => new SocketSession(`c-${i}`, alice, SessionId.make(`sn-c-${i}`), refusing, gateway, 0))
       yield* Effect.forEach(leaving, gateway.attach, { discard: true })
       const b = yield* openSession(gateway, bob, "b-1")
-      const closing = yield* Effect.forkChild(gateway.closeAll(CloseCodes.goingAway, "server shutting down"))
-      yield* settle
+      yield* gateway.closeAll(CloseCodes.goingAway, "server shutting down")
       assert.deepStrictEqual(b.written, ["close 1001 server shutting down"])
-      assert.isUndefined(closing.pollUnsafe())
-      yield* TestClock.adjust("1 second")
-      assert.isTrue(Exit.isSuccess(yield* Fiber.await(closing)))
       // The gateway's own finalizer closes them again when the test ends: they are gone by then.
-      yield* Effect.forEach(leaving, gateway.detach, { discard: true })
+      yield* Effect.forEach(leaving, (session) => session.end(), { discard: true })
     }).pipe(Effect.provide(Presence.layerMemory)))
 
-  it.effect("interrupts the sessions' reading fibers when the gateway stops", () =>
+  it.effect("interrupts the fibers it runs (answers to frames) when the gateway stops", () =>
     Effect.gen(function*() {
       const scope = yield* Scope.make()
       const gateway = yield* makeGateway().pipe(Scope.provide(scope))
