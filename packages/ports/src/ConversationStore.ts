@@ -43,6 +43,13 @@ export interface Conversation {
 export const MAX_TRACKED_UNREAD = 10_000
 
 /**
+ * Runs tracked per conversation; beyond it the oldest are forgotten (and counted read). Entries
+ * of a conversation that others' conversations interleave with are a run each: this bounds what
+ * a store reads and writes for such a conversation however long it goes unread.
+ */
+export const MAX_TRACKED_RUNS = 1_000
+
+/**
  * Unread seqs as ascending, disjoint runs `[first, last]` (both included). A conversation's
  * unread entries are mostly consecutive seqs (the user's other conversations interleave
  * otherwise), so a busy group's thousands of unread entries are one run: the state a store
@@ -61,8 +68,9 @@ export interface ConversationState {
   readonly unread: SeqRuns
 }
 
-/** Forgets the oldest unread seqs beyond MAX_TRACKED_UNREAD. */
+/** Forgets the oldest unread seqs beyond MAX_TRACKED_UNREAD, and the oldest runs beyond MAX_TRACKED_RUNS. */
 const keepNewest = (runs: Array<[number, number]>): Array<[number, number]> => {
+  if (runs.length > MAX_TRACKED_RUNS) runs.splice(0, runs.length - MAX_TRACKED_RUNS)
   let excess = countRuns(runs) - MAX_TRACKED_UNREAD
   while (excess > 0) {
     const [first, last] = runs[0]!
@@ -105,6 +113,54 @@ export const applyEntries = (
   }
   if (last === undefined) return state
   return { last_seq: last.seq, last_server_id: last.server_id, read_seq: read, unread: keepNewest(unread!) }
+}
+
+/**
+ * Unread runs as a store may hold them after appending batches to them (SqlConversationStore
+ * does): single seqs or runs, in any order, overlapping, or at or below `readSeq` (a replayed
+ * entry appended again). What they mean is the set of seqs above `readSeq`; this is that set as
+ * ascending, disjoint, non-adjacent runs, within the tracking limits.
+ */
+export const normalizeRuns = (items: ReadonlyArray<number | readonly [number, number]>, readSeq: number): Array<[number, number]> => {
+  const runs: Array<[number, number]> = []
+  for (const item of items) {
+    const [first, last] = typeof item === "number" ? [item, item] : item
+    if (last > readSeq) runs.push([Math.max(first, readSeq + 1), last])
+  }
+  runs.sort((a, b) => a[0] - b[0])
+  const merged: Array<[number, number]> = []
+  for (const run of runs) {
+    const newest = merged.at(-1)
+    if (newest !== undefined && run[0] <= newest[1] + 1) newest[1] = Math.max(newest[1], run[1])
+    else merged.push(run)
+  }
+  return keepNewest(merged)
+}
+
+/**
+ * What a batch of one conversation's entries (ascending by seq) does to it, worked out without
+ * its current state, for a store that applies it in one write: `last` is the newest entry,
+ * `ownSeq` the newest of the user's own (0 if none), `unreadAfterOwn` the runs of the others'
+ * entries after it. Against the state, entries at or below its `last_seq` are replays: if
+ * `last.seq` is one, nothing changes; else if `ownSeq` is above the state's `last_seq` the
+ * conversation is read up to `ownSeq` and unread is `unreadAfterOwn`; else unread is the
+ * state's runs with `unreadAfterOwn` appended (replayed seqs among them are read or already
+ * unread: normalizeRuns makes them count once).
+ */
+export const summarizeEntries = (entries: ReadonlyArray<ConversationEntry>) => {
+  let ownSeq = 0
+  let unreadAfterOwn: Array<[number, number]> = []
+  for (const entry of entries) {
+    if (entry.own) {
+      ownSeq = entry.seq
+      unreadAfterOwn = []
+      continue
+    }
+    const newest = unreadAfterOwn.at(-1)
+    if (newest !== undefined && newest[1] === entry.seq - 1) newest[1] = entry.seq
+    else unreadAfterOwn.push([entry.seq, entry.seq])
+  }
+  return { last: entries.at(-1)!, ownSeq, unreadAfterOwn: keepNewest(unreadAfterOwn) }
 }
 
 /** Marks read up to `seq` (never beyond the newest entry, never backwards). */

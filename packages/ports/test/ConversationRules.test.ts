@@ -7,7 +7,9 @@ import {
   type ConversationEntry,
   type ConversationState,
   countRuns,
+  MAX_TRACKED_RUNS,
   MAX_TRACKED_UNREAD,
+  normalizeRuns,
   toConversation
 } from "../src/ConversationStore.ts"
 
@@ -104,5 +106,18 @@ describe("conversation rules: unread seqs kept as runs", () => {
     // One more batch extends the run and drops as many from its front.
     const next = applyEntries(state, [entry(MAX_TRACKED_UNREAD + 502, false)])!
     expect(next.unread).toEqual([[502, MAX_TRACKED_UNREAD + 500], [MAX_TRACKED_UNREAD + 502, MAX_TRACKED_UNREAD + 502]])
+  })
+
+  it("a conversation interleaved with others keeps its newest MAX_TRACKED_RUNS runs", () => {
+    const entries = Array.from({ length: MAX_TRACKED_RUNS + 10 }, (_, i) => entry(2 * (i + 1), false))
+    const state = applyEntries(undefined, entries)!
+    expect(state.unread.length).toBe(MAX_TRACKED_RUNS)
+    expect(state.unread[0]).toEqual([22, 22])
+    expect(normalizeRuns(entries.map((e) => e.seq), 0)).toEqual(state.unread)
+  })
+
+  it("normalizeRuns: single seqs and runs, unordered, overlapping, at or below the read seq, make ascending disjoint runs above it", () => {
+    expect(normalizeRuns([[7, 9], 3, [1, 2], 12, [8, 10], 11, 5], 2)).toEqual([[3, 3], [5, 5], [7, 12]])
+    expect(normalizeRuns([[1, 4]], 4)).toEqual([])
   })
 })

@@ -1,6 +1,14 @@
 import { assert } from "@effect/vitest"
 import { Effect, type Layer, Option } from "effect"
-import { type ConversationEntry, ConversationStore } from "../src/ConversationStore.ts"
+import fc from "fast-check"
+import {
+  applyEntries,
+  applyRead,
+  type ConversationEntry,
+  type ConversationState,
+  ConversationStore,
+  toConversation
+} from "../src/ConversationStore.ts"
 import { freshServerId, freshUserId } from "./Fixtures.ts"
 import { describeAdapter, type SuiteOptions } from "./Suite.ts"
 
@@ -59,6 +67,52 @@ export const conversationStoreSuite = (name: string, adapter: Layer.Layer<Conver
         assert.deepStrictEqual((yield* store.list(me)).map((c) => [c.read_seq, c.unread]), [[9, 1]])
         assert.isTrue(Option.isNone(yield* store.markRead(me, `u:${freshUserId()}`, 3)))
         assert.isTrue(Option.isNone(yield* store.markRead(freshUserId(), peer, 3)))
+      }))
+
+    it.effect("property: batches (with gaps, own entries, replays and partial replays) and reads agree with the shared rules", () =>
+      Effect.gen(function*() {
+        const store = yield* ConversationStore
+        const step = fc.oneof(
+          fc.record({
+            kind: fc.constant("entries" as const),
+            // A replay hands over again `replay` entries recorded before, ending `replayBack`
+            // entries before the newest (a retried batch, or an older one redelivered); new
+            // entries follow, with gaps between seqs (other conversations' entries).
+            replay: fc.nat(8),
+            replayBack: fc.oneof(fc.nat(3), fc.nat(12)),
+            items: fc.oneof(
+              fc.constant([]),
+              fc.array(fc.record({ gap: fc.integer({ min: 1, max: 3 }), own: fc.integer({ min: 0, max: 6 }).map((n) => n === 0) }), {
+                maxLength: 12
+              })
+            )
+          }),
+          fc.record({ kind: fc.constant("read" as const), back: fc.integer({ min: -3, max: 25 }) })
+        )
+        for (const steps of fc.sample(fc.array(step, { maxLength: 10 }), { numRuns: 150, seed: 7 })) {
+          const me = freshUserId()
+          const conversation = `g:${freshUserId()}`
+          const recorded: Array<ConversationEntry> = []
+          let model: ConversationState | undefined
+          let seq = 0
+          for (const s of steps) {
+            if (s.kind === "entries") {
+              const fresh = s.items.map(({ gap, own }) => entry(me, conversation, seq += gap, own))
+              const end = Math.max(0, recorded.length - s.replayBack)
+              const entries = [...recorded.slice(Math.max(0, end - s.replay), end), ...fresh]
+              recorded.push(...fresh)
+              if (entries.length === 0) continue
+              yield* store.record(entries)
+              model = applyEntries(model, entries)
+            } else if (model !== undefined) {
+              const marked = Option.getOrThrow(yield* store.markRead(me, conversation, model.last_seq - s.back))
+              assert.deepStrictEqual(marked.before, toConversation(conversation, model))
+              model = applyRead(model, model.last_seq - s.back)
+              assert.deepStrictEqual(marked.after, toConversation(conversation, model))
+            }
+            assert.deepStrictEqual(yield* store.list(me), model === undefined ? [] : [toConversation(conversation, model)], JSON.stringify(steps))
+          }
+        }
       }))
 
     it.effect("many users and conversations in one call, in any order", () =>

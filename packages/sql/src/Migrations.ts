@@ -202,6 +202,14 @@ export const migrations = {
         user_id TEXT PRIMARY KEY,
         version BIGINT NOT NULL
       )`
+  }),
+  /**
+   * Unread runs as jsonb, so that a batch's new runs are appended in the database (`||`)
+   * instead of the row being read, parsed and written back whole (SqlConversationStore).
+   */
+  "0011_unread_jsonb": Effect.gen(function*() {
+    const sql = yield* SqlClient.SqlClient
+    yield* sql`ALTER TABLE conversations ALTER COLUMN unread_seqs TYPE jsonb USING unread_seqs::jsonb`
   })
 }
 

@@ -1,12 +1,13 @@
 import type { ServerId, UserId } from "@im/domain/Ids"
 import {
-  applyEntries,
   applyRead,
   type ConversationEntry,
   type ConversationState,
   ConversationStore,
   groupEntries,
-  type SeqRuns,
+  MAX_TRACKED_RUNS,
+  normalizeRuns,
+  summarizeEntries,
   toConversation
 } from "@im/ports/ConversationStore"
 import { Array as Arr, Effect, Layer, Option } from "effect"
@@ -19,76 +20,87 @@ interface Row {
   readonly last_seq: bigint
   readonly last_server_id: string
   readonly read_seq: bigint
-  readonly unread_seqs: string
+  /** jsonb: runs `[first, last]` and, in rows written before runs, single seqs. */
+  readonly unread_seqs: ReadonlyArray<number | readonly [number, number]>
+}
+
+const toState = (row: Row): ConversationState => {
+  const read_seq = toNumber(row.read_seq)
+  return {
+    last_seq: toNumber(row.last_seq),
+    last_server_id: row.last_server_id as ServerId,
+    read_seq,
+    unread: normalizeRuns(row.unread_seqs, read_seq)
+  }
 }
 
 /**
- * `unread_seqs` holds the runs as JSON (`[[4,4],[6,90]]`); rows written before runs hold single
- * seqs (`[4,6,7]`), read as runs of one.
+ * A row whose unread array grew past this many items by appends is rewritten normalized (at
+ * most MAX_TRACKED_RUNS runs), so rewrites are rare and rows stay small.
  */
-const parseUnread = (text: string): SeqRuns => {
-  const runs: Array<[number, number]> = []
-  for (const item of JSON.parse(text) as Array<number | [number, number]>) {
-    const [first, last] = typeof item === "number" ? [item, item] : item
-    const newest = runs.at(-1)
-    if (newest !== undefined && newest[1] === first - 1) newest[1] = last
-    else runs.push([first, last])
-  }
-  return runs
-}
-
-const toState = (row: Row): ConversationState => ({
-  last_seq: toNumber(row.last_seq),
-  last_server_id: row.last_server_id as ServerId,
-  read_seq: toNumber(row.read_seq),
-  unread: parseUnread(row.unread_seqs)
-})
-
-const toRow = (user_id: string, conversation: string, state: ConversationState) => ({
-  user_id,
-  conversation,
-  last_seq: state.last_seq,
-  last_server_id: state.last_server_id,
-  read_seq: state.read_seq,
-  unread_seqs: JSON.stringify(state.unread)
-})
+const COMPACT_ABOVE = 2 * MAX_TRACKED_RUNS
 
 /** Rows per statement. */
 const CHUNK = 1_000
 
 /**
  * Conversations in `conversations`, one row per (user, conversation) with the unread seqs as
- * JSON. Each write reads the rows it changes under a lock, applies the shared rules of
- * ConversationStore.ts, and writes them back, in one transaction.
+ * jsonb runs. Recording a batch is one upsert, which never reads the rows first: each
+ * conversation's entries are summarized (`summarizeEntries`) and the database applies the
+ * summary to the row it has, appending the new unread runs (replays and runs appended out of
+ * shape are sorted out by `normalizeRuns` when the row is read). A row grown past COMPACT_ABOVE
+ * items is then rewritten normalized, under a lock. `markRead` reads the row under a lock,
+ * applies the shared rule of ConversationStore.ts and writes it back, in one transaction.
  */
 export const layer: Layer.Layer<ConversationStore, never, SqlClient.SqlClient> = Layer.effect(
   ConversationStore,
   Effect.gen(function*() {
     const sql = yield* SqlClient.SqlClient
 
+    const compact = (keys: Arr.NonEmptyReadonlyArray<readonly [string, string]>) =>
+      Effect.gen(function*() {
+        const rows = yield* sql<Row>`
+          SELECT * FROM conversations
+          WHERE (user_id, conversation) IN (${sql.csv(keys.map(([user, conversation]) => sql`(${user}, ${conversation})`))})
+          FOR UPDATE`
+        for (const row of rows) {
+          yield* sql`
+            UPDATE conversations SET unread_seqs = ${JSON.stringify(toState(row).unread)}
+            WHERE user_id = ${row.user_id} AND conversation = ${row.conversation}`
+        }
+      }).pipe(sql.withTransaction)
+
     const record = Effect.fn("SqlConversationStore.record")(function*(entries: ReadonlyArray<ConversationEntry>) {
       if (entries.length === 0) return
       const groups = groupEntries(entries)
       yield* Effect.forEach(chunks(groups, CHUNK), (part) =>
         Effect.gen(function*() {
-          const keys = part.map((group) => sql`(${group.user_id}, ${group.conversation})`)
-          const rows = yield* sql<Row>`
-            SELECT * FROM conversations WHERE (user_id, conversation) IN (${sql.csv(keys)}) FOR UPDATE`
-          const current = new Map(rows.map((row) => [`${row.user_id}\n${row.conversation}`, toState(row)]))
-          const changed = part.flatMap((group) => {
-            const before = current.get(`${group.user_id}\n${group.conversation}`)
-            const after = applyEntries(before, group.entries)
-            return after === undefined || after === before ? [] : [toRow(group.user_id, group.conversation, after)]
+          if (!Arr.isArrayNonEmpty(part)) return
+          const rows = Arr.map(part, (group) => {
+            const { last, ownSeq, unreadAfterOwn } = summarizeEntries(group.entries)
+            return {
+              user_id: group.user_id,
+              conversation: group.conversation,
+              last_seq: last.seq,
+              last_server_id: last.server_id,
+              // As a new row: read up to the own entry, if any. As an update, see summarizeEntries.
+              read_seq: ownSeq,
+              unread_seqs: JSON.stringify(unreadAfterOwn)
+            }
           })
-          if (!Arr.isArrayNonEmpty(changed)) return
-          yield* sql`
-            INSERT INTO conversations ${sql.insert(changed)}
+          const written = yield* sql<{ readonly user_id: string; readonly conversation: string; readonly grown: boolean }>`
+            INSERT INTO conversations ${sql.insert(rows)}
             ON CONFLICT (user_id, conversation) DO UPDATE SET
               last_seq = EXCLUDED.last_seq,
               last_server_id = EXCLUDED.last_server_id,
-              read_seq = EXCLUDED.read_seq,
-              unread_seqs = EXCLUDED.unread_seqs`
-        }).pipe(sql.withTransaction), { discard: true }).pipe(portCall("ConversationStore", "record"))
+              read_seq = CASE WHEN EXCLUDED.read_seq > conversations.last_seq THEN EXCLUDED.read_seq ELSE conversations.read_seq END,
+              unread_seqs = CASE WHEN EXCLUDED.read_seq > conversations.last_seq THEN EXCLUDED.unread_seqs
+                ELSE conversations.unread_seqs || EXCLUDED.unread_seqs END
+            WHERE EXCLUDED.last_seq > conversations.last_seq
+            RETURNING user_id, conversation, jsonb_array_length(unread_seqs) > ${COMPACT_ABOVE} AS grown`
+          const grown = written.filter((row) => row.grown)
+          if (Arr.isArrayNonEmpty(grown)) yield* compact(Arr.map(grown, (row) => [row.user_id, row.conversation] as const))
+        }), { discard: true }).pipe(portCall("ConversationStore", "record"))
     })
 
     const list = Effect.fn("SqlConversationStore.list")(function*(user: UserId) {

@@ -1,6 +1,6 @@
 import { LocalId, ServerId, UserId } from "@im/domain/Ids"
 import type { Message } from "@im/domain/Message"
-import { ConversationStore } from "@im/ports/ConversationStore"
+import { ConversationStore, MAX_TRACKED_RUNS } from "@im/ports/ConversationStore"
 import { HistoryStore } from "@im/ports/HistoryStore"
 import { InboxStore } from "@im/ports/InboxStore"
 import { SeqStore } from "@im/ports/SeqStore"
@@ -107,6 +107,30 @@ describe("EmbeddedPostgres in a data folder", () => {
 })
 
 layer(database, { ...shared, excludeTestServices: true })("SqlConversationStore rows", (it) => {
+  it.effect("appended runs are rewritten normalized once a row holds too many: the newest MAX_TRACKED_RUNS stay", () =>
+    Effect.gen(function*() {
+      const sql = yield* SqlClient.SqlClient
+      const conversations = yield* Effect.provide(Effect.service(ConversationStore), SqlConversationStore.layer)
+      const user = UserId.make("u_interleaved")
+      // Every other seq is another conversation's: each unread entry is a run of its own.
+      const entry = (i: number) => ({ user_id: user, conversation: "u:u_peer", seq: 2 * i, server_id: ServerId.make(`m_${i}`), own: false })
+      const stored = () =>
+        Effect.map(
+          sql<{ readonly items: number }>`SELECT jsonb_array_length(unread_seqs) AS items FROM conversations WHERE user_id = ${user}`,
+          (rows) => rows[0]!.items
+        )
+      for (let batch = 0; batch < 3; batch++) {
+        yield* conversations.record(Array.from({ length: 700 }, (_, i) => entry(1 + batch * 700 + i)))
+      }
+      // 2,100 appended items passed the threshold (2 × MAX_TRACKED_RUNS): the row was rewritten.
+      assert.strictEqual(yield* stored(), MAX_TRACKED_RUNS)
+      const [listed] = yield* conversations.list(user)
+      assert.deepStrictEqual([listed!.unread, listed!.last_seq], [MAX_TRACKED_RUNS, 4_200])
+      yield* conversations.record([entry(2_101)])
+      assert.strictEqual(yield* stored(), MAX_TRACKED_RUNS + 1, "below the threshold, appended")
+      assert.strictEqual((yield* conversations.list(user))[0]!.unread, MAX_TRACKED_RUNS)
+    }))
+
   it.effect("a row written before runs (single unread seqs) reads as runs, and is written back as runs", () =>
     Effect.gen(function*() {
       const sql = yield* SqlClient.SqlClient
@@ -118,8 +142,8 @@ layer(database, { ...shared, excludeTestServices: true })("SqlConversationStore 
       assert.strictEqual(listed!.unread, 4)
       const read = yield* conversations.markRead(UserId.make("u_old"), "g:g_old", 6)
       assert.strictEqual(Option.getOrThrow(read).after.unread, 2)
-      const rows = yield* sql<{ readonly unread_seqs: string }>`
+      const rows = yield* sql<{ readonly unread_seqs: unknown }>`
         SELECT unread_seqs FROM conversations WHERE user_id = 'u_old'`
-      assert.strictEqual(rows[0]!.unread_seqs, "[[7,7],[9,9]]")
+      assert.deepStrictEqual(rows[0]!.unread_seqs, [[7, 7], [9, 9]])
     }))
 })
