@@ -23,8 +23,9 @@ const unavailable = (error: PortError) =>
 
 /**
  * The db service: message history, the per-user inboxes and their conversations. `save` stores
- * history before inbox entries, so an entry is never visible without its message, and then the
- * conversations' unread bookkeeping.
+ * history before inbox entries, so an entry is never visible without its message, and the
+ * conversations' unread bookkeeping alongside the entries (in the cluster they are different
+ * databases: MongoDB and PostgreSQL).
  */
 export class Db extends Context.Service<Db, {
   /** The stored inbox entries among (user, server_id) pairs: what a replay must not store again. */
@@ -66,7 +67,6 @@ export class Db extends Context.Service<Db, {
       ) {
         yield* Metric.update(Metrics.dbSaveSize, entries.length)
         if (messages.length > 0) yield* history.save(messages)
-        if (entries.length > 0) yield* inbox.append(entries)
         const byId = new Map(messages.map((message) => [message.server_id, message]))
         const tracked: Array<ConversationEntry> = []
         for (const ref of [...entries, ...replayed]) {
@@ -75,7 +75,12 @@ export class Db extends Context.Service<Db, {
           if (conversation === undefined) continue
           tracked.push({ ...ref, conversation, own: message!.sender_id === ref.user_id })
         }
-        if (tracked.length > 0) yield* conversations.record(tracked)
+        // Both after the history; neither needs the other (a retry brings whichever failed up to
+        // date), so they run together.
+        yield* Effect.all([
+          entries.length > 0 ? inbox.append(entries) : Effect.void,
+          tracked.length > 0 ? conversations.record(tracked) : Effect.void
+        ], { concurrency: 2, discard: true })
         yield* Metrics.increment(Metrics.inboxEntriesStored, entries.length)
         if (yield* LogLevel.isEnabled("Debug")) {
           yield* Effect.logDebug("saved", { server_ids: messages.map((message) => message.server_id) })
