@@ -113,9 +113,13 @@ export class Consumer extends Context.Service<Consumer, {
         stored.set(entryKey(ref.user_id, ref.server_id), ref.seq)
       }
 
+      // Usually nothing is stored yet (replays are rare): then no entry needs a key.
+      const storedSeq = stored.size === 0
+        ? (_user: UserId, _serverId: ServerId) => undefined
+        : (user: UserId, serverId: ServerId) => stored.get(entryKey(user, serverId))
       const wanted = new Map<UserId, number>()
       for (const { message, user } of plan) {
-        if (!stored.has(entryKey(user, message.server_id))) wanted.set(user, (wanted.get(user) ?? 0) + 1)
+        if (storedSeq(user, message.server_id) === undefined) wanted.set(user, (wanted.get(user) ?? 0) + 1)
       }
       const next = new Map(
         wanted.size === 0 ? [] : yield* seqs.allocate([...wanted]).pipe(
@@ -130,7 +134,7 @@ export class Consumer extends Context.Service<Consumer, {
       const replayed: Array<InboxRef> = []
       const deliveries: Array<Delivery> = []
       for (const { message, user } of plan) {
-        let seq = stored.get(entryKey(user, message.server_id))
+        let seq = storedSeq(user, message.server_id)
         if (seq === undefined) {
           seq = next.get(user)!
           next.set(user, seq + 1)

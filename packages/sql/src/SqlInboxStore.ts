@@ -32,7 +32,8 @@ export const layer: Layer.Layer<InboxStore, never, SqlClient.SqlClient> = Layer.
     const append = Effect.fn("SqlInboxStore.append")(function*(entries: ReadonlyArray<InboxRef>) {
       const unique = new Map<string, InboxRef>()
       for (const entry of entries) {
-        const key = JSON.stringify([entry.user_id, entry.server_id])
+        // User and server ids are made by the server and hold no newline: the pair is its own key.
+        const key = `${entry.user_id}\n${entry.server_id}`
         if (!unique.has(key)) unique.set(key, entry)
       }
       yield* Effect.forEach(
