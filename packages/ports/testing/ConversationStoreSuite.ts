@@ -80,12 +80,13 @@ export const conversationStoreSuite = (name: string, adapter: Layer.Layer<Conver
             // entries follow, with gaps between seqs (other conversations' entries).
             replay: fc.nat(8),
             replayBack: fc.oneof(fc.nat(3), fc.nat(12)),
-            items: fc.oneof(
-              fc.constant([]),
+            // Half of the batches are replays only.
+            items: fc.tuple(
+              fc.boolean(),
               fc.array(fc.record({ gap: fc.integer({ min: 1, max: 3 }), own: fc.integer({ min: 0, max: 6 }).map((n) => n === 0) }), {
                 maxLength: 12
               })
-            )
+            ).map(([replayOnly, items]) => replayOnly ? [] : items)
           }),
           fc.record({ kind: fc.constant("read" as const), back: fc.integer({ min: -3, max: 25 }) })
         )

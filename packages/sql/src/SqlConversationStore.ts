@@ -75,8 +75,7 @@ export const layer: Layer.Layer<ConversationStore, never, SqlClient.SqlClient> =
       const groups = groupEntries(entries)
       yield* Effect.forEach(chunks(groups, CHUNK), (part) =>
         Effect.gen(function*() {
-          if (!Arr.isArrayNonEmpty(part)) return
-          const rows = Arr.map(part, (group) => {
+          const rows = part.map((group) => {
             const { last, ownSeq, unreadAfterOwn } = summarizeEntries(group.entries)
             return {
               user_id: group.user_id,
@@ -88,6 +87,7 @@ export const layer: Layer.Layer<ConversationStore, never, SqlClient.SqlClient> =
               unread_seqs: JSON.stringify(unreadAfterOwn)
             }
           })
+          if (!Arr.isArrayNonEmpty(rows)) return
           const written = yield* sql<{ readonly user_id: string; readonly conversation: string; readonly grown: boolean }>`
             INSERT INTO conversations ${sql.insert(rows)}
             ON CONFLICT (user_id, conversation) DO UPDATE SET
