@@ -1,11 +1,13 @@
 import type { ServerId, UserId } from "@im/domain/Ids"
 import { type InboxRef, InboxStore, type RangeQuery } from "@im/ports/InboxStore"
-import { Array as Arr, Effect, Layer } from "effect"
+import { Effect, Layer } from "effect"
 import { SqlClient } from "effect/sql"
 import { chunks, portCall, toNumber } from "./SqlErrors.ts"
 
-/** Rows per statement: three parameters each. */
+/** Keys per lookup: two parameters each. */
 const CHUNK = 5_000
+/** Entries per insert (three arrays of them). */
+const APPEND_CHUNK = 50_000
 
 interface InboxRow {
   readonly user_id: string
@@ -36,11 +38,16 @@ export const layer: Layer.Layer<InboxStore, never, SqlClient.SqlClient> = Layer.
         const key = `${entry.user_id}\n${entry.server_id}`
         if (!unique.has(key)) unique.set(key, entry)
       }
+      // Three array parameters rather than three per row: a group's step is 10,000 entries, and
+      // building, encoding and planning 30,000 parameters cost more than the rows themselves.
       yield* Effect.forEach(
-        chunks([...unique.values()], CHUNK),
+        chunks([...unique.values()], APPEND_CHUNK),
         (part) =>
           sql`
-            INSERT INTO inbox ${sql.insert(Arr.map(part, ({ seq, server_id, user_id }) => ({ user_id, seq, server_id })))}
+            INSERT INTO inbox (user_id, seq, server_id)
+            SELECT * FROM unnest(${part.map((entry) => entry.user_id)}::text[], ${part.map((entry) => entry.seq)}::int8[], ${
+            part.map((entry) => entry.server_id)
+          }::text[])
             ON CONFLICT (user_id, server_id) DO NOTHING`,
         { discard: true }
       ).pipe(portCall("InboxStore", "append"))
