@@ -9,7 +9,7 @@ import * as HttpServer from "@im/platform/HttpServer"
 import type { CoalescingWebSocket } from "@im/platform/HttpServer"
 import { Clock, Duration, Effect, Option, Schema, type Tracer } from "effect"
 import { HttpRouter, type HttpServerRequest, HttpServerResponse } from "effect/http"
-import { randomUUID } from "node:crypto"
+import { randomBytes } from "node:crypto"
 import { Gateway } from "./Gateway.ts"
 import { SocketSession } from "./SocketSession.ts"
 
@@ -84,7 +84,7 @@ const startSession = Effect.fnUntraced(function*(
   // traced (that span ends once the session is started).
   const connection = yield* Effect.option(Effect.currentSpan)
   const frameLinks = Option.isSome(connection) ? [{ span: connection.value, attributes: {} }] : noLinks
-  const session = new ClientSession(randomUUID(), user, sid, socket, gateway, gateway.now(), chat, frameLinks)
+  const session = new ClientSession(newSessionId(), user, sid, socket, gateway, gateway.now(), chat, frameLinks)
 
   yield* Effect.gen(function*() {
     yield* gateway.attach(session)
@@ -100,6 +100,12 @@ const startSession = Effect.fnUntraced(function*(
 })
 
 const noLinks: ReadonlyArray<Tracer.SpanLink> = []
+
+/**
+ * A random id of a socket (128 bits, base64url). Not `randomUUID()`, whose string is a chain of
+ * 14 concatenated pieces (448 bytes) that every idle session would keep.
+ */
+const newSessionId = () => randomBytes(16).toString("base64url")
 
 /**
  * A session of a client: answers its frames. What the frame handlers below need of it is on

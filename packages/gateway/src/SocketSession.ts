@@ -64,7 +64,8 @@ export class SocketSession implements Session, WebSocketHandler {
   readonly id: string
   readonly user: UserId
   readonly sid: SessionId
-  private queued: Array<string> = []
+  /** Frames waiting for the outbox; undefined when none are (most of an idle session's life). */
+  private queued: Array<string> | undefined = undefined
   private ended = false
   /**
    * Frames from the peer not answered yet, while a fiber answers them (undefined: none is):
@@ -92,17 +93,21 @@ export class SocketSession implements Session, WebSocketHandler {
   offer(frame: string): boolean {
     if (this.ended) return true
     const queued = this.queued
+    if (queued === undefined) {
+      this.queued = [frame]
+      this.gateway.outbox.schedule(this)
+      return true
+    }
     if (queued.length >= this.gateway.outbox.capacity) return false
     queued.push(frame)
-    if (queued.length === 1) this.gateway.outbox.schedule(this)
     return true
   }
 
   /** Writes the queued frames (the outbox calls it). A socket that fails to take them is closing. */
   flush(): void {
     const frames = this.queued
-    if (frames.length === 0 || this.ended) return
-    this.queued = []
+    if (frames === undefined || this.ended) return
+    this.queued = undefined
     try {
       this.socket.sendAll(frames)
     } catch {
@@ -132,7 +137,7 @@ export class SocketSession implements Session, WebSocketHandler {
   end(): Effect.Effect<void> {
     if (this.ended) return Effect.void
     this.ended = true
-    this.queued = []
+    this.queued = undefined
     this.inbox = undefined
     return this.gateway.detach(this)
   }

@@ -164,6 +164,8 @@ const handshake = (
     socket.once("close", onClose)
     wss.handleUpgrade(incoming, socket, head, (upgraded) => {
       socket.off("close", onClose)
+      // `ws` handles the socket's errors now; a second listener would cost an array per socket.
+      socket.off("error", ignore)
       const ws = upgraded as CoalescingWebSocket
       ws.pause()
       ws.on("message", dispatchMessage)
