@@ -204,12 +204,13 @@ export const migrations = {
       )`
   }),
   /**
-   * Unread runs as jsonb, so that a batch's new runs are appended in the database (`||`)
-   * instead of the row being read, parsed and written back whole (SqlConversationStore).
+   * A batch's new unread runs are appended to `unread_seqs` in the database (SqlConversationStore):
+   * kept uncompressed, a long value is copied on each append instead of decompressed and
+   * compressed again (in PGlite, 10 ms instead of 65 ms for 400 rows of 350 runs).
    */
-  "0011_unread_jsonb": Effect.gen(function*() {
+  "0011_unread_uncompressed": Effect.gen(function*() {
     const sql = yield* SqlClient.SqlClient
-    yield* sql`ALTER TABLE conversations ALTER COLUMN unread_seqs TYPE jsonb USING unread_seqs::jsonb`
+    yield* sql`ALTER TABLE conversations ALTER COLUMN unread_seqs SET STORAGE EXTERNAL`
   })
 }
 

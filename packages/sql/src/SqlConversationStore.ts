@@ -5,8 +5,8 @@ import {
   type ConversationState,
   ConversationStore,
   groupEntries,
-  MAX_TRACKED_RUNS,
   normalizeRuns,
+  type SeqRuns,
   summarizeEntries,
   toConversation
 } from "@im/ports/ConversationStore"
@@ -20,9 +20,14 @@ interface Row {
   readonly last_seq: bigint
   readonly last_server_id: string
   readonly read_seq: bigint
-  /** jsonb: runs `[first, last]` and, in rows written before runs, single seqs. */
-  readonly unread_seqs: ReadonlyArray<number | readonly [number, number]>
+  readonly unread_seqs: string
 }
+
+/**
+ * `unread_seqs` is a JSON array of unread seqs and runs: `[4,[6,90],93]`. Rows written before
+ * runs hold single seqs only; appends may leave it unordered or overlapping (normalizeRuns).
+ */
+const encodeRuns = (runs: SeqRuns): string => JSON.stringify(runs.map(([first, last]) => first === last ? first : [first, last]))
 
 const toState = (row: Row): ConversationState => {
   const read_seq = toNumber(row.read_seq)
@@ -30,27 +35,28 @@ const toState = (row: Row): ConversationState => {
     last_seq: toNumber(row.last_seq),
     last_server_id: row.last_server_id as ServerId,
     read_seq,
-    unread: normalizeRuns(row.unread_seqs, read_seq)
+    unread: normalizeRuns(JSON.parse(row.unread_seqs) as ReadonlyArray<number | readonly [number, number]>, read_seq)
   }
 }
 
 /**
- * A row whose unread array grew past this many items by appends is rewritten normalized (at
- * most MAX_TRACKED_RUNS runs), so rewrites are rare and rows stay small.
+ * A row whose unread text grew past this many characters by appends is rewritten normalized
+ * (at most MAX_TRACKED_RUNS runs, about 6–14 KB), so rewrites are rare and rows stay small.
  */
-const COMPACT_ABOVE = 2 * MAX_TRACKED_RUNS
+const COMPACT_ABOVE = 32_000
 
 /** Rows per statement. */
 const CHUNK = 1_000
 
 /**
  * Conversations in `conversations`, one row per (user, conversation) with the unread seqs as
- * jsonb runs. Recording a batch is one upsert, which never reads the rows first: each
- * conversation's entries are summarized (`summarizeEntries`) and the database applies the
- * summary to the row it has, appending the new unread runs (replays and runs appended out of
- * shape are sorted out by `normalizeRuns` when the row is read). A row grown past COMPACT_ABOVE
- * items is then rewritten normalized, under a lock. `markRead` reads the row under a lock,
- * applies the shared rule of ConversationStore.ts and writes it back, in one transaction.
+ * JSON text (encodeRuns). Recording a batch is one upsert, which never reads the rows first:
+ * each conversation's entries are summarized (`summarizeEntries`) and the database applies the
+ * summary to the row it has, appending the new unread runs to the text (replays and runs
+ * appended out of shape are sorted out by `normalizeRuns` when the row is read). A row grown
+ * past COMPACT_ABOVE characters is then rewritten normalized, under a lock. `markRead` reads the
+ * row under a lock, applies the shared rule of ConversationStore.ts and writes it back, in one
+ * transaction.
  */
 export const layer: Layer.Layer<ConversationStore, never, SqlClient.SqlClient> = Layer.effect(
   ConversationStore,
@@ -65,7 +71,7 @@ export const layer: Layer.Layer<ConversationStore, never, SqlClient.SqlClient> =
           FOR UPDATE`
         for (const row of rows) {
           yield* sql`
-            UPDATE conversations SET unread_seqs = ${JSON.stringify(toState(row).unread)}
+            UPDATE conversations SET unread_seqs = ${encodeRuns(toState(row).unread)}
             WHERE user_id = ${row.user_id} AND conversation = ${row.conversation}`
         }
       }).pipe(sql.withTransaction)
@@ -84,7 +90,7 @@ export const layer: Layer.Layer<ConversationStore, never, SqlClient.SqlClient> =
               last_server_id: last.server_id,
               // As a new row: read up to the own entry, if any. As an update, see summarizeEntries.
               read_seq: ownSeq,
-              unread_seqs: JSON.stringify(unreadAfterOwn)
+              unread_seqs: encodeRuns(unreadAfterOwn)
             }
           })
           if (!Arr.isArrayNonEmpty(rows)) return
@@ -94,10 +100,13 @@ export const layer: Layer.Layer<ConversationStore, never, SqlClient.SqlClient> =
               last_seq = EXCLUDED.last_seq,
               last_server_id = EXCLUDED.last_server_id,
               read_seq = CASE WHEN EXCLUDED.read_seq > conversations.last_seq THEN EXCLUDED.read_seq ELSE conversations.read_seq END,
-              unread_seqs = CASE WHEN EXCLUDED.read_seq > conversations.last_seq THEN EXCLUDED.unread_seqs
-                ELSE conversations.unread_seqs || EXCLUDED.unread_seqs END
+              unread_seqs = CASE
+                WHEN EXCLUDED.read_seq > conversations.last_seq OR conversations.unread_seqs = '[]' THEN EXCLUDED.unread_seqs
+                -- Not reached (new entries without a new own one leave runs to add), but "[…,]" would break the row.
+                WHEN EXCLUDED.unread_seqs = '[]' THEN conversations.unread_seqs
+                ELSE left(conversations.unread_seqs, -1) || ',' || substr(EXCLUDED.unread_seqs, 2) END
             WHERE EXCLUDED.last_seq > conversations.last_seq
-            RETURNING user_id, conversation, jsonb_array_length(unread_seqs) > ${COMPACT_ABOVE} AS grown`
+            RETURNING user_id, conversation, length(unread_seqs) > ${COMPACT_ABOVE} AS grown`
           const grown = written.filter((row) => row.grown)
           if (Arr.isArrayNonEmpty(grown)) yield* compact(Arr.map(grown, (row) => [row.user_id, row.conversation] as const))
         }), { discard: true }).pipe(portCall("ConversationStore", "record"))
@@ -118,7 +127,7 @@ export const layer: Layer.Layer<ConversationStore, never, SqlClient.SqlClient> =
         const before = toState(rows[0]!)
         const after = applyRead(before, seq)
         yield* sql`
-          UPDATE conversations SET read_seq = ${after.read_seq}, unread_seqs = ${JSON.stringify(after.unread)}
+          UPDATE conversations SET read_seq = ${after.read_seq}, unread_seqs = ${encodeRuns(after.unread)}
           WHERE user_id = ${user} AND conversation = ${conversation}`
         return Option.some({ before: toConversation(conversation, before), after: toConversation(conversation, after) })
       }).pipe(sql.withTransaction, portCall("ConversationStore", "markRead"))

@@ -107,27 +107,31 @@ describe("EmbeddedPostgres in a data folder", () => {
 })
 
 layer(database, { ...shared, excludeTestServices: true })("SqlConversationStore rows", (it) => {
-  it.effect("appended runs are rewritten normalized once a row holds too many: the newest MAX_TRACKED_RUNS stay", () =>
+  it.effect("appended runs are rewritten normalized once a row grows too long: the newest MAX_TRACKED_RUNS stay", () =>
     Effect.gen(function*() {
       const sql = yield* SqlClient.SqlClient
       const conversations = yield* Effect.provide(Effect.service(ConversationStore), SqlConversationStore.layer)
       const user = UserId.make("u_interleaved")
-      // Every other seq is another conversation's: each unread entry is a run of its own.
-      const entry = (i: number) => ({ user_id: user, conversation: "u:u_peer", seq: 2 * i, server_id: ServerId.make(`m_${i}`), own: false })
+      // Every other seq is another conversation's: each unread entry is a run of its own, 6
+      // characters of the row from seq 10,000 on.
+      const entry = (i: number) => ({ user_id: user, conversation: "u:u_peer", seq: 10_000 + 2 * i, server_id: ServerId.make(`m_${i}`), own: false })
       const stored = () =>
         Effect.map(
-          sql<{ readonly items: number }>`SELECT jsonb_array_length(unread_seqs) AS items FROM conversations WHERE user_id = ${user}`,
-          (rows) => rows[0]!.items
+          sql<{ readonly items: number; readonly chars: number }>`
+            SELECT json_array_length(unread_seqs::json) AS items, length(unread_seqs) AS chars FROM conversations WHERE user_id = ${user}`,
+          (rows) => rows[0]!
         )
-      for (let batch = 0; batch < 3; batch++) {
-        yield* conversations.record(Array.from({ length: 700 }, (_, i) => entry(1 + batch * 700 + i)))
+      for (let batch = 0; batch < 5; batch++) {
+        yield* conversations.record(Array.from({ length: 1_000 }, (_, i) => entry(1 + batch * 1_000 + i)))
       }
-      // 2,100 appended items passed the threshold (2 × MAX_TRACKED_RUNS): the row was rewritten.
-      assert.strictEqual(yield* stored(), MAX_TRACKED_RUNS)
+      assert.deepStrictEqual(yield* stored(), { items: 5_000, chars: 30_001 }, "appended, below the threshold")
+      yield* conversations.record(Array.from({ length: 1_000 }, (_, i) => entry(5_001 + i)))
+      // Past 32,000 characters the row was rewritten: the newest MAX_TRACKED_RUNS runs.
+      assert.strictEqual((yield* stored()).items, MAX_TRACKED_RUNS)
       const [listed] = yield* conversations.list(user)
-      assert.deepStrictEqual([listed!.unread, listed!.last_seq], [MAX_TRACKED_RUNS, 4_200])
-      yield* conversations.record([entry(2_101)])
-      assert.strictEqual(yield* stored(), MAX_TRACKED_RUNS + 1, "below the threshold, appended")
+      assert.deepStrictEqual([listed!.unread, listed!.last_seq], [MAX_TRACKED_RUNS, 22_000])
+      yield* conversations.record([entry(6_001)])
+      assert.strictEqual((yield* stored()).items, MAX_TRACKED_RUNS + 1, "appended again")
       assert.strictEqual((yield* conversations.list(user))[0]!.unread, MAX_TRACKED_RUNS)
     }))
 
@@ -142,8 +146,8 @@ layer(database, { ...shared, excludeTestServices: true })("SqlConversationStore 
       assert.strictEqual(listed!.unread, 4)
       const read = yield* conversations.markRead(UserId.make("u_old"), "g:g_old", 6)
       assert.strictEqual(Option.getOrThrow(read).after.unread, 2)
-      const rows = yield* sql<{ readonly unread_seqs: unknown }>`
+      const rows = yield* sql<{ readonly unread_seqs: string }>`
         SELECT unread_seqs FROM conversations WHERE user_id = 'u_old'`
-      assert.deepStrictEqual(rows[0]!.unread_seqs, [[7, 7], [9, 9]])
+      assert.strictEqual(rows[0]!.unread_seqs, "[7,9]")
     }))
 })
