@@ -1,8 +1,10 @@
 import { Tokens } from "@im/auth/Tokens"
-import { Config, Duration, Effect, Layer, Option, Redacted } from "effect"
+import { Config, Duration, Effect, Layer, Option, Redacted, Schema } from "effect"
 import { randomBytes } from "node:crypto"
 import { chmod, mkdir, readFile, writeFile } from "node:fs/promises"
 import { join, resolve } from "node:path"
+
+import { DEFAULT_BUS_PARTITIONS } from "./Standalone.ts"
 
 /** Everything standalone mode reads from the environment; documented in the README. */
 export const StandaloneConfig = Config.all({
@@ -11,6 +13,10 @@ export const StandaloneConfig = Config.all({
   dataDir: Config.String("DATA_DIR").pipe(Config.withDefault(".data"), Config.map((dir) => resolve(dir))),
   maxFrameBytes: Config.Int("WS_MAX_FRAME_BYTES").pipe(Config.withDefault(65_536)),
   maxPending: Config.Int("BUS_MAX_PENDING").pipe(Config.withDefault(5_000)),
+  busPartitions: Config.schema(
+    Schema.Int.pipe(Schema.check(Schema.isBetween({ minimum: 1, maximum: 64 }))),
+    "BUS_PARTITIONS"
+  ).pipe(Config.withDefault(DEFAULT_BUS_PARTITIONS)),
   authSecret: Config.option(Config.Redacted("AUTH_SECRET")),
   tokenTtl: Config.Duration("AUTH_TOKEN_TTL").pipe(Config.withDefault(Duration.hours(24))),
   refreshTtl: Config.Duration("AUTH_REFRESH_TTL").pipe(Config.withDefault(Duration.days(30)))

@@ -28,6 +28,7 @@ export const Standalone = Layer.unwrap(
       tokens: tokensLayer(config),
       listen: { host: config.host, port: config.port, maxFrameBytes: config.maxFrameBytes },
       maxPending: config.maxPending,
+      busPartitions: config.busPartitions,
       files: FileStore.layerLocal({ dir: join(config.dataDir, "files") })
     }).pipe(Layer.tap(() => announce))
   })
