@@ -23,9 +23,8 @@ const unavailable = (error: PortError) =>
 
 /**
  * The db service: message history, the per-user inboxes and their conversations. `save` stores
- * history before inbox entries, so an entry is never visible without its message, and the
- * conversations' unread bookkeeping alongside the entries (in the cluster they are different
- * databases: MongoDB and PostgreSQL).
+ * history before inbox entries, so an entry is never visible without its message, and then the
+ * conversations' unread bookkeeping, so a conversation never counts an entry that is not stored.
  */
 export class Db extends Context.Service<Db, {
   /** The stored inbox entries among (user, server_id) pairs: what a replay must not store again. */
@@ -75,12 +74,10 @@ export class Db extends Context.Service<Db, {
           if (conversation === undefined) continue
           tracked.push({ ...ref, conversation, own: message!.sender_id === ref.user_id })
         }
-        // Both after the history; neither needs the other (a retry brings whichever failed up to
-        // date), so they run together.
-        yield* Effect.all([
-          entries.length > 0 ? inbox.append(entries) : Effect.void,
-          tracked.length > 0 ? conversations.record(tracked) : Effect.void
-        ], { concurrency: 2, discard: true })
+        // After the entries, never beside them: a conversation that recorded entries whose append
+        // then failed would count them again when the retry stores them under new seqs.
+        if (entries.length > 0) yield* inbox.append(entries)
+        if (tracked.length > 0) yield* conversations.record(tracked)
         yield* Metrics.increment(Metrics.inboxEntriesStored, entries.length)
         if (yield* LogLevel.isEnabled("Debug")) {
           yield* Effect.logDebug("saved", { server_ids: messages.map((message) => message.server_id) })

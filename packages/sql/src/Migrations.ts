@@ -211,6 +211,15 @@ export const migrations = {
   "0011_unread_uncompressed": Effect.gen(function*() {
     const sql = yield* SqlClient.SqlClient
     yield* sql`ALTER TABLE conversations ALTER COLUMN unread_seqs SET STORAGE EXTERNAL`
+  }),
+  /**
+   * A database migrated by a development build whose 0011 made `unread_seqs` jsonb gets its
+   * text back (the same JSON); on text the change is none.
+   */
+  "0012_unread_text": Effect.gen(function*() {
+    const sql = yield* SqlClient.SqlClient
+    yield* sql`ALTER TABLE conversations ALTER COLUMN unread_seqs TYPE text USING unread_seqs::text`
+    yield* sql`ALTER TABLE conversations ALTER COLUMN unread_seqs SET STORAGE EXTERNAL`
   })
 }
 
