@@ -50,7 +50,18 @@ export interface SessionSocket {
   sendAll(frames: ReadonlyArray<string>): void
   /** Sends a close frame; the socket closes once the peer answers (or `ws` gives up on it). */
   close(code: number, reason: string): void
+  /** Stops reading the peer's frames (they wait in the connection, and then in the peer). */
+  pause(): void
+  /** Reads them again. */
+  resume(): void
 }
+
+/**
+ * Frames from the peer waiting for their answer beyond which the socket is not read: a client
+ * streaming frames while one waits for chat is held back by TCP instead of filling the heap
+ * (at most this many frames of WS_MAX_FRAME_BYTES each, and what `ws` had already parsed).
+ */
+export const MAX_UNANSWERED_FRAMES = 16
 
 /**
  * One open WebSocket of a user, as the gateway sees it. A class rather than an object of
@@ -178,6 +189,7 @@ export class SocketSession implements Session, WebSocketHandler {
     const frame = isBinary ? new Uint8Array(data.buffer, data.byteOffset, data.byteLength) : data.toString()
     if (this.inbox !== undefined) {
       this.inbox.push(frame)
+      if (this.inbox.length === MAX_UNANSWERED_FRAMES) this.socket.pause()
       return
     }
     this.inbox = [frame]
@@ -204,6 +216,7 @@ export class SocketSession implements Session, WebSocketHandler {
       return undefined
     }
     this.inbox = []
+    if (frames.length >= MAX_UNANSWERED_FRAMES) this.socket.resume()
     return frames
   }
 }

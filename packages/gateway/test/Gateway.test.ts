@@ -6,7 +6,7 @@ import { Presence } from "@im/ports/Presence"
 import { Deferred, Duration, Effect, Exit, Fiber, Scope } from "effect"
 import { TestClock } from "effect/testing"
 import { Gateway } from "../src/Gateway.ts"
-import { type SessionSocket, SocketSession } from "../src/SocketSession.ts"
+import { MAX_UNANSWERED_FRAMES, type SessionSocket, SocketSession } from "../src/SocketSession.ts"
 
 const alice = UserId.make("u_alice")
 const bob = UserId.make("u_bob")
@@ -32,7 +32,9 @@ const recordingSocket = () => {
     },
     close: (code, reason) => {
       written.push(`close ${code} ${reason}`)
-    }
+    },
+    pause: () => void written.push("pause"),
+    resume: () => void written.push("resume")
   }
   return { socket, written, calls }
 }
@@ -196,6 +198,33 @@ describe("Gateway", () => {
       assert.deepStrictEqual(answered.slice(6), ["start 1,2", "end 1,2"], "a binary frame reaches the handler as bytes")
     }).pipe(Effect.provide(Presence.layerMemory)))
 
+  it.effect("stops reading a peer whose frames wait for their answer, and reads on once they are taken", () =>
+    Effect.gen(function*() {
+      const gateway = yield* makeGateway()
+      const { socket, written } = recordingSocket()
+      const release = yield* Deferred.make<void>()
+      const answered: Array<string> = []
+      class Answering extends SocketSession {
+        override answer(frame: string | Uint8Array) {
+          return Effect.andThen(frame === "slow" ? Deferred.await(release) : Effect.void, Effect.sync(() => answered.push(String(frame))))
+        }
+      }
+      const session = new Answering("a-1", alice, SessionId.make("sn-a-1"), socket, gateway, gateway.now())
+      yield* gateway.attach(session)
+      session.onMessage(Buffer.from("slow"), false)
+      yield* settle
+      for (let i = 1; i < MAX_UNANSWERED_FRAMES; i++) session.onMessage(Buffer.from(`f${i}`), false)
+      assert.deepStrictEqual(written, [], "below the limit the socket is read on")
+      session.onMessage(Buffer.from(`f${MAX_UNANSWERED_FRAMES}`), false)
+      session.onMessage(Buffer.from("late"), false)
+      assert.deepStrictEqual(written, ["pause"], "paused once, at the limit")
+      yield* Deferred.succeed(release, undefined)
+      yield* settle
+      assert.deepStrictEqual(written, ["pause", "resume"])
+      assert.strictEqual(answered.length, MAX_UNANSWERED_FRAMES + 2, "every frame answered, the late one too")
+      assert.strictEqual(answered.at(-1), "late")
+    }).pipe(Effect.provide(Presence.layerMemory)))
+
   it.effect("a session whose socket closed detaches and leaves Presence, and takes no more frames", () =>
     Effect.gen(function*() {
       const gateway = yield* makeGateway()
@@ -239,7 +268,9 @@ describe("Gateway", () => {
         sendAll: () => {},
         close: () => {
           throw new Error("the socket is gone")
-        }
+        },
+        pause: () => {},
+        resume: () => {}
       }
       const leaving = Array.from({ length: 3 }, (_, i) => new SocketSession(`c-${i}`, alice, SessionId.make(`sn-c-${i}`), refusing, gateway, 0))
       yield* Effect.forEach(leaving, gateway.attach, { discard: true })

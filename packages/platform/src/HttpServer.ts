@@ -132,13 +132,25 @@ class WebSocketHttpServer extends Server {
     // Node emits `upgrade` only once there is a listener: once the routes are attached.
     if (event !== "upgrade" || !isWebSocketUpgrade(args[0])) return super.emit(event as string, ...args)
     const [request, socket, head] = args as [IncomingMessage, Socket, Buffer]
-    const response = new ServerResponse(request)
-    response.assignSocket(socket)
-    // An HTTP answer ends the connection: its parser is gone with the upgrade.
-    response.once("finish", endSocket)
-    socket.on("error", ignore)
-    takenUpgrades.set(request, { wss: this.wss, head, response })
-    return super.emit("request", request, response)
+    // Called by Node's HTTP parser: a throw here would end the process, so nothing may escape.
+    try {
+      // An upgrade pipelined behind a request still being answered cannot be answered in order
+      // (and its response could not take the socket): the connection is dropped.
+      if ((socket as { readonly _httpMessage?: unknown })._httpMessage != null) {
+        socket.destroy()
+        return true
+      }
+      const response = new ServerResponse(request)
+      response.assignSocket(socket)
+      // An HTTP answer ends the connection: its parser is gone with the upgrade.
+      response.once("finish", endSocket)
+      socket.on("error", ignore)
+      takenUpgrades.set(request, { wss: this.wss, head, response })
+      return super.emit("request", request, response)
+    } catch {
+      socket.destroy()
+      return true
+    }
   }
 }
 
@@ -206,12 +218,22 @@ export const withWebSocket = <A, E, R>(
       takenUpgrades.delete(incoming)
       // From here on the socket is the WebSocket's: no HTTP answer may be written on it.
       if (taken.response.socket !== null) taken.response.detachSocket(incoming.socket)
-      return Effect.flatMap(handshake(request, incoming, taken.wss, taken.head), use)
+      return Effect.flatMap(handshake(request, incoming, taken.wss, taken.head), (ws) => useOrDrop(ws, use))
     }
     if ((incoming as { readonly upgrade?: boolean }).upgrade !== true) return Effect.flatMap(request.upgrade, () => Effect.die("unreachable: not an upgrade request"))
     if (!isWebSocketUpgrade(incoming)) return Effect.fail(upgradeError(request, "not a WebSocket upgrade"))
-    return Effect.flatMap(handshake(request, incoming, fallbackServer, noHead), (ws) => Effect.tap(use(ws), () => untilClosed(ws)))
+    return Effect.flatMap(handshake(request, incoming, fallbackServer, noHead), (ws) => Effect.tap(useOrDrop(ws, use), () => untilClosed(ws)))
   })
+
+/**
+ * Runs `use`; if it fails or is interrupted before it gave the socket a handler, nothing would
+ * ever read or close the (paused) socket, so it is dropped.
+ */
+const useOrDrop = <A, E, R>(ws: CoalescingWebSocket, use: (socket: CoalescingWebSocket) => Effect.Effect<A, E, R>) =>
+  Effect.onError(use(ws), () =>
+    Effect.sync(() => {
+      if (ws.handler === undefined) ws.terminate()
+    }))
 
 /**
  * The HTTP (and WebSocket) server of a service. It listens before the routes are attached;
