@@ -83,6 +83,9 @@ export class Gateway extends Context.Service<Gateway, {
     // The gauge shows 0 from the start, not only once someone connected.
     yield* Metric.modify(Metrics.gatewayConnections, 0)
 
+    /** Set by `closeAll` (shutdown): a session attaching after it is closed the same way at once. */
+    let closing: { readonly code: number; readonly reason: string } | undefined
+
     const attach = Effect.fn("Gateway.attach")(function*(session: Session) {
       let own = sessions.get(session.user)
       if (own === undefined) sessions.set(session.user, own = new Set())
@@ -93,6 +96,7 @@ export class Gateway extends Context.Service<Gateway, {
         Effect.retry({ schedule: Schedule.exponential("50 millis"), times: 3 }),
         Effect.orDie
       )
+      if (closing !== undefined) yield* session.close(closing.code, closing.reason)
     })
 
     const detach = Effect.fn("Gateway.detach")(function*(session: Session) {
@@ -166,6 +170,7 @@ export class Gateway extends Context.Service<Gateway, {
     )
 
     const closeAll = Effect.fn("Gateway.closeAll")(function*(code: number, reason: string) {
+      closing = { code, reason }
       yield* Effect.forEach([...sessions.values()].flatMap((own) => [...own]), (session) => session.close(code, reason), {
         concurrency: 100,
         discard: true

@@ -50,6 +50,8 @@ export interface SessionSocket {
   sendAll(frames: ReadonlyArray<string>): void
   /** Sends a close frame; the socket closes once the peer answers (or `ws` gives up on it). */
   close(code: number, reason: string): void
+  /** Bytes sent to the socket that the connection has not taken yet. */
+  readonly bufferedAmount: number
   /** Stops reading the peer's frames (they wait in the connection, and then in the peer). */
   pause(): void
   /** Reads them again. */
@@ -62,6 +64,13 @@ export interface SessionSocket {
  * (at most this many frames of WS_MAX_FRAME_BYTES each, and what `ws` had already parsed).
  */
 export const MAX_UNANSWERED_FRAMES = 16
+
+/**
+ * Bytes written to a socket and not yet taken by the connection beyond which its client is too
+ * slow: the queue of WS_SEND_QUEUE frames empties into the socket at every write, so a reader
+ * that stopped reading would otherwise grow the socket's buffer without bound.
+ */
+export const MAX_UNSENT_BYTES = 8 * 1024 * 1024
 
 /**
  * One open WebSocket of a user, as the gateway sees it. A class rather than an object of
@@ -100,9 +109,13 @@ export class SocketSession implements Session, WebSocketHandler {
     return { user: this.user, session: this.id }
   }
 
-  /** Queues a frame; false when `WS_SEND_QUEUE` frames are already waiting (a too-slow client). */
+  /**
+   * Queues a frame; false when `WS_SEND_QUEUE` frames are already waiting, or the socket holds
+   * MAX_UNSENT_BYTES not yet sent (a too-slow client).
+   */
   offer(frame: string): boolean {
     if (this.ended) return true
+    if (this.socket.bufferedAmount > MAX_UNSENT_BYTES) return false
     const queued = this.queued
     if (queued === undefined) {
       this.queued = [frame]

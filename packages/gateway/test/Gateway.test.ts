@@ -6,7 +6,7 @@ import { Presence } from "@im/ports/Presence"
 import { Deferred, Duration, Effect, Exit, Fiber, Scope } from "effect"
 import { TestClock } from "effect/testing"
 import { Gateway } from "../src/Gateway.ts"
-import { MAX_UNANSWERED_FRAMES, type SessionSocket, SocketSession } from "../src/SocketSession.ts"
+import { MAX_UNANSWERED_FRAMES, MAX_UNSENT_BYTES, type SessionSocket, SocketSession } from "../src/SocketSession.ts"
 
 const alice = UserId.make("u_alice")
 const bob = UserId.make("u_bob")
@@ -33,6 +33,7 @@ const recordingSocket = () => {
     close: (code, reason) => {
       written.push(`close ${code} ${reason}`)
     },
+    bufferedAmount: 0,
     pause: () => void written.push("pause"),
     resume: () => void written.push("resume")
   }
@@ -198,6 +199,29 @@ describe("Gateway", () => {
       assert.deepStrictEqual(answered.slice(6), ["start 1,2", "end 1,2"], "a binary frame reaches the handler as bytes")
     }).pipe(Effect.provide(Presence.layerMemory)))
 
+  it.effect("a client whose socket holds MAX_UNSENT_BYTES not yet sent is too slow: a delivery closes it (1008)", () =>
+    Effect.gen(function*() {
+      const gateway = yield* makeGateway()
+      const { socket, written } = recordingSocket()
+      const session = new SocketSession("a-1", alice, SessionId.make("sn-a-1"), socket, gateway, gateway.now())
+      yield* gateway.attach(session)
+      yield* gateway.deliver([delivery(alice, 1)])
+      yield* settle
+      assert.strictEqual(written.length, 1)
+      ;(socket as { bufferedAmount: number }).bufferedAmount = MAX_UNSENT_BYTES + 1
+      yield* gateway.deliver([delivery(alice, 2)])
+      yield* settle
+      assert.deepStrictEqual(written.slice(1), ["close 1008 too slow"])
+    }).pipe(Effect.provide(Presence.layerMemory)))
+
+  it.effect("a session that attaches after closeAll (shutdown) is closed the same way at once", () =>
+    Effect.gen(function*() {
+      const gateway = yield* makeGateway()
+      yield* gateway.closeAll(1001, "server shutting down")
+      const late = yield* openSession(gateway, alice, "late")
+      assert.deepStrictEqual(late.written, ["close 1001 server shutting down"])
+    }).pipe(Effect.provide(Presence.layerMemory)))
+
   it.effect("stops reading a peer whose frames wait for their answer, and reads on once they are taken", () =>
     Effect.gen(function*() {
       const gateway = yield* makeGateway()
@@ -269,6 +293,7 @@ describe("Gateway", () => {
         close: () => {
           throw new Error("the socket is gone")
         },
+        bufferedAmount: 0,
         pause: () => {},
         resume: () => {}
       }
