@@ -96,7 +96,7 @@ export class Gateway extends Context.Service<Gateway, {
         Effect.retry({ schedule: Schedule.exponential("50 millis"), times: 3 }),
         Effect.orDie
       )
-      if (closing !== undefined) yield* session.close(closing.code, closing.reason)
+      if (closing !== undefined) yield* Effect.andThen(session.close(closing.code, closing.reason), detach(session))
     })
 
     const detach = Effect.fn("Gateway.detach")(function*(session: Session) {
@@ -169,12 +169,18 @@ export class Gateway extends Context.Service<Gateway, {
       Effect.forkScoped
     )
 
+    /**
+     * Shutdown: sends every session its close frame and detaches it at once (Presence forgets
+     * it), without waiting for its socket to close: by then the gateway's fibers are gone, and a
+     * session left in Presence would draw pushes to a gateway that no longer runs.
+     */
     const closeAll = Effect.fn("Gateway.closeAll")(function*(code: number, reason: string) {
       closing = { code, reason }
-      yield* Effect.forEach([...sessions.values()].flatMap((own) => [...own]), (session) => session.close(code, reason), {
-        concurrency: 100,
-        discard: true
-      })
+      yield* Effect.forEach(
+        [...sessions.values()].flatMap((own) => [...own]),
+        (session) => Effect.andThen(session.close(code, reason), detach(session)),
+        { concurrency: 100, discard: true }
+      )
     })
 
     const run = yield* FiberSet.makeRuntime<never, void, never>()

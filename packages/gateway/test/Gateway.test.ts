@@ -220,6 +220,7 @@ describe("Gateway", () => {
       yield* gateway.closeAll(1001, "server shutting down")
       const late = yield* openSession(gateway, alice, "late")
       assert.deepStrictEqual(late.written, ["close 1001 server shutting down"])
+      assert.deepStrictEqual(yield* presenceOf(alice), [])
     }).pipe(Effect.provide(Presence.layerMemory)))
 
   it.effect("stops reading a peer whose frames wait for their answer, and reads on once they are taken", () =>
@@ -285,7 +286,7 @@ describe("Gateway", () => {
       assert.deepStrictEqual(b.written, ["first", "second"])
     }).pipe(Effect.provide(Presence.layerMemory)))
 
-  it.effect("closeAll closes every session (1001), even past sockets that refuse their close frame", () =>
+  it.effect("closeAll closes every session (1001), even past sockets that refuse their close frame, and takes them out of Presence at once", () =>
     Effect.gen(function*() {
       const gateway = yield* makeGateway()
       const refusing: SessionSocket = {
@@ -300,10 +301,12 @@ describe("Gateway", () => {
       const leaving = Array.from({ length: 3 }, (_, i) => new SocketSession(`c-${i}`, alice, SessionId.make(`sn-c-${i}`), refusing, gateway, 0))
       yield* Effect.forEach(leaving, gateway.attach, { discard: true })
       const b = yield* openSession(gateway, bob, "b-1")
+      assert.deepStrictEqual(yield* presenceOf(bob), [gatewayId])
       yield* gateway.closeAll(CloseCodes.goingAway, "server shutting down")
       assert.deepStrictEqual(b.written, ["close 1001 server shutting down"])
-      // The gateway's own finalizer closes them again when the test ends: they are gone by then.
-      yield* Effect.forEach(leaving, (session) => session.end(), { discard: true })
+      // Not waiting for the sockets to close: by then the gateway may be gone.
+      assert.deepStrictEqual([yield* presenceOf(alice), yield* presenceOf(bob)], [[], []])
+      assert.strictEqual(yield* gateway.connections, 0)
     }).pipe(Effect.provide(Presence.layerMemory)))
 
   it.effect("interrupts the fibers it runs (answers to frames) when the gateway stops", () =>
