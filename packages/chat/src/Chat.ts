@@ -129,7 +129,7 @@ export class Chat extends Context.Service<Chat, {
         }
       })
 
-      const send = Effect.fn("Chat.send")(function*(request: SendRequest) {
+      const send = Effect.fnUntraced(function*(request: SendRequest) {
         const windowKey = `${request.sender_id}\n${request.local_id}`
         const remembered = recentAcks.get(windowKey)
         if (remembered !== undefined) return remembered
@@ -155,10 +155,10 @@ export class Chat extends Context.Service<Chat, {
         recentAcks.set(windowKey, ack)
         if (recentAcks.size > ACK_WINDOW) recentAcks.delete(recentAcks.keys().next().value!)
         return ack
-      }, countOutcome(sendKind), Metrics.timed(Metrics.chatSendDuration))
+      }, countOutcome(sendKind), Metrics.timed(Metrics.chatSendDuration), TraceContext.span("Chat.send"))
 
       // The record carries this span's trace context: the consumer's span continues the trace.
-      const publish = Effect.fn("Chat.publish", { kind: "producer" })(function*(message: Message) {
+      const publish = Effect.fnUntraced(function*(message: Message) {
         yield* Effect.annotateCurrentSpan("server_id", message.server_id)
         const headers = yield* TraceContext.currentHeaders
         yield* bus.publish(MESSAGES_TOPIC, [{ key: conversationKey(message), value: JSON.stringify(message), headers }]).pipe(
@@ -166,7 +166,7 @@ export class Chat extends Context.Service<Chat, {
         )
         yield* Metrics.increment(publishedMessages)
         yield* Effect.logDebug("published", { server_id: message.server_id, kind: message.kind })
-      })
+      }, TraceContext.span("Chat.publish", { kind: "producer" }))
 
       const notify = Effect.fn("Chat.notify")(function*(notice: NoticeRequest) {
         const to = [...new Set(notice.to)]

@@ -129,11 +129,11 @@ export const ChatGrpcServer: Layer.Layer<never, never, GrpcRoutes | Chat> = impl
                 return fromProto(send).pipe(
                   Effect.flatMap((decoded) => chat.send(decoded as SendRequest)),
                   Effect.tapDefect((defect) => Effect.logError("a send of a batch failed", defect)),
-                  Effect.withSpan("ChatGrpc.send", {
+                  TraceContext.span("ChatGrpc.send", {
                     kind: "server",
                     ...(parent === undefined ? { root: true } : { parent }),
                     links: Option.isSome(call) ? [{ span: call.value, attributes: {} }] : []
-                  }, { captureStackTrace: false }),
+                  }),
                   Effect.exit
                 )
               },
@@ -249,7 +249,7 @@ const remote = (client: Effect.Effect<EffectClient<typeof ChatService>, NoInstan
     send: (request) =>
       TraceContext.currentHeaders.pipe(
         Effect.flatMap((headers) => Effect.request(SendCall({ request, traceparent: headers[TraceContext.TRACEPARENT] }), sends)),
-        Effect.withSpan("ChatGrpc.send", { kind: "client" }, { captureStackTrace: false })
+        TraceContext.span("ChatGrpc.send", { kind: "client" })
       )
   })
 }

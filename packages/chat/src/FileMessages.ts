@@ -41,8 +41,7 @@ export class FileMessages extends Context.Service<FileMessages, {
       const store = yield* FileStore
       const maxBytes = yield* FileMaxBytes
 
-      const admit = Effect.fn("FileMessages.admit")(function*(send: FileSend) {
-        if (send.content_type === "text") return
+      const admitFile = Effect.fn("FileMessages.admit")(function*(send: FileSend & { readonly content_type: FileContentKind }) {
         const kind: FileContentKind = send.content_type
         const content = yield* decodeContent(send.content, { onExcessProperty: "error" }).pipe(
           Effect.mapError((error) =>
@@ -82,7 +81,10 @@ export class FileMessages extends Context.Service<FileMessages, {
         ).pipe(Effect.catchTag("PortError", unavailable))
       })
 
-      return FileMessages.of({ admit })
+      // A text message, nearly every message, is admitted without a span (see TraceContext.span).
+      return FileMessages.of({
+        admit: (send) => send.content_type === "text" ? Effect.void : admitFile({ ...send, content_type: send.content_type })
+      })
     })
   )
 

@@ -1,3 +1,4 @@
+import * as TraceContext from "@im/observability/TraceContext"
 import {
   type BusRecord,
   type ConsumedRecord,
@@ -213,12 +214,12 @@ export const make = (options: KafkaMessageBusOptions): Effect.Effect<MessageBus[
       Effect.forkScoped
     )
 
-    const publish = Effect.fn("KafkaMessageBus.publish")(function*(topic: string, records: ReadonlyArray<BusRecord>) {
+    const publish = Effect.fnUntraced(function*(topic: string, records: ReadonlyArray<BusRecord>) {
       if (records.length === 0) return
       const done = yield* Deferred.make<void, PortError>()
       yield* Queue.offer(outbox, { topic, records, done })
       yield* Deferred.await(done)
-    })
+    }, TraceContext.span("KafkaMessageBus.publish"))
 
     const consume = <E, R>(
       consumeOptions: ConsumeOptions,

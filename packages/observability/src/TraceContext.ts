@@ -1,4 +1,4 @@
-import { Context, Effect, Option, Tracer } from "effect"
+import { Context, Effect, Option, References, Tracer } from "effect"
 import { Headers, HttpTraceContext } from "effect/http"
 
 /**
@@ -56,4 +56,18 @@ export const batchSpanOptions = (
   return parent === undefined
     ? { kind: "consumer", root: true, attributes: { records: records.length } }
     : { kind: "consumer", parent, links, attributes: { records: records.length } }
+}
+
+/**
+ * `Effect.withSpan(name, options)` (no stack frame captured) while tracing is on, and nothing
+ * at all while it is off. With the tracer disabled a span still costs about 2 µs to make and
+ * `Effect.fn(name)` about 3.6 µs (it also captures a stack trace per call), against 0.2 µs for
+ * the function itself: on the paths every message takes, that was a tenth of a server's work.
+ */
+export const span = (name: string, options?: Tracer.SpanOptionsNoTrace) => {
+  const traced = Effect.withSpan(name, options, { captureStackTrace: false })
+  return <A, E, R>(effect: Effect.Effect<A, E, R>): Effect.Effect<A, E, Exclude<R, Tracer.ParentSpan>> =>
+    Effect.withFiber((fiber) =>
+      fiber.getRef(References.TracerEnabled) ? traced(effect) : effect as Effect.Effect<A, E, Exclude<R, Tracer.ParentSpan>>
+    )
 }
