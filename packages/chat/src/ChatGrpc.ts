@@ -121,7 +121,7 @@ export const ChatGrpcServer: Layer.Layer<never, never, GrpcRoutes | Chat> = impl
       sendBatch: (request: SendBatchRequest) =>
         request.sends.length === 0 || request.sends.length > MAX_SEND_BATCH
           ? Effect.fail(new SendRejected({ code: "invalid_frame", message: `a batch holds 1 to ${MAX_SEND_BATCH} sends` }))
-          : Effect.flatMap(Effect.option(Effect.currentSpan), (call) =>
+          : Effect.flatMap(TraceContext.currentSpan, (call) =>
             Effect.forEach(
               request.sends,
               (send) => {

@@ -83,7 +83,7 @@ const startSession = Effect.fnUntraced(function*(
   const { session: sid, user } = auth
   // Each send frame starts a trace of its own, linked to the upgrade request's span when it was
   // traced (that span ends once the session is started).
-  const connection = yield* Effect.option(Effect.currentSpan)
+  const connection = yield* TraceContext.currentSpan
   const frameLinks = Option.isSome(connection) ? [{ span: connection.value, attributes: {} }] : noLinks
   const session = new ClientSession(newSessionId(), user, sid, socket, gateway, gateway.now(), chat, frameLinks)
 

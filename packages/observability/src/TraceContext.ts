@@ -18,10 +18,20 @@ const none: Readonly<Record<string, string>> = {}
 /** A span that may be named to another process: not one made while the tracer is off. */
 const propagates = (span: Tracer.AnySpan) => !Context.get(span.annotations, Tracer.DisablePropagation)
 
-/** The current span as trace headers, or no headers outside any span (or with tracing off). */
+/**
+ * The current span as trace headers, or no headers outside any span (or with tracing off).
+ * Read as an optional service: `Effect.currentParentSpan` fails outside a span, and its error
+ * (a stack trace each time) was 8 % of a gateway's time with tracing off.
+ */
 export const currentHeaders: Effect.Effect<Readonly<Record<string, string>>> = Effect.map(
-  Effect.option(Effect.currentParentSpan),
+  Effect.serviceOption(Tracer.ParentSpan),
   (span) => Option.isSome(span) && propagates(span.value) ? { [TRACEPARENT]: traceparentOf(span.value) } : none
+)
+
+/** The current span, if any, without failing (and so without making an error) outside one. */
+export const currentSpan: Effect.Effect<Option.Option<Tracer.Span>> = Effect.map(
+  Effect.serviceOption(Tracer.ParentSpan),
+  Option.filter((span): span is Tracer.Span => span._tag === "Span")
 )
 
 /** The remote parent named by trace headers; undefined when there is none or it is malformed. */
