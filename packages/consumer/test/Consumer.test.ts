@@ -1,5 +1,6 @@
+import { numberedMessage } from "@im/ports/testing/Fixtures"
 import { Db } from "@im/db/Db"
-import { GroupId, LocalId, ServerId, UserId } from "@im/domain/Ids"
+import { GroupId, UserId } from "@im/domain/Ids"
 import { conversationKey, type Delivery, type Message } from "@im/domain/Message"
 import { GroupStore } from "@im/ports/GroupStore"
 import { ConversationStore } from "@im/ports/ConversationStore"
@@ -16,17 +17,7 @@ import { Consumer } from "../src/Consumer.ts"
 
 const users = ["u_a", "u_b", "u_c", "u_d"].map((id) => UserId.make(id))
 
-const message = (index: number, sender: UserId, receiver: UserId): Message => ({
-  server_id: ServerId.make(`m_${index}`),
-  local_id: LocalId.make(`l_${index}`),
-  sender_id: sender,
-  kind: "single",
-  receiver_id: receiver,
-  content_type: "text",
-  content: `message ${index}`,
-  create_time: 1_000 + index,
-  send_time: 2_000 + index
-})
+const message = numberedMessage
 
 const record = (value: Message | string, offset: number): ConsumedRecord => ({
   topic: "im.messages",

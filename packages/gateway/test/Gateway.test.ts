@@ -1,6 +1,7 @@
+import { numberedMessage } from "@im/ports/testing/Fixtures"
 import { assert, describe, it } from "@effect/vitest"
 import { CloseCodes } from "@im/domain/Frames"
-import { GatewayId, LocalId, ServerId, SessionId, UserId } from "@im/domain/Ids"
+import { GatewayId, SessionId, UserId } from "@im/domain/Ids"
 import type { Delivery } from "@im/domain/Message"
 import { Presence } from "@im/ports/Presence"
 import { Deferred, Duration, Effect, Exit, Fiber, Scope } from "effect"
@@ -48,21 +49,7 @@ const openSession = Effect.fnUntraced(function*(gateway: Gateway["Service"], use
   return { session, written, calls }
 })
 
-const delivery = (user: UserId, seq: number): Delivery => ({
-  user_id: user,
-  seq,
-  message: {
-    server_id: ServerId.make(`m_${seq}`),
-    local_id: LocalId.make(`l_${seq}`),
-    sender_id: bob,
-    kind: "single",
-    receiver_id: user,
-    content_type: "text",
-    content: `#${seq}`,
-    create_time: seq,
-    send_time: seq
-  }
-})
+const delivery = (user: UserId, seq: number): Delivery => ({ user_id: user, seq, message: numberedMessage(seq, bob, user) })
 
 /** Lets the gateway's writer fiber run. */
 const settle = Effect.forEach(Array.from({ length: 50 }), () => Effect.yieldNow, { discard: true })

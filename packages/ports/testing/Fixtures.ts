@@ -26,6 +26,22 @@ export const makeMessage = (overrides: Partial<Message> = {}): Message => ({
   ...overrides
 })
 
+/**
+ * The one-to-one text message numbered `n` from `sender` to `receiver`: ids `m_<n>` and
+ * `l_<n>`, content `#<n>`, times `n`. For tests that follow messages by number.
+ */
+export const numberedMessage = (n: number, sender: UserId, receiver: UserId): Message => ({
+  server_id: ServerId.make(`m_${n}`),
+  local_id: LocalId.make(`l_${n}`),
+  sender_id: sender,
+  kind: "single",
+  receiver_id: receiver,
+  content_type: "text",
+  content: `#${n}`,
+  create_time: n,
+  send_time: n
+})
+
 /** Sorts a copy by a string key: for comparing results that come back in no particular order. */
 export const sortedBy = <A>(items: ReadonlyArray<A>, key: (a: A) => string): Array<A> =>
   [...items].sort((a, b) => (key(a) < key(b) ? -1 : key(a) > key(b) ? 1 : 0))

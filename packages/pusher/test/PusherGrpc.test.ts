@@ -1,5 +1,6 @@
+import { numberedMessage } from "@im/ports/testing/Fixtures"
 import { assert, describe, it } from "@effect/vitest"
-import { GatewayId, LocalId, ServerId, SessionId, UserId } from "@im/domain/Ids"
+import { GatewayId, SessionId, UserId } from "@im/domain/Ids"
 import type { Delivery } from "@im/domain/Message"
 import { Gateway, type Session } from "@im/gateway/Gateway"
 import { GatewayGrpcServer } from "@im/gateway/GatewayGrpc"
@@ -14,21 +15,7 @@ import { layerGrpc, PusherGrpcServer } from "../src/PusherGrpc.ts"
 const alice = UserId.make("u_alice")
 const bob = UserId.make("u_bob")
 
-const delivery = (user: UserId, seq: number): Delivery => ({
-  user_id: user,
-  seq,
-  message: {
-    server_id: ServerId.make(`m_${seq}`),
-    local_id: LocalId.make(`l_${seq}`),
-    sender_id: alice,
-    kind: "single",
-    receiver_id: bob,
-    content_type: "text",
-    content: `#${seq}`,
-    create_time: seq,
-    send_time: seq
-  }
-})
+const delivery = (user: UserId, seq: number): Delivery => ({ user_id: user, seq, message: numberedMessage(seq, alice, bob) })
 
 /** A session that records the frames it is given. */
 const recordingSession = (user: UserId, id: string) => {
