@@ -1,4 +1,3 @@
-import { NodeHttpServer } from "@effect/platform-node"
 import { assert, describe, it } from "@effect/vitest"
 import { Sessions } from "@im/auth/Sessions"
 import { Tokens } from "@im/auth/Tokens"
@@ -12,6 +11,7 @@ import { GatewayId, UserId } from "@im/domain/Ids"
 import { Gateway } from "@im/gateway/Gateway"
 import { GatewayGrpcServer } from "@im/gateway/GatewayGrpc"
 import { GatewayRoutes } from "@im/gateway/GatewayRoutes"
+import * as HttpServerLayer from "@im/platform/HttpServer"
 import * as Tracing from "@im/observability/Tracing"
 import { OtlpReceiver, type ReceivedSpan, renderTrace, renderTraceSvg } from "@im/observability/testing/OtlpReceiver"
 import { ConversationStore } from "@im/ports/ConversationStore"
@@ -33,7 +33,6 @@ import { Context, Duration, Effect, Layer, Redacted } from "effect"
 import { HttpRouter, HttpServer } from "effect/http"
 import { randomBytes, randomUUID } from "node:crypto"
 import { writeFileSync } from "node:fs"
-import { createServer } from "node:http"
 import { openRaw, sendFrame } from "./Raw.ts"
 import { checkMessageTrace, findMessageTrace } from "./TraceCheck.ts"
 
@@ -134,7 +133,7 @@ describe("one trace follows a message across the services", () => {
         Layer.mergeAll(
           serve(GatewayGrpcServer, local),
           HttpRouter.serve(GatewayRoutes, { disableLogger: true, disableListenLog: true }).pipe(
-            Layer.provideMerge(NodeHttpServer.layer(createServer, local))
+            Layer.provideMerge(HttpServerLayer.layer(local))
           )
         ).pipe(
           Layer.provide(gateway),

@@ -157,10 +157,6 @@ class WebSocketHttpServer extends Server {
 const upgradeError = (request: HttpServerRequest.HttpServerRequest, description: string) =>
   new HttpServerError.HttpServerError({ reason: new HttpServerError.RequestParseError({ request, description }) })
 
-/** For servers not made by `layer` (a test's own `NodeHttpServer`): `ws`'s default frame limit. */
-const fallbackServer = new WebSocketServer({ noServer: true, clientTracking: false, WebSocket: CoalescingWebSocket })
-const noHead = Buffer.alloc(0)
-
 /** The `ws` handshake on `request`'s socket; the socket comes paused, with its listeners set. */
 const handshake = (
   request: HttpServerRequest.HttpServerRequest,
@@ -188,21 +184,11 @@ const handshake = (
     return Effect.sync(() => socket.off("close", onClose))
   })
 
-const untilClosed = (ws: WebSocket) =>
-  Effect.callback<void>((resume) => {
-    if (ws.readyState === WebSocket.CLOSED) return resume(Effect.void)
-    const onClose = () => resume(Effect.void)
-    ws.once("close", onClose)
-    return Effect.sync(() => ws.off("close", onClose))
-  })
-
 /**
  * Completes the WebSocket handshake of `request` (101) and runs `use` with the socket, which
  * is paused until it is given a handler (`CoalescingWebSocket.handle`): no frame is read, so
- * none is lost, while `use` sets up what reads it. On a server made by `layer` the request is
- * done once `use` is; the socket keeps nothing of it. On another server (effect's own
- * `NodeHttpServer`, in tests) the upgrade bypasses effect's, and the request is held until
- * the socket closes, or effect would write its response on the socket.
+ * none is lost, while `use` sets up what reads it. The request is done once `use` is; the
+ * socket keeps nothing of it. Needs the server of `layer`, which hands it the upgrade.
  *
  * Fails as effect's `request.upgrade` does for a request that is not a WebSocket upgrade.
  */
@@ -222,7 +208,7 @@ export const withWebSocket = <A, E, R>(
     }
     if ((incoming as { readonly upgrade?: boolean }).upgrade !== true) return Effect.flatMap(request.upgrade, () => Effect.die("unreachable: not an upgrade request"))
     if (!isWebSocketUpgrade(incoming)) return Effect.fail(upgradeError(request, "not a WebSocket upgrade"))
-    return Effect.flatMap(handshake(request, incoming, fallbackServer, noHead), (ws) => Effect.tap(useOrDrop(ws, use), () => untilClosed(ws)))
+    return Effect.die(new Error("withWebSocket needs the server of @im/platform/HttpServer.layer"))
   })
 
 /**
