@@ -169,7 +169,7 @@ export class Consumer extends Context.Service<Consumer, {
             : Effect.andThen(Metrics.increment(batchesFailed), Metrics.error("consumer", "batch_failed"))
         ),
         Metrics.timed(Metrics.consumerBatchDuration),
-        Effect.withSpan("Consumer.handleBatch", TraceContext.batchSpanOptions(records), { captureStackTrace: false })
+        TraceContext.span("Consumer.handleBatch", TraceContext.batchSpanOptions(records))
       )
 
     return Consumer.of({ handleBatch })

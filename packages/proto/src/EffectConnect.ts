@@ -78,7 +78,7 @@ export const implement = <S extends DescService, E, R, EB, RB>(
             Effect.onExit((exit) => Metrics.increment(Metrics.grpcServerRequests({ ...metricLabels, code: codeOf(exit) }))),
             Metrics.timed(duration),
             // The handler's own frame says nothing: no stack captured per call.
-            Effect.withSpan(spanName, parent === undefined ? { kind: "server" } : { kind: "server", parent }, { captureStackTrace: false })
+            TraceContext.span(spanName, parent === undefined ? { kind: "server" } : { kind: "server", parent })
           ),
           { signal: ctx.signal }
         )
@@ -166,7 +166,7 @@ export const makeClient = <S extends DescService>(
             try: (signal) =>
               client[name]!(request, { signal, headers, ...(options.timeoutMs === undefined ? {} : { timeoutMs: options.timeoutMs }) }),
             catch: (cause) => ConnectError.from(cause)
-          })).pipe(Effect.withSpan(`grpc.client ${service.typeName}/${name}`, { kind: "client" }, { captureStackTrace: false }))
+          })).pipe(TraceContext.span(`grpc.client ${service.typeName}/${name}`, { kind: "client" }))
     }
     return methods as unknown as EffectClient<S>
   })
