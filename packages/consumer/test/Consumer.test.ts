@@ -1,3 +1,4 @@
+import { flakyInbox } from "@im/ports/testing/FlakyInbox"
 import { numberedMessage } from "@im/ports/testing/Fixtures"
 import { Db } from "@im/db/Db"
 import { GroupId, UserId } from "@im/domain/Ids"
@@ -5,9 +6,7 @@ import { conversationKey, type Delivery, type Message } from "@im/domain/Message
 import { GroupStore } from "@im/ports/GroupStore"
 import { ConversationStore } from "@im/ports/ConversationStore"
 import { HistoryStore } from "@im/ports/HistoryStore"
-import { InboxStore } from "@im/ports/InboxStore"
 import type { ConsumedRecord } from "@im/ports/MessageBus"
-import { PortError } from "@im/ports/PortError"
 import { SeqStore } from "@im/ports/SeqStore"
 import { Pusher } from "@im/pusher/Pusher"
 import { Effect, Layer } from "effect"
@@ -27,28 +26,6 @@ const record = (value: Message | string, offset: number): ConsumedRecord => ({
   value: typeof value === "string" ? value : JSON.stringify(value)
 })
 
-/**
- * An InboxStore that fails the appends whose turn is `true` in `failures` (then succeeds), and
- * records the size of every append it was asked for.
- */
-const flakyInbox = (failures: ReadonlyArray<boolean>, appends: Array<number>) =>
-  Layer.effect(
-    InboxStore,
-    Effect.gen(function*() {
-      const inner = yield* InboxStore
-      let call = 0
-      return InboxStore.of({
-        ...inner,
-        append: (entries) => {
-          appends.push(entries.length)
-          return failures[call++] === true
-            ? Effect.fail(new PortError({ port: "InboxStore", operation: "append", retryable: true }))
-            : inner.append(entries)
-        }
-      })
-    })
-  ).pipe(Layer.provide(InboxStore.layerMemory))
-
 /** A consumer over memory stores; pushes are recorded instead of sent. */
 const setup = (failures: ReadonlyArray<boolean> = [], maxEntries?: number) => {
   const pushed: Array<Delivery> = []
@@ -57,7 +34,7 @@ const setup = (failures: ReadonlyArray<boolean> = [], maxEntries?: number) => {
     Layer.provideMerge(Layer.succeed(Pusher, Pusher.of({ push: (batch) => Effect.sync(() => void pushed.push(...batch)), signal: () => Effect.void }))),
     Layer.provideMerge(Db.layer),
     Layer.provideMerge(
-      Layer.mergeAll(HistoryStore.layerMemory, ConversationStore.layerMemory, flakyInbox(failures, appends), SeqStore.layerMemory, GroupStore.layerMemory)
+      Layer.mergeAll(HistoryStore.layerMemory, ConversationStore.layerMemory, flakyInbox(failures, { appends }), SeqStore.layerMemory, GroupStore.layerMemory)
     )
   )
   return { layer, pushed, appends }

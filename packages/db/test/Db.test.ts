@@ -3,7 +3,7 @@ import { ServerId, UserId } from "@im/domain/Ids"
 import { ConversationStore } from "@im/ports/ConversationStore"
 import { HistoryStore } from "@im/ports/HistoryStore"
 import { InboxStore } from "@im/ports/InboxStore"
-import { PortError } from "@im/ports/PortError"
+import { flakyInbox } from "@im/ports/testing/FlakyInbox"
 import { Effect, Layer } from "effect"
 import { Db } from "../src/Db.ts"
 
@@ -82,29 +82,14 @@ describe("Db.pull", () => {
 describe("Db.save", () => {
   it.effect("a conversation never counts entries whose append failed: the retry stores them under other seqs", () =>
     Effect.gen(function*() {
-      let failAppend = true
-      const inbox = Layer.effect(
-        InboxStore,
-        Effect.map(Effect.service(InboxStore), (memory) =>
-          InboxStore.of({
-            ...memory,
-            append: (entries) =>
-              failAppend
-                // Fails after a while, as a database round trip would.
-                ? Effect.andThen(
-                  Effect.forEach(Array.from({ length: 5 }), () => Effect.yieldNow, { discard: true }),
-                  Effect.fail(new PortError({ port: "InboxStore", operation: "append", retryable: true }))
-                )
-                : memory.append(entries)
-          }))
-      ).pipe(Layer.provide(InboxStore.layerMemory))
+      // The first append fails (after a while, as a database round trip would); the retry's succeeds.
+      const inbox = flakyInbox([true], { yieldsFirst: 5 })
       yield* Effect.gen(function*() {
         const db = yield* Effect.service(Db)
         const conversations = yield* Effect.service(ConversationStore)
         const failed = yield* Effect.flip(db.save([message(1)], [{ user_id: bob, seq: 1, server_id: ServerId.make("m_1") }]))
         assert.strictEqual(failed._tag, "ServiceUnavailable")
         assert.deepStrictEqual(yield* conversations.list(bob), [], "nothing recorded for an entry not stored")
-        failAppend = false
         // The retry found no entry and took a new seq.
         yield* db.save([message(1)], [{ user_id: bob, seq: 2, server_id: ServerId.make("m_1") }])
         assert.deepStrictEqual((yield* conversations.list(bob)).map((c) => [c.last_seq, c.unread]), [[2, 1]])
