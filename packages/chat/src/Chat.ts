@@ -11,6 +11,7 @@ import * as Metrics from "@im/observability/Metrics"
 import * as TraceContext from "@im/observability/TraceContext"
 import { UserStore } from "@im/ports/UserStore"
 import { Pusher } from "@im/pusher/Pusher"
+import { RecentMap } from "@im/ports/RecentMap"
 import { Clock, Context, Effect, Exit, Layer, Option, Request, RequestResolver } from "effect"
 import { createHash } from "node:crypto"
 import { FileMessages } from "./FileMessages.ts"
@@ -80,7 +81,7 @@ export class Chat extends Context.Service<Chat, {
       const fileMessages = yield* FileMessages
       const pusher = yield* Pusher
       const publishedMessages = Metrics.busPublished({ topic: MESSAGES_TOPIC })
-      const recentAcks = new Map<string, SendAck>()
+      const recentAcks = new RecentMap<string, SendAck>(ACK_WINDOW)
       // Users are never deleted (yet), so a receiver seen once stays valid.
       const knownUsers = new Set<UserId>()
 
@@ -153,7 +154,6 @@ export class Chat extends Context.Service<Chat, {
         }
         yield* publish(message)
         recentAcks.set(windowKey, ack)
-        if (recentAcks.size > ACK_WINDOW) recentAcks.delete(recentAcks.keys().next().value!)
         return ack
       }, countOutcome(sendKind), Metrics.timed(Metrics.chatSendDuration), TraceContext.span("Chat.send"))
 

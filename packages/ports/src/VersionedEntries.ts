@@ -1,3 +1,5 @@
+import { RecentMap } from "./RecentMap.ts"
+
 /**
  * The in-process half of a versioned cache (GroupMemberCache, BlockCache): entries that expire
  * after `ttl`, and per key a version that every invalidation replaces. Versions come from a
@@ -6,15 +8,15 @@
  * raced a write is never cached. Past `maxEntries` entries the oldest go first.
  */
 export class VersionedEntries<K, V> {
-  private readonly entries = new Map<K, { readonly value: V; readonly expiresAt: number }>()
-  private readonly versions = new Map<K, string>()
+  private readonly entries: RecentMap<K, { readonly value: V; readonly expiresAt: number }>
+  private readonly versions: RecentMap<K, string>
   private counter = 0
   private readonly ttlMs: number
-  private readonly maxEntries: number
 
   constructor(ttlMs: number, maxEntries: number) {
     this.ttlMs = ttlMs
-    this.maxEntries = maxEntries
+    this.entries = new RecentMap(maxEntries)
+    this.versions = new RecentMap(maxEntries * 2)
   }
 
   /** The live value of `key` at `now`, if any (an expired one is dropped). */
@@ -31,7 +33,6 @@ export class VersionedEntries<K, V> {
     if (version === undefined) {
       version = this.freshVersion()
       this.versions.set(key, version)
-      if (this.versions.size > this.maxEntries * 2) this.versions.delete(this.versions.keys().next().value!)
     }
     return version
   }
@@ -39,9 +40,7 @@ export class VersionedEntries<K, V> {
   /** Stores `value` if the version of `key` is still `version`; answers whether it did. */
   fill(key: K, version: string, value: V, now: number): boolean {
     if (this.versions.get(key) !== version) return false
-    this.entries.delete(key)
     this.entries.set(key, { value, expiresAt: now + this.ttlMs })
-    if (this.entries.size > this.maxEntries) this.entries.delete(this.entries.keys().next().value!)
     return true
   }
 
@@ -49,7 +48,6 @@ export class VersionedEntries<K, V> {
   invalidate(keys: Iterable<K>): void {
     for (const key of keys) {
       this.entries.delete(key)
-      this.versions.delete(key)
       this.versions.set(key, this.freshVersion())
     }
   }
