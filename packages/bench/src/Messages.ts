@@ -126,6 +126,8 @@ export type FromWorker =
     readonly spread?: Map<string, Float64Array>
     /** Every distinct delivery's send→delivery latency (group: at every member). */
     readonly latencies: Float64Array
+    /** When the message of each latency was sent (client clock, ms). */
+    readonly sendTimes: Float64Array
     readonly ackLatencies: Float64Array
     /** CPU time (user + system) this worker used since sending began (idle: since it started), ms. */
     readonly cpuMs: number

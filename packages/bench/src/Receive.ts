@@ -103,11 +103,19 @@ export class Recorder {
   private readonly counters: ReceiveCounters
   private readonly latencies: { push(ms: number): void }
   private readonly onForeign: (reason: string) => void
+  /** Beside each latency, when its message was sent (client clock, ms): for the latency by second. */
+  private readonly sendTimes: { push(at: number): void } | undefined
 
-  constructor(counters: ReceiveCounters, latencies: { push(ms: number): void }, onForeign: (reason: string) => void) {
+  constructor(
+    counters: ReceiveCounters,
+    latencies: { push(ms: number): void },
+    onForeign: (reason: string) => void,
+    sendTimes?: { push(at: number): void }
+  ) {
     this.counters = counters
     this.latencies = latencies
     this.onForeign = onForeign
+    this.sendTimes = sendTimes
   }
 
   /** A pushed `message` frame's `message`, at user `self`, at time `at`. */
@@ -129,6 +137,7 @@ export class Recorder {
           this.counters.deliveredDistinct++
           this.counters.lastDeliveryAt = at
           this.latencies.push(at - arrival.sentAt)
+          this.sendTimes?.push(arrival.sentAt)
           if (arrival.toGroup) recordSpread(this.spread, `${arrival.pair}#${arrival.k}`, at - arrival.sentAt)
         }
         break

@@ -15,6 +15,7 @@ import { formatProfile, nowUs, profilesIn, summarizeProfile, type Window } from 
 import {
   accountPairs,
   addAccounts,
+  bySecond,
   concatSamples,
   emptyAccount,
   mergeSpreads,
@@ -347,6 +348,7 @@ const traffic = async (
     const counters = sum(reports.map((r) => r.counters))
     const latency = summarize(concatSamples(reports.map((r) => r.latencies)))
     const ackLatency = summarize(concatSamples(reports.map((r) => r.ackLatencies)))
+    const latencyBySecond = bySecond(concatSamples(reports.map((r) => r.latencies)), concatSamples(reports.map((r) => r.sendTimes)), goAt)
     const spread = group ? summarizeSpread(mergeSpreads(reports.map((r) => r.spread!)), receiversPerMessage) : undefined
     const sendSeconds = (sendEndAt - goAt) / 1000
     // From the first send to the last delivery: with a backlog, deliveries go on after sending stops.
@@ -383,6 +385,7 @@ const traffic = async (
       reordered: received.total.reordered,
       unexpected: received.unexpected + counters.foreign,
       latency_ms: latency,
+      latency_by_second_ms: latencyBySecond,
       ...(group ? { latency_first_member_ms: spread!.first, latency_last_member_ms: spread!.last } : {}),
       ack_latency_ms: ackLatency,
       sender_copies: { delivered: own.total.delivered, lost: own.total.lost, duplicated: own.total.duplicated, reordered: own.total.reordered },
@@ -406,7 +409,7 @@ const traffic = async (
         "lost: acknowledged (send_result ok) but not pushed to the receiver's socket within the drain period; the bench does not pull gaps. still_arriving_at_drain_end: the drain period ended with deliveries still coming (lost may then be late, not lost).",
         "latency_ms: send (client clock, before the frame is written) to the first push at the receiver" +
           (group ? ", over every member that got it; latency_first_member_ms / latency_last_member_ms: per message, to the first member and to the last (messages that reached all members)" : "") +
-          "; ack_latency_ms: send to send_result.",
+          "; latency_by_second_ms: the same by the second (from the start of sending) each message was sent in; ack_latency_ms: send to send_result.",
         "delivered_per_s: distinct deliveries / (first send → last delivery), at least --duration; acked_per_s: acknowledged sends / --duration. When acked_per_s > delivered_per_s the server builds a backlog (sends are acknowledged once on the bus, before they are stored).",
         ...(group ? ["inbox_entries: delivered + the senders' own copies (messages × members); messages_delivered: messages that reached every other member of their group."] : []),
         "notices (kind notice, e.g. group_created) are pushed too; they are counted in notices_ignored and nowhere else.",
@@ -429,6 +432,7 @@ const traffic = async (
           `    last member:    p50 ${spread!.last.p50}  p95 ${spread!.last.p95}  p99 ${spread!.last.p99}  max ${spread!.last.max}`
         ]
         : []),
+      `  send→delivery p99 by second of sending (s: ms): ${latencyBySecond.map((s) => `${s.second}: ${Math.round(s.p99)}`).join(", ")}`,
       `  send→ack ms:      p50 ${ackLatency.p50}  p95 ${ackLatency.p95}  p99 ${ackLatency.p99}  max ${ackLatency.max}`,
       ...(result.send_errors + result.send_timeouts > 0 ? [`  send errors ${result.send_errors}, send timeouts ${result.send_timeouts}: ${result.errors.slice(0, 3).join("; ")}`] : []),
       ...(result.throttled > 0 ? [`  ${result.throttled} sends the rate asked for could not go (every sender had ${options.inflight} awaiting results)`] : []),

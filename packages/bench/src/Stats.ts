@@ -36,6 +36,31 @@ export const summarize = (samples: ArrayLike<number>): LatencySummary => {
   }
 }
 
+export interface SecondSummary extends LatencySummary {
+  /** Seconds from `origin` to the start of this second. */
+  readonly second: number
+}
+
+/**
+ * Latencies by the second their message was sent in (`sendTimes[i]` for `latencies[i]`, ms on
+ * the clock of `origin`): where in a run the slow messages were. Seconds with no sample are left out.
+ */
+export const bySecond = (
+  latencies: ArrayLike<number>,
+  sendTimes: ArrayLike<number>,
+  origin: number
+): ReadonlyArray<SecondSummary> => {
+  if (latencies.length !== sendTimes.length) throw new RangeError(`${latencies.length} latencies but ${sendTimes.length} send times`)
+  const buckets = new Map<number, Array<number>>()
+  for (let i = 0; i < latencies.length; i++) {
+    const second = Math.floor((sendTimes[i]! - origin) / 1000)
+    let bucket = buckets.get(second)
+    if (bucket === undefined) buckets.set(second, bucket = [])
+    bucket.push(latencies[i]!)
+  }
+  return [...buckets].sort(([a], [b]) => a - b).map(([second, samples]) => ({ second, ...summarize(samples) }))
+}
+
 /** Joins several workers' samples into one array. */
 export const concatSamples = (parts: ReadonlyArray<ArrayLike<number>>): Float64Array => {
   const out = new Float64Array(parts.reduce((n, part) => n + part.length, 0))

@@ -154,6 +154,7 @@ const pending = new Map<string, Pending>()
 const acked = new Map<string, Array<number>>()
 let groupPlans: ReadonlyArray<GroupPlan> = []
 const latencies = new Samples()
+const sendTimes = new Samples()
 const ackLatencies = new Samples()
 const idleSockets: Array<WebSocket> = []
 let sending = false
@@ -163,7 +164,7 @@ let inflightCap = 4
 /** CPU time used when sending began (the report gives the CPU used since). */
 let cpuAtGo: NodeJS.CpuUsage | undefined
 
-const recorder = new Recorder(counters, latencies, (reason) => noteError(`foreign message: ${reason}`))
+const recorder = new Recorder(counters, latencies, (reason) => noteError(`foreign message: ${reason}`), sendTimes)
 
 const onFrame = (conn: Conn) => (frame: any) => {
   if (frame.type === "message") {
@@ -395,6 +396,7 @@ const finish = async (message: Extract<ToWorker, { type: "finish" }>) => {
     ownArrivals: recorder.ownArrivals,
     ...group,
     latencies: latencies.toArray(),
+    sendTimes: sendTimes.toArray(),
     ackLatencies: ackLatencies.toArray(),
     cpuMs: (cpu.user + cpu.system) / 1000,
     closes,

@@ -1,6 +1,6 @@
 import { describe, expect, it } from "vitest"
 import { decodeStamp, encodeStamp } from "../src/Content.ts"
-import { accountPair, accountPairs, percentile, summarize } from "../src/Stats.ts"
+import { accountPair, accountPairs, bySecond, percentile, summarize } from "../src/Stats.ts"
 
 describe("percentile", () => {
   it("takes the nearest rank of an ascending array", () => {
@@ -19,6 +19,19 @@ describe("percentile", () => {
     const summary = summarize(samples)
     expect(summary).toEqual({ count: 10, p50: 5, p95: 100, p99: 100, max: 100, mean: 14.5 })
     expect(samples).toEqual(copy)
+  })
+})
+
+describe("bySecond", () => {
+  it("groups latencies by the second their message was sent in, from the origin", () => {
+    const origin = 1_000_000
+    const seconds = bySecond([5, 7, 400, 9, 3], [origin + 10, origin + 990, origin + 1_000, origin + 3_500, origin - 1], origin)
+    expect(seconds.map((s) => [s.second, s.count, s.max])).toEqual([[-1, 1, 3], [0, 2, 7], [1, 1, 400], [3, 1, 9]])
+    expect(seconds[1]!.p50).toBe(5)
+  })
+
+  it("refuses latencies and send times of different lengths", () => {
+    expect(() => bySecond([1, 2], [0], 0)).toThrow(RangeError)
   })
 })
 
