@@ -6,6 +6,7 @@ import { type ConversationEntry, conversationOf, ConversationStore } from "@im/p
 import { HistoryStore } from "@im/ports/HistoryStore"
 import { InboxStore, type InboxRef } from "@im/ports/InboxStore"
 import type { PortError } from "@im/ports/PortError"
+import { StoreWrites } from "@im/ports/StoreWrites"
 import { Context, Effect, Layer, LogLevel, Metric } from "effect"
 
 export interface PullRequest {
@@ -24,7 +25,8 @@ const unavailable = (error: PortError) =>
 /**
  * The db service: message history, the per-user inboxes and their conversations. `save` stores
  * history before inbox entries, so an entry is never visible without its message, and then the
- * conversations' unread bookkeeping, so a conversation never counts an entry that is not stored.
+ * conversations' unread bookkeeping, so a conversation never counts an entry that is not stored;
+ * or, where the stores share a transaction (StoreWrites), all three at once in one.
  */
 export class Db extends Context.Service<Db, {
   /** The stored inbox entries among (user, server_id) pairs: what a replay must not store again. */
@@ -49,6 +51,7 @@ export class Db extends Context.Service<Db, {
       const history = yield* HistoryStore
       const inbox = yield* InboxStore
       const conversations = yield* ConversationStore
+      const writes = yield* StoreWrites
 
       const existing = Effect.fn("Db.existing")(function*(keys: ReadonlyArray<Pick<InboxRef, "user_id" | "server_id">>) {
         if (keys.length === 0) return []
@@ -65,7 +68,6 @@ export class Db extends Context.Service<Db, {
         replayed: ReadonlyArray<InboxRef> = []
       ) {
         yield* Metric.update(Metrics.dbSaveSize, entries.length)
-        if (messages.length > 0) yield* history.save(messages)
         const byId = new Map(messages.map((message) => [message.server_id, message]))
         const tracked: Array<ConversationEntry> = []
         for (const ref of [...entries, ...replayed]) {
@@ -74,10 +76,14 @@ export class Db extends Context.Service<Db, {
           if (conversation === undefined) continue
           tracked.push({ ...ref, conversation, own: message!.sender_id === ref.user_id })
         }
-        // After the entries, never beside them: a conversation that recorded entries whose append
-        // then failed would count them again when the retry stores them under new seqs.
-        if (entries.length > 0) yield* inbox.append(entries)
-        if (tracked.length > 0) yield* conversations.record(tracked)
+        // One after the other (the default), the conversations come after the entries, never beside them: a
+        // conversation that recorded entries whose append then failed would count them again
+        // when the retry stores them under new seqs. In one transaction, none would be kept.
+        yield* writes.all([
+          ...(messages.length > 0 ? [history.save(messages)] : []),
+          ...(entries.length > 0 ? [inbox.append(entries)] : []),
+          ...(tracked.length > 0 ? [conversations.record(tracked)] : [])
+        ])
         yield* Metrics.increment(Metrics.inboxEntriesStored, entries.length)
         if (yield* LogLevel.isEnabled("Debug")) {
           yield* Effect.logDebug("saved", { server_ids: messages.map((message) => message.server_id) })

@@ -3,6 +3,7 @@ import { ServerId, UserId } from "@im/domain/Ids"
 import { ConversationStore } from "@im/ports/ConversationStore"
 import { HistoryStore } from "@im/ports/HistoryStore"
 import { InboxStore } from "@im/ports/InboxStore"
+import { StoreWrites } from "@im/ports/StoreWrites"
 import { flakyInbox } from "@im/ports/testing/FlakyInbox"
 import { Effect, Layer } from "effect"
 import { Db } from "../src/Db.ts"
@@ -94,5 +95,21 @@ describe("Db.save", () => {
         yield* db.save([message(1)], [{ user_id: bob, seq: 2, server_id: ServerId.make("m_1") }])
         assert.deepStrictEqual((yield* conversations.list(bob)).map((c) => [c.last_seq, c.unread]), [[2, 1]])
       }).pipe(Effect.provide(Db.layer.pipe(Layer.provideMerge(Layer.mergeAll(HistoryStore.layerMemory, inbox, ConversationStore.layerMemory)))))
+    }))
+
+  it.effect("hands history, entries and conversations to StoreWrites together, which may run them in one transaction", () =>
+    Effect.gen(function*() {
+      const calls: Array<number> = []
+      const recording = Layer.succeed(StoreWrites, {
+        all: (writes) => Effect.sync(() => calls.push(writes.length)).pipe(Effect.andThen(Effect.forEach(writes, (write) => write, { discard: true })))
+      })
+      yield* Effect.gen(function*() {
+        const db = yield* Effect.service(Db)
+        yield* db.save([message(1)], [{ user_id: bob, seq: 1, server_id: ServerId.make("m_1") }])
+        assert.deepStrictEqual(calls, [3], "one call with the three writes")
+        assert.strictEqual((yield* db.pull({ user: bob, after: 0, limit: 10 })).entries.length, 1)
+      }).pipe(
+        Effect.provide(Db.layer.pipe(Layer.provide([HistoryStore.layerMemory, InboxStore.layerMemory, ConversationStore.layerMemory, recording])))
+      )
     }))
 })

@@ -17,12 +17,16 @@ import * as SqlHistoryStore from "./SqlHistoryStore.ts"
 import * as SqlInboxStore from "./SqlInboxStore.ts"
 import * as SqlSeqStore from "./SqlSeqStore.ts"
 import * as SqlSessionStore from "./SqlSessionStore.ts"
+import * as SqlStoreWrites from "./SqlStoreWrites.ts"
 import * as SqlUserStore from "./SqlUserStore.ts"
 
 /** Every store standalone mode keeps in its one (embedded) PostgreSQL. */
 export type Storage = UserStore | GroupStore | HistoryStore | ConversationStore | InboxStore | SeqStore | FileRecords | SessionStore | FriendStore
 
-/** All the SQL stores on one SqlClient: what standalone mode runs on. */
+/**
+ * All the SQL stores on one SqlClient: what standalone mode runs on. Their writes that go
+ * together (Db.save's) run in one transaction (StoreWrites).
+ */
 export const layer: Layer.Layer<Storage, never, SqlClient.SqlClient> = Layer.mergeAll(
   SqlUserStore.layer,
   SqlGroupStore.layer,
@@ -32,5 +36,6 @@ export const layer: Layer.Layer<Storage, never, SqlClient.SqlClient> = Layer.mer
   SqlSeqStore.layer,
   SqlSessionStore.layer,
   SqlFileRecords.layer,
-  SqlFriendStore.layer
+  SqlFriendStore.layer,
+  SqlStoreWrites.layer
 )

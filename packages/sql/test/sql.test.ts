@@ -4,6 +4,7 @@ import { ConversationStore, MAX_TRACKED_RUNS } from "@im/ports/ConversationStore
 import { HistoryStore } from "@im/ports/HistoryStore"
 import { InboxStore } from "@im/ports/InboxStore"
 import { SeqStore } from "@im/ports/SeqStore"
+import { StoreWrites } from "@im/ports/StoreWrites"
 import { fileRecordsSuite } from "@im/ports/testing/FileRecordsSuite"
 import { friendStoreSuite } from "@im/ports/testing/FriendStoreSuite"
 import { groupStoreSuite } from "@im/ports/testing/GroupStoreSuite"
@@ -29,6 +30,7 @@ import * as SqlHistoryStore from "../src/SqlHistoryStore.ts"
 import * as SqlInboxStore from "../src/SqlInboxStore.ts"
 import * as SqlSeqStore from "../src/SqlSeqStore.ts"
 import * as SqlSessionStore from "../src/SqlSessionStore.ts"
+import * as SqlStoreWrites from "../src/SqlStoreWrites.ts"
 import * as SqlUserStore from "../src/SqlUserStore.ts"
 
 // PGlite takes seconds to start: one in-memory database serves every suite of this file. The
@@ -150,4 +152,55 @@ layer(database, { ...shared, excludeTestServices: true })("SqlConversationStore 
         SELECT unread_seqs FROM conversations WHERE user_id = 'u_old'`
       assert.strictEqual(rows[0]!.unread_seqs, "[7,9]")
     }))
+})
+
+layer(database, { ...shared, excludeTestServices: true })("SqlStoreWrites", (it) => {
+  const stores = Layer.mergeAll(SqlHistoryStore.layer, SqlInboxStore.layer, SqlConversationStore.layer, SqlStoreWrites.layer).pipe(
+    Layer.provide(database)
+  )
+  const messageTo = (receiver: UserId, id: string): Message => ({
+    server_id: ServerId.make(id),
+    local_id: LocalId.make(`l-${id}`),
+    sender_id: UserId.make("w_sender"),
+    kind: "single",
+    receiver_id: receiver,
+    content_type: "text",
+    content: id,
+    create_time: 1,
+    send_time: 2
+  })
+
+  it.effect("keeps every write, sent together in one transaction", () =>
+    Effect.gen(function*() {
+      const [writes, history, inbox, conversations] = yield* Effect.all([StoreWrites, HistoryStore, InboxStore, ConversationStore])
+      const user = UserId.make("w_kept")
+      const message = messageTo(user, "w_m1")
+      yield* writes.all([
+        history.save([message]),
+        inbox.append([{ user_id: user, seq: 1, server_id: message.server_id }]),
+        conversations.record([{ user_id: user, seq: 1, server_id: message.server_id, conversation: "u:w_sender", own: false }])
+      ])
+      assert.deepStrictEqual((yield* history.get([message.server_id])).map((m) => m.content), ["w_m1"])
+      assert.strictEqual(yield* inbox.newest(user), 1)
+      assert.deepStrictEqual((yield* conversations.list(user)).map((c) => [c.last_seq, c.unread]), [[1, 1]])
+    }).pipe(Effect.provide(stores)))
+
+  it.effect("keeps none when one fails: the history and conversation written beside a refused entry are rolled back", () =>
+    Effect.gen(function*() {
+      const [writes, history, inbox, conversations] = yield* Effect.all([StoreWrites, HistoryStore, InboxStore, ConversationStore])
+      const user = UserId.make("w_refused")
+      const first = messageTo(user, "w_r1")
+      yield* inbox.append([{ user_id: user, seq: 1, server_id: first.server_id }])
+      // A second message under the taken seq 1 breaks the inbox's key: the append fails.
+      const second = messageTo(user, "w_r2")
+      const failed = yield* Effect.flip(writes.all([
+        history.save([second]),
+        inbox.append([{ user_id: user, seq: 1, server_id: second.server_id }]),
+        conversations.record([{ user_id: user, seq: 1, server_id: second.server_id, conversation: "u:w_sender", own: false }])
+      ]))
+      assert.strictEqual(failed._tag, "PortError")
+      assert.deepStrictEqual(yield* history.get([second.server_id]), [], "the message was not kept")
+      assert.deepStrictEqual(yield* conversations.list(user), [], "nor the conversation")
+      assert.deepStrictEqual((yield* inbox.range({ user, after: 0, limit: 10 })).map((ref) => ref.server_id), [first.server_id])
+    }).pipe(Effect.provide(stores)))
 })
