@@ -2,6 +2,7 @@ import { Effect, Exit, Layer, Option } from "effect"
 import { HttpMiddleware, HttpRouter, HttpServerError, HttpServerRequest, HttpServerResponse } from "effect/http"
 import { PrometheusMetrics } from "effect/observability"
 import * as Metrics from "./Metrics.ts"
+import * as ProcessMetrics from "./ProcessMetrics.ts"
 
 /** The Prometheus text exposition format, version 0.0.4. */
 export const CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
@@ -9,20 +10,25 @@ export const CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 /**
  * The current value of every metric of this process in the Prometheus text format (HELP and
  * TYPE lines, escaped label values, histograms as cumulative `_bucket{le=…}`, `_sum` and
- * `_count`), from the metric registry all services of the process share.
+ * `_count`), from the metric registry all services of the process share, then the process's own
+ * (event-loop delay, GC pauses, memory: ProcessMetrics).
  */
-export const exposition: Effect.Effect<string> = PrometheusMetrics.format()
+export const exposition: Effect.Effect<string> = Effect.map(PrometheusMetrics.format(), (body) => body + ProcessMetrics.exposition())
 
 /**
  * `GET /metrics` for Prometheus to scrape. It needs no token, so it must not be reachable from
- * the public internet (see docs/observability.md); scrapes are not logged.
+ * the public internet (see docs/observability.md); scrapes are not logged. The process figures
+ * are sampled while the route is served.
  */
-export const MetricsRoute = HttpRouter.add(
-  "GET",
-  "/metrics",
-  HttpMiddleware.withLoggerDisabled(
-    Effect.map(exposition, (body) => HttpServerResponse.text(body, { contentType: CONTENT_TYPE }))
-  )
+export const MetricsRoute = Layer.merge(
+  HttpRouter.add(
+    "GET",
+    "/metrics",
+    HttpMiddleware.withLoggerDisabled(
+      Effect.map(exposition, (body) => HttpServerResponse.text(body, { contentType: CONTENT_TYPE }))
+    )
+  ),
+  ProcessMetrics.layer
 )
 
 const KNOWN_METHODS = new Set(["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"])

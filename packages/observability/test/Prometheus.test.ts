@@ -2,6 +2,7 @@ import { assert, describe, it } from "@effect/vitest"
 import { Effect, Layer, Metric } from "effect"
 import { HttpRouter, HttpServerResponse } from "effect/http"
 import * as Metrics from "../src/Metrics.ts"
+import * as ProcessMetrics from "../src/ProcessMetrics.ts"
 import { CONTENT_TYPE, exposition, MetricsHttp } from "../src/Prometheus.ts"
 
 /** Runs with a registry of its own, so that only the metrics the test touches are exposed. */
@@ -20,7 +21,8 @@ describe("the Prometheus text exposition (format 0.0.4)", () => {
       yield* Metrics.increment(requests({ path: "/a", method: "GET" }), 2)
       yield* Metrics.increment(requests({ path: "say \"hi\"\\\nbye", method: "POST" }))
       const lines = linesOf(yield* exposition)
-      assert.deepStrictEqual(lines.filter((line) => line.startsWith("#")), [
+      // The process's own families (ProcessMetrics) follow; this test is about the counter's.
+      assert.deepStrictEqual(lines.filter((line) => line.startsWith("#") && !line.includes(" im_")), [
         "# HELP test_requests_total Requests \\\\ by path\\nand method.",
         "# TYPE test_requests_total counter"
       ])
@@ -96,4 +98,26 @@ describe("GET /metrics and the request counts", () => {
       assert.include(lines, "im_http_requests_total{method=\"GET\",route=\"unmatched\",status=\"404\"} 1")
       assert.include(lines, "im_http_requests_total{method=\"POST\",route=\"/broken\",status=\"500\"} 1")
     }).pipe(Effect.scoped))
+})
+
+describe("the process's own figures", () => {
+  it.live("memory always; event-loop delay and GC pauses while ProcessMetrics.layer is alive", () =>
+    isolated(Effect.gen(function*() {
+      const before = linesOf(yield* exposition)
+      assert.isTrue(before.some((line) => /^im_process_resident_memory_bytes \d+$/.test(line)))
+      assert.isFalse(before.some((line) => line.startsWith("im_event_loop_delay")))
+      const during = yield* Effect.gen(function*() {
+        // Let the 10 ms sampler run, and make garbage enough for a collection.
+        yield* Effect.sleep("60 millis")
+        for (let i = 0; i < 2_000; i++) new Array(10_000).fill(i)
+        yield* Effect.sleep("20 millis")
+        return linesOf(yield* exposition)
+      }).pipe(Effect.provide(ProcessMetrics.layer))
+      assert.include(during, "# TYPE im_event_loop_delay_seconds summary")
+      const count = Number(during.find((line) => line.startsWith("im_event_loop_delay_seconds_count "))?.split(" ")[1])
+      assert.isAbove(count, 0, "the delay was sampled")
+      assert.isTrue(during.some((line) => /^im_event_loop_delay_seconds\{quantile="0.99"\} [0-9.e-]+$/.test(line)))
+      assert.isTrue(during.some((line) => /^im_gc_pauses_total\{kind="(minor|major|incremental)"\} [1-9]\d*$/.test(line)), "a collection was seen")
+      assert.isFalse(linesOf(yield* exposition).some((line) => line.startsWith("im_event_loop_delay")), "stopped with the layer")
+    })))
 })
