@@ -21,6 +21,12 @@ interface IsBlocked extends Request.Request<boolean, PortError>, BlockPair {
 }
 const IsBlocked = Request.tagged<IsBlocked>("IsBlocked")
 
+interface UserExists extends Request.Request<boolean, PortError> {
+  readonly _tag: "UserExists"
+  readonly user: UserId
+}
+const UserExists = Request.tagged<UserExists>("UserExists")
+
 export interface SendRequest {
   /** The authenticated sender: set by the gateway, never by the client. */
   readonly sender_id: UserId
@@ -99,11 +105,20 @@ export class Chat extends Context.Service<Chat, {
         })
       )
 
+      // A receiver not seen yet is looked up with the others of the sends in flight together, in
+      // one `existing` call: after a start every receiver is new at once.
+      const existsResolver = RequestResolver.make<UserExists>((entries) =>
+        Effect.gen(function*() {
+          const found = yield* Effect.exit(users.existing([...new Set(entries.map((entry) => entry.request.user))]))
+          for (const entry of entries) entry.completeUnsafe(Exit.map(found, (existing) => existing.has(entry.request.user)))
+        })
+      )
+
       const receiverExists = Effect.fnUntraced(function*(receiver: UserId) {
         if (knownUsers.has(receiver)) return true
-        const found = yield* users.existing([receiver]).pipe(Effect.catchTag("PortError", unavailable))
-        if (found.has(receiver)) knownUsers.add(receiver)
-        return found.has(receiver)
+        const found = yield* Effect.request(UserExists({ user: receiver }), existsResolver).pipe(Effect.catchTag("PortError", unavailable))
+        if (found) knownUsers.add(receiver)
+        return found
       })
 
       /** The checks every send and typing signal passes: one target, an existing receiver, a member's group. */

@@ -34,6 +34,7 @@ class BusProbe {
 }
 
 const blockChecks: Array<number> = []
+const userLookups: Array<number> = []
 
 const withChat = <A, E>(
   f: (
@@ -58,9 +59,14 @@ const withChat = <A, E>(
       blocking: (pairs) => Effect.andThen(Effect.sync(() => void blockChecks.push(pairs.length)), store.blocking(pairs))
     })
     yield* groups.create({ id: team, name: "team", owner_id: alice, created_at: 0, join_approval: false }, [{ user_id: alice, role: "owner", joined_at: 0 }])
+    // Counts the receiver lookups, which concurrent sends share too.
+    const countedUsers = UserStore.of({
+      ...users,
+      existing: (ids) => Effect.andThen(Effect.sync(() => void userLookups.push(ids.length)), users.existing(ids))
+    })
     const chat = yield* Effect.provide(
       Effect.service(Chat),
-      Chat.layer.pipe(Layer.provide([probe.layer, pusher.layer, Layer.succeed(UserStore, users), Layer.succeed(GroupStore, groups), Layer.succeed(FriendStore, friends), FileMessages.layerMemory]))
+      Chat.layer.pipe(Layer.provide([probe.layer, pusher.layer, Layer.succeed(UserStore, countedUsers), Layer.succeed(GroupStore, groups), Layer.succeed(FriendStore, friends), FileMessages.layerMemory]))
     )
     return yield* f(chat, probe, pusher, friends)
   })
@@ -160,6 +166,29 @@ describe("Chat.send", () => {
         assert.strictEqual(blockChecks.reduce((sum, n) => sum + n, 0), 20)
         assert.isBelow(blockChecks.length, 5, `${blockChecks.length} store calls for 20 concurrent sends`)
         assert.strictEqual((yield* Ref.get(probe.published)).length, 10)
+      })
+    ))
+
+  it.effect("concurrent sends to receivers not seen yet look them up together, each getting its own answer", () =>
+    withChat((chat, probe) =>
+      Effect.gen(function*() {
+        userLookups.length = 0
+        // Bob exists; the others do not.
+        const receivers = [...Array(20).keys()].map((n) => n % 4 === 0 ? bob : UserId.make(`ghost-${n}`))
+        const results = yield* Effect.all(
+          receivers.map((receiver_id, n) => Effect.result(chat.send(request({ local_id: LocalId.make(`u-${n}`), receiver_id })))),
+          { concurrency: "unbounded" }
+        )
+        assert.deepStrictEqual(
+          results.map((result) => result._tag === "Failure" ? result.failure.code : "ok"),
+          receivers.map((receiver) => receiver === bob ? "ok" : "receiver_not_found")
+        )
+        assert.isBelow(userLookups.length, 5, `${userLookups.length} store calls for 20 concurrent sends`)
+        assert.strictEqual((yield* Ref.get(probe.published)).length, 5)
+        // A receiver found once is not looked up again.
+        userLookups.length = 0
+        yield* chat.send(request({ local_id: LocalId.make("u-again") }))
+        assert.deepStrictEqual(userLookups, [])
       })
     ))
 
