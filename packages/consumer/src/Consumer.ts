@@ -27,8 +27,8 @@ export const DEFAULT_MAX_ENTRIES = 10_000
 /**
  * The consumer: turns a batch of accepted messages into inbox entries. For every participant of
  * every message (receiver and sender; for a group, its members and the sender; for a notice, the
- * users it names) it takes the participant's next seq (once: a replay finds the stored entry and
- * reuses it), stores history and entries through db, pushes them, and only then lets the bus
+ * users it names) it takes the participant's next seq (a replay finds the stored entry and keeps
+ * its seq), stores history and entries through db, pushes them, and only then lets the bus
  * commit the batch.
  *
  * A batch is worked in steps of at most `maxEntries` entries (a message with more participants
@@ -105,30 +105,34 @@ export class Consumer extends Context.Service<Consumer, {
       if (step.length > 0) yield* store(step)
     })
 
-    /** Stores and pushes the entries of `plan`, in order: every message's participants, each with its next seq. */
+    /**
+     * Stores and pushes the entries of `plan`, in order: every message's participants, each with
+     * its next seq. The seqs are taken while db looks for entries stored before (one round trip
+     * instead of two), as if none were: usually none is, and a replayed entry keeps its stored
+     * seq and leaves the one taken for it unused, which a SeqStore allows (numbers may be skipped,
+     * never given twice; a client's pull reports what was skipped).
+     */
     const store = Effect.fnUntraced(function*(plan: ReadonlyArray<PlannedEntry>) {
       const messages = [...new Set(plan.map(({ message }) => message))]
-      const stored = new Map<string, number>()
-      for (const ref of yield* db.existing(plan.map(({ message, user }) => ({ user_id: user, server_id: message.server_id })))) {
-        stored.set(entryKey(ref.user_id, ref.server_id), ref.seq)
-      }
-
-      // Usually nothing is stored yet (replays are rare): then no entry needs a key.
-      const storedSeq = stored.size === 0
-        ? (_user: UserId, _serverId: ServerId) => undefined
-        : (user: UserId, serverId: ServerId) => stored.get(entryKey(user, serverId))
       const wanted = new Map<UserId, number>()
-      for (const { message, user } of plan) {
-        if (storedSeq(user, message.server_id) === undefined) wanted.set(user, (wanted.get(user) ?? 0) + 1)
-      }
-      const next = new Map(
-        wanted.size === 0 ? [] : yield* seqs.allocate([...wanted]).pipe(
+      for (const { user } of plan) wanted.set(user, (wanted.get(user) ?? 0) + 1)
+      const [existing, firsts] = yield* Effect.all([
+        db.existing(plan.map(({ message, user }) => ({ user_id: user, server_id: message.server_id }))),
+        seqs.allocate([...wanted]).pipe(
           Effect.catchTag("PortError", (error) =>
             Effect.logError("seq allocation failed", error).pipe(
               Effect.andThen(Effect.fail(new ServiceUnavailable({ message: "seq store unavailable" })))
             ))
         )
-      )
+      ], { concurrency: 2 })
+      const stored = new Map<string, number>()
+      for (const ref of existing) stored.set(entryKey(ref.user_id, ref.server_id), ref.seq)
+      const next = new Map(firsts)
+
+      // Usually nothing is stored yet (replays are rare): then no entry needs a key.
+      const storedSeq = stored.size === 0
+        ? (_user: UserId, _serverId: ServerId) => undefined
+        : (user: UserId, serverId: ServerId) => stored.get(entryKey(user, serverId))
 
       const fresh: Array<InboxRef> = []
       const replayed: Array<InboxRef> = []
