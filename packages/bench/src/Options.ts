@@ -10,6 +10,8 @@ export interface Options {
   /** Messages per second in total; 0 = as fast as acknowledged sends allow. */
   readonly rate: number
   readonly durationS: number
+  /** Seconds at the start of sending left out of `latency_after_warmup_ms`. */
+  readonly warmupS: number
   /** Group: members per group. */
   readonly members: number
   /** Group: how many groups (disjoint; users = groups × members). */
@@ -46,6 +48,8 @@ export const usage = `npm run bench -- [options]
   --rate R                     messages/s in total, 0 = as fast as acks allow (default 0);
                                group: messages, each of which becomes one inbox entry per member
   --duration S                 seconds of sending, or of holding idle connections (default 20)
+  --warmup S                   seconds at the start of sending whose messages latency_after_warmup_ms
+                               leaves out (they count everywhere else, latency_ms included; default 2)
   --inflight K                 sends awaiting send_result per sender (default 4)
   --drain S                    seconds to wait for late deliveries after sending (default 15)
   --members M                  group: members of each group, owner included (default 500, at most 2000)
@@ -82,6 +86,7 @@ export const parseOptions = (argv: ReadonlyArray<string>): Options | "help" => {
       users: { type: "string" },
       rate: { type: "string" },
       duration: { type: "string" },
+      warmup: { type: "string" },
       inflight: { type: "string" },
       drain: { type: "string" },
       members: { type: "string" },
@@ -119,12 +124,15 @@ export const parseOptions = (argv: ReadonlyArray<string>): Options | "help" => {
   const users = scenario === "group" ? groups * members : positiveInt("users", values.users, scenario === "idle" ? 100 : 200, 2)
   const durationS = positiveInt("duration", values.duration, 20)
   if (durationS > 3600) throw new Error("--duration is at most 3600 s")
+  const warmupS = positiveInt("warmup", values.warmup, Math.min(2, durationS - 1), 0)
+  if (warmupS >= durationS) throw new Error(`--warmup (${warmupS}) must be less than --duration (${durationS})`)
   return {
     scenario,
     target: target.replace(/\/+$/, ""),
     users,
     rate: positiveInt("rate", values.rate, 0, 0),
     durationS,
+    warmupS,
     members,
     groups,
     senders,

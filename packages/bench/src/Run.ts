@@ -17,6 +17,7 @@ import {
   addAccounts,
   bySecond,
   concatSamples,
+  sentFrom,
   emptyAccount,
   mergeSpreads,
   type PairDetail,
@@ -346,9 +347,12 @@ const traffic = async (
       : { ...accountPairs(acked, arrivals), unexpected: 0 }
     const own = accountPairs(acked, ownArrivals)
     const counters = sum(reports.map((r) => r.counters))
-    const latency = summarize(concatSamples(reports.map((r) => r.latencies)))
     const ackLatency = summarize(concatSamples(reports.map((r) => r.ackLatencies)))
-    const latencyBySecond = bySecond(concatSamples(reports.map((r) => r.latencies)), concatSamples(reports.map((r) => r.sendTimes)), goAt)
+    const allLatencies = concatSamples(reports.map((r) => r.latencies))
+    const sendTimes = concatSamples(reports.map((r) => r.sendTimes))
+    const latencyBySecond = bySecond(allLatencies, sendTimes, goAt)
+    const afterWarmup = summarize(sentFrom(allLatencies, sendTimes, goAt + options.warmupS * 1000))
+    const latency = summarize(allLatencies)
     const spread = group ? summarizeSpread(mergeSpreads(reports.map((r) => r.spread!)), receiversPerMessage) : undefined
     const sendSeconds = (sendEndAt - goAt) / 1000
     // From the first send to the last delivery: with a backlog, deliveries go on after sending stops.
@@ -386,6 +390,8 @@ const traffic = async (
       unexpected: received.unexpected + counters.foreign,
       latency_ms: latency,
       latency_by_second_ms: latencyBySecond,
+      warmup_s: options.warmupS,
+      latency_after_warmup_ms: afterWarmup,
       ...(group ? { latency_first_member_ms: spread!.first, latency_last_member_ms: spread!.last } : {}),
       ack_latency_ms: ackLatency,
       sender_copies: { delivered: own.total.delivered, lost: own.total.lost, duplicated: own.total.duplicated, reordered: own.total.reordered },
@@ -409,7 +415,7 @@ const traffic = async (
         "lost: acknowledged (send_result ok) but not pushed to the receiver's socket within the drain period; the bench does not pull gaps. still_arriving_at_drain_end: the drain period ended with deliveries still coming (lost may then be late, not lost).",
         "latency_ms: send (client clock, before the frame is written) to the first push at the receiver" +
           (group ? ", over every member that got it; latency_first_member_ms / latency_last_member_ms: per message, to the first member and to the last (messages that reached all members)" : "") +
-          "; latency_by_second_ms: the same by the second (from the start of sending) each message was sent in; ack_latency_ms: send to send_result.",
+          "; latency_by_second_ms: the same by the second (from the start of sending) each message was sent in; latency_after_warmup_ms: the same for the messages sent after the first warmup_s seconds (a server's first second runs cold: JIT, caches, first statements); ack_latency_ms: send to send_result.",
         "delivered_per_s: distinct deliveries / (first send → last delivery), at least --duration; acked_per_s: acknowledged sends / --duration. When acked_per_s > delivered_per_s the server builds a backlog (sends are acknowledged once on the bus, before they are stored).",
         ...(group ? ["inbox_entries: delivered + the senders' own copies (messages × members); messages_delivered: messages that reached every other member of their group."] : []),
         "notices (kind notice, e.g. group_created) are pushed too; they are counted in notices_ignored and nowhere else.",
@@ -432,6 +438,7 @@ const traffic = async (
           `    last member:    p50 ${spread!.last.p50}  p95 ${spread!.last.p95}  p99 ${spread!.last.p99}  max ${spread!.last.max}`
         ]
         : []),
+      `  after the first ${options.warmupS} s: p50 ${afterWarmup.p50}  p95 ${afterWarmup.p95}  p99 ${afterWarmup.p99}  max ${afterWarmup.max}  (n=${afterWarmup.count})`,
       `  send→delivery p99 by second of sending (s: ms): ${latencyBySecond.map((s) => `${s.second}: ${Math.round(s.p99)}`).join(", ")}`,
       `  send→ack ms:      p50 ${ackLatency.p50}  p95 ${ackLatency.p95}  p99 ${ackLatency.p99}  max ${ackLatency.max}`,
       ...(result.send_errors + result.send_timeouts > 0 ? [`  send errors ${result.send_errors}, send timeouts ${result.send_timeouts}: ${result.errors.slice(0, 3).join("; ")}`] : []),

@@ -61,6 +61,14 @@ export const bySecond = (
   return [...buckets].sort(([a], [b]) => a - b).map(([second, samples]) => ({ second, ...summarize(samples) }))
 }
 
+/** The latencies of the messages sent at or after `from` (`sendTimes[i]` for `latencies[i]`). */
+export const sentFrom = (latencies: ArrayLike<number>, sendTimes: ArrayLike<number>, from: number): Float64Array => {
+  if (latencies.length !== sendTimes.length) throw new RangeError(`${latencies.length} latencies but ${sendTimes.length} send times`)
+  const out: Array<number> = []
+  for (let i = 0; i < latencies.length; i++) if (sendTimes[i]! >= from) out.push(latencies[i]!)
+  return Float64Array.from(out)
+}
+
 /** Joins several workers' samples into one array. */
 export const concatSamples = (parts: ReadonlyArray<ArrayLike<number>>): Float64Array => {
   const out = new Float64Array(parts.reduce((n, part) => n + part.length, 0))

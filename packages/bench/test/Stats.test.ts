@@ -1,6 +1,6 @@
 import { describe, expect, it } from "vitest"
 import { decodeStamp, encodeStamp } from "../src/Content.ts"
-import { accountPair, accountPairs, bySecond, percentile, summarize } from "../src/Stats.ts"
+import { accountPair, accountPairs, bySecond, percentile, sentFrom, summarize } from "../src/Stats.ts"
 
 describe("percentile", () => {
   it("takes the nearest rank of an ascending array", () => {
@@ -32,6 +32,14 @@ describe("bySecond", () => {
 
   it("refuses latencies and send times of different lengths", () => {
     expect(() => bySecond([1, 2], [0], 0)).toThrow(RangeError)
+    expect(() => sentFrom([1, 2], [0], 0)).toThrow(RangeError)
+  })
+})
+
+describe("sentFrom", () => {
+  it("keeps the latencies of the messages sent at or after the given time", () => {
+    expect(Array.from(sentFrom([900, 5, 7, 3], [1_000, 2_999, 3_000, 4_500], 3_000))).toEqual([7, 3])
+    expect(sentFrom([1], [0], 1).length).toBe(0)
   })
 })
 
