@@ -28,9 +28,12 @@ import { HttpRouter } from "effect/http"
 /**
  * Partitions of the in-process bus. A conversation's messages share one (its order is kept);
  * the consumer stores the partitions' batches at the same time, so while one batch waits for the
- * database another is prepared (one partition: 5,152 messages/s; four: 6,791/s).
+ * database another is prepared, and a slow batch (a big group's) holds up only its partition's.
+ * More is not faster: the batches share PGlite's one connection, each holding it for its
+ * transaction, so each waits for the others'. At 3,300 messages/s (bench, standalone 1to1):
+ * one partition p50 20 ms, two 31 ms, four 103 ms; at full speed one 6,304/s, two 6,918/s.
  */
-export const DEFAULT_BUS_PARTITIONS = 4
+export const DEFAULT_BUS_PARTITIONS = 2
 
 export interface Listen {
   readonly host: string
