@@ -1,6 +1,10 @@
 import { PgClient, type PgMigrator } from "@effect/sql-pg"
 import { Data, Effect, Layer } from "effect"
 import type { SqlClient, SqlError } from "effect/sql"
+import { mkdtempSync, rmSync } from "node:fs"
+import { connect } from "node:net"
+import { tmpdir } from "node:os"
+import { join } from "node:path"
 import { Worker } from "node:worker_threads"
 import type { Started, WorkerInput } from "./EmbeddedPostgresWorker.ts"
 import * as Migrations from "./Migrations.ts"
@@ -54,14 +58,28 @@ const nextMessage = (worker: Worker) =>
   })
 
 /**
- * PGlite and its socket server in a worker thread (EmbeddedPostgresWorker.ts), listening on a
- * free port of 127.0.0.1. Released by asking the worker to stop and flush, then terminating it.
+ * A folder of its own for the server's Unix socket, removed with the scope. A Unix socket rather
+ * than TCP on 127.0.0.1: PGlite asks no password, so on a TCP port any local user could read and
+ * change the database, while the folder (mode 0700, from mkdtemp) admits only this server's user;
+ * and every statement is a write and a read each way between the two threads, which on loopback
+ * TCP also runs the receiving side's network stack. The path stays well under the 108 bytes a
+ * Unix socket path may have.
  */
-const startWorker = (options: EmbeddedPostgresOptions) =>
+export const socketFolder = Effect.acquireRelease(
+  Effect.sync(() => mkdtempSync(join(tmpdir(), "im-pglite-"))),
+  (folder) => Effect.sync(() => rmSync(folder, { recursive: true, force: true }))
+)
+
+/**
+ * PGlite and its socket server in a worker thread (EmbeddedPostgresWorker.ts), listening on a
+ * Unix socket in a folder of its own. Released by asking the worker to stop and flush, then
+ * terminating it.
+ */
+const startWorker = (options: EmbeddedPostgresOptions, socketPath: string) =>
   Effect.acquireRelease(
     Effect.gen(function*() {
       const worker = new Worker(new URL("./EmbeddedPostgresWorker.ts", import.meta.url), {
-        workerData: { dataDir: options.dataDir, maxConnections: SERVER_MAX_CONNECTIONS } satisfies WorkerInput
+        workerData: { dataDir: options.dataDir, maxConnections: SERVER_MAX_CONNECTIONS, socketPath } satisfies WorkerInput
       })
       const started = (yield* nextMessage(worker).pipe(
         Effect.onError(() => Effect.promise(() => worker.terminate()))
@@ -75,7 +93,7 @@ const startWorker = (options: EmbeddedPostgresOptions) =>
       const state: WorkerState = { exited: false, error: undefined }
       worker.on("error", (cause) => void (state.error = cause))
       worker.once("exit", () => void (state.exited = true))
-      return { worker, port: started.port, state }
+      return { worker, state }
     }),
     ({ state, worker }) =>
       (state.exited ? Effect.void : Effect.sync(() => worker.postMessage("stop")).pipe(
@@ -98,8 +116,8 @@ interface WorkerState {
 
 /**
  * PostgreSQL in the process, for standalone mode and tests: PGlite (Postgres compiled to WASM)
- * in a worker thread, behind a socket server on a free port of 127.0.0.1, @effect/sql-pg
- * connected to it, the migrations applied. The database works on another core than the
+ * in a worker thread, behind a socket server on a Unix socket, @effect/sql-pg connected to it,
+ * the migrations applied. The database works on another core than the
  * server's event loop. Released in reverse: client, then the worker (server, database).
  */
 export const layer = (
@@ -110,7 +128,8 @@ export const layer = (
 > => {
   const client = PgClient.layerFrom(
     Effect.gen(function*() {
-      const { port, state, worker } = yield* startWorker(options)
+      const socketPath = join(yield* socketFolder, "pg.sock")
+      const { state, worker } = yield* startWorker(options, socketPath)
       // Without its worker the server has no database: say so where operators look.
       yield* Effect.callback<number>((resume) => {
         const onExit = (code: number) => resume(Effect.succeed(code))
@@ -121,8 +140,7 @@ export const layer = (
         Effect.forkScoped
       )
       return yield* PgClient.make({
-        host: "127.0.0.1",
-        port,
+        stream: () => connect({ path: socketPath }),
         username: "postgres",
         database: "postgres",
         maxConnections: POOL_SIZE

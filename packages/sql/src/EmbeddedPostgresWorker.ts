@@ -15,10 +15,12 @@ export interface WorkerInput {
   /** Where the database lives between runs; in memory when undefined. */
   readonly dataDir: string | undefined
   readonly maxConnections: number
+  /** The Unix socket the server listens on. */
+  readonly socketPath: string
 }
 
 export type Started =
-  | { readonly _tag: "Listening"; readonly port: number }
+  | { readonly _tag: "Listening" }
   | { readonly _tag: "Failed"; readonly message: string; readonly cause: string }
 
 const input = workerData as WorkerInput
@@ -30,12 +32,9 @@ let db: PGlite | undefined
 let server: PGLiteSocketServer | undefined
 try {
   db = input.dataDir === undefined ? await PGlite.create() : await PGlite.create(input.dataDir)
-  server = new PGLiteSocketServer({ db, host: "127.0.0.1", port: 0, maxConnections: input.maxConnections })
+  server = new PGLiteSocketServer({ db, path: input.socketPath, maxConnections: input.maxConnections })
   await server.start()
-  // With port 0 the OS picks the port; the server learns it on start.
-  const port = Number(server.getServerConn().split(":").at(-1))
-  if (!Number.isInteger(port) || port <= 0) throw new Error(`unexpected server address ${server.getServerConn()}`)
-  parent.postMessage({ _tag: "Listening", port } satisfies Started)
+  parent.postMessage({ _tag: "Listening" } satisfies Started)
 } catch (cause) {
   const message = db === undefined
     ? `cannot open PGlite in ${input.dataDir ?? "memory"}`

@@ -18,6 +18,7 @@ import { UserStore } from "@im/ports/UserStore"
 import { assert, describe, it, layer } from "@effect/vitest"
 import { Effect, Layer, Option } from "effect"
 import { SqlClient } from "effect/sql"
+import { existsSync, statSync } from "node:fs"
 import { mkdtemp, rm } from "node:fs/promises"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
@@ -203,4 +204,16 @@ layer(database, { ...shared, excludeTestServices: true })("SqlStoreWrites", (it)
       assert.deepStrictEqual(yield* conversations.list(user), [], "nor the conversation")
       assert.deepStrictEqual((yield* inbox.range({ user, after: 0, limit: 10 })).map((ref) => ref.server_id), [first.server_id])
     }).pipe(Effect.provide(stores)))
+})
+
+describe("EmbeddedPostgres's socket folder", () => {
+  it.effect("is readable by this user only while the database runs, and removed after", () =>
+    Effect.gen(function*() {
+      const folder = yield* Effect.scoped(Effect.gen(function*() {
+        const folder = yield* EmbeddedPostgres.socketFolder
+        assert.strictEqual(statSync(folder).mode & 0o777, 0o700)
+        return folder
+      }))
+      assert.isFalse(existsSync(folder))
+    }))
 })
