@@ -26,7 +26,7 @@ const unavailable = (error: PortError) =>
  * The db service: message history, the per-user inboxes and their conversations. `save` stores
  * history before inbox entries, so an entry is never visible without its message, and then the
  * conversations' unread bookkeeping, so a conversation never counts an entry that is not stored;
- * or, where the stores share a transaction (StoreWrites), all three at once in one.
+ * where the stores share a database with transactions (StoreWrites), all three in one.
  */
 export class Db extends Context.Service<Db, {
   /** The stored inbox entries among (user, server_id) pairs: what a replay must not store again. */

@@ -9,8 +9,8 @@ import type { PortError } from "./PortError.ts"
  * before succeeded: stores on separate databases (the cluster's PostgreSQL and MongoDB) have no
  * transaction spanning them, and that order is what keeps an inbox entry from being visible
  * without its message. Stores that share a database with transactions (standalone's PostgreSQL)
- * provide one that runs the writes in one transaction, sent together: all of them are kept or
- * none, so their order no longer matters and they cost one round trip instead of one each.
+ * provide one that runs the writes, in the same order, in one transaction: all of them are kept
+ * or none, and they cost one commit instead of one each.
  */
 export interface StoreWritesShape {
   readonly all: <E, R>(writes: ReadonlyArray<Effect.Effect<void, E, R>>) => Effect.Effect<void, E | PortError, R>

@@ -1,5 +1,5 @@
 import { PortError } from "@im/ports/PortError"
-import { type Array as Arr, Effect, Schedule } from "effect"
+import { type Array as Arr, Context, Effect, Schedule } from "effect"
 import type { SqlError } from "effect/sql"
 
 /**
@@ -10,13 +10,24 @@ import type { SqlError } from "effect/sql"
  */
 const transientRetry = Schedule.exponential("25 millis", 2).pipe(Schedule.jittered)
 
-/** Maps an adapter operation's SqlError to the port's PortError and retries what is transient. */
+/**
+ * True while the statements run inside a transaction of several writes (SqlStoreWrites): a failed
+ * statement has aborted it, so they are not retried one by one; the whole transaction is.
+ */
+export const InTransaction = Context.Reference<boolean>("@im/sql/InTransaction", { defaultValue: () => false })
+
+/**
+ * Maps an adapter operation's SqlError to the port's PortError and retries what is transient
+ * (not inside a transaction of several writes, see InTransaction).
+ */
 export const portCall = (port: string, operation: string) => <A, R>(effect: Effect.Effect<A, SqlError.SqlError, R>) =>
   effect.pipe(
     Effect.mapError((error) =>
       new PortError({ port, operation, retryable: error.reason.isRetryable, cause: error })
     ),
-    Effect.retry({ schedule: transientRetry, times: 4, while: (error) => error.retryable })
+    (mapped) =>
+      Effect.flatMap(Effect.service(InTransaction), (inTransaction) =>
+        inTransaction ? mapped : Effect.retry(mapped, { schedule: transientRetry, times: 4, while: (error) => error.retryable }))
   )
 
 /** BIGINT columns come back as `bigint`; counts and aggregates may come back as strings. */

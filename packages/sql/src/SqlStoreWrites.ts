@@ -1,13 +1,17 @@
 import { PortError } from "@im/ports/PortError"
 import { StoreWrites } from "@im/ports/StoreWrites"
-import { Effect, Exit, Layer } from "effect"
+import { Effect, Layer } from "effect"
 import { SqlClient, SqlError } from "effect/sql"
+import { InTransaction } from "./SqlErrors.ts"
 
 /**
- * The SQL stores' writes in one transaction: every write is started at once, so their
- * statements go out together on the connection (sql-pg pipelines them) between BEGIN and COMMIT,
- * and either all of them are kept or none. A failed write's error is the result, after the
- * others have finished (none is interrupted mid-statement) and the transaction rolled back.
+ * The SQL stores' writes in one transaction, one after the other as given: either all of them
+ * are kept or none, and it costs one commit instead of one per write. (sql-pg sends a
+ * transaction's statements one at a time whatever the fibers, so running them at once would
+ * save nothing, and would let a write's savepoint roll back a neighbour's statement.) Inside it
+ * the statements are not retried (`InTransaction`): after a failure PostgreSQL refuses every
+ * statement until the rollback, so a retry could only hide the first error behind "current
+ * transaction is aborted"; the caller retries the whole save.
  */
 export const layer: Layer.Layer<never, never, SqlClient.SqlClient> = Layer.effect(
   StoreWrites,
@@ -15,11 +19,8 @@ export const layer: Layer.Layer<never, never, SqlClient.SqlClient> = Layer.effec
     const sql = yield* SqlClient.SqlClient
     return StoreWrites.of({
       all: (writes) =>
-        Effect.forEach(writes, Effect.exit, { concurrency: "unbounded" }).pipe(
-          Effect.flatMap((exits) => {
-            const failed = exits.find(Exit.isFailure)
-            return failed === undefined ? Effect.void : Effect.failCause(failed.cause)
-          }),
+        Effect.forEach(writes, (write) => write, { discard: true }).pipe(
+          Effect.provideService(InTransaction, true),
           sql.withTransaction,
           // BEGIN, COMMIT or ROLLBACK failed; the writes' own errors are PortErrors already.
           Effect.mapError((error) =>
