@@ -3,7 +3,7 @@ import { constants, monitorEventLoopDelay, PerformanceObserver } from "node:perf
 
 /**
  * The process's own figures for `/metrics`, next to the services' metrics: how late the event
- * loop ran (every service's work runs on it, so its delay is in every latency), the garbage
+ * loop ran a timer (every service's work runs on it, so its delay is in every latency), the garbage
  * collector's pauses by kind, and the memory in use. While `layer` is alive it samples the
  * event-loop delay and observes GC; `exposition` renders what it has in the Prometheus text
  * format.
@@ -20,13 +20,17 @@ interface Monitor {
   readonly delay: ReturnType<typeof monitorEventLoopDelay>
   readonly gc: Map<string, { count: number; seconds: number }>
   readonly observer: PerformanceObserver
+  /** Layers alive that use it: the last one to go stops it. */
+  users: number
 }
 
 let monitor: Monitor | undefined
 
+/** The sampling timer's period: Node's default, 100 times a second. */
+const RESOLUTION_MS = 10
+
 const start = (): Monitor => {
-  // 10 ms is Node's default resolution: a timer that fires 100 times a second.
-  const delay = monitorEventLoopDelay({ resolution: 10 })
+  const delay = monitorEventLoopDelay({ resolution: RESOLUTION_MS })
   delay.enable()
   const gc = new Map<string, { count: number; seconds: number }>()
   const observer = new PerformanceObserver((list) => {
@@ -40,19 +44,22 @@ const start = (): Monitor => {
     }
   })
   observer.observe({ entryTypes: ["gc"] })
-  return { delay, gc, observer }
+  return { delay, gc, observer, users: 0 }
 }
 
-/** Samples the event loop and observes GC while alive (one monitor per process, however many layers). */
+/**
+ * Samples the event loop and observes GC while alive: one monitor per process, however many
+ * layers (standalone serves `/metrics` on its one server, a test may build several), stopped
+ * when the last of them is released.
+ */
 export const layer: Layer.Layer<never> = Layer.effectDiscard(Effect.acquireRelease(
   Effect.sync(() => {
-    const own = monitor === undefined
-    if (own) monitor = start()
-    return own
+    monitor ??= start()
+    monitor.users++
   }),
-  (own) =>
+  () =>
     Effect.sync(() => {
-      if (!own || monitor === undefined) return
+      if (monitor === undefined || --monitor.users > 0) return
       monitor.delay.disable()
       monitor.observer.disconnect()
       monitor = undefined
@@ -74,14 +81,15 @@ export const exposition = (): string => {
   ]
   if (monitor !== undefined) {
     const { delay, gc } = monitor
-    const seconds = (ns: number) => (Number.isFinite(ns) ? ns / 1e9 : 0)
+    // The histogram holds the time between the timer's runs: how late one ran is that less the period.
+    const seconds = (ns: number) => (Number.isFinite(ns) ? Math.max(0, ns / 1e6 - RESOLUTION_MS) / 1e3 : 0)
     lines.push(
-      "# HELP im_event_loop_delay_seconds How late the event loop ran its timers since the process started (sampled every 10 ms).",
+      "# HELP im_event_loop_delay_seconds How late a timer due every 10 ms ran, since the metrics started.",
       "# TYPE im_event_loop_delay_seconds summary",
       ...QUANTILES.map((q) => `im_event_loop_delay_seconds{quantile="${q}"} ${seconds(delay.count === 0 ? 0 : delay.percentile(q * 100))}`),
-      `im_event_loop_delay_seconds_sum ${seconds(delay.count === 0 ? 0 : delay.mean * delay.count)}`,
+      `im_event_loop_delay_seconds_sum ${delay.count === 0 ? 0 : seconds(delay.mean) * delay.count}`,
       `im_event_loop_delay_seconds_count ${delay.count}`,
-      "# HELP im_event_loop_delay_max_seconds The longest event-loop delay since the process started.",
+      "# HELP im_event_loop_delay_max_seconds The longest of those delays.",
       "# TYPE im_event_loop_delay_max_seconds gauge",
       `im_event_loop_delay_max_seconds ${seconds(delay.count === 0 ? 0 : delay.max)}`,
       "# HELP im_gc_pause_seconds_total Time the garbage collector paused the process, by kind.",

@@ -1,5 +1,5 @@
 import { assert, describe, it } from "@effect/vitest"
-import { Effect, Layer, Metric } from "effect"
+import { Effect, Exit, Layer, Metric, Scope } from "effect"
 import { HttpRouter, HttpServerResponse } from "effect/http"
 import * as Metrics from "../src/Metrics.ts"
 import * as ProcessMetrics from "../src/ProcessMetrics.ts"
@@ -119,5 +119,19 @@ describe("the process's own figures", () => {
       assert.isTrue(during.some((line) => /^im_event_loop_delay_seconds\{quantile="0.99"\} [0-9.e-]+$/.test(line)))
       assert.isTrue(during.some((line) => /^im_gc_pauses_total\{kind="(minor|major|incremental)"\} [1-9]\d*$/.test(line)), "a collection was seen")
       assert.isFalse(linesOf(yield* exposition).some((line) => line.startsWith("im_event_loop_delay")), "stopped with the layer")
+    })))
+
+  it.live("sampling goes on while any layer lives, whichever is released first", () =>
+    isolated(Effect.gen(function*() {
+      const sampling = () => Effect.map(exposition, (text) => text.includes("im_event_loop_delay_seconds_count"))
+      const first = yield* Scope.make()
+      const second = yield* Scope.make()
+      yield* Layer.buildWithScope(ProcessMetrics.layer, first)
+      yield* Layer.buildWithScope(ProcessMetrics.layer, second)
+      // The layer that started the monitor goes first.
+      yield* Scope.close(first, Exit.void)
+      assert.isTrue(yield* sampling(), "still sampling while the second layer lives")
+      yield* Scope.close(second, Exit.void)
+      assert.isFalse(yield* sampling(), "stopped once both are released")
     })))
 })
