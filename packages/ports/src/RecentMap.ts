@@ -1,6 +1,7 @@
 /**
  * A map of at most `capacity` entries: past it, the entry set longest ago goes first (setting a
- * key again makes it the newest). Every call takes constant time, amortized.
+ * key again makes it the newest). Every call takes constant time, amortized; the queue holds at
+ * most about four times `capacity` items between rebuilds.
  *
  * Why not one `Map` that deletes its first key past the capacity: V8 leaves a hole for every
  * deleted entry until the table is rebuilt, and `keys().next()` walks over all of them, so each
@@ -17,7 +18,8 @@ export class RecentMap<K, V> {
   private readonly capacity: number
 
   constructor(capacity: number) {
-    if (!Number.isInteger(capacity) || capacity < 1) throw new RangeError(`RecentMap capacity must be an integer ≥ 1, got ${capacity}`)
+    // 0 keeps nothing: a cache configured with no room caches nothing.
+    if (!Number.isInteger(capacity) || capacity < 0) throw new RangeError(`RecentMap capacity must be an integer ≥ 0, got ${capacity}`)
     this.capacity = capacity
   }
 

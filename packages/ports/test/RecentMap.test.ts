@@ -14,8 +14,9 @@ const op: fc.Arbitrary<Op> = fc.oneof(
 describe("RecentMap", () => {
   it("keeps the entries set last, at most capacity, like a map that drops its oldest key", () =>
     fc.assert(
-      fc.property(fc.integer({ min: 1, max: 12 }), fc.array(op, { maxLength: 400 }), (capacity, ops) => {
+      fc.property(fc.integer({ min: 0, max: 12 }), fc.array(op, { maxLength: 400 }), (capacity, ops) => {
         const map = new RecentMap<number, number>(capacity)
+        const queued = () => (map as unknown as { readonly queue: ReadonlyArray<unknown>; readonly head: number })
         // The model: a Map in insertion order, a key set again moved to the end.
         const model = new Map<number, number>()
         for (const step of ops) {
@@ -29,6 +30,8 @@ describe("RecentMap", () => {
             model.delete(step.key)
           }
           assert.strictEqual(map.size, model.size)
+          // The queue's live part stays within a constant factor of the capacity.
+          assert.isAtMost(queued().queue.length - queued().head, 4 * capacity + 1_024 + 20)
         }
         for (let key = 0; key <= 40; key++) {
           assert.strictEqual(map.get(key), model.get(key))
@@ -55,8 +58,12 @@ describe("RecentMap", () => {
     assert.isAtMost(queued, 2 * 1_000 + 16 + 1_024 + 1)
   })
 
-  it("refuses a capacity that is not a positive integer", () => {
-    assert.throws(() => new RecentMap(0), RangeError)
+  it("with capacity 0 keeps nothing; refuses a capacity that is not an integer ≥ 0", () => {
+    const none = new RecentMap<string, number>(0)
+    none.set("a", 1)
+    assert.strictEqual(none.size, 0)
+    assert.isUndefined(none.get("a"))
+    assert.throws(() => new RecentMap(-1), RangeError)
     assert.throws(() => new RecentMap(1.5), RangeError)
   })
 })
