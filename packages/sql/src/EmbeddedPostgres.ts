@@ -2,7 +2,6 @@ import { PgClient, type PgMigrator } from "@effect/sql-pg"
 import { Data, Effect, Layer } from "effect"
 import type { SqlClient, SqlError } from "effect/sql"
 import { mkdtempSync, rmSync } from "node:fs"
-import { connect } from "node:net"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
 import { Worker } from "node:worker_threads"
@@ -62,12 +61,23 @@ const nextMessage = (worker: Worker) =>
  * than TCP on 127.0.0.1: PGlite asks no password, so on a TCP port any local user could read and
  * change the database, while the folder (mode 0700, from mkdtemp) admits only this server's user;
  * and every statement is a write and a read each way between the two threads, which on loopback
- * TCP also runs the receiving side's network stack. The path stays well under the 108 bytes a
- * Unix socket path may have.
+ * TCP also runs the receiving side's network stack. A Unix socket's path has at most 103 bytes
+ * on every system Node runs on (104 with its terminating zero on macOS, 108 on Linux).
  */
-export const socketFolder = Effect.acquireRelease(
+const MAX_SOCKET_PATH_BYTES = 103
+
+const socketPath = Effect.acquireRelease(
   Effect.sync(() => mkdtempSync(join(tmpdir(), "im-pglite-"))),
   (folder) => Effect.sync(() => rmSync(folder, { recursive: true, force: true }))
+).pipe(
+  Effect.map((folder) => join(folder, "pg.sock")),
+  Effect.filterOrFail(
+    (path) => Buffer.byteLength(path) <= MAX_SOCKET_PATH_BYTES,
+    (path) =>
+      new EmbeddedPostgresError({
+        message: `the embedded database's socket path ${path} is longer than ${MAX_SOCKET_PATH_BYTES} bytes: set TMPDIR to a shorter folder`
+      })
+  )
 )
 
 /**
@@ -128,8 +138,8 @@ export const layer = (
 > => {
   const client = PgClient.layerFrom(
     Effect.gen(function*() {
-      const socketPath = join(yield* socketFolder, "pg.sock")
-      const { state, worker } = yield* startWorker(options, socketPath)
+      const path = yield* socketPath
+      const { state, worker } = yield* startWorker(options, path)
       // Without its worker the server has no database: say so where operators look.
       yield* Effect.callback<number>((resume) => {
         const onExit = (code: number) => resume(Effect.succeed(code))
@@ -140,7 +150,7 @@ export const layer = (
         Effect.forkScoped
       )
       return yield* PgClient.make({
-        stream: () => connect({ path: socketPath }),
+        path,
         username: "postgres",
         database: "postgres",
         maxConnections: POOL_SIZE

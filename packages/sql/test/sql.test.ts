@@ -18,7 +18,7 @@ import { UserStore } from "@im/ports/UserStore"
 import { assert, describe, it, layer } from "@effect/vitest"
 import { Effect, Layer, Option } from "effect"
 import { SqlClient } from "effect/sql"
-import { existsSync, statSync } from "node:fs"
+import { mkdirSync, readdirSync } from "node:fs"
 import { mkdtemp, rm } from "node:fs/promises"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
@@ -31,7 +31,7 @@ import * as SqlHistoryStore from "../src/SqlHistoryStore.ts"
 import * as SqlInboxStore from "../src/SqlInboxStore.ts"
 import * as SqlSeqStore from "../src/SqlSeqStore.ts"
 import * as SqlSessionStore from "../src/SqlSessionStore.ts"
-import * as SqlStoreWrites from "../src/SqlStoreWrites.ts"
+import * as SqlStorage from "../src/SqlStorage.ts"
 import * as SqlUserStore from "../src/SqlUserStore.ts"
 
 // PGlite takes seconds to start: one in-memory database serves every suite of this file. The
@@ -155,10 +155,8 @@ layer(database, { ...shared, excludeTestServices: true })("SqlConversationStore 
     }))
 })
 
-layer(database, { ...shared, excludeTestServices: true })("SqlStoreWrites", (it) => {
-  const stores = Layer.mergeAll(SqlHistoryStore.layer, SqlInboxStore.layer, SqlConversationStore.layer, SqlStoreWrites.layer).pipe(
-    Layer.provide(database)
-  )
+layer(database, { ...shared, excludeTestServices: true })("SqlStoreWrites, as standalone's stores (SqlStorage) provide it", (it) => {
+  const stores = SqlStorage.layer.pipe(Layer.provide(database))
   const messageTo = (receiver: UserId, id: string): Message => ({
     server_id: ServerId.make(id),
     local_id: LocalId.make(`l-${id}`),
@@ -199,21 +197,36 @@ layer(database, { ...shared, excludeTestServices: true })("SqlStoreWrites", (it)
         inbox.append([{ user_id: user, seq: 1, server_id: second.server_id }]),
         conversations.record([{ user_id: user, seq: 1, server_id: second.server_id, conversation: "u:w_sender", own: false }])
       ]))
+      // The inbox's own error, not one of the statements after it in the aborted transaction.
       assert.strictEqual(failed._tag, "PortError")
+      assert.strictEqual(failed.port, "InboxStore")
+      assert.isFalse(failed.retryable)
+      assert.include(String((failed.cause as { readonly reason?: { readonly _tag?: string } })?.reason?._tag), "UniqueViolation")
       assert.deepStrictEqual(yield* history.get([second.server_id]), [], "the message was not kept")
       assert.deepStrictEqual(yield* conversations.list(user), [], "nor the conversation")
       assert.deepStrictEqual((yield* inbox.range({ user, after: 0, limit: 10 })).map((ref) => ref.server_id), [first.server_id])
     }).pipe(Effect.provide(stores)))
 })
 
-describe("EmbeddedPostgres's socket folder", () => {
-  it.effect("is readable by this user only while the database runs, and removed after", () =>
+describe("EmbeddedPostgres's socket", () => {
+  it.live("refuses, naming TMPDIR, a socket path too long for a Unix socket, and leaves no folder behind", () =>
     Effect.gen(function*() {
-      const folder = yield* Effect.scoped(Effect.gen(function*() {
-        const folder = yield* EmbeddedPostgres.socketFolder
-        assert.strictEqual(statSync(folder).mode & 0o777, 0o700)
-        return folder
-      }))
-      assert.isFalse(existsSync(folder))
+      const root = yield* Effect.acquireRelease(
+        Effect.promise(() => mkdtemp(join(tmpdir(), "im-long-"))),
+        (dir) => Effect.promise(() => rm(dir, { recursive: true, force: true }))
+      )
+      const long = join(root, "x".repeat(90))
+      mkdirSync(long)
+      const before = process.env["TMPDIR"]
+      process.env["TMPDIR"] = long
+      const error = yield* Effect.flip(Layer.build(EmbeddedPostgres.layer({ dataDir: undefined }))).pipe(
+        Effect.ensuring(Effect.sync(() => {
+          if (before === undefined) delete process.env["TMPDIR"]
+          else process.env["TMPDIR"] = before
+        }))
+      )
+      assert.strictEqual(error._tag, "EmbeddedPostgresError")
+      assert.include(error.message, "TMPDIR")
+      assert.deepStrictEqual(readdirSync(long), [], "the socket's folder was removed")
     }))
 })
