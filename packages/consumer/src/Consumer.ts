@@ -108,8 +108,8 @@ export class Consumer extends Context.Service<Consumer, {
     /**
      * Stores and pushes the entries of `plan`, in order: every message's participants, each with
      * its next seq. The seqs are taken while db looks for entries stored before (in the cluster
-     * two calls at once, to db and Redis, instead of one after the other; standalone's two
-     * statements still queue on PGlite's one connection), as if none were: usually none is, and a replayed entry keeps its stored
+     * two calls at once, to db and Redis, instead of one after the other; in standalone two
+     * statements in one write to PGlite), as if none were: usually none is, and a replayed entry keeps its stored
      * seq and leaves the one taken for it unused, which a SeqStore allows (numbers may be skipped,
      * never given twice; a client's pull reports what was skipped).
      */
