@@ -27,6 +27,20 @@ interface UserExists extends Request.Request<boolean, PortError> {
 }
 const UserExists = Request.tagged<UserExists>("UserExists")
 
+/**
+ * A resolver that answers the requests made together with one `load` of them all, each request
+ * getting `answer` of the result (or the load's failure).
+ */
+const batched = <Req extends Request.Request<any, PortError>, B>(
+  load: (requests: ReadonlyArray<Req>) => Effect.Effect<B, Request.Error<Req>>,
+  answer: (loaded: B, request: Req) => Request.Success<Req>
+) =>
+  RequestResolver.make<Req>((entries) =>
+    Effect.map(Effect.exit(load(entries.map((entry) => entry.request))), (loaded) => {
+      for (const entry of entries) entry.completeUnsafe(Exit.map(loaded, (value) => answer(value, entry.request)))
+    })
+  )
+
 export interface SendRequest {
   /** The authenticated sender: set by the gateway, never by the client. */
   readonly sender_id: UserId
@@ -95,23 +109,16 @@ export class Chat extends Context.Service<Chat, {
       // together are asked in one `blocking` call. The FriendStore given is the cached one
       // (CachedFriendStore): it answers from the block cache and loads only the receivers it
       // misses, together.
-      const blockedResolver = RequestResolver.make<IsBlocked>((entries) =>
-        Effect.gen(function*() {
-          const found = yield* Effect.exit(friends.blocking(entries.map((entry) => entry.request)))
-          for (const entry of entries) {
-            entry.completeUnsafe(Exit.map(found, (pairs) =>
-              pairs.some((pair) => pair.blocker === entry.request.blocker && pair.blocked === entry.request.blocked)))
-          }
-        })
+      const blockedResolver = batched(
+        (requests: ReadonlyArray<IsBlocked>) => friends.blocking(requests),
+        (pairs, request) => pairs.some((pair) => pair.blocker === request.blocker && pair.blocked === request.blocked)
       )
 
       // A receiver not seen yet is looked up with the others of the sends in flight together, in
       // one `existing` call: after a start every receiver is new at once.
-      const existsResolver = RequestResolver.make<UserExists>((entries) =>
-        Effect.gen(function*() {
-          const found = yield* Effect.exit(users.existing([...new Set(entries.map((entry) => entry.request.user))]))
-          for (const entry of entries) entry.completeUnsafe(Exit.map(found, (existing) => existing.has(entry.request.user)))
-        })
+      const existsResolver = batched(
+        (requests: ReadonlyArray<UserExists>) => users.existing([...new Set(requests.map((request) => request.user))]),
+        (existing, request) => existing.has(request.user)
       )
 
       const receiverExists = Effect.fnUntraced(function*(receiver: UserId) {
