@@ -16,15 +16,17 @@ const transientRetry = Schedule.exponential("25 millis", 2).pipe(Schedule.jitter
  */
 export const InTransaction = Context.Reference<boolean>("@im/sql/InTransaction", { defaultValue: () => false })
 
+/** An adapter operation's SqlError as the port's PortError, retryable when the error is transient. */
+export const toPortError = (port: string, operation: string) => (error: SqlError.SqlError) =>
+  new PortError({ port, operation, retryable: error.reason.isRetryable, cause: error })
+
 /**
  * Maps an adapter operation's SqlError to the port's PortError and retries what is transient
  * (not inside a transaction of several writes, see InTransaction).
  */
 export const portCall = (port: string, operation: string) => <A, R>(effect: Effect.Effect<A, SqlError.SqlError, R>) =>
   effect.pipe(
-    Effect.mapError((error) =>
-      new PortError({ port, operation, retryable: error.reason.isRetryable, cause: error })
-    ),
+    Effect.mapError(toPortError(port, operation)),
     (mapped) =>
       Effect.flatMap(Effect.service(InTransaction), (inTransaction) =>
         inTransaction ? mapped : Effect.retry(mapped, { schedule: transientRetry, times: 4, while: (error) => error.retryable }))

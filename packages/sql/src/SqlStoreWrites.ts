@@ -1,8 +1,7 @@
-import { PortError } from "@im/ports/PortError"
-import { StoreWrites } from "@im/ports/StoreWrites"
+import { sequential, StoreWrites } from "@im/ports/StoreWrites"
 import { Effect, Layer } from "effect"
 import { SqlClient, SqlError } from "effect/sql"
-import { InTransaction } from "./SqlErrors.ts"
+import { InTransaction, toPortError } from "./SqlErrors.ts"
 
 /**
  * The SQL stores' writes in one transaction, one after the other as given: either all of them
@@ -19,15 +18,11 @@ export const layer: Layer.Layer<never, never, SqlClient.SqlClient> = Layer.effec
     const sql = yield* SqlClient.SqlClient
     return StoreWrites.of({
       all: (writes) =>
-        Effect.forEach(writes, (write) => write, { discard: true }).pipe(
+        sequential.all(writes).pipe(
           Effect.provideService(InTransaction, true),
           sql.withTransaction,
           // BEGIN, COMMIT or ROLLBACK failed; the writes' own errors are PortErrors already.
-          Effect.mapError((error) =>
-            SqlError.isSqlError(error)
-              ? new PortError({ port: "StoreWrites", operation: "transaction", retryable: error.reason.isRetryable, cause: error })
-              : error
-          )
+          Effect.mapError((error) => SqlError.isSqlError(error) ? toPortError("StoreWrites", "transaction")(error) : error)
         )
     })
   })
