@@ -109,9 +109,9 @@ export class Consumer extends Context.Service<Consumer, {
      * Stores and pushes the entries of `plan`, in order: every message's participants, each with
      * its next seq. The seqs are taken while db looks for entries stored before (in the cluster
      * two calls at once, to db and Redis, instead of one after the other; in standalone two
-     * statements in one write to PGlite), as if none were: usually none is, and a replayed entry keeps its stored
-     * seq and leaves the one taken for it unused, which a SeqStore allows (numbers may be skipped,
-     * never given twice; a client's pull reports what was skipped).
+     * statements in one write to PGlite), as if none were: usually none is, and a replayed entry
+     * keeps its stored seq and leaves the one taken for it unused, which a SeqStore allows
+     * (numbers may be skipped, never given twice; a client's pull reports what was skipped).
      */
     const store = Effect.fnUntraced(function*(plan: ReadonlyArray<PlannedEntry>) {
       const messages = [...new Set(plan.map(({ message }) => message))]

@@ -76,9 +76,9 @@ export class Db extends Context.Service<Db, {
           if (conversation === undefined) continue
           tracked.push({ ...ref, conversation, own: message!.sender_id === ref.user_id })
         }
-        // One after the other (the default), the conversations come after the entries, never beside them: a
-        // conversation that recorded entries whose append then failed would count them again
-        // when the retry stores them under new seqs. In one transaction, none would be kept.
+        // One after the other (the default), the conversations come after the entries, never
+        // beside them: a conversation that recorded entries whose append then failed would count
+        // them again when the retry stores them under new seqs. In one transaction, none is kept.
         yield* writes.all([
           ...(messages.length > 0 ? [history.save(messages)] : []),
           ...(entries.length > 0 ? [inbox.append(entries)] : []),

@@ -51,13 +51,17 @@ layer(database, { ...shared, excludeTestServices: true })("SQL adapters on one i
   fileRecordsSuite("sql", SqlFileRecords.layer.pipe(Layer.provide(database)), shared)
 })
 
+/** A temporary folder, removed with the test's scope. */
+const scratchFolder = (prefix: string) =>
+  Effect.acquireRelease(
+    Effect.promise(() => mkdtemp(join(tmpdir(), prefix))),
+    (dir) => Effect.promise(() => rm(dir, { recursive: true, force: true }))
+  )
+
 describe("EmbeddedPostgres in a data folder", () => {
   it.live("keeps users, messages, inbox entries and sequences across a restart", () =>
     Effect.gen(function*() {
-      const dataDir = yield* Effect.acquireRelease(
-        Effect.promise(() => mkdtemp(join(tmpdir(), "im-pglite-"))),
-        (dir) => Effect.promise(() => rm(dir, { recursive: true, force: true }))
-      )
+      const dataDir = yield* scratchFolder("im-pglite-")
       const stores = Layer.mergeAll(SqlUserStore.layer, SqlHistoryStore.layer, SqlInboxStore.layer, SqlSeqStore.layer).pipe(
         Layer.provide(EmbeddedPostgres.layer({ dataDir }))
       )
@@ -211,10 +215,7 @@ layer(database, { ...shared, excludeTestServices: true })("SqlStoreWrites, as st
 describe("EmbeddedPostgres's socket", () => {
   it.live("refuses, naming TMPDIR, a socket path too long for a Unix socket, and leaves no folder behind", () =>
     Effect.gen(function*() {
-      const root = yield* Effect.acquireRelease(
-        Effect.promise(() => mkdtemp(join(tmpdir(), "im-long-"))),
-        (dir) => Effect.promise(() => rm(dir, { recursive: true, force: true }))
-      )
+      const root = yield* scratchFolder("im-long-")
       const long = join(root, "x".repeat(90))
       mkdirSync(long)
       const before = process.env["TMPDIR"]
