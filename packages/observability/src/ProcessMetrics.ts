@@ -1,5 +1,6 @@
 import { Effect, Layer } from "effect"
 import { constants, monitorEventLoopDelay, PerformanceObserver } from "node:perf_hooks"
+import { getHeapSpaceStatistics } from "node:v8"
 
 /**
  * The process's own figures for `/metrics`, next to the services' metrics: how late the event
@@ -77,7 +78,13 @@ export const exposition = (): string => {
     `im_process_resident_memory_bytes ${memory.rss}`,
     "# HELP im_process_heap_used_bytes JavaScript heap in use, in bytes.",
     "# TYPE im_process_heap_used_bytes gauge",
-    `im_process_heap_used_bytes ${memory.heapUsed}`
+    `im_process_heap_used_bytes ${memory.heapUsed}`,
+    "# HELP im_process_heap_space_bytes The JavaScript heap by V8 space: memory committed to it, and the part its objects use.",
+    "# TYPE im_process_heap_space_bytes gauge",
+    ...getHeapSpaceStatistics().flatMap((space) => [
+      `im_process_heap_space_bytes{space="${space.space_name}",of="committed"} ${space.space_size}`,
+      `im_process_heap_space_bytes{space="${space.space_name}",of="used"} ${space.space_used_size}`
+    ])
   ]
   if (monitor !== undefined) {
     const { delay, gc } = monitor
