@@ -454,38 +454,59 @@ const traffic = async (
   }
 }
 
+const mb = (bytes: number) => (bytes / 2 ** 20).toFixed(1)
+
 const idle = async (options: Options, target: Target, workers: ReadonlyArray<Worker>, base: Record<string, unknown>) => {
   const pids = target.gatewayPids
   if (pids.length === 0) console.log("no gateway pid known (pass --server-pid): bytes_per_connection will not be measured")
   console.log(pids.length > 0 ? `measuring the RSS of pid ${pids.join(", ")} before opening (5 s settle)…` : "")
   const rssBefore = pids.length > 0 ? await settledRss(pids) : undefined
-  console.log(`opening ${options.connections} connections…`)
-  const shares = workers.map((w) => Math.floor(options.connections / workers.length) + (w.id < options.connections % workers.length ? 1 : 0))
+  /** Opens `connections` more, spread over the workers. */
+  const openMore = async (connections: number) => {
+    const shares = workers.map((w) => Math.floor(connections / workers.length) + (w.id < connections % workers.length ? 1 : 0))
+    workers.forEach((w, i) => w.send({ type: "open", connections: shares[i]! }))
+    const opened = await all(workers, (w) => w.next("opened", 900_000))
+    return {
+      count: opened.reduce((n, o) => n + o.opened, 0),
+      failed: opened.reduce((n, o) => n + o.failed, 0),
+      firstError: opened.find((o) => o.firstError !== undefined)?.firstError
+    }
+  }
+  // In two halves, the RSS read after each: the second half's growth is what a connection costs
+  // once the process's fixed costs (a young generation first filled, caches, code) are paid.
+  const firstHalf = Math.floor(options.connections / 2)
+  console.log(`opening ${options.connections} connections, in two halves…`)
   const openedAt = Date.now()
   const openedUs = nowUs()
-  workers.forEach((w, i) => w.send({ type: "open", connections: shares[i]! }))
   let tick = 0
   const progress = setInterval(() => {
     const now = sum(workers.map((w) => w.counters))
     console.log(`${String(++tick).padStart(4)}s  open ${fmt(now.socketsOpen)}  closed ${fmt(now.socketsClosed)}`)
   }, 1000)
   try {
-    const opened = await all(workers, (w) => w.next("opened", 900_000))
+    const first = await openMore(firstHalf)
+    console.log(`${first.count} open; measuring the RSS at half (5 s settle)…`)
+    const rssHalf = pids.length > 0 ? await settledRss(pids) : undefined
+    const second = await openMore(options.connections - firstHalf)
     const openS = (Date.now() - openedAt) / 1000
-    const count = opened.reduce((n, o) => n + o.opened, 0)
-    const failed = opened.reduce((n, o) => n + o.failed, 0)
-    const firstError = opened.find((o) => o.firstError !== undefined)?.firstError
-    console.log(`${count} open, ${failed} failed${firstError === undefined ? "" : ` (first: ${firstError})`} in ${openS.toFixed(1)} s; measuring the RSS after (5 s settle)…`)
+    const count = first.count + second.count
+    const failed = first.failed + second.failed
+    const firstError = first.firstError ?? second.firstError
+    console.log(`${count} open, ${failed} failed${firstError === undefined ? "" : ` (first: ${firstError})`} in ${openS.toFixed(1)} s (with the 7 s reading at half); measuring the RSS after (5 s settle)…`)
     const rssAfter = pids.length > 0 ? await settledRss(pids) : undefined
     const holdUntil = Date.now() + options.durationS * 1000
     while (Date.now() < holdUntil) await sleep(250)
     clearInterval(progress)
     measured = { startUs: openedUs, endUs: nowUs() }
     for (const w of workers) w.send({ type: "finish" })
+    const rssEnd = pids.length > 0 ? await settledRss(pids, 0) : undefined
     const reports = await all(workers, (w) => w.next("report", 60_000))
     const counters = sum(reports.map((r) => r.counters))
     const perConnection = rssBefore !== undefined && rssAfter !== undefined && count > 0
       ? Math.round((rssAfter - rssBefore) / count)
+      : null
+    const perConnectionSecondHalf = rssHalf !== undefined && rssAfter !== undefined && second.count > 0
+      ? Math.round((rssAfter - rssHalf) / second.count)
       : null
     const result = {
       ...base,
@@ -509,11 +530,17 @@ const idle = async (options: Options, target: Target, workers: ReadonlyArray<Wor
       rss_pids: pids,
       rss_before_bytes: rssBefore ?? null,
       rss_after_bytes: rssAfter ?? null,
+      rss_half_bytes: rssHalf ?? null,
+      rss_end_bytes: rssEnd ?? null,
+      connections_opened_second_half: second.count,
       bytes_per_connection: perConnection,
+      bytes_per_connection_second_half: perConnectionSecondHalf,
       notes: [
         "bytes_per_connection: (VmRSS after − VmRSS before) / connections opened, of the gateway process(es) " +
         "(standalone: the server; cluster: the ws processes), each read after a 5 s settle as the median of 3 samples 1 s apart; " +
-        "the server's GC cannot be forced from outside, so this is RSS growth, not live heap."
+        "the server's GC cannot be forced from outside, so this is RSS growth, not live heap. " +
+        "bytes_per_connection_second_half: (VmRSS after − VmRSS at half) / connections opened in the second half. " +
+        "rss_end_bytes: VmRSS at the end of the hold (median of 3 samples 1 s apart)."
       ]
     }
     console.log([
@@ -521,7 +548,8 @@ const idle = async (options: Options, target: Target, workers: ReadonlyArray<Wor
       `summary: ${count} of ${options.connections} connections open (${failed} failed), ${counters.socketsOpen} still open after ${options.durationS} s`,
       perConnection === null
         ? "  RSS per connection: not measured"
-        : `  RSS ${(rssBefore! / 2 ** 20).toFixed(1)} MB → ${(rssAfter! / 2 ** 20).toFixed(1)} MB: ${fmt(perConnection)} bytes per connection`
+        : `  RSS ${mb(rssBefore!)} → ${mb(rssHalf!)} at half → ${mb(rssAfter!)} MB: ${fmt(perConnection)} bytes per connection; ` +
+          `${fmt(perConnectionSecondHalf ?? 0)} per connection of the second half; ${mb(rssEnd!)} MB at the end of the hold`
     ].join("\n"))
     return result
   } finally {

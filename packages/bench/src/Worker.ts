@@ -365,8 +365,10 @@ const open = async (message: Extract<ToWorker, { type: "open" }>) => {
     }
   })
   tell({ type: "opened", opened, failed, firstError })
-  setInterval(() => tell({ type: "progress", counters: snapshot() }), 1000).unref()
+  // The run opens in steps: one progress report however many.
+  openProgress ??= setInterval(() => tell({ type: "progress", counters: snapshot() }), 1000).unref()
 }
+let openProgress: ReturnType<typeof setInterval> | undefined
 
 /** Group: what each member held here must have got — every other sender of its group. */
 const memberExpectations = (): Array<readonly [number, ReadonlyArray<string>]> => {
