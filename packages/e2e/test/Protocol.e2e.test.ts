@@ -107,6 +107,35 @@ describe(`protocol over raw sockets against ${process.env["IM_E2E_URL"] ?? "stan
     if (target.presenceOf !== undefined) expect(await target.presenceOf(alice.id)).toBe(0)
   })
 
+  it("answers a ping in any JSON form, each after the answers of the frames sent before it, and counts it", async () => {
+    const alice = await makeUser(target, "alice")
+    const bob = await makeUser(target, "bob")
+    const { socket } = await connect(alice.token, { keepAlive: false })
+    const metrics = target.wsUrl.replace(/^ws/, "http").replace(/\/ws$/, "/metrics")
+    const pings = async () => {
+      const text = await (await fetch(metrics)).text()
+      return Number(/^im_gateway_frames_received_total\{type="ping"\} (\d+)$/m.exec(text)?.[1] ?? 0)
+    }
+    const before = await pings()
+    const answers = (count: number) => Promise.all(Array.from({ length: count }, () => socket.next((frame) => frame.type !== "message")))
+
+    // The send's result waits on chat; the pings behind it are answered after it, in order.
+    socket.send(sendFrame(bob.id, "before the pings", "ordered-1"))
+    socket.send(`{"type":"ping"}`)
+    socket.send(` { "type" : "ping" } `)
+    expect((await answers(3)).map((frame) => frame.type)).toEqual(["send_result", "pong", "pong"])
+
+    // With nothing before them: the form clients send, and another.
+    socket.send(`{"type":"ping"}`)
+    expect(await answers(1)).toEqual([{ type: "pong" }])
+    socket.send(`{"type":"ping","note":"extra fields are ignored"}`)
+    expect(await answers(1)).toEqual([{ type: "pong" }])
+    // In the cluster other tests' sockets ping the same gateways at the same time.
+    if (process.env["IM_E2E_URL"] === undefined) expect(await pings()).toBe(before + 4)
+    else expect(await pings()).toBeGreaterThanOrEqual(before + 4)
+    socket.close()
+  })
+
   it("answers ping with pong, and closes a silent peer with 4008 and removes its presence", async () => {
     const alice = await makeUser(target, "alice")
     const { socket, welcome } = await connect(alice.token, { keepAlive: false })

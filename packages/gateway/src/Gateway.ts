@@ -59,6 +59,8 @@ export class Gateway extends Context.Service<Gateway, {
    * answers to its frames, its detaching once its socket closed.
    */
   readonly run: (effect: Effect.Effect<void>) => Fiber.Fiber<void>
+  /** Adds one to a counter at once, outside any fiber, with the gateway's context. */
+  readonly count: (counter: Metric.Metric<number, unknown>) => void
   /** The time (epoch ms) by the gateway's clock. */
   readonly now: () => number
 }>()("@im/gateway/Gateway") {
@@ -184,6 +186,7 @@ export class Gateway extends Context.Service<Gateway, {
     })
 
     const run = yield* FiberSet.makeRuntime<never, void, never>()
+    const context = yield* Effect.context<never>()
     const clock = yield* Clock.Clock
     const outbox = new Outbox(config.sendQueueCapacity)
 
@@ -218,6 +221,7 @@ export class Gateway extends Context.Service<Gateway, {
       connections: Effect.sync(() => count),
       outbox,
       run: (effect) => run(effect),
+      count: (counter) => counter.updateUnsafe(1, context),
       now: () => clock.currentTimeMillisUnsafe()
     })
   }, Effect.annotateLogs({ service: "ws" }))

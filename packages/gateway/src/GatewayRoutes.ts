@@ -137,7 +137,22 @@ class ClientSession extends SocketSession {
   override answer(frame: string | Uint8Array): Effect.Effect<void> {
     return handle(this, frame)
   }
+
+  /**
+   * A ping in the form clients send it is answered here, without the fiber, parse and decode of
+   * other frames: with 20,000 idle sockets, heartbeats are most of a gateway's frames. A ping
+   * written any other way takes the general path, with the same answer.
+   */
+  protected override answerAtOnce(data: Buffer): boolean {
+    if (!data.equals(PING)) return false
+    this.offer(PONG)
+    this.gateway.count(framesReceived.ping)
+    return true
+  }
 }
+
+const PING = Buffer.from(`{"type":"ping"}`)
+const PONG = `{"type":"pong"}`
 
 const handle = (session: ClientSession, data: string | Uint8Array): Effect.Effect<void> => {
   if (typeof data !== "string") {
@@ -160,7 +175,7 @@ const handle = (session: ClientSession, data: string | Uint8Array): Effect.Effec
   }
   const frame = decoded.value
   if (frame.type === "ping") {
-    session.offer(`{"type":"pong"}`)
+    session.offer(PONG)
     return Metrics.increment(framesReceived.ping)
   }
   if (frame.type === "typing") return Effect.andThen(Metrics.increment(framesReceived.typing), typing(session, frame))

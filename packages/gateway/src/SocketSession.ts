@@ -196,9 +196,18 @@ export class SocketSession implements Session, WebSocketHandler {
     return Effect.void
   }
 
+  /**
+   * Answers at once a frame that needs no fiber (a heartbeat), when no frame waits before it;
+   * true when it did. Sessions that read frames override it.
+   */
+  protected answerAtOnce(_data: Buffer): boolean {
+    return false
+  }
+
   onMessage(data: Buffer, isBinary: boolean): void {
     if (this.ended) return
     this.lastSeen = this.gateway.now()
+    if (this.inbox === undefined && !isBinary && this.answerAtOnce(data)) return
     const frame = isBinary ? new Uint8Array(data.buffer, data.byteOffset, data.byteLength) : data.toString()
     if (this.inbox !== undefined) {
       this.inbox.push(frame)
