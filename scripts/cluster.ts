@@ -18,13 +18,16 @@ import { ConsulStandIn } from "../packages/consul/src/ConsulStandIn.ts"
 const repoRoot = fileURLToPath(new URL("..", import.meta.url))
 
 /**
- * Node flags of the ws gateways (docker-compose.yml gives them the same): a young generation of
- * 16 MB per semi-space instead of V8's 64 MB here. A gateway holds many sockets and little else;
- * with the larger one, the garbage of a burst of connections fills 128 MB that stays resident and
- * more of it is promoted. With 19,500 idle sockets: about 7.5 KB of RSS per connection against
- * 16 KB (docs/benchmarks.md, "Idle connections").
+ * Node flags of the ws gateways (docker-compose.yml gives them the same). A gateway holds many
+ * sockets and little else, and V8's defaults here left about twice their memory resident: a
+ * young generation of 64 MB per semi-space, all of it touched by a burst of connections and more
+ * of the burst's garbage promoted, and an old generation let grow to four times what it held
+ * before a full collection. With 16 MB semi-spaces and a full collection once the old generation
+ * grew by half, 19,500 idle sockets over two gateways take about 6 KB of RSS each instead of
+ * 15.6 KB, for about 0.008 ms more of a gateway's CPU per message (docs/benchmarks.md, "Idle
+ * connections").
  */
-export const GATEWAY_NODE_FLAGS: ReadonlyArray<string> = ["--max-semi-space-size=16"]
+export const GATEWAY_NODE_FLAGS: ReadonlyArray<string> = ["--max-semi-space-size=16", "--heap-growing-percent=50"]
 
 export interface ClusterProcess {
   readonly name: string
