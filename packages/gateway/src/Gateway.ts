@@ -60,7 +60,7 @@ export class Gateway extends Context.Service<Gateway, {
    */
   readonly run: (effect: Effect.Effect<void>) => Fiber.Fiber<void>
   /** Adds one to a counter at once, outside any fiber, with the gateway's context. */
-  readonly count: (counter: Metric.Metric<number, unknown>) => void
+  readonly increment: (counter: Metric.Counter<number>) => void
   /** The time (epoch ms) by the gateway's clock. */
   readonly now: () => number
 }>()("@im/gateway/Gateway") {
@@ -221,7 +221,7 @@ export class Gateway extends Context.Service<Gateway, {
       connections: Effect.sync(() => count),
       outbox,
       run: (effect) => run(effect),
-      count: (counter) => counter.updateUnsafe(1, context),
+      increment: (counter) => counter.updateUnsafe(1, context),
       now: () => clock.currentTimeMillisUnsafe()
     })
   }, Effect.annotateLogs({ service: "ws" }))

@@ -145,14 +145,19 @@ class ClientSession extends SocketSession {
    */
   protected override answerAtOnce(data: Buffer): boolean {
     if (!data.equals(PING)) return false
-    this.offer(PONG)
-    this.gateway.count(framesReceived.ping)
+    this.pong()
     return true
+  }
+
+  /** Answers a ping, however it came. */
+  pong(): void {
+    this.offer(`{"type":"pong"}`)
+    this.gateway.increment(framesReceived.ping)
   }
 }
 
-const PING = Buffer.from(`{"type":"ping"}`)
-const PONG = `{"type":"pong"}`
+/** A ping as the clients (`@im/client`, the web client, the bench) write it: `JSON.stringify({ type: "ping" })`. */
+export const PING = Buffer.from(`{"type":"ping"}`)
 
 const handle = (session: ClientSession, data: string | Uint8Array): Effect.Effect<void> => {
   if (typeof data !== "string") {
@@ -174,10 +179,7 @@ const handle = (session: ClientSession, data: string | Uint8Array): Effect.Effec
     return Metrics.increment(framesReceived.invalid)
   }
   const frame = decoded.value
-  if (frame.type === "ping") {
-    session.offer(PONG)
-    return Metrics.increment(framesReceived.ping)
-  }
+  if (frame.type === "ping") return Effect.sync(() => session.pong())
   if (frame.type === "typing") return Effect.andThen(Metrics.increment(framesReceived.typing), typing(session, frame))
   return Effect.andThen(
     Metrics.increment(framesReceived.send),

@@ -7,6 +7,7 @@ import { Presence } from "@im/ports/Presence"
 import { Deferred, Duration, Effect, Exit, Fiber, Scope } from "effect"
 import { TestClock } from "effect/testing"
 import { Gateway } from "../src/Gateway.ts"
+import { PING } from "../src/GatewayRoutes.ts"
 import { MAX_UNANSWERED_FRAMES, MAX_UNSENT_BYTES, type SessionSocket, SocketSession } from "../src/SocketSession.ts"
 
 const alice = UserId.make("u_alice")
@@ -185,6 +186,58 @@ describe("Gateway", () => {
       yield* settle
       assert.deepStrictEqual(answered.slice(6), ["start 1,2", "end 1,2"], "a binary frame reaches the handler as bytes")
     }).pipe(Effect.provide(Presence.layerMemory)))
+
+  it.effect("answers a frame at once, without a fiber, only when no frame waits before it, never a binary one, nothing once ended", () =>
+    Effect.gen(function*() {
+      const real = yield* makeGateway()
+      let fibers = 0
+      const gateway: Gateway["Service"] = { ...real, run: (effect) => (fibers++, real.run(effect)) }
+      const { socket } = recordingSocket()
+      const answered: Array<string> = []
+      const release = yield* Deferred.make<void>()
+      class Quick extends SocketSession {
+        protected override answerAtOnce(data: Buffer) {
+          if (data.toString() !== "quick") return false
+          answered.push("at once: quick")
+          return true
+        }
+        override answer(frame: string | Uint8Array) {
+          return Effect.gen(function*() {
+            if (frame === "slow") yield* Deferred.await(release)
+            answered.push(`in a fiber: ${String(frame)}`)
+          })
+        }
+      }
+      const session = new Quick("a-1", alice, SessionId.make("sn-a-1"), socket, gateway, gateway.now())
+      yield* gateway.attach(session)
+
+      session.onMessage(Buffer.from("quick"), false)
+      assert.deepStrictEqual(answered, ["at once: quick"])
+      assert.strictEqual(fibers, 0, "no fiber for it")
+
+      session.onMessage(Buffer.from("slow"), false)
+      session.onMessage(Buffer.from("quick"), false)
+      yield* settle
+      assert.deepStrictEqual(answered, ["at once: quick"], "behind a frame being answered, it waits its turn")
+      yield* Deferred.succeed(release, undefined)
+      yield* settle
+      assert.deepStrictEqual(answered.slice(1), ["in a fiber: slow", "in a fiber: quick"])
+      assert.strictEqual(fibers, 1)
+
+      session.onMessage(Buffer.from("quick"), true)
+      yield* settle
+      assert.deepStrictEqual(answered.slice(3), ["in a fiber: 113,117,105,99,107"], "a binary frame takes the general path")
+
+      yield* session.end()
+      session.onMessage(Buffer.from("quick"), false)
+      yield* settle
+      assert.strictEqual(answered.length, 4, "an ended session answers nothing")
+    }).pipe(Effect.provide(Presence.layerMemory)))
+
+  it("the ping answered at once is the one the clients write", () => {
+    // @im/client, the web client and the bench send JSON.stringify({ type: "ping" }).
+    assert.strictEqual(PING.toString(), JSON.stringify({ type: "ping" }))
+  })
 
   it.effect("a client whose socket holds MAX_UNSENT_BYTES not yet sent is too slow: a delivery closes it (1008)", () =>
     Effect.gen(function*() {
