@@ -454,7 +454,7 @@ const traffic = async (
   }
 }
 
-const mb = (bytes: number) => (bytes / 2 ** 20).toFixed(1)
+const mb = (bytes: number | undefined) => (bytes === undefined ? "(not measured)" : (bytes / 2 ** 20).toFixed(1))
 
 const idle = async (options: Options, target: Target, workers: ReadonlyArray<Worker>, base: Record<string, unknown>) => {
   const pids = target.gatewayPids
@@ -485,21 +485,24 @@ const idle = async (options: Options, target: Target, workers: ReadonlyArray<Wor
   }, 1000)
   try {
     const first = await openMore(firstHalf)
+    const firstS = (Date.now() - openedAt) / 1000
     console.log(`${first.count} open; measuring the RSS at half (5 s settle)…`)
     const rssHalf = pids.length > 0 ? await settledRss(pids) : undefined
+    const secondAt = Date.now()
     const second = await openMore(options.connections - firstHalf)
-    const openS = (Date.now() - openedAt) / 1000
+    const openS = firstS + (Date.now() - secondAt) / 1000
     const count = first.count + second.count
     const failed = first.failed + second.failed
     const firstError = first.firstError ?? second.firstError
-    console.log(`${count} open, ${failed} failed${firstError === undefined ? "" : ` (first: ${firstError})`} in ${openS.toFixed(1)} s (with the 7 s reading at half); measuring the RSS after (5 s settle)…`)
+    console.log(`${count} open, ${failed} failed${firstError === undefined ? "" : ` (first: ${firstError})`} in ${openS.toFixed(1)} s (not counting the reading at half); measuring the RSS after (5 s settle)…`)
     const rssAfter = pids.length > 0 ? await settledRss(pids) : undefined
     const holdUntil = Date.now() + options.durationS * 1000
     while (Date.now() < holdUntil) await sleep(250)
+    // Before the workers close the sockets.
+    const rssEnd = pids.length > 0 ? await settledRss(pids, 0) : undefined
     clearInterval(progress)
     measured = { startUs: openedUs, endUs: nowUs() }
     for (const w of workers) w.send({ type: "finish" })
-    const rssEnd = pids.length > 0 ? await settledRss(pids, 0) : undefined
     const reports = await all(workers, (w) => w.next("report", 60_000))
     const counters = sum(reports.map((r) => r.counters))
     const perConnection = rssBefore !== undefined && rssAfter !== undefined && count > 0
@@ -540,7 +543,8 @@ const idle = async (options: Options, target: Target, workers: ReadonlyArray<Wor
         "(standalone: the server; cluster: the ws processes), each read after a 5 s settle as the median of 3 samples 1 s apart; " +
         "the server's GC cannot be forced from outside, so this is RSS growth, not live heap. " +
         "bytes_per_connection_second_half: (VmRSS after − VmRSS at half) / connections opened in the second half. " +
-        "rss_end_bytes: VmRSS at the end of the hold (median of 3 samples 1 s apart)."
+        "rss_end_bytes: VmRSS at the end of the hold, before the sockets close (median of 3 samples 1 s apart). " +
+        "open_s: the time the two halves took to open, not counting the reading between them."
       ]
     }
     console.log([
@@ -548,8 +552,9 @@ const idle = async (options: Options, target: Target, workers: ReadonlyArray<Wor
       `summary: ${count} of ${options.connections} connections open (${failed} failed), ${counters.socketsOpen} still open after ${options.durationS} s`,
       perConnection === null
         ? "  RSS per connection: not measured"
-        : `  RSS ${mb(rssBefore!)} → ${mb(rssHalf!)} at half → ${mb(rssAfter!)} MB: ${fmt(perConnection)} bytes per connection; ` +
-          `${fmt(perConnectionSecondHalf ?? 0)} per connection of the second half; ${mb(rssEnd!)} MB at the end of the hold`
+        : `  RSS ${mb(rssBefore)} → ${mb(rssHalf)} at half → ${mb(rssAfter)} MB: ${fmt(perConnection)} bytes per connection; ` +
+          `${perConnectionSecondHalf === null ? "not measured" : fmt(perConnectionSecondHalf)} per connection of the second half; ` +
+          `${mb(rssEnd)} MB at the end of the hold`
     ].join("\n"))
     return result
   } finally {

@@ -344,6 +344,8 @@ const go = async (message: Extract<ToWorker, { type: "go" }>) => {
   setInterval(() => tell({ type: "progress", counters: snapshot() }), 1000).unref()
 }
 
+let openProgress: ReturnType<typeof setInterval> | undefined
+
 const open = async (message: Extract<ToWorker, { type: "open" }>) => {
   let opened = 0
   let failed = 0
@@ -365,10 +367,9 @@ const open = async (message: Extract<ToWorker, { type: "open" }>) => {
     }
   })
   tell({ type: "opened", opened, failed, firstError })
-  // The run opens in steps: one progress report however many.
+  // `open` comes once per half of the run: the progress reports start once.
   openProgress ??= setInterval(() => tell({ type: "progress", counters: snapshot() }), 1000).unref()
 }
-let openProgress: ReturnType<typeof setInterval> | undefined
 
 /** Group: what each member held here must have got — every other sender of its group. */
 const memberExpectations = (): Array<readonly [number, ReadonlyArray<string>]> => {

@@ -79,10 +79,11 @@ export const exposition = (): string => {
     "# HELP im_process_heap_used_bytes JavaScript heap in use, in bytes.",
     "# TYPE im_process_heap_used_bytes gauge",
     `im_process_heap_used_bytes ${memory.heapUsed}`,
-    "# HELP im_process_heap_space_bytes The JavaScript heap by V8 space: memory committed to it, and the part its objects use.",
+    "# HELP im_process_heap_space_bytes The JavaScript heap by V8 space: memory committed to it, its pages in RAM, and the part its objects use.",
     "# TYPE im_process_heap_space_bytes gauge",
     ...getHeapSpaceStatistics().flatMap((space) => [
       `im_process_heap_space_bytes{space="${space.space_name}",of="committed"} ${space.space_size}`,
+      `im_process_heap_space_bytes{space="${space.space_name}",of="resident"} ${space.physical_space_size}`,
       `im_process_heap_space_bytes{space="${space.space_name}",of="used"} ${space.space_used_size}`
     ])
   ]

@@ -108,6 +108,7 @@ describe("the process's own figures", () => {
       const space = (of: string) => Number(before.find((line) => line.startsWith(`im_process_heap_space_bytes{space="old_space",of="${of}"} `))?.split(" ")[1])
       assert.isAbove(space("used"), 0)
       assert.isAtLeast(space("committed"), space("used"), "a space's objects fit in what is committed to it")
+      assert.isAbove(space("resident"), 0)
       assert.isFalse(before.some((line) => line.startsWith("im_event_loop_delay")))
       const during = yield* Effect.gen(function*() {
         // Let the 10 ms sampler run, and make garbage enough for a collection.
