@@ -5,7 +5,7 @@ import { type Delivery, Message, MESSAGES_TOPIC, singleParticipants } from "@im/
 import * as Metrics from "@im/observability/Metrics"
 import * as TraceContext from "@im/observability/TraceContext"
 import { GroupStore } from "@im/ports/GroupStore"
-import type { InboxRef } from "@im/ports/InboxStore"
+import { type InboxRef, storedSeqOf } from "@im/ports/InboxStore"
 import { type ConsumedRecord, MessageBus } from "@im/ports/MessageBus"
 import { SeqStore } from "@im/ports/SeqStore"
 import { Pusher } from "@im/pusher/Pusher"
@@ -13,7 +13,14 @@ import { Cause, Config, Context, Duration, Effect, Layer, LogLevel, Metric, Sche
 
 const decodeMessage = Schema.decodeUnknownExit(Schema.fromJsonString(Message))
 
-const entryKey = (user: UserId, serverId: ServerId) => `${user}\n${serverId}`
+/** The deliveries under the seqs their entries are stored with, given those stored before (`earlier`). */
+const underStoredSeqs = (deliveries: ReadonlyArray<Delivery>, earlier: ReadonlyArray<InboxRef>): ReadonlyArray<Delivery> => {
+  const seqOf = storedSeqOf(earlier)
+  return deliveries.map((delivery) => {
+    const seq = seqOf(delivery.user_id, delivery.message.server_id)
+    return seq === undefined || seq === delivery.seq ? delivery : { ...delivery, seq }
+  })
+}
 
 /** One inbox entry to store: `message` in `user`'s inbox. */
 interface PlannedEntry {
@@ -126,14 +133,9 @@ export class Consumer extends Context.Service<Consumer, {
             ))
         )
       ], { concurrency: 2 })
-      const stored = new Map<string, number>()
-      for (const ref of existing) stored.set(entryKey(ref.user_id, ref.server_id), ref.seq)
       const next = new Map(firsts)
-
       // Usually nothing is stored yet (replays are rare): then no entry needs a key.
-      const storedSeq = stored.size === 0
-        ? (_user: UserId, _serverId: ServerId) => undefined
-        : (user: UserId, serverId: ServerId) => stored.get(entryKey(user, serverId))
+      const storedSeq = storedSeqOf(existing)
 
       const fresh: Array<InboxRef> = []
       const replayed: Array<InboxRef> = []
@@ -150,11 +152,13 @@ export class Consumer extends Context.Service<Consumer, {
         deliveries.push({ user_id: user, seq, message })
       }
 
-      yield* db.save(messages, fresh, replayed)
+      const earlier = yield* db.save(messages, fresh, replayed)
       if (yield* LogLevel.isEnabled("Debug")) {
-        yield* Effect.logDebug("stored", { entries: fresh.map((ref) => `${ref.server_id}@${ref.user_id}#${ref.seq}`) })
+        yield* Effect.logDebug("stored", { entries: fresh.map((ref) => `${ref.server_id}@${ref.user_id}#${ref.seq}`), earlier: earlier.length })
       }
-      yield* pusher.push(deliveries)
+      // Usually none: another consumer handed the same batch (a rebalance) stored these first.
+      // Their entries are pushed under the numbers they hold; the ones taken here stay unused.
+      yield* pusher.push(earlier.length === 0 ? deliveries : underStoredSeqs(deliveries, earlier))
     })
 
     const batchesOk = Metrics.consumerBatches({ outcome: "ok" })

@@ -6,10 +6,11 @@ import { conversationKey, type Delivery, type Message } from "@im/domain/Message
 import { GroupStore } from "@im/ports/GroupStore"
 import { ConversationStore } from "@im/ports/ConversationStore"
 import { HistoryStore } from "@im/ports/HistoryStore"
+import { InboxStore } from "@im/ports/InboxStore"
 import type { ConsumedRecord } from "@im/ports/MessageBus"
 import { SeqStore } from "@im/ports/SeqStore"
 import { Pusher } from "@im/pusher/Pusher"
-import { Effect, Layer } from "effect"
+import { Deferred, Effect, Layer } from "effect"
 import fc from "fast-check"
 import { describe, expect, it } from "vitest"
 import { Consumer } from "../src/Consumer.ts"
@@ -288,5 +289,42 @@ describe("Consumer", () => {
       [`u:${a}`, seqOf(result.inboxB, "m_4"), seqOf(result.inboxB, "m_3"), 1]
     ])
     expect(summary(result.a)).toEqual([[`u:${b}`, seqOf(result.inboxA, "m_4"), seqOf(result.inboxA, "m_4"), 0]])
+  })
+
+  it("two consumers handed the same batch (a rebalance) push every entry under the seq it is stored with, and count it once", async () => {
+    const [a, b] = [users[0]!, users[1]!]
+    const pushed: Array<Delivery> = []
+    const batch = [record(message(1, a, b), 0), record(message(2, a, b), 1)]
+    const result = await Effect.runPromise(Effect.gen(function*() {
+      const real = yield* Db
+      // Both look for stored entries and take seqs before either saves: the race of a rebalance.
+      const arrived = yield* Deferred.make<void>()
+      let waiting = 0
+      const racing = Db.of({
+        ...real,
+        save: (messages, entries, replayed) =>
+          Effect.suspend(() => (++waiting === 2 ? Deferred.succeed(arrived, undefined) : Effect.void)).pipe(
+            Effect.andThen(Deferred.await(arrived)),
+            Effect.andThen(real.save(messages, entries, replayed))
+          )
+      })
+      const consumers = yield* Effect.forEach([1, 2], () => Consumer.make().pipe(Effect.provideService(Db, racing)))
+      yield* Effect.forEach(consumers, (consumer) => consumer.handleBatch(batch), { concurrency: 2, discard: true })
+      const conversations = yield* ConversationStore
+      return { inboxA: yield* inboxOf(a), inboxB: yield* inboxOf(b), b: yield* conversations.list(b), spent: yield* (yield* SeqStore).current(b) }
+    }).pipe(
+      Effect.provide(Layer.succeed(Pusher, Pusher.of({ push: (deliveries) => Effect.sync(() => void pushed.push(...deliveries)), signal: () => Effect.void }))),
+      Effect.provide(Db.layer.pipe(Layer.provideMerge(Layer.mergeAll(HistoryStore.layerMemory, ConversationStore.layerMemory, InboxStore.layerMemory)))),
+      Effect.provide(Layer.mergeAll(SeqStore.layerMemory, GroupStore.layerMemory))
+    ))
+    expect(result.spent).toBe(4) // each consumer took two numbers for b
+    const stored = new Map<string, string>([
+      ...result.inboxA.entries.map((e) => [`${a}:${e.seq}`, e.message.server_id] as const),
+      ...result.inboxB.entries.map((e) => [`${b}:${e.seq}`, e.message.server_id] as const)
+    ])
+    expect(stored.size).toBe(4)
+    expect(pushed).toHaveLength(8) // each consumer pushes its four
+    for (const delivery of pushed) expect(stored.get(`${delivery.user_id}:${delivery.seq}`)).toBe(delivery.message.server_id)
+    expect(result.b.map((c) => [c.last_seq, c.unread])).toEqual([[Math.max(...result.inboxB.entries.map((e) => e.seq)), 2]])
   })
 })

@@ -4,7 +4,7 @@ import { MAX_PULL_LIMIT, type InboxEntry, type Message, type PullPage } from "@i
 import * as Metrics from "@im/observability/Metrics"
 import { type ConversationEntry, conversationOf, ConversationStore } from "@im/ports/ConversationStore"
 import { HistoryStore } from "@im/ports/HistoryStore"
-import { InboxStore, type InboxRef } from "@im/ports/InboxStore"
+import { InboxStore, type InboxRef, storedSeqOf } from "@im/ports/InboxStore"
 import type { PortError } from "@im/ports/PortError"
 import { StoreWrites } from "@im/ports/StoreWrites"
 import { Context, Effect, Layer, LogLevel, Metric } from "effect"
@@ -14,6 +14,16 @@ export interface PullRequest {
   readonly after: number
   readonly until?: number | undefined
   readonly limit: number
+}
+
+/** `entries` under the seqs they are stored with, given those of them stored before (`earlier`). */
+const storedAs = (entries: ReadonlyArray<InboxRef>, earlier: ReadonlyArray<InboxRef>): ReadonlyArray<InboxRef> => {
+  if (earlier.length === 0) return entries
+  const seqOf = storedSeqOf(earlier)
+  return entries.map((ref) => {
+    const seq = seqOf(ref.user_id, ref.server_id)
+    return seq === undefined || seq === ref.seq ? ref : { ...ref, seq }
+  })
 }
 
 const unavailable = (error: PortError) =>
@@ -36,12 +46,15 @@ export class Db extends Context.Service<Db, {
   /**
    * Idempotent: messages by server_id, entries by (user, server_id). `replayed` are entries of
    * these messages stored before; the conversations are brought up to date with them too.
+   * Returns those of `entries` stored before, as stored: usually none, but another save (another
+   * consumer handling the same batch) may have stored one first, perhaps under another seq; that
+   * seq is the entry's, and the one given for it stays unused.
    */
   readonly save: (
     messages: ReadonlyArray<Message>,
     entries: ReadonlyArray<InboxRef>,
     replayed?: ReadonlyArray<InboxRef>
-  ) => Effect.Effect<void, ServiceUnavailable>
+  ) => Effect.Effect<ReadonlyArray<InboxRef>, ServiceUnavailable>
   readonly pull: (request: PullRequest) => Effect.Effect<PullPage, InvalidRange | ServiceUnavailable>
   readonly newest: (user: UserId) => Effect.Effect<number, ServiceUnavailable>
 }>()("@im/db/Db") {
@@ -69,25 +82,32 @@ export class Db extends Context.Service<Db, {
       ) {
         yield* Metric.update(Metrics.dbSaveSize, entries.length)
         const byId = new Map(messages.map((message) => [message.server_id, message]))
-        const tracked: Array<ConversationEntry> = []
-        for (const ref of [...entries, ...replayed]) {
-          const message = byId.get(ref.server_id)
-          const conversation = message === undefined ? undefined : conversationOf(message, ref.user_id)
-          if (conversation === undefined) continue
-          tracked.push({ ...ref, conversation, own: message!.sender_id === ref.user_id })
+        const track = (refs: ReadonlyArray<InboxRef>) => {
+          const tracked: Array<ConversationEntry> = []
+          for (const ref of refs) {
+            const message = byId.get(ref.server_id)
+            const conversation = message === undefined ? undefined : conversationOf(message, ref.user_id)
+            if (conversation === undefined) continue
+            tracked.push({ ...ref, conversation, own: message!.sender_id === ref.user_id })
+          }
+          return tracked
         }
-        // One after the other (the default), the conversations come after the entries, never
-        // beside them: a conversation that recorded entries whose append then failed would count
-        // them again when the retry stores them under new seqs. In one transaction, none is kept.
-        yield* writes.all([
-          ...(messages.length > 0 ? [history.save(messages)] : []),
-          ...(entries.length > 0 ? [inbox.append(entries)] : []),
-          ...(tracked.length > 0 ? [conversations.record(tracked)] : [])
-        ])
-        yield* Metrics.increment(Metrics.inboxEntriesStored, entries.length)
+        // One after the other, the conversations after the entries, with the numbers the entries
+        // were stored with: a conversation never counts a number no entry holds, and one that
+        // recorded entries whose append then failed would count them again when the retry stores
+        // them under new seqs. In one transaction (StoreWrites), none is kept.
+        const earlier = yield* writes.unit(Effect.gen(function*() {
+          if (messages.length > 0) yield* history.save(messages)
+          const earlier = entries.length > 0 ? yield* inbox.append(entries) : []
+          const tracked = track([...storedAs(entries, earlier), ...replayed])
+          if (tracked.length > 0) yield* conversations.record(tracked)
+          return earlier
+        }))
+        yield* Metrics.increment(Metrics.inboxEntriesStored, entries.length - earlier.length)
         if (yield* LogLevel.isEnabled("Debug")) {
           yield* Effect.logDebug("saved", { server_ids: messages.map((message) => message.server_id) })
         }
+        return earlier
       }, Effect.catchTag("PortError", unavailable), Metrics.timed(Metrics.dbSaveDuration))
 
       const newest = Effect.fn("Db.newest")(function*(user: UserId) {

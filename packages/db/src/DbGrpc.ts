@@ -43,7 +43,7 @@ export const DbGrpcServer: Layer.Layer<never, never, GrpcRoutes | Db> = implemen
           Effect.forEach(request.replayed, refFromRequest)
         ]).pipe(
           Effect.flatMap(([messages, entries, replayed]) => db.save(messages, entries, replayed)),
-          Effect.as({})
+          Effect.map((earlier) => ({ earlier: earlier.map(refToProto) }))
         ),
       pull: (request: PullRequest) =>
         Effect.flatMap(decodeUser(request.userId), (user) => db.pull({
@@ -89,7 +89,7 @@ const remote = (pick: Effect.Effect<EffectClient<typeof DbService>, NoInstance>)
       unavailableOnly(call((client) =>
         client.save({ messages: messages.map(messageToProto), entries: entries.map(refToProto), replayed: replayed.map(refToProto) })
       )).pipe(
-        Effect.asVoid
+        Effect.map((response) => response.earlier.map(refFromProto))
       ),
     pull: (request) =>
       call((client) =>

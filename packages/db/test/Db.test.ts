@@ -99,17 +99,41 @@ describe("Db.save", () => {
 
   it.effect("hands history, entries and conversations to StoreWrites together, which may run them in one transaction", () =>
     Effect.gen(function*() {
-      const calls: Array<number> = []
+      const log: Array<string> = []
       const recording = Layer.succeed(StoreWrites, {
-        all: (writes) => Effect.sync(() => calls.push(writes.length)).pipe(Effect.andThen(Effect.forEach(writes, (write) => write, { discard: true })))
+        unit: (writes) => Effect.sync(() => log.push("begin")).pipe(Effect.andThen(writes), Effect.tap(() => Effect.sync(() => log.push("end"))))
       })
+      const logged = Layer.effect(
+        InboxStore,
+        Effect.map(Effect.service(InboxStore), (inner) => InboxStore.of({ ...inner, append: (entries) => Effect.andThen(Effect.sync(() => log.push("inbox")), inner.append(entries)) }))
+      ).pipe(Layer.provide(InboxStore.layerMemory))
+      const loggedHistory = Layer.effect(
+        HistoryStore,
+        Effect.map(Effect.service(HistoryStore), (inner) => HistoryStore.of({ ...inner, save: (messages) => Effect.andThen(Effect.sync(() => log.push("history")), inner.save(messages)) }))
+      ).pipe(Layer.provide(HistoryStore.layerMemory))
+      const loggedConversations = Layer.effect(
+        ConversationStore,
+        Effect.map(Effect.service(ConversationStore), (inner) => ConversationStore.of({ ...inner, record: (entries) => Effect.andThen(Effect.sync(() => log.push("conversations")), inner.record(entries)) }))
+      ).pipe(Layer.provide(ConversationStore.layerMemory))
       yield* Effect.gen(function*() {
         const db = yield* Effect.service(Db)
         yield* db.save([message(1)], [{ user_id: bob, seq: 1, server_id: ServerId.make("m_1") }])
-        assert.deepStrictEqual(calls, [3], "one call with the three writes")
+        assert.deepStrictEqual(log, ["begin", "history", "inbox", "conversations", "end"], "one unit, the three writes in it, in order")
         assert.strictEqual((yield* db.pull({ user: bob, after: 0, limit: 10 })).entries.length, 1)
       }).pipe(
-        Effect.provide(Db.layer.pipe(Layer.provide([HistoryStore.layerMemory, InboxStore.layerMemory, ConversationStore.layerMemory, recording])))
+        Effect.provide(Db.layer.pipe(Layer.provide([loggedHistory, logged, loggedConversations, recording])))
       )
     }))
+
+  it.effect("returns the entries another save stored first, under their numbers; the conversation counts only those", () =>
+    Effect.gen(function*() {
+      const db = yield* Effect.service(Db)
+      const conversations = yield* Effect.service(ConversationStore)
+      const m = message(1)
+      // Two consumers took numbers for the same message (a rebalance): 1 stored first, then 2.
+      assert.deepStrictEqual(yield* db.save([m], [{ user_id: bob, seq: 1, server_id: m.server_id }]), [])
+      assert.deepStrictEqual(yield* db.save([m], [{ user_id: bob, seq: 2, server_id: m.server_id }]), [{ user_id: bob, seq: 1, server_id: m.server_id }])
+      assert.deepStrictEqual((yield* db.pull({ user: bob, after: 0, limit: 10 })).entries.map((entry) => entry.seq), [1])
+      assert.deepStrictEqual((yield* conversations.list(bob)).map((c) => [c.last_seq, c.unread]), [[1, 1]], "seq 2 holds nothing and is not counted")
+    }).pipe(Effect.provide(Db.layer.pipe(Layer.provideMerge(Layer.mergeAll(HistoryStore.layerMemory, InboxStore.layerMemory, ConversationStore.layerMemory))))))
 })

@@ -139,7 +139,7 @@ export const make = Effect.fnUntraced(function*(options: MongoInboxStoreOptions)
       if (!unique.has(key)) unique.set(key, { user_id, seq, server_id })
     }
     const docs = [...unique.values()]
-    if (docs.length === 0) return
+    if (docs.length === 0) return []
     const duplicates = yield* Effect.tryPromise({
       // insertMany adds `_id` to the documents it is given: hand it copies.
       try: () => inbox.insertMany(docs.map((doc) => ({ ...doc })), { ordered: false }).then(() => []),
@@ -156,11 +156,11 @@ export const make = Effect.fnUntraced(function*(options: MongoInboxStoreOptions)
       }),
       Effect.retry({ schedule: transientRetry, times: 4, while: (error) => error.retryable })
     )
-    if (duplicates.length === 0) return
-    const stored = new Set(
-      (yield* findKeys(duplicates)).map((doc) => JSON.stringify([doc.user_id, doc.server_id]))
-    )
-    const conflicts = duplicates.filter((doc) => !stored.has(JSON.stringify([doc.user_id, doc.server_id])))
+    if (duplicates.length === 0) return []
+    // The pairs stored before (by a replay, another consumer, or a first attempt of this call
+    // that failed after storing them): their entries, under the numbers they were stored with.
+    const before = new Map((yield* findKeys(duplicates)).map((doc) => [JSON.stringify([doc.user_id, doc.server_id]), toRef(doc)]))
+    const conflicts = duplicates.filter((doc) => !before.has(JSON.stringify([doc.user_id, doc.server_id])))
     if (conflicts.length > 0) {
       return yield* new PortError({
         port: PORT,
@@ -173,6 +173,7 @@ export const make = Effect.fnUntraced(function*(options: MongoInboxStoreOptions)
         )
       })
     }
+    return [...before.values()]
   })
 
   const find = Effect.fn("MongoInboxStore.find")(function*(keys: ReadonlyArray<Pick<InboxRef, "user_id" | "server_id">>) {

@@ -9,6 +9,16 @@ export interface InboxRef {
   readonly server_id: ServerId
 }
 
+/**
+ * The seq each of `earlier` (entries an append found stored before) is stored with, by user and
+ * server_id; undefined for any other pair.
+ */
+export const storedSeqOf = (earlier: ReadonlyArray<InboxRef>): (user: UserId, serverId: ServerId) => number | undefined => {
+  if (earlier.length === 0) return () => undefined
+  const seqs = new Map(earlier.map((ref) => [`${ref.user_id}\n${ref.server_id}`, ref.seq]))
+  return (user, serverId) => seqs.get(`${user}\n${serverId}`)
+}
+
 export interface RangeQuery {
   readonly user: UserId
   /** Exclusive lower bound. */
@@ -23,7 +33,12 @@ export interface RangeQuery {
  * entry is stored once. (user, seq) is unique too.
  */
 export class InboxStore extends Context.Service<InboxStore, {
-  readonly append: (entries: ReadonlyArray<InboxRef>) => Effect.Effect<void, PortError>
+  /**
+   * Stores the entries, and returns those whose (user, server_id) was stored before, as stored
+   * (a replay, or another consumer that stored the same message first, perhaps under another
+   * seq): usually none.
+   */
+  readonly append: (entries: ReadonlyArray<InboxRef>) => Effect.Effect<ReadonlyArray<InboxRef>, PortError>
   /** The stored entries among the given (user, server_id) pairs. */
   readonly find: (
     keys: ReadonlyArray<Pick<InboxRef, "user_id" | "server_id">>
@@ -61,9 +76,16 @@ export class InboxStore extends Context.Service<InboxStore, {
     return InboxStore.of({
       append: (refs) =>
         Effect.sync(() => {
+          const added = new Set<InboxRef>()
+          const earlier = new Set<InboxRef>()
           for (const ref of refs) {
             const inbox = inboxOf(ref.user_id)
-            if (inbox.byServerId.has(ref.server_id)) continue
+            const before = inbox.byServerId.get(ref.server_id)
+            if (before !== undefined) {
+              // Stored before this call (not by it: the same pair twice in one call is one entry).
+              if (!added.has(before)) earlier.add(before)
+              continue
+            }
             const at = upperBound(inbox.entries, ref.seq)
             if (at > 0 && inbox.entries[at - 1]!.seq === ref.seq) {
               // Two messages under one number would break the inbox's total order.
@@ -71,7 +93,9 @@ export class InboxStore extends Context.Service<InboxStore, {
             }
             inbox.entries.splice(at, 0, ref)
             inbox.byServerId.set(ref.server_id, ref)
+            added.add(ref)
           }
+          return [...earlier]
         }),
       find: (keys) =>
         Effect.sync(() =>

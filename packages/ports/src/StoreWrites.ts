@@ -3,22 +3,22 @@ import type { PortError } from "./PortError.ts"
 
 /**
  * How a group of writes to several stores runs: Db.save's history, inbox entries and
- * conversations. `all` succeeds once every write has, and fails with the first failure.
+ * conversations, one after the other. `unit` runs the effect that makes them and succeeds once
+ * it has, failing with its first failure.
  *
- * By default the writes run one after the other, in the order given, each only after the one
- * before succeeded: stores on separate databases (the cluster's PostgreSQL and MongoDB) have no
- * transaction spanning them, and that order is what keeps an inbox entry from being visible
- * without its message. Stores that share a database with transactions (standalone's PostgreSQL)
- * provide one that runs the writes, in the same order, in one transaction: all of them are kept
- * or none, and they cost one commit instead of one each.
+ * By default it just runs it: stores on separate databases (the cluster's PostgreSQL and
+ * MongoDB) have no transaction spanning them, and the order of the writes is what keeps an inbox
+ * entry from being visible without its message. Stores that share a database with transactions
+ * (standalone's PostgreSQL) provide one that runs it in one transaction: all of the writes are
+ * kept or none, and they cost one commit instead of one each.
  */
 export interface StoreWritesShape {
-  readonly all: <E, R>(writes: ReadonlyArray<Effect.Effect<void, E, R>>) => Effect.Effect<void, E | PortError, R>
+  readonly unit: <A, E, R>(writes: Effect.Effect<A, E, R>) => Effect.Effect<A, E | PortError, R>
 }
 
-/** One after the other, in order, stopping at the first failure. */
+/** Each write its own, as the effect makes them. */
 export const sequential: StoreWritesShape = {
-  all: (writes) => Effect.forEach(writes, (write) => write, { discard: true })
+  unit: (writes) => writes
 }
 
 export const StoreWrites = Context.Reference<StoreWritesShape>("@im/ports/StoreWrites", { defaultValue: () => sequential })

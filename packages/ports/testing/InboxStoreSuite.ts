@@ -77,6 +77,25 @@ export const inboxStoreSuite = (name: string, adapter: Layer.Layer<InboxStore, u
         assert.deepStrictEqual(yield* inbox.find([{ user_id: user, server_id: entry.server_id }]), [entry])
       }))
 
+    it.effect("append returns the entries stored before, as stored: under another number if so, usually none", () =>
+      Effect.gen(function*() {
+        const inbox = yield* InboxStore
+        const user = freshUserId()
+        const other = freshUserId()
+        const first = ref(user, 1)
+        assert.deepStrictEqual(yield* inbox.append([first]), [])
+        // Another consumer took seq 2 for the same message and stores it second; seq 2 stays free.
+        const late = { ...first, seq: 2 }
+        const fresh = ref(user, 3)
+        const elsewhere = ref(other, 1, first.server_id)
+        assert.deepStrictEqual(yield* inbox.append([late, fresh, elsewhere, fresh]), [first])
+        assert.deepStrictEqual(seqs(yield* inbox.range({ user, after: 0, limit: 100 })), [1, 3])
+        assert.deepStrictEqual(yield* inbox.range({ user: other, after: 0, limit: 100 }), [elsewhere])
+        const replayed = yield* inbox.append([fresh, first])
+        assert.deepStrictEqual(sortedBy(replayed, (r) => String(r.seq)), [first, fresh], "a replay of both returns both, in any order")
+        assert.deepStrictEqual(yield* inbox.append([]), [])
+      }))
+
     it.effect("the same (user, server_id) twice in one call is stored once", () =>
       Effect.gen(function*() {
         const inbox = yield* InboxStore

@@ -40,17 +40,22 @@ export const layer: Layer.Layer<InboxStore, never, SqlClient.SqlClient> = Layer.
       }
       // Three array parameters rather than three per row: a group's step is 10,000 entries, and
       // building, encoding and planning 30,000 parameters cost more than the rows themselves.
-      yield* Effect.forEach(
+      const inserted = yield* Effect.forEach(
         chunks([...unique.values()], APPEND_CHUNK),
         (part) =>
-          sql`
+          sql<Pick<InboxRow, "user_id" | "server_id">>`
             INSERT INTO inbox (user_id, seq, server_id)
             SELECT * FROM unnest(${part.map((entry) => entry.user_id)}::text[], ${part.map((entry) => entry.seq)}::int8[], ${
             part.map((entry) => entry.server_id)
           }::text[])
-            ON CONFLICT (user_id, server_id) DO NOTHING`,
-        { discard: true }
+            ON CONFLICT (user_id, server_id) DO NOTHING
+            RETURNING user_id, server_id`
       ).pipe(portCall("InboxStore", "append"))
+      const rows = inserted.flat()
+      if (rows.length === unique.size) return []
+      // The pairs stored before: their entries, under the numbers they were stored with.
+      for (const row of rows) unique.delete(`${row.user_id}\n${row.server_id}`)
+      return yield* find([...unique.values()])
     })
 
     const find = Effect.fn("SqlInboxStore.find")(

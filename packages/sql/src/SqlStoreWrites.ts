@@ -1,4 +1,4 @@
-import { sequential, StoreWrites } from "@im/ports/StoreWrites"
+import { StoreWrites } from "@im/ports/StoreWrites"
 import { Effect, Layer } from "effect"
 import { SqlClient, SqlError } from "effect/sql"
 import { InTransaction, toPortError } from "./SqlErrors.ts"
@@ -17,8 +17,8 @@ export const layer: Layer.Layer<never, never, SqlClient.SqlClient> = Layer.effec
   Effect.gen(function*() {
     const sql = yield* SqlClient.SqlClient
     return StoreWrites.of({
-      all: (writes) =>
-        sequential.all(writes).pipe(
+      unit: (writes) =>
+        writes.pipe(
           Effect.provideService(InTransaction, true),
           sql.withTransaction,
           // BEGIN, COMMIT or ROLLBACK failed; the writes' own errors are PortErrors already.

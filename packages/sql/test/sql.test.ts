@@ -178,17 +178,19 @@ layer(database, { ...shared, excludeTestServices: true })("SqlStoreWrites, as st
       const [writes, history, inbox, conversations] = yield* Effect.all([StoreWrites, HistoryStore, InboxStore, ConversationStore])
       const user = UserId.make("w_kept")
       const message = messageTo(user, "w_m1")
-      yield* writes.all([
-        history.save([message]),
-        inbox.append([{ user_id: user, seq: 1, server_id: message.server_id }]),
-        conversations.record([{ user_id: user, seq: 1, server_id: message.server_id, conversation: "u:w_sender", own: false }])
-      ])
+      const stored = yield* writes.unit(Effect.gen(function*() {
+        yield* history.save([message])
+        const stored = yield* inbox.append([{ user_id: user, seq: 1, server_id: message.server_id }])
+        yield* conversations.record([{ user_id: user, seq: 1, server_id: message.server_id, conversation: "u:w_sender", own: false }])
+        return stored
+      }))
+      assert.deepStrictEqual(stored, [], "what the unit returns: the append's answer, nothing stored before")
       assert.deepStrictEqual((yield* history.get([message.server_id])).map((m) => m.content), ["w_m1"])
       assert.strictEqual(yield* inbox.newest(user), 1)
       assert.deepStrictEqual((yield* conversations.list(user)).map((c) => [c.last_seq, c.unread]), [[1, 1]])
     }).pipe(Effect.provide(stores)))
 
-  it.effect("keeps none when one fails: the history and conversation written beside a refused entry are rolled back", () =>
+  it.effect("keeps none when one fails: the history and conversation written before a refused entry are rolled back", () =>
     Effect.gen(function*() {
       const [writes, history, inbox, conversations] = yield* Effect.all([StoreWrites, HistoryStore, InboxStore, ConversationStore])
       const user = UserId.make("w_refused")
@@ -196,12 +198,12 @@ layer(database, { ...shared, excludeTestServices: true })("SqlStoreWrites, as st
       yield* inbox.append([{ user_id: user, seq: 1, server_id: first.server_id }])
       // A second message under the taken seq 1 breaks the inbox's key: the append fails.
       const second = messageTo(user, "w_r2")
-      const failed = yield* Effect.flip(writes.all([
-        history.save([second]),
-        inbox.append([{ user_id: user, seq: 1, server_id: second.server_id }]),
-        conversations.record([{ user_id: user, seq: 1, server_id: second.server_id, conversation: "u:w_sender", own: false }])
-      ]))
-      // The inbox's own error, not one of the statements after it in the aborted transaction.
+      const failed = yield* Effect.flip(writes.unit(Effect.gen(function*() {
+        yield* history.save([second])
+        yield* conversations.record([{ user_id: user, seq: 1, server_id: second.server_id, conversation: "u:w_sender", own: false }])
+        yield* inbox.append([{ user_id: user, seq: 1, server_id: second.server_id }])
+      })))
+      // The inbox's own error, not a retry's "current transaction is aborted".
       assert.strictEqual(failed._tag, "PortError")
       assert.strictEqual(failed.port, "InboxStore")
       assert.isFalse(failed.retryable)

@@ -12,7 +12,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file im/db/v1/db.proto.
  */
 export const file_im_db_v1_db: GenFile = /*@__PURE__*/
-  fileDesc("ChFpbS9kYi92MS9kYi5wcm90bxIIaW0uZGIudjEiLgoIRW50cnlLZXkSDwoHdXNlcl9pZBgBIAEoCRIRCglzZXJ2ZXJfaWQYAiABKAkiMwoPRXhpc3RpbmdSZXF1ZXN0EiAKBGtleXMYASADKAsyEi5pbS5kYi52MS5FbnRyeUtleSI8ChBFeGlzdGluZ1Jlc3BvbnNlEigKB2VudHJpZXMYASADKAsyFy5pbS5tZXNzYWdlLnYxLkluYm94UmVmIowBCgtTYXZlUmVxdWVzdBIoCghtZXNzYWdlcxgBIAMoCzIWLmltLm1lc3NhZ2UudjEuTWVzc2FnZRIoCgdlbnRyaWVzGAIgAygLMhcuaW0ubWVzc2FnZS52MS5JbmJveFJlZhIpCghyZXBsYXllZBgDIAMoCzIXLmltLm1lc3NhZ2UudjEuSW5ib3hSZWYiDgoMU2F2ZVJlc3BvbnNlIloKC1B1bGxSZXF1ZXN0Eg8KB3VzZXJfaWQYASABKAkSDQoFYWZ0ZXIYAiABKAMSEgoFdW50aWwYAyABKANIAIgBARINCgVsaW1pdBgEIAEoBUIICgZfdW50aWwiXQoMUHVsbFJlc3BvbnNlEioKB2VudHJpZXMYASADKAsyGS5pbS5tZXNzYWdlLnYxLkluYm94RW50cnkSDwoHdGhyb3VnaBgCIAEoAxIQCghoYXNfbW9yZRgDIAEoCCIgCg1OZXdlc3RSZXF1ZXN0Eg8KB3VzZXJfaWQYASABKAkiHQoOTmV3ZXN0UmVzcG9uc2USCwoDc2VxGAEgASgDMvkBCglEYlNlcnZpY2USQQoIRXhpc3RpbmcSGS5pbS5kYi52MS5FeGlzdGluZ1JlcXVlc3QaGi5pbS5kYi52MS5FeGlzdGluZ1Jlc3BvbnNlEjUKBFNhdmUSFS5pbS5kYi52MS5TYXZlUmVxdWVzdBoWLmltLmRiLnYxLlNhdmVSZXNwb25zZRI1CgRQdWxsEhUuaW0uZGIudjEuUHVsbFJlcXVlc3QaFi5pbS5kYi52MS5QdWxsUmVzcG9uc2USOwoGTmV3ZXN0EhcuaW0uZGIudjEuTmV3ZXN0UmVxdWVzdBoYLmltLmRiLnYxLk5ld2VzdFJlc3BvbnNlYgZwcm90bzM", [file_im_message_v1_message]);
+  fileDesc("ChFpbS9kYi92MS9kYi5wcm90bxIIaW0uZGIudjEiLgoIRW50cnlLZXkSDwoHdXNlcl9pZBgBIAEoCRIRCglzZXJ2ZXJfaWQYAiABKAkiMwoPRXhpc3RpbmdSZXF1ZXN0EiAKBGtleXMYASADKAsyEi5pbS5kYi52MS5FbnRyeUtleSI8ChBFeGlzdGluZ1Jlc3BvbnNlEigKB2VudHJpZXMYASADKAsyFy5pbS5tZXNzYWdlLnYxLkluYm94UmVmIowBCgtTYXZlUmVxdWVzdBIoCghtZXNzYWdlcxgBIAMoCzIWLmltLm1lc3NhZ2UudjEuTWVzc2FnZRIoCgdlbnRyaWVzGAIgAygLMhcuaW0ubWVzc2FnZS52MS5JbmJveFJlZhIpCghyZXBsYXllZBgDIAMoCzIXLmltLm1lc3NhZ2UudjEuSW5ib3hSZWYiOAoMU2F2ZVJlc3BvbnNlEigKB2VhcmxpZXIYASADKAsyFy5pbS5tZXNzYWdlLnYxLkluYm94UmVmIloKC1B1bGxSZXF1ZXN0Eg8KB3VzZXJfaWQYASABKAkSDQoFYWZ0ZXIYAiABKAMSEgoFdW50aWwYAyABKANIAIgBARINCgVsaW1pdBgEIAEoBUIICgZfdW50aWwiXQoMUHVsbFJlc3BvbnNlEioKB2VudHJpZXMYASADKAsyGS5pbS5tZXNzYWdlLnYxLkluYm94RW50cnkSDwoHdGhyb3VnaBgCIAEoAxIQCghoYXNfbW9yZRgDIAEoCCIgCg1OZXdlc3RSZXF1ZXN0Eg8KB3VzZXJfaWQYASABKAkiHQoOTmV3ZXN0UmVzcG9uc2USCwoDc2VxGAEgASgDMvkBCglEYlNlcnZpY2USQQoIRXhpc3RpbmcSGS5pbS5kYi52MS5FeGlzdGluZ1JlcXVlc3QaGi5pbS5kYi52MS5FeGlzdGluZ1Jlc3BvbnNlEjUKBFNhdmUSFS5pbS5kYi52MS5TYXZlUmVxdWVzdBoWLmltLmRiLnYxLlNhdmVSZXNwb25zZRI1CgRQdWxsEhUuaW0uZGIudjEuUHVsbFJlcXVlc3QaFi5pbS5kYi52MS5QdWxsUmVzcG9uc2USOwoGTmV3ZXN0EhcuaW0uZGIudjEuTmV3ZXN0UmVxdWVzdBoYLmltLmRiLnYxLk5ld2VzdFJlc3BvbnNlYgZwcm90bzM", [file_im_message_v1_message]);
 
 /**
  * @generated from message im.db.v1.EntryKey
@@ -106,6 +106,14 @@ export const SaveRequestSchema: GenMessage<SaveRequest> = /*@__PURE__*/
  * @generated from message im.db.v1.SaveResponse
  */
 export type SaveResponse = Message<"im.db.v1.SaveResponse"> & {
+  /**
+   * The request's entries stored before, as stored: usually none, but another save (another
+   * consumer handling the same batch) may have stored one first, perhaps under another seq;
+   * that seq is the entry's, and the one in the request stays unused.
+   *
+   * @generated from field: repeated im.message.v1.InboxRef earlier = 1;
+   */
+  earlier: InboxRef[];
 };
 
 /**
@@ -227,7 +235,7 @@ export const DbService: GenService<{
     output: typeof ExistingResponseSchema;
   },
   /**
-   * Stores history, then inbox entries. Idempotent.
+   * Stores history, then inbox entries, then the conversations. Idempotent.
    *
    * @generated from rpc im.db.v1.DbService.Save
    */
