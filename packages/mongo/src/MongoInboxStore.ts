@@ -157,8 +157,8 @@ export const make = Effect.fnUntraced(function*(options: MongoInboxStoreOptions)
       Effect.retry({ schedule: transientRetry, times: 4, while: (error) => error.retryable })
     )
     if (duplicates.length === 0) return []
-    // The pairs stored before (by a replay, another consumer, or a first attempt of this call
-    // that failed after storing them): their entries, under the numbers they were stored with.
+    // The pairs stored before (by another consumer, a replay, or a first attempt of this call
+    // that failed after storing them): those under another number are returned, as stored.
     const before = new Map((yield* findKeys(duplicates)).map((doc) => [JSON.stringify([doc.user_id, doc.server_id]), toRef(doc)]))
     const conflicts = duplicates.filter((doc) => !before.has(JSON.stringify([doc.user_id, doc.server_id])))
     if (conflicts.length > 0) {
@@ -173,7 +173,7 @@ export const make = Effect.fnUntraced(function*(options: MongoInboxStoreOptions)
         )
       })
     }
-    return [...before.values()]
+    return [...before].flatMap(([key, ref]) => (ref.seq === unique.get(key)!.seq ? [] : [ref]))
   })
 
   const find = Effect.fn("MongoInboxStore.find")(function*(keys: ReadonlyArray<Pick<InboxRef, "user_id" | "server_id">>) {

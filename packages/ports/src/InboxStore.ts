@@ -10,8 +10,8 @@ export interface InboxRef {
 }
 
 /**
- * The seq each of `earlier` (entries an append found stored before) is stored with, by user and
- * server_id; undefined for any other pair.
+ * The seq each of `earlier` (entries an append found stored under another seq) is stored with,
+ * by user and server_id; undefined for any other pair.
  */
 export const storedSeqOf = (earlier: ReadonlyArray<InboxRef>): (user: UserId, serverId: ServerId) => number | undefined => {
   if (earlier.length === 0) return () => undefined
@@ -34,9 +34,8 @@ export interface RangeQuery {
  */
 export class InboxStore extends Context.Service<InboxStore, {
   /**
-   * Stores the entries, and returns those whose (user, server_id) was stored before, as stored
-   * (a replay, or another consumer that stored the same message first, perhaps under another
-   * seq): usually none.
+   * Stores the entries, and returns, as stored, those whose (user, server_id) was stored before
+   * under another seq (another consumer stored the same message first): usually none.
    */
   readonly append: (entries: ReadonlyArray<InboxRef>) => Effect.Effect<ReadonlyArray<InboxRef>, PortError>
   /** The stored entries among the given (user, server_id) pairs. */
@@ -83,7 +82,7 @@ export class InboxStore extends Context.Service<InboxStore, {
             const before = inbox.byServerId.get(ref.server_id)
             if (before !== undefined) {
               // Stored before this call (not by it: the same pair twice in one call is one entry).
-              if (!added.has(before)) earlier.add(before)
+              if (!added.has(before) && before.seq !== ref.seq) earlier.add(before)
               continue
             }
             const at = upperBound(inbox.entries, ref.seq)

@@ -77,7 +77,7 @@ export const inboxStoreSuite = (name: string, adapter: Layer.Layer<InboxStore, u
         assert.deepStrictEqual(yield* inbox.find([{ user_id: user, server_id: entry.server_id }]), [entry])
       }))
 
-    it.effect("append returns the entries stored before, as stored: under another number if so, usually none", () =>
+    it.effect("append returns, as stored, the entries stored before under another number: usually none", () =>
       Effect.gen(function*() {
         const inbox = yield* InboxStore
         const user = freshUserId()
@@ -91,8 +91,10 @@ export const inboxStoreSuite = (name: string, adapter: Layer.Layer<InboxStore, u
         assert.deepStrictEqual(yield* inbox.append([late, fresh, elsewhere, fresh]), [first])
         assert.deepStrictEqual(seqs(yield* inbox.range({ user, after: 0, limit: 100 })), [1, 3])
         assert.deepStrictEqual(yield* inbox.range({ user: other, after: 0, limit: 100 }), [elsewhere])
-        const replayed = yield* inbox.append([fresh, first])
-        assert.deepStrictEqual(sortedBy(replayed, (r) => String(r.seq)), [first, fresh], "a replay of both returns both, in any order")
+        assert.deepStrictEqual(yield* inbox.append([fresh, first]), [], "a replay under the stored numbers returns nothing")
+        const moved = yield* inbox.append([{ ...fresh, seq: 7 }, { ...first, seq: 8 }, ref(user, 9)])
+        assert.deepStrictEqual(sortedBy(moved, (r) => String(r.seq)), [first, fresh], "under other numbers: both, in any order")
+        assert.deepStrictEqual(seqs(yield* inbox.range({ user, after: 0, limit: 100 })), [1, 3, 9])
         assert.deepStrictEqual(yield* inbox.append([]), [])
       }))
 

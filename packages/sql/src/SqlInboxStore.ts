@@ -43,19 +43,22 @@ export const layer: Layer.Layer<InboxStore, never, SqlClient.SqlClient> = Layer.
       const inserted = yield* Effect.forEach(
         chunks([...unique.values()], APPEND_CHUNK),
         (part) =>
-          sql<Pick<InboxRow, "user_id" | "server_id">>`
-            INSERT INTO inbox (user_id, seq, server_id)
-            SELECT * FROM unnest(${part.map((entry) => entry.user_id)}::text[], ${part.map((entry) => entry.seq)}::int8[], ${
+          sql<{ readonly inserted: bigint | number | string }>`
+            WITH inserted AS (
+              INSERT INTO inbox (user_id, seq, server_id)
+              SELECT * FROM unnest(${part.map((entry) => entry.user_id)}::text[], ${part.map((entry) => entry.seq)}::int8[], ${
             part.map((entry) => entry.server_id)
           }::text[])
-            ON CONFLICT (user_id, server_id) DO NOTHING
-            RETURNING user_id, server_id`
+              ON CONFLICT (user_id, server_id) DO NOTHING
+              RETURNING 1
+            )
+            SELECT count(*) AS inserted FROM inserted`
       ).pipe(portCall("InboxStore", "append"))
-      const rows = inserted.flat()
-      if (rows.length === unique.size) return []
-      // The pairs stored before: their entries, under the numbers they were stored with.
-      for (const row of rows) unique.delete(`${row.user_id}\n${row.server_id}`)
-      return yield* find([...unique.values()])
+      // Usually every entry is new: a count says so without sending the rows back.
+      if (inserted.reduce((sum, rows) => sum + Number(rows[0]?.inserted ?? 0), 0) === unique.size) return []
+      // Some pairs were stored before: those under another number, as stored.
+      const given = new Map([...unique.values()].map((entry) => [`${entry.user_id}\n${entry.server_id}`, entry.seq]))
+      return (yield* find([...unique.values()])).filter((ref) => given.get(`${ref.user_id}\n${ref.server_id}`) !== ref.seq)
     })
 
     const find = Effect.fn("SqlInboxStore.find")(
