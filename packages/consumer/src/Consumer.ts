@@ -5,7 +5,7 @@ import { type Delivery, Message, MESSAGES_TOPIC, singleParticipants } from "@im/
 import * as Metrics from "@im/observability/Metrics"
 import * as TraceContext from "@im/observability/TraceContext"
 import { GroupStore } from "@im/ports/GroupStore"
-import { type InboxRef, storedSeqOf } from "@im/ports/InboxStore"
+import { type InboxRef, storedSeqOf, withStoredSeqs } from "@im/ports/InboxStore"
 import { type ConsumedRecord, MessageBus } from "@im/ports/MessageBus"
 import { SeqStore } from "@im/ports/SeqStore"
 import { Pusher } from "@im/pusher/Pusher"
@@ -13,14 +13,6 @@ import { Cause, Config, Context, Duration, Effect, Layer, LogLevel, Metric, Sche
 
 const decodeMessage = Schema.decodeUnknownExit(Schema.fromJsonString(Message))
 
-/** The deliveries under the seqs their entries are stored with, given those stored before (`earlier`). */
-const underStoredSeqs = (deliveries: ReadonlyArray<Delivery>, earlier: ReadonlyArray<InboxRef>): ReadonlyArray<Delivery> => {
-  const seqOf = storedSeqOf(earlier)
-  return deliveries.map((delivery) => {
-    const seq = seqOf(delivery.user_id, delivery.message.server_id)
-    return seq === undefined || seq === delivery.seq ? delivery : { ...delivery, seq }
-  })
-}
 
 /** One inbox entry to store: `message` in `user`'s inbox. */
 interface PlannedEntry {
@@ -158,7 +150,7 @@ export class Consumer extends Context.Service<Consumer, {
       }
       // Usually none: another consumer handed the same batch (a rebalance) stored these first.
       // Their entries are pushed under the numbers they hold; the ones taken here stay unused.
-      yield* pusher.push(earlier.length === 0 ? deliveries : underStoredSeqs(deliveries, earlier))
+      yield* pusher.push(withStoredSeqs(deliveries, earlier, (delivery) => delivery.message.server_id))
     })
 
     const batchesOk = Metrics.consumerBatches({ outcome: "ok" })

@@ -4,7 +4,7 @@ import { MAX_PULL_LIMIT, type InboxEntry, type Message, type PullPage } from "@i
 import * as Metrics from "@im/observability/Metrics"
 import { type ConversationEntry, conversationOf, ConversationStore } from "@im/ports/ConversationStore"
 import { HistoryStore } from "@im/ports/HistoryStore"
-import { InboxStore, type InboxRef, storedSeqOf } from "@im/ports/InboxStore"
+import { InboxStore, type InboxRef, withStoredSeqs } from "@im/ports/InboxStore"
 import type { PortError } from "@im/ports/PortError"
 import { StoreWrites } from "@im/ports/StoreWrites"
 import { Context, Effect, Layer, LogLevel, Metric } from "effect"
@@ -14,16 +14,6 @@ export interface PullRequest {
   readonly after: number
   readonly until?: number | undefined
   readonly limit: number
-}
-
-/** `entries` under the seqs they are stored with, given those of them stored before (`earlier`). */
-const storedAs = (entries: ReadonlyArray<InboxRef>, earlier: ReadonlyArray<InboxRef>): ReadonlyArray<InboxRef> => {
-  if (earlier.length === 0) return entries
-  const seqOf = storedSeqOf(earlier)
-  return entries.map((ref) => {
-    const seq = seqOf(ref.user_id, ref.server_id)
-    return seq === undefined || seq === ref.seq ? ref : { ...ref, seq }
-  })
 }
 
 const unavailable = (error: PortError) =>
@@ -46,9 +36,9 @@ export class Db extends Context.Service<Db, {
   /**
    * Idempotent: messages by server_id, entries by (user, server_id). `replayed` are entries of
    * these messages stored before; the conversations are brought up to date with them too.
-   * Returns those of `entries` stored before, as stored: usually none, but another save (another
-   * consumer handling the same batch) may have stored one first, perhaps under another seq; that
-   * seq is the entry's, and the one given for it stays unused.
+   * Returns, as stored, those of `entries` whose (user, server_id) was already stored under
+   * another seq: usually none, but another save (another consumer handling the same batch) may
+   * have stored one first; that seq is the entry's, and the one given for it stays unused.
    */
   readonly save: (
     messages: ReadonlyArray<Message>,
@@ -99,7 +89,7 @@ export class Db extends Context.Service<Db, {
         const earlier = yield* writes.unit(Effect.gen(function*() {
           if (messages.length > 0) yield* history.save(messages)
           const earlier = entries.length > 0 ? yield* inbox.append(entries) : []
-          const tracked = track([...storedAs(entries, earlier), ...replayed])
+          const tracked = track([...withStoredSeqs(entries, earlier, (ref) => ref.server_id), ...replayed])
           if (tracked.length > 0) yield* conversations.record(tracked)
           return earlier
         }))

@@ -5,7 +5,8 @@ import { HistoryStore } from "@im/ports/HistoryStore"
 import { InboxStore } from "@im/ports/InboxStore"
 import { StoreWrites } from "@im/ports/StoreWrites"
 import { flakyInbox } from "@im/ports/testing/FlakyInbox"
-import { Effect, Layer } from "effect"
+import * as Metrics from "@im/observability/Metrics"
+import { Effect, Layer, Metric } from "effect"
 import { Db } from "../src/Db.ts"
 
 import { bob, message } from "./Fixtures.ts"
@@ -130,9 +131,13 @@ describe("Db.save", () => {
       const db = yield* Effect.service(Db)
       const conversations = yield* Effect.service(ConversationStore)
       const m = message(1)
+      const counted = Effect.map(Metric.value(Metrics.inboxEntriesStored), (state) => state.count)
+      const before = yield* counted
       // Two consumers took numbers for the same message (a rebalance): 1 stored first, then 2.
       assert.deepStrictEqual(yield* db.save([m], [{ user_id: bob, seq: 1, server_id: m.server_id }]), [])
+      assert.strictEqual((yield* counted) - before, 1)
       assert.deepStrictEqual(yield* db.save([m], [{ user_id: bob, seq: 2, server_id: m.server_id }]), [{ user_id: bob, seq: 1, server_id: m.server_id }])
+      assert.strictEqual((yield* counted) - before, 1, "the second stored nothing")
       assert.deepStrictEqual((yield* db.pull({ user: bob, after: 0, limit: 10 })).entries.map((entry) => entry.seq), [1])
       assert.deepStrictEqual((yield* conversations.list(bob)).map((c) => [c.last_seq, c.unread]), [[1, 1]], "seq 2 holds nothing and is not counted")
     }).pipe(Effect.provide(Db.layer.pipe(Layer.provideMerge(Layer.mergeAll(HistoryStore.layerMemory, InboxStore.layerMemory, ConversationStore.layerMemory))))))

@@ -19,6 +19,23 @@ export const storedSeqOf = (earlier: ReadonlyArray<InboxRef>): (user: UserId, se
   return (user, serverId) => seqs.get(`${user}\n${serverId}`)
 }
 
+/**
+ * `items` (entries, deliveries) under the seqs their entries are stored with, given those an
+ * append found stored under another seq (`earlier`); the same array when there are none.
+ */
+export const withStoredSeqs = <A extends { readonly user_id: UserId; readonly seq: number }>(
+  items: ReadonlyArray<A>,
+  earlier: ReadonlyArray<InboxRef>,
+  serverIdOf: (item: A) => ServerId
+): ReadonlyArray<A> => {
+  if (earlier.length === 0) return items
+  const seqOf = storedSeqOf(earlier)
+  return items.map((item) => {
+    const seq = seqOf(item.user_id, serverIdOf(item))
+    return seq === undefined || seq === item.seq ? item : { ...item, seq }
+  })
+}
+
 export interface RangeQuery {
   readonly user: UserId
   /** Exclusive lower bound. */
@@ -75,14 +92,17 @@ export class InboxStore extends Context.Service<InboxStore, {
     return InboxStore.of({
       append: (refs) =>
         Effect.sync(() => {
-          const added = new Set<InboxRef>()
-          const earlier = new Set<InboxRef>()
+          // The first of several entries with one (user, server_id) is the one, as in the other stores.
+          const seen = new Set<string>()
+          const earlier: Array<InboxRef> = []
           for (const ref of refs) {
+            const key = `${ref.user_id}\n${ref.server_id}`
+            if (seen.has(key)) continue
+            seen.add(key)
             const inbox = inboxOf(ref.user_id)
             const before = inbox.byServerId.get(ref.server_id)
             if (before !== undefined) {
-              // Stored before this call (not by it: the same pair twice in one call is one entry).
-              if (!added.has(before) && before.seq !== ref.seq) earlier.add(before)
+              if (before.seq !== ref.seq) earlier.push(before)
               continue
             }
             const at = upperBound(inbox.entries, ref.seq)
@@ -92,9 +112,8 @@ export class InboxStore extends Context.Service<InboxStore, {
             }
             inbox.entries.splice(at, 0, ref)
             inbox.byServerId.set(ref.server_id, ref)
-            added.add(ref)
           }
-          return [...earlier]
+          return earlier
         }),
       find: (keys) =>
         Effect.sync(() =>

@@ -17,8 +17,8 @@ export interface StoreWritesShape {
 }
 
 /** Each write its own, as the effect makes them. */
-export const sequential: StoreWritesShape = {
+export const direct: StoreWritesShape = {
   unit: (writes) => writes
 }
 
-export const StoreWrites = Context.Reference<StoreWritesShape>("@im/ports/StoreWrites", { defaultValue: () => sequential })
+export const StoreWrites = Context.Reference<StoreWritesShape>("@im/ports/StoreWrites", { defaultValue: () => direct })

@@ -96,6 +96,13 @@ export const inboxStoreSuite = (name: string, adapter: Layer.Layer<InboxStore, u
         assert.deepStrictEqual(sortedBy(moved, (r) => String(r.seq)), [first, fresh], "under other numbers: both, in any order")
         assert.deepStrictEqual(seqs(yield* inbox.range({ user, after: 0, limit: 100 })), [1, 3, 9])
         assert.deepStrictEqual(yield* inbox.append([]), [])
+
+        // One pair twice in one call: the first is the one, stored or found.
+        const twice = ref(freshUserId(), 3)
+        assert.deepStrictEqual(yield* inbox.append([twice, { ...twice, seq: 4 }]), [])
+        assert.deepStrictEqual(yield* inbox.find([twice]), [twice])
+        assert.deepStrictEqual(yield* inbox.append([twice, { ...twice, seq: 5 }]), [], "the first matches what is stored")
+        assert.deepStrictEqual(yield* inbox.append([{ ...twice, seq: 6 }, twice]), [twice], "the first does not")
       }))
 
     it.effect("the same (user, server_id) twice in one call is stored once", () =>

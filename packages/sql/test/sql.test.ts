@@ -203,7 +203,7 @@ layer(database, { ...shared, excludeTestServices: true })("SqlStoreWrites, as st
         yield* conversations.record([{ user_id: user, seq: 1, server_id: second.server_id, conversation: "u:w_sender", own: false }])
         yield* inbox.append([{ user_id: user, seq: 1, server_id: second.server_id }])
       })))
-      // The inbox's own error, not a retry's "current transaction is aborted".
+      // The inbox's own error, the one that ended the transaction.
       assert.strictEqual(failed._tag, "PortError")
       assert.strictEqual(failed.port, "InboxStore")
       assert.isFalse(failed.retryable)

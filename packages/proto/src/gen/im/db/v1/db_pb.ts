@@ -107,9 +107,9 @@ export const SaveRequestSchema: GenMessage<SaveRequest> = /*@__PURE__*/
  */
 export type SaveResponse = Message<"im.db.v1.SaveResponse"> & {
   /**
-   * The request's entries stored before, as stored: usually none, but another save (another
-   * consumer handling the same batch) may have stored one first, perhaps under another seq;
-   * that seq is the entry's, and the one in the request stays unused.
+   * As stored, the request's entries whose (user_id, server_id) was already stored under another
+   * seq: usually none, but another save (another consumer handling the same batch) may have
+   * stored one first; that seq is the entry's, and the one in the request stays unused.
    *
    * @generated from field: repeated im.message.v1.InboxRef earlier = 1;
    */
