@@ -13,7 +13,6 @@ import { Cause, Config, Context, Duration, Effect, Layer, LogLevel, Metric, Sche
 
 const decodeMessage = Schema.decodeUnknownExit(Schema.fromJsonString(Message))
 
-
 /** One inbox entry to store: `message` in `user`'s inbox. */
 interface PlannedEntry {
   readonly user: UserId

@@ -10,13 +10,19 @@ export interface InboxRef {
 }
 
 /**
+ * The key of an entry's (user, server_id) pair. User and server ids are made by the server and
+ * hold no newline: the pair is its own key.
+ */
+export const entryKey = (user: UserId, serverId: ServerId): string => `${user}\n${serverId}`
+
+/**
  * The seq each of `earlier` (entries an append found stored under another seq) is stored with,
  * by user and server_id; undefined for any other pair.
  */
 export const storedSeqOf = (earlier: ReadonlyArray<InboxRef>): (user: UserId, serverId: ServerId) => number | undefined => {
   if (earlier.length === 0) return () => undefined
-  const seqs = new Map(earlier.map((ref) => [`${ref.user_id}\n${ref.server_id}`, ref.seq]))
-  return (user, serverId) => seqs.get(`${user}\n${serverId}`)
+  const seqs = new Map(earlier.map((ref) => [entryKey(ref.user_id, ref.server_id), ref.seq]))
+  return (user, serverId) => seqs.get(entryKey(user, serverId))
 }
 
 /**
@@ -96,7 +102,7 @@ export class InboxStore extends Context.Service<InboxStore, {
           const seen = new Set<string>()
           const earlier: Array<InboxRef> = []
           for (const ref of refs) {
-            const key = `${ref.user_id}\n${ref.server_id}`
+            const key = entryKey(ref.user_id, ref.server_id)
             if (seen.has(key)) continue
             seen.add(key)
             const inbox = inboxOf(ref.user_id)

@@ -1,5 +1,5 @@
 import type { ServerId, UserId } from "@im/domain/Ids"
-import { type InboxRef, InboxStore, type RangeQuery } from "@im/ports/InboxStore"
+import { entryKey, type InboxRef, InboxStore, type RangeQuery } from "@im/ports/InboxStore"
 import { Effect, Layer } from "effect"
 import { SqlClient } from "effect/sql"
 import { chunks, portCall, toNumber } from "./SqlErrors.ts"
@@ -34,8 +34,7 @@ export const layer: Layer.Layer<InboxStore, never, SqlClient.SqlClient> = Layer.
     const append = Effect.fn("SqlInboxStore.append")(function*(entries: ReadonlyArray<InboxRef>) {
       const unique = new Map<string, InboxRef>()
       for (const entry of entries) {
-        // User and server ids are made by the server and hold no newline: the pair is its own key.
-        const key = `${entry.user_id}\n${entry.server_id}`
+        const key = entryKey(entry.user_id, entry.server_id)
         if (!unique.has(key)) unique.set(key, entry)
       }
       // Three array parameters rather than three per row: a group's step is 10,000 entries, and
@@ -57,8 +56,7 @@ export const layer: Layer.Layer<InboxStore, never, SqlClient.SqlClient> = Layer.
       // Usually every entry is new: a count says so without sending the rows back.
       if (inserted.reduce((sum, rows) => sum + Number(rows[0]?.inserted ?? 0), 0) === unique.size) return []
       // Some pairs were stored before: those under another number, as stored.
-      const given = new Map([...unique.values()].map((entry) => [`${entry.user_id}\n${entry.server_id}`, entry.seq]))
-      return (yield* find([...unique.values()])).filter((ref) => given.get(`${ref.user_id}\n${ref.server_id}`) !== ref.seq)
+      return (yield* find([...unique.values()])).filter((ref) => unique.get(entryKey(ref.user_id, ref.server_id))?.seq !== ref.seq)
     })
 
     const find = Effect.fn("SqlInboxStore.find")(
