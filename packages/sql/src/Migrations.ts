@@ -220,6 +220,46 @@ export const migrations = {
     const sql = yield* SqlClient.SqlClient
     yield* sql`ALTER TABLE conversations ALTER COLUMN unread_seqs TYPE text USING unread_seqs::text`
     yield* sql`ALTER TABLE conversations ALTER COLUMN unread_seqs SET STORAGE EXTERNAL`
+  }),
+  /**
+   * The inbox as runs (SqlInboxStore): a row per user and stretch of consecutive seqs stored
+   * together, and a row per message and append naming its users and their seqs, instead of a row
+   * per entry. A step of a group of 500 is 500 + 20 rows instead of 10,000 (in PGlite 2 µs per
+   * entry instead of 20). The entries stored so far are moved over, a run per stretch.
+   */
+  "0013_inbox_runs": Effect.gen(function*() {
+    const sql = yield* SqlClient.SqlClient
+    yield* sql`
+      CREATE TABLE inbox_runs (
+        user_id TEXT NOT NULL,
+        first_seq BIGINT NOT NULL,
+        last_seq BIGINT NOT NULL,
+        server_ids TEXT[] NOT NULL,
+        PRIMARY KEY (user_id, last_seq)
+      )`
+    yield* sql`
+      CREATE TABLE inbox_fanout (
+        server_id TEXT NOT NULL,
+        user_ids TEXT[] NOT NULL,
+        seqs BIGINT[] NOT NULL
+      )`
+    // One index, unique: a message's second fanout row (members added since) names other users
+    // first, while two appends of one message at once (two writers) collide here.
+    yield* sql`CREATE UNIQUE INDEX inbox_fanout_message ON inbox_fanout (server_id, (user_ids[1]))`
+    // Stored uncompressed: compressing a group's user list on every append costs more than it saves.
+    yield* sql`ALTER TABLE inbox_runs ALTER COLUMN server_ids SET STORAGE EXTERNAL`
+    yield* sql`ALTER TABLE inbox_fanout ALTER COLUMN user_ids SET STORAGE EXTERNAL`
+    yield* sql`ALTER TABLE inbox_fanout ALTER COLUMN seqs SET STORAGE EXTERNAL`
+    yield* sql`
+      INSERT INTO inbox_runs (user_id, first_seq, last_seq, server_ids)
+      SELECT user_id, min(seq), max(seq), array_agg(server_id ORDER BY seq)
+      FROM (SELECT user_id, seq, server_id, seq - row_number() OVER (PARTITION BY user_id ORDER BY seq) AS stretch FROM inbox) AS entries
+      GROUP BY user_id, stretch`
+    yield* sql`
+      INSERT INTO inbox_fanout (server_id, user_ids, seqs)
+      SELECT server_id, array_agg(user_id ORDER BY user_id), array_agg(seq ORDER BY user_id)
+      FROM inbox GROUP BY server_id`
+    yield* sql`DROP TABLE inbox`
   })
 }
 

@@ -37,7 +37,8 @@ layer(database, { ...shared, excludeTestServices: true })(`SQL adapters on Postg
       const tables = yield* sql<{ readonly table_name: string }>`
         SELECT table_name FROM information_schema.tables WHERE table_schema = 'public' ORDER BY table_name`
       const names = tables.map((t) => t.table_name)
-      for (const table of ["inbox", "messages", "user_seq", "users"]) assert.include(names, table)
+      for (const table of ["inbox_fanout", "inbox_runs", "messages", "user_seq", "users"]) assert.include(names, table)
+      assert.notInclude(names, "inbox", "moved into runs by migration 0013")
     }))
 
   userStoreSuite("sql on PostgreSQL", SqlUserStore.layer.pipe(Layer.provide(database)), shared)

@@ -26,6 +26,7 @@ import * as EmbeddedPostgres from "../src/EmbeddedPostgres.ts"
 import * as SqlFileRecords from "../src/SqlFileRecords.ts"
 import * as SqlFriendStore from "../src/SqlFriendStore.ts"
 import * as SqlConversationStore from "../src/SqlConversationStore.ts"
+import * as Migrations from "../src/Migrations.ts"
 import * as SqlGroupStore from "../src/SqlGroupStore.ts"
 import * as SqlHistoryStore from "../src/SqlHistoryStore.ts"
 import * as SqlInboxStore from "../src/SqlInboxStore.ts"
@@ -159,6 +160,90 @@ layer(database, { ...shared, excludeTestServices: true })("SqlConversationStore 
     }))
 })
 
+layer(database, { ...shared, excludeTestServices: true })("SqlInboxStore's runs", (it) => {
+  const inboxStore = Effect.provide(Effect.service(InboxStore), SqlInboxStore.layer)
+  const ids = (prefix: string, n: number) => Array.from({ length: n }, (_, i) => `${prefix}${i + 1}`)
+  const seqsOf = (refs: ReadonlyArray<{ readonly seq: number }>) => refs.map((ref) => ref.seq)
+
+  it.effect("a group's step is a run per member and a fanout row per message, not a row per entry", () =>
+    Effect.gen(function*() {
+      const sql = yield* SqlClient.SqlClient
+      const inbox = yield* inboxStore
+      const members = ids("r_member_", 4).map((id) => UserId.make(id))
+      const messages = ids("r_msg_", 3).map((id) => ServerId.make(id))
+      // Each member's next three numbers, one per message; member i's start at 10 * i.
+      const entries = messages.flatMap((server_id, k) => members.map((user_id, i) => ({ user_id, seq: 10 * (i + 1) + k, server_id })))
+      assert.deepStrictEqual(yield* inbox.append(entries), [])
+      const runs = yield* sql<{ readonly user_id: string; readonly first_seq: bigint; readonly last_seq: bigint; readonly server_ids: ReadonlyArray<string> }>`
+        SELECT user_id, first_seq, last_seq, server_ids FROM inbox_runs WHERE user_id LIKE 'r_member_%' ORDER BY user_id`
+      assert.deepStrictEqual(
+        runs.map((run) => [run.user_id, Number(run.first_seq), Number(run.last_seq), run.server_ids]),
+        members.map((user, i) => [user, 10 * (i + 1), 10 * (i + 1) + 2, messages])
+      )
+      const fanout = yield* sql<{ readonly server_id: string; readonly user_ids: ReadonlyArray<string> }>`
+        SELECT server_id, user_ids FROM inbox_fanout WHERE server_id LIKE 'r_msg_%' ORDER BY server_id`
+      assert.deepStrictEqual(fanout.map((row) => [row.server_id, row.user_ids]), messages.map((id) => [id, members]))
+      assert.deepStrictEqual(
+        (yield* inbox.range({ user: members[1]!, after: 20, until: 21, limit: 10 })).map((ref) => ref.server_id),
+        [messages[1]]
+      )
+    }))
+
+  it.effect("an id holding a newline, which would split a run, is refused and stores nothing", () =>
+    Effect.gen(function*() {
+      const inbox = yield* inboxStore
+      const user = UserId.make("r_newline")
+      const error = yield* Effect.flip(inbox.append([
+        { user_id: user, seq: 1, server_id: ServerId.make("r_fine") },
+        { user_id: user, seq: 2, server_id: ServerId.make("r_a\nb") }
+      ]))
+      assert.isFalse(error.retryable)
+      assert.include(String(error.cause), "newline")
+      assert.strictEqual(yield* inbox.newest(user), 0)
+    }))
+
+  it.effect("migration 0013 moves the entries of the `inbox` table into runs, a run per stretch of consecutive seqs", () =>
+    Effect.gen(function*() {
+      const sql = yield* SqlClient.SqlClient
+      const inbox = yield* inboxStore
+      const [a, b] = [UserId.make("old_a"), UserId.make("old_b")]
+      const checked = Effect.gen(function*() {
+        // The tables as migrations 0003 to 0012 left them, in a schema of this transaction's own.
+        yield* sql`CREATE SCHEMA migration_0013`
+        yield* sql`SET LOCAL search_path TO migration_0013`
+        yield* Migrations.migrations["0003_inbox"]
+        yield* sql`
+          INSERT INTO inbox (user_id, seq, server_id) VALUES
+            ('old_a', 1, 'm1'), ('old_a', 2, 'm2'), ('old_a', 3, 'm3'), ('old_a', 7, 'm4'),
+            ('old_b', 4, 'm2'), ('old_b', 5, 'm4')`
+        yield* Migrations.migrations["0013_inbox_runs"]
+        const runs = yield* sql<{ readonly user_id: string; readonly first_seq: bigint; readonly server_ids: ReadonlyArray<string> }>`
+          SELECT user_id, first_seq, server_ids FROM inbox_runs ORDER BY user_id, first_seq`
+        assert.deepStrictEqual(runs.map((run) => [run.user_id, Number(run.first_seq), run.server_ids]), [
+          ["old_a", 1, ["m1", "m2", "m3"]],
+          ["old_a", 7, ["m4"]],
+          ["old_b", 4, ["m2", "m4"]]
+        ])
+        assert.deepStrictEqual(seqsOf(yield* inbox.range({ user: a, after: 1, limit: 10 })), [2, 3, 7])
+        assert.strictEqual(yield* inbox.newest(b), 5)
+        const found = yield* inbox.find([{ user_id: a, server_id: ServerId.make("m2") }, { user_id: b, server_id: ServerId.make("m2") }])
+        assert.deepStrictEqual(found.map((ref) => ref.seq).sort(), [2, 4])
+        // Old and new live together: a replay of an old entry is found, a new one is stored.
+        assert.deepStrictEqual(yield* inbox.append([{ user_id: b, seq: 9, server_id: ServerId.make("m4") }]), [
+          { user_id: b, seq: 5, server_id: ServerId.make("m4") }
+        ])
+        yield* inbox.append([{ user_id: a, seq: 8, server_id: ServerId.make("m5") }])
+        assert.deepStrictEqual(seqsOf(yield* inbox.range({ user: a, after: 0, limit: 10 })), [1, 2, 3, 7, 8])
+        const left = yield* sql<{ readonly name: string | null }>`SELECT to_regclass('migration_0013.inbox')::text AS name`
+        assert.strictEqual(left[0]!.name, null, "the old table is gone")
+        return yield* Effect.fail("roll back" as const)
+      })
+      assert.strictEqual(yield* Effect.flip(sql.withTransaction(checked)), "roll back")
+      const schemas = yield* sql`SELECT 1 FROM pg_namespace WHERE nspname = 'migration_0013'`
+      assert.strictEqual(schemas.length, 0, "nothing of it was kept")
+    }))
+})
+
 layer(database, { ...shared, excludeTestServices: true })("SqlStoreWrites, as standalone's stores (SqlStorage) provide it", (it) => {
   const stores = SqlStorage.layer.pipe(Layer.provide(database))
   const messageTo = (receiver: UserId, id: string): Message => ({
@@ -207,7 +292,7 @@ layer(database, { ...shared, excludeTestServices: true })("SqlStoreWrites, as st
       assert.strictEqual(failed._tag, "PortError")
       assert.strictEqual(failed.port, "InboxStore")
       assert.isFalse(failed.retryable)
-      assert.include(String((failed.cause as { readonly reason?: { readonly _tag?: string } })?.reason?._tag), "UniqueViolation")
+      assert.include(String(failed.cause), "numbers already taken by other messages: w_refused#1")
       assert.deepStrictEqual(yield* history.get([second.server_id]), [], "the message was not kept")
       assert.deepStrictEqual(yield* conversations.list(user), [], "nor the conversation")
       assert.deepStrictEqual((yield* inbox.range({ user, after: 0, limit: 10 })).map((ref) => ref.server_id), [first.server_id])
