@@ -136,6 +136,42 @@ export const inboxStoreSuite = (name: string, adapter: Layer.Layer<InboxStore, u
         assert.deepStrictEqual(yield* inbox.find([{ user_id: user, server_id: intruder.server_id }]), [])
       }))
 
+    it.effect("numbers inside a stored stretch, or a stretch over stored numbers, are refused", () =>
+      Effect.gen(function*() {
+        const inbox = yield* InboxStore
+        const user = freshUserId()
+        const stored = [1, 2, 3, 5, 6].map((seq) => ref(user, seq))
+        yield* inbox.append(stored)
+        const taken = (seq: number) => stored.find((entry) => entry.seq === seq)!
+        const attempts = [
+          [ref(user, 2)], // inside 1…3
+          [ref(user, 3), ref(user, 4)], // over its end
+          Array.from({ length: 10 }, (_, i) => ref(user, i + 1)), // around all of it
+          [ref(user, 4), ref(user, 5)] // into 5…6 from the free 4 (last: a store may keep 4)
+        ]
+        for (const attempt of attempts) {
+          assert.isTrue(Exit.isFailure(yield* Effect.exit(inbox.append(attempt))), `refused: ${seqs(attempt)}`)
+          for (const intruder of attempt) {
+            const at = stored.find((entry) => entry.seq === intruder.seq)
+            if (at === undefined) continue
+            assert.deepStrictEqual(yield* inbox.find([intruder]), [], `no intruder at ${intruder.seq}`)
+            assert.deepStrictEqual(yield* inbox.range({ user, after: at.seq - 1, until: at.seq, limit: 1 }), [taken(at.seq)])
+          }
+        }
+      }))
+
+    it.effect("a replay under another number may bring that number for a new message", () =>
+      Effect.gen(function*() {
+        const inbox = yield* InboxStore
+        const user = freshUserId()
+        const first = ref(user, 1)
+        yield* inbox.append([first])
+        // seq 3 was taken for the replay and, in a plan that did not know it, for a new message.
+        const added = ref(user, 3)
+        assert.deepStrictEqual(yield* inbox.append([{ ...first, seq: 3 }, added]), [first])
+        assert.deepStrictEqual(yield* inbox.range({ user, after: 0, limit: 10 }), [first, added])
+      }))
+
     it.effect("find returns the stored entries among many (user, server_id) keys", () =>
       Effect.gen(function*() {
         const inbox = yield* InboxStore

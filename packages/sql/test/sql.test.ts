@@ -180,26 +180,47 @@ layer(database, { ...shared, excludeTestServices: true })("SqlInboxStore's runs"
         runs.map((run) => [run.user_id, Number(run.first_seq), Number(run.last_seq), run.server_ids]),
         members.map((user, i) => [user, 10 * (i + 1), 10 * (i + 1) + 2, messages])
       )
-      const fanout = yield* sql<{ readonly server_id: string; readonly user_ids: ReadonlyArray<string> }>`
-        SELECT server_id, user_ids FROM inbox_fanout WHERE server_id LIKE 'r_msg_%' ORDER BY server_id`
-      assert.deepStrictEqual(fanout.map((row) => [row.server_id, row.user_ids]), messages.map((id) => [id, members]))
+      const fanout = yield* sql<{ readonly server_id: string; readonly user_ids: ReadonlyArray<string>; readonly seqs: ReadonlyArray<bigint> }>`
+        SELECT server_id, user_ids, seqs FROM inbox_fanout WHERE server_id LIKE 'r_msg_%' ORDER BY server_id`
+      assert.deepStrictEqual(
+        fanout.map((row) => [row.server_id, row.user_ids, row.seqs.map(Number)]),
+        messages.map((id, k) => [id, members, members.map((_, i) => 10 * (i + 1) + k)])
+      )
       assert.deepStrictEqual(
         (yield* inbox.range({ user: members[1]!, after: 20, until: 21, limit: 10 })).map((ref) => ref.server_id),
         [messages[1]]
       )
     }))
 
-  it.effect("an id holding a newline, which would split a run, is refused and stores nothing", () =>
+  it.effect("an id that would not survive the joining (empty, or holding a newline) is refused and stores nothing", () =>
     Effect.gen(function*() {
       const inbox = yield* inboxStore
-      const user = UserId.make("r_newline")
-      const error = yield* Effect.flip(inbox.append([
-        { user_id: user, seq: 1, server_id: ServerId.make("r_fine") },
-        { user_id: user, seq: 2, server_id: ServerId.make("r_a\nb") }
-      ]))
-      assert.isFalse(error.retryable)
-      assert.include(String(error.cause), "newline")
+      const user = UserId.make("r_ids")
+      const fine = { user_id: user, seq: 1, server_id: ServerId.make("r_fine") }
+      for (const bad of [
+        { user_id: user, seq: 2, server_id: ServerId.make("r_a\nb") },
+        { user_id: UserId.make("r_a\nb"), seq: 2, server_id: ServerId.make("r_other") },
+        { user_id: user, seq: 2, server_id: "" as ServerId },
+        { user_id: "" as UserId, seq: 2, server_id: ServerId.make("r_other") }
+      ]) {
+        const error = yield* Effect.flip(inbox.append([fine, bad]))
+        assert.isFalse(error.retryable)
+        assert.include(String(error.cause), "an id is empty or holds a newline")
+      }
       assert.strictEqual(yield* inbox.newest(user), 0)
+    }))
+
+  it.effect("a run over stored numbers stores nothing of the append, and the refusal names the first taken number", () =>
+    Effect.gen(function*() {
+      const inbox = yield* inboxStore
+      const user = UserId.make("r_over")
+      const stored = [5, 6].map((seq) => ({ user_id: user, seq, server_id: ServerId.make(`r_over_${seq}`) }))
+      yield* inbox.append(stored)
+      const error = yield* Effect.flip(inbox.append(
+        Array.from({ length: 10 }, (_, i) => ({ user_id: user, seq: i + 1, server_id: ServerId.make(`r_new_${i + 1}`) }))
+      ))
+      assert.include(String(error.cause), "numbers already taken by other messages: r_over#5")
+      assert.deepStrictEqual(yield* inbox.range({ user, after: 0, limit: 20 }), stored)
     }))
 
   it.effect("migration 0013 moves the entries of the `inbox` table into runs, a run per stretch of consecutive seqs", () =>
@@ -217,12 +238,20 @@ layer(database, { ...shared, excludeTestServices: true })("SqlInboxStore's runs"
             ('old_a', 1, 'm1'), ('old_a', 2, 'm2'), ('old_a', 3, 'm3'), ('old_a', 7, 'm4'),
             ('old_b', 4, 'm2'), ('old_b', 5, 'm4')`
         yield* Migrations.migrations["0013_inbox_runs"]
-        const runs = yield* sql<{ readonly user_id: string; readonly first_seq: bigint; readonly server_ids: ReadonlyArray<string> }>`
-          SELECT user_id, first_seq, server_ids FROM inbox_runs ORDER BY user_id, first_seq`
-        assert.deepStrictEqual(runs.map((run) => [run.user_id, Number(run.first_seq), run.server_ids]), [
-          ["old_a", 1, ["m1", "m2", "m3"]],
-          ["old_a", 7, ["m4"]],
-          ["old_b", 4, ["m2", "m4"]]
+        const runs = yield* sql<{ readonly user_id: string; readonly first_seq: bigint; readonly last_seq: bigint; readonly server_ids: ReadonlyArray<string> }>`
+          SELECT user_id, first_seq, last_seq, server_ids FROM inbox_runs ORDER BY user_id, first_seq`
+        assert.deepStrictEqual(runs.map((run) => [run.user_id, Number(run.first_seq), Number(run.last_seq), run.server_ids]), [
+          ["old_a", 1, 3, ["m1", "m2", "m3"]],
+          ["old_a", 7, 7, ["m4"]],
+          ["old_b", 4, 5, ["m2", "m4"]]
+        ])
+        const fanout = yield* sql<{ readonly server_id: string; readonly user_ids: ReadonlyArray<string>; readonly seqs: ReadonlyArray<bigint> }>`
+          SELECT server_id, user_ids, seqs FROM inbox_fanout ORDER BY server_id`
+        assert.deepStrictEqual(fanout.map((row) => [row.server_id, row.user_ids, row.seqs.map(Number)]), [
+          ["m1", ["old_a"], [1]],
+          ["m2", ["old_a", "old_b"], [2, 4]],
+          ["m3", ["old_a"], [3]],
+          ["m4", ["old_a", "old_b"], [7, 5]]
         ])
         assert.deepStrictEqual(seqsOf(yield* inbox.range({ user: a, after: 1, limit: 10 })), [2, 3, 7])
         assert.strictEqual(yield* inbox.newest(b), 5)
