@@ -1,5 +1,5 @@
 import type { ServerId, UserId } from "@im/domain/Ids"
-import { type InboxRef, InboxStore, type RangeQuery } from "@im/ports/InboxStore"
+import { entryKey, type InboxRef, InboxStore, type RangeQuery } from "@im/ports/InboxStore"
 import { PortError } from "@im/ports/PortError"
 import { Config, Duration, Effect, Layer, Redacted, Schedule } from "effect"
 import {
@@ -24,6 +24,16 @@ const COLLECTION = "inbox"
 const DUPLICATE_KEY = 11000
 /** Keys per `find` query: one query for any realistic batch, far below the 16 MiB command limit. */
 const FIND_CHUNK = 20_000
+/**
+ * Entries per ordered insert. FerretDB 1.24 runs an ordered insert in batches of 100 documents,
+ * and after a batch that failed goes on with the next: in order only up to 100 at a time.
+ */
+const ORDERED_CHUNK = 100
+/** Ordered inserts of an append under way at once (each of other users). */
+const LANES = 8
+/** How often, and how long apart, an append looks for the entries it left to another writer. */
+const SETTLE_POLLS = 40
+const SETTLE_INTERVAL = Duration.millis(50)
 
 const toRef = (doc: InboxDocument): InboxRef => ({
   user_id: doc.user_id as UserId,
@@ -32,6 +42,9 @@ const toRef = (doc: InboxDocument): InboxRef => ({
 })
 
 const projection = { _id: 0, user_id: 1, seq: 1, server_id: 1 } as const
+
+const refused = (message: string) =>
+  new PortError({ port: PORT, operation: "append", retryable: false, cause: new Error(message) })
 
 /** Lost connections, elections and server selection time-outs pass; the rest is a bug or a config. */
 const isTransient = (error: unknown): boolean =>
@@ -71,9 +84,20 @@ export interface MongoInboxStoreOptions {
 /**
  * Inboxes in a MongoDB collection (FerretDB works too) with two unique indexes, made at start:
  * (user_id, seq) keeps one message per number, (user_id, server_id) makes appends idempotent.
- * An append is one unordered insert: a duplicate-key error from a stored (user_id, server_id)
- * is a replay and counts as done; a different message under a taken number fails the append
- * with a non-retryable PortError, since that is a bug upstream (the rest of the batch is kept).
+ * An append is a few ordered inserts at once (lanes of other users, at most ORDERED_CHUNK
+ * entries each), each user's entries in seq order: usually all are new. At a duplicate key it
+ * looks up what of the lane's rest is stored and goes on with the others. A stored
+ * (user_id, server_id) is a replay and counts as done; a different message under a taken number
+ * fails the append with a non-retryable PortError, since that is a bug upstream (what was
+ * inserted before it is kept).
+ *
+ * Two writers may append the same messages at once (two consumers handed one batch in a Kafka
+ * rebalance), each with numbers of its own. Where one finds a message stored by the other under a
+ * later number, it leaves that user's later entries of the call to the other and waits for them
+ * (SETTLE_POLLS × SETTLE_INTERVAL, then a retryable PortError): had it stored them under its own,
+ * earlier, numbers, they would come before that message in the inbox. The writer with the later
+ * numbers goes on past what the other stored, so each user's entries of a batch are the first
+ * writer's up to some message and the second's after it, in order.
  */
 export const make = Effect.fnUntraced(function*(options: MongoInboxStoreOptions) {
   const timeoutMS = Duration.toMillis(options.connectTimeout)
@@ -131,49 +155,118 @@ export const make = Effect.fnUntraced(function*(options: MongoInboxStoreOptions)
     ).pipe(Effect.map((found) => found.flat()))
   }
 
-  const append = Effect.fn("MongoInboxStore.append")(function*(entries: ReadonlyArray<InboxRef>) {
-    // The first of several entries with one (user, server_id) wins, as a replay of it would.
-    const unique = new Map<string, InboxDocument>()
-    for (const { seq, server_id, user_id } of entries) {
-      const key = JSON.stringify([user_id, server_id])
-      if (!unique.has(key)) unique.set(key, { user_id, seq, server_id })
-    }
-    const docs = [...unique.values()]
-    if (docs.length === 0) return []
-    const duplicates = yield* Effect.tryPromise({
+  /** One ordered insert: the number of documents stored before the first that failed, and why it failed. */
+  const insertOrdered = (docs: ReadonlyArray<InboxDocument>) =>
+    Effect.tryPromise({
       // insertMany adds `_id` to the documents it is given: hand it copies.
-      try: () => inbox.insertMany(docs.map((doc) => ({ ...doc })), { ordered: false }).then(() => []),
+      try: () => inbox.insertMany(docs.map((doc) => ({ ...doc })), { ordered: true }).then(() => undefined),
       catch: (cause) => cause
     }).pipe(
       Effect.catch((cause) => {
-        const writeErrors: ReadonlyArray<WriteError> = cause instanceof MongoBulkWriteError
-          ? [cause.writeErrors].flat()
-          : []
-        if (writeErrors.length > 0 && writeErrors.every((e) => e.code === DUPLICATE_KEY)) {
-          return Effect.succeed(writeErrors.map((e) => docs[e.index]!))
-        }
+        const writeErrors: ReadonlyArray<WriteError> = cause instanceof MongoBulkWriteError ? [cause.writeErrors].flat() : []
+        if (writeErrors.length === 1 && writeErrors[0]!.code === DUPLICATE_KEY) return Effect.succeed(writeErrors[0]!.index)
         return Effect.fail(new PortError({ port: PORT, operation: "append", retryable: isTransient(cause), cause }))
       }),
       Effect.retry({ schedule: transientRetry, times: 4, while: (error) => error.retryable })
     )
-    if (duplicates.length === 0) return []
-    // The pairs stored before (by another consumer, a replay, or a first attempt of this call
-    // that failed after storing them): those under another number are returned, as stored.
-    const before = new Map((yield* findKeys(duplicates)).map((doc) => [JSON.stringify([doc.user_id, doc.server_id]), toRef(doc)]))
-    const conflicts = duplicates.filter((doc) => !before.has(JSON.stringify([doc.user_id, doc.server_id])))
-    if (conflicts.length > 0) {
-      return yield* new PortError({
-        port: PORT,
-        operation: "append",
-        retryable: false,
-        cause: new Error(
-          `numbers already taken by other messages: ${
-            conflicts.slice(0, 5).map((doc) => `${doc.user_id}#${doc.seq} (${doc.server_id})`).join(", ")
-          }${conflicts.length > 5 ? ` and ${conflicts.length - 5} more` : ""}`
-        )
-      })
+
+  /**
+   * The entries in lanes that may be stored at once: each user's entries in one lane, in seq order
+   * (their messages' order); whole users packed up to ORDERED_CHUNK entries a lane, a user with
+   * more in a lane of its own.
+   */
+  const lanesOf = (docs: Iterable<InboxDocument>): ReadonlyArray<ReadonlyArray<InboxDocument>> => {
+    const byUser = new Map<string, Array<InboxDocument>>()
+    for (const doc of docs) {
+      const own = byUser.get(doc.user_id)
+      if (own === undefined) byUser.set(doc.user_id, [doc])
+      else own.push(doc)
     }
-    return [...before].flatMap(([key, ref]) => (ref.seq === unique.get(key)!.seq ? [] : [ref]))
+    const lanes: Array<Array<InboxDocument>> = []
+    let packed: Array<InboxDocument> = []
+    for (const own of byUser.values()) {
+      own.sort((a, b) => a.seq - b.seq)
+      if (own.length > ORDERED_CHUNK) lanes.push(own)
+      else {
+        if (packed.length + own.length > ORDERED_CHUNK) {
+          lanes.push(packed)
+          packed = []
+        }
+        packed.push(...own)
+      }
+    }
+    if (packed.length > 0) lanes.push(packed)
+    return lanes
+  }
+
+  const append = Effect.fn("MongoInboxStore.append")(function*(entries: ReadonlyArray<InboxRef>) {
+    // The first of several entries with one (user, server_id) wins, as a replay of it would.
+    const unique = new Map<string, InboxDocument>()
+    for (const { seq, server_id, user_id } of entries) {
+      const key = entryKey(user_id, server_id)
+      if (!unique.has(key)) unique.set(key, { user_id, seq, server_id })
+    }
+    // Entries this call did not store: stored before, or left to another writer.
+    const notStored = new Map<string, InboxDocument>()
+    const stored = new Map<string, InboxRef>()
+    const leftToOthers = new Set<string>()
+    /** Stores a lane's entries in order, ORDERED_CHUNK at a time. */
+    const storeLane = Effect.fnUntraced(function*(lane: ReadonlyArray<InboxDocument>) {
+      let pending = lane
+      while (pending.length > 0) {
+        const failedAt = yield* insertOrdered(pending.slice(0, ORDERED_CHUNK))
+        if (failedAt === undefined) {
+          pending = pending.slice(ORDERED_CHUNK)
+          continue
+        }
+        // Usually never: what is stored of the rest, in one look.
+        const rest = pending.slice(failedAt)
+        for (const doc of yield* findKeys(rest)) stored.set(entryKey(doc.user_id as UserId, doc.server_id as ServerId), toRef(doc))
+        const failed = rest[0]!
+        if (!stored.has(entryKey(failed.user_id as UserId, failed.server_id as ServerId))) {
+          return yield* refused(`number already taken by another message: ${failed.user_id}#${failed.seq} (${failed.server_id})`)
+        }
+        const next: Array<InboxDocument> = []
+        for (const doc of rest) {
+          const key = entryKey(doc.user_id as UserId, doc.server_id as ServerId)
+          const before = stored.get(key)
+          if (leftToOthers.has(doc.user_id) || before !== undefined) {
+            notStored.set(key, doc)
+            // Another writer (a consumer handed the same batch in a rebalance) stored this message
+            // under a later number: it stores this user's later messages too, after it. Storing
+            // them here, under earlier numbers, would put them before this one in the inbox.
+            if (before !== undefined && before.seq > doc.seq) leftToOthers.add(doc.user_id)
+          } else {
+            next.push(doc)
+          }
+        }
+        pending = next
+      }
+    })
+    yield* Effect.forEach(lanesOf(unique.values()), storeLane, { concurrency: LANES, discard: true })
+    if (notStored.size === 0) return []
+    // What was left to another writer is stored by it a moment later: wait for it, a while.
+    let missing = [...notStored].filter(([key]) => !stored.has(key))
+    for (let waited = 0; missing.length > 0; waited++) {
+      if (waited === SETTLE_POLLS) {
+        return yield* new PortError({
+          port: PORT,
+          operation: "append",
+          retryable: true,
+          cause: new Error(`${missing.length} entries left to another writer are not stored yet, e.g. ${missing[0]![0]}`)
+        })
+      }
+      yield* Effect.sleep(SETTLE_INTERVAL)
+      for (const doc of yield* findKeys(missing.map(([, doc]) => doc))) {
+        stored.set(entryKey(doc.user_id as UserId, doc.server_id as ServerId), toRef(doc))
+      }
+      missing = missing.filter(([key]) => !stored.has(key))
+    }
+    // Those stored under another number are returned, as stored.
+    return [...notStored].flatMap(([key, doc]) => {
+      const ref = stored.get(key)!
+      return ref.seq === doc.seq ? [] : [ref]
+    })
   })
 
   const find = Effect.fn("MongoInboxStore.find")(function*(keys: ReadonlyArray<Pick<InboxRef, "user_id" | "server_id">>) {

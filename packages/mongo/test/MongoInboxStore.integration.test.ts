@@ -2,7 +2,7 @@ import { ServerId, UserId } from "@im/domain/Ids"
 import { InboxStore } from "@im/ports/InboxStore"
 import { inboxStoreSuite } from "@im/ports/testing/InboxStoreSuite"
 import { assert, layer } from "@effect/vitest"
-import { ConfigProvider, Effect, Exit, Layer } from "effect"
+import { ConfigProvider, Effect, Exit, Fiber, Layer } from "effect"
 import { MongoClient } from "mongodb"
 import { randomBytes } from "node:crypto"
 import * as MongoInboxStore from "../src/MongoInboxStore.ts"
@@ -75,4 +75,86 @@ layer(store, { ...shared, excludeTestServices: true })("MongoInboxStore on a Mon
       const unique = indexes.filter((index) => index.unique === true).map((index) => JSON.stringify(index.key)).sort()
       assert.deepStrictEqual(unique, [JSON.stringify({ user_id: 1, seq: 1 }), JSON.stringify({ user_id: 1, server_id: 1 })])
     }))
+})
+
+/**
+ * Two writers appending one batch at once (two consumers in a Kafka rebalance), each with numbers
+ * of its own: "early" took 1 and 2 for a user's messages m1 and m2, "late" took 11 and 12.
+ */
+layer(store, { ...shared, excludeTestServices: true })("MongoInboxStore with two writers of one batch", (it) => {
+  const setUp = () => {
+    const id = randomBytes(8).toString("hex")
+    const user = UserId.make(`u-${id}`)
+    const other = UserId.make(`o-${id}`)
+    const [m1, m2] = [ServerId.make(`m1-${id}`), ServerId.make(`m2-${id}`)]
+    const entry = (user_id: UserId, seq: number, server_id: ServerId) => ({ user_id, seq, server_id })
+    return { user, other, m1, m2, entry }
+  }
+
+  it.effect("the writer with the earlier numbers leaves the user's later entries to the other, and waits for them", () =>
+    Effect.gen(function*() {
+      const inbox = yield* InboxStore
+      const { entry, m1, m2, other, user } = setUp()
+      // "late" stored m1 first; "early" comes to m1, finds it under 11, and must not store m2 under 2.
+      yield* inbox.append([entry(user, 11, m1)])
+      const early = yield* Effect.forkChild(inbox.append([entry(user, 1, m1), entry(user, 2, m2), entry(other, 5, m2)]))
+      yield* Effect.sleep("300 millis")
+      yield* inbox.append([entry(user, 12, m2)])
+      const earlier = yield* Fiber.join(early)
+      assert.deepStrictEqual(
+        [...earlier].sort((a, b) => a.seq - b.seq),
+        [entry(user, 11, m1), entry(user, 12, m2)],
+        "pushed under the numbers they are stored with"
+      )
+      assert.deepStrictEqual(yield* inbox.range({ user, after: 0, limit: 10 }), [entry(user, 11, m1), entry(user, 12, m2)], "in order")
+      assert.deepStrictEqual(yield* inbox.range({ user: other, after: 0, limit: 10 }), [entry(other, 5, m2)], "other users as usual")
+    }))
+
+  it.effect("what the other writer never stores fails the append, retryably, and stores none of it", () =>
+    Effect.gen(function*() {
+      const inbox = yield* InboxStore
+      const { entry, m1, m2, user } = setUp()
+      yield* inbox.append([entry(user, 11, m1)])
+      const error = yield* Effect.flip(inbox.append([entry(user, 1, m1), entry(user, 2, m2)]))
+      assert.isTrue(error.retryable)
+      assert.include(String(error.cause), "left to another writer")
+      assert.deepStrictEqual(yield* inbox.range({ user, after: 0, limit: 10 }), [entry(user, 11, m1)])
+    }), 30_000)
+
+  it.effect("a user's long run stops at the other writer's message, past FerretDB's batches of 100", () =>
+    Effect.gen(function*() {
+      const inbox = yield* InboxStore
+      const { entry, user } = setUp()
+      const messages = Array.from({ length: 150 }, (_, i) => ServerId.make(`${user}-m${i}`))
+      yield* inbox.append([entry(user, 1003, messages[3]!)])
+      const error = yield* Effect.flip(inbox.append(messages.map((m, i) => entry(user, i + 1, m))))
+      assert.isTrue(error.retryable)
+      const stored = yield* inbox.range({ user, after: 0, limit: 200 })
+      assert.deepStrictEqual(stored.map((ref) => ref.seq), [1, 2, 3, 1003], "none after the other writer's message")
+    }), 30_000)
+
+  it.effect("the writer with the later numbers goes on past what the other stored", () =>
+    Effect.gen(function*() {
+      const inbox = yield* InboxStore
+      const { entry, m1, m2, user } = setUp()
+      yield* inbox.append([entry(user, 1, m1)])
+      assert.deepStrictEqual(yield* inbox.append([entry(user, 11, m1), entry(user, 12, m2)]), [entry(user, 1, m1)])
+      assert.deepStrictEqual(yield* inbox.range({ user, after: 0, limit: 10 }), [entry(user, 1, m1), entry(user, 12, m2)])
+    }))
+
+  it.effect("racing in earnest, the two writers leave every inbox in message order", () =>
+    Effect.gen(function*() {
+      const inbox = yield* InboxStore
+      for (let round = 0; round < 5; round++) {
+        const id = randomBytes(8).toString("hex")
+        const users = Array.from({ length: 20 }, (_, i) => UserId.make(`r${i}-${id}`))
+        const messages = Array.from({ length: 10 }, (_, k) => ServerId.make(`m${k}-${id}`))
+        const batch = (base: number) => messages.flatMap((server_id, k) => users.map((user_id) => ({ user_id, seq: base + k, server_id })))
+        yield* Effect.all([inbox.append(batch(1)), inbox.append(batch(101))], { concurrency: 2 })
+        for (const user of users) {
+          const stored = yield* inbox.range({ user, after: 0, limit: 100 })
+          assert.deepStrictEqual(stored.map((ref) => ref.server_id), messages, `${user}: each message once, in order`)
+        }
+      }
+    }), 60_000)
 })
