@@ -260,6 +260,37 @@ export const migrations = {
       SELECT server_id, array_agg(user_id ORDER BY user_id), array_agg(seq ORDER BY user_id)
       FROM inbox GROUP BY server_id`
     yield* sql`DROP TABLE inbox`
+  }),
+  /**
+   * `unread_append(stored, stored_last, added)`: the unread runs of a conversation row with a
+   * batch's runs added (SqlConversationStore's upsert). Where the batch's first run starts right
+   * after the row's newest entry and that entry is unread, the row's last run is extended instead
+   * of a run added: a group that a member does not read stays one run, where each batch used to
+   * add one and make every later upsert copy a longer row (500 members × a few KB a step).
+   * Otherwise the runs are appended as before; reading a row normalizes either (normalizeRuns).
+   * (Bracket expressions, not backslashes: `[[]` is "[", `[]]` is "]", `[0-9]` a digit.)
+   */
+  "0014_unread_append": Effect.gen(function*() {
+    const sql = yield* SqlClient.SqlClient
+    yield* sql`
+      CREATE FUNCTION unread_append(stored text, stored_last bigint, added text) RETURNS text
+      LANGUAGE sql IMMUTABLE STRICT AS $$
+        SELECT CASE
+          WHEN added = '[]' THEN stored
+          WHEN stored = '[]' THEN added
+          WHEN substring(added from '^[[][[]?([0-9]+)')::bigint = stored_last + 1
+            AND substring(stored from '([0-9]+)[]][]]?$')::bigint = stored_last
+          THEN
+            -- The row's last element without its end ("…,[a," for a run, "…,[b," for a single b),
+            (CASE WHEN stored ~ '[]][]]$' THEN regexp_replace(stored, '[0-9]+[]][]]$', '')
+              ELSE regexp_replace(stored, '[0-9]+[]]$', '') || '[' || stored_last || ',' END)
+            -- the end of the batch's first run, and the batch's other runs.
+            || (CASE WHEN added ~ '^[[][[]' THEN substring(added from '^[[][[][0-9]+,([0-9]+)[]]') ELSE substring(added from '^[[]([0-9]+)') END)
+            || ']'
+            || (CASE WHEN added ~ '^[[][[]' THEN regexp_replace(added, '^[[][[][0-9]+,[0-9]+[]]', '') ELSE regexp_replace(added, '^[[][0-9]+', '') END)
+          ELSE left(stored, -1) || ',' || substr(added, 2)
+        END
+      $$`
   })
 }
 

@@ -101,10 +101,9 @@ export const layer: Layer.Layer<ConversationStore, never, SqlClient.SqlClient> =
               last_server_id = EXCLUDED.last_server_id,
               read_seq = CASE WHEN EXCLUDED.read_seq > conversations.last_seq THEN EXCLUDED.read_seq ELSE conversations.read_seq END,
               unread_seqs = CASE
-                WHEN EXCLUDED.read_seq > conversations.last_seq OR conversations.unread_seqs = '[]' THEN EXCLUDED.unread_seqs
-                -- Not reached (new entries without a new own one leave runs to add), but "[…,]" would break the row.
-                WHEN EXCLUDED.unread_seqs = '[]' THEN conversations.unread_seqs
-                ELSE left(conversations.unread_seqs, -1) || ',' || substr(EXCLUDED.unread_seqs, 2) END
+                WHEN EXCLUDED.read_seq > conversations.last_seq THEN EXCLUDED.unread_seqs
+                -- Migration 0014: appended, or the row's last run extended.
+                ELSE unread_append(conversations.unread_seqs, conversations.last_seq, EXCLUDED.unread_seqs) END
             WHERE EXCLUDED.last_seq > conversations.last_seq
             RETURNING user_id, conversation, length(unread_seqs) > ${COMPACT_ABOVE} AS grown`
           const grown = written.filter((row) => row.grown)

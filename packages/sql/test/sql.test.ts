@@ -143,6 +143,47 @@ layer(database, { ...shared, excludeTestServices: true })("SqlConversationStore 
       assert.strictEqual((yield* conversations.list(user))[0]!.unread, MAX_TRACKED_RUNS)
     }))
 
+  it.effect("unread_append extends the row's last run when a batch goes on from its newest, unread entry, else appends", () =>
+    Effect.gen(function*() {
+      const sql = yield* SqlClient.SqlClient
+      const cases: ReadonlyArray<readonly [string, number, string, string]> = [
+        ["[5,[7,9]]", 9, "[10]", "[5,[7,10]]"],
+        ["[5,9]", 9, "[[10,12],15]", "[5,[9,12],15]"],
+        ["[9]", 9, "[10]", "[[9,10]]"],
+        ["[[1,9]]", 9, "[[10,20]]", "[[1,20]]"],
+        ["[[1,9]]", 9, "[10,12]", "[[1,10],12]"],
+        // Not going on from the newest entry: appended.
+        ["[[1,9]]", 9, "[11]", "[[1,9],11]"],
+        ["[[1,8]]", 9, "[10]", "[[1,8],10]"], // 9 was the member's own
+        ["[4,6,7,9]", 10, "[11]", "[4,6,7,9,11]"],
+        ["[]", 9, "[[10,11]]", "[[10,11]]"],
+        ["[[1,9]]", 9, "[]", "[[1,9]]"]
+      ]
+      for (const [stored, last, added, expected] of cases) {
+        const rows = yield* sql<{ readonly merged: string }>`SELECT unread_append(${stored}, ${last}, ${added}) AS merged`
+        assert.strictEqual(rows[0]!.merged, expected, `${stored} + ${added} after ${last}`)
+      }
+    }))
+
+  it.effect("a conversation its user never reads stays one run, batch after batch", () =>
+    Effect.gen(function*() {
+      const sql = yield* SqlClient.SqlClient
+      const conversations = yield* Effect.provide(Effect.service(ConversationStore), SqlConversationStore.layer)
+      const user = UserId.make("u_unreading")
+      for (let batch = 0; batch < 200; batch++) {
+        yield* conversations.record([1, 2, 3].map((k) => ({
+          user_id: user,
+          conversation: "g:g_busy",
+          seq: 3 * batch + k,
+          server_id: ServerId.make(`m_busy_${3 * batch + k}`),
+          own: false
+        })))
+      }
+      const rows = yield* sql<{ readonly unread_seqs: string }>`SELECT unread_seqs FROM conversations WHERE user_id = ${user}`
+      assert.strictEqual(rows[0]!.unread_seqs, "[[1,600]]")
+      assert.strictEqual((yield* conversations.list(user))[0]!.unread, 600)
+    }))
+
   it.effect("a row written before runs (single unread seqs) reads as runs, and is written back as runs", () =>
     Effect.gen(function*() {
       const sql = yield* SqlClient.SqlClient
