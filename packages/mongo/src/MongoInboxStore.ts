@@ -100,7 +100,9 @@ export interface MongoInboxStoreOptions {
  * (SETTLE_POLLS × SETTLE_INTERVAL, then a retryable PortError): had it stored them under its own,
  * earlier, numbers, they would come before that message in the inbox. The writer with the later
  * numbers goes on past what the other stored, so each user's entries of a batch are the first
- * writer's up to some message and the second's after it, in order.
+ * writer's up to some message and the second's after it, in order. This holds when both hand the
+ * user the same messages; two consumers that read a group's members on either side of a change
+ * may not, and then the retry of what was left to the other may come last.
  */
 export const make = Effect.fnUntraced(function*(options: MongoInboxStoreOptions) {
   const timeoutMS = Duration.toMillis(options.connectTimeout)
