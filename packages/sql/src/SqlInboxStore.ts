@@ -124,11 +124,16 @@ export const layer: Layer.Layer<InboxStore, never, SqlClient.SqlClient> = Layer.
         WHERE f.server_id = ANY(${messages}::text[])`
 
     /**
-     * Stores `entries` unless their messages' stored pairs are not `expectedKnown` in number or
-     * one of their runs overlaps a stored one; returns those pairs (of every user) and the clashes.
+     * Stores `entries` (as `runs`, runsOf them) unless their messages' stored pairs are not
+     * `expectedKnown` in number or one of their runs overlaps a stored one; returns those pairs
+     * (of every user) and the clashes.
      */
-    const store = (messages: ReadonlyArray<ServerId>, entries: ReadonlyArray<InboxRef>, expectedKnown: number) => {
-      const runs = runsOf(entries)
+    const store = (
+      messages: ReadonlyArray<ServerId>,
+      entries: ReadonlyArray<InboxRef>,
+      expectedKnown: number,
+      runs: ReadonlyArray<Run> | PortError
+    ) => {
       if (runs instanceof PortError) return Effect.fail(runs)
       const fanout = fanoutOf(entries)
       return sql<{ readonly clash: boolean } & InboxRow>`
@@ -188,7 +193,8 @@ export const layer: Layer.Layer<InboxStore, never, SqlClient.SqlClient> = Layer.
       // Usually nothing of these messages is stored yet: one pass.
       let fresh: ReadonlyArray<InboxRef> = given
       let expectedKnown = 0
-      if (runsOf(given) instanceof PortError) {
+      const givenRuns = runsOf(given)
+      if (givenRuns instanceof PortError) {
         // Two of them under one number: allowed when all but one were stored before (replays under
         // other numbers), which only the stored pairs tell.
         const known = yield* storedPairs(messages).pipe(portCall(PORT, "append"))
@@ -197,7 +203,7 @@ export const layer: Layer.Layer<InboxStore, never, SqlClient.SqlClient> = Layer.
         expectedKnown = known.length
       }
       for (let pass = 1;; pass++) {
-        const { clashes, known } = yield* store(messages, fresh, expectedKnown)
+        const { clashes, known } = yield* store(messages, fresh, expectedKnown, fresh === given ? givenRuns : runsOf(fresh))
         const before = new Map<string, InboxRef>()
         for (const ref of known) {
           const key = entryKey(ref.user_id, ref.server_id)
