@@ -291,6 +291,15 @@ export const migrations = {
           ELSE left(stored, -1) || ',' || substr(added, 2)
         END
       $$`
+  }),
+  /**
+   * `conversations.unread_tail`: the unread runs appended since the row was last rewritten, once
+   * `unread_seqs` is long (SqlConversationStore): an append copies the short tail, not the text.
+   */
+  "0015_unread_tail": Effect.gen(function*() {
+    const sql = yield* SqlClient.SqlClient
+    yield* sql`ALTER TABLE conversations ADD COLUMN unread_tail TEXT NOT NULL DEFAULT '[]'`
+    yield* sql`ALTER TABLE conversations ALTER COLUMN unread_tail SET STORAGE EXTERNAL`
   })
 }
 

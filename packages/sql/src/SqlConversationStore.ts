@@ -21,11 +21,14 @@ interface Row {
   readonly last_server_id: string
   readonly read_seq: bigint
   readonly unread_seqs: string
+  readonly unread_tail: string
 }
 
 /**
- * `unread_seqs` is a JSON array of unread seqs and runs: `[4,[6,90],93]`. Rows written before
- * runs hold single seqs only; appends may leave it unordered or overlapping (normalizeRuns).
+ * `unread_seqs` is a JSON array of unread seqs and runs: `[4,[6,90],93]`, and `unread_tail` one
+ * more, of the runs appended since the row was last rewritten (migration 0015); a row's unread
+ * seqs are both together. Rows written before runs hold single seqs only; appends may leave
+ * either unordered or overlapping (normalizeRuns).
  */
 const encodeRuns = (runs: SeqRuns): string => JSON.stringify(runs.map(([first, last]) => first === last ? first : [first, last]))
 
@@ -35,15 +38,26 @@ const toState = (row: Row): ConversationState => {
     last_seq: toNumber(row.last_seq),
     last_server_id: row.last_server_id as ServerId,
     read_seq,
-    unread: normalizeRuns(JSON.parse(row.unread_seqs) as ReadonlyArray<number | readonly [number, number]>, read_seq)
+    unread: normalizeRuns(
+      [...JSON.parse(row.unread_seqs), ...JSON.parse(row.unread_tail)] as ReadonlyArray<number | readonly [number, number]>,
+      read_seq
+    )
   }
 }
 
 /**
- * A row whose unread text grew past this many characters by appends is rewritten normalized
- * (at most MAX_TRACKED_RUNS runs, about 6–14 KB), so rewrites are rare and rows stay small.
+ * A batch's unread runs are appended to `unread_seqs` while it is at most this many characters,
+ * and to `unread_tail` after: an upsert copies the texts it changes, and a long `unread_seqs`
+ * (stored out of line) is left as it is. A conversation its user does not read used to copy its
+ * whole growing text at every batch (at 610 unread, a batch's record took twice as long as at 76).
  */
-const COMPACT_ABOVE = 32_000
+const APPEND_TO_HEAD_UP_TO = 1_000
+
+/**
+ * A row whose `unread_tail` grew past this many characters is rewritten normalized, the tail
+ * folded into `unread_seqs` (at most MAX_TRACKED_RUNS runs, about 6–14 KB), under a lock.
+ */
+const FOLD_ABOVE = 2_000
 
 /** Rows per statement. */
 const CHUNK = 1_000
@@ -52,86 +66,102 @@ const CHUNK = 1_000
  * Conversations in `conversations`, one row per (user, conversation) with the unread seqs as
  * JSON text (encodeRuns). Recording a batch is one upsert, which never reads the rows first:
  * each conversation's entries are summarized (`summarizeEntries`) and the database applies the
- * summary to the row it has, appending the new unread runs to the text (replays and runs
- * appended out of shape are sorted out by `normalizeRuns` when the row is read). A row grown
- * past COMPACT_ABOVE characters is then rewritten normalized, under a lock. `markRead` reads the
- * row under a lock, applies the shared rule of ConversationStore.ts and writes it back, in one
- * transaction.
+ * summary to the row it has, appending the new unread runs to the text, or to its tail once the
+ * text is long (replays and runs appended out of shape are sorted out by `normalizeRuns` when the
+ * row is read). A row whose tail grew past FOLD_ABOVE characters is then rewritten normalized,
+ * under a lock. `markRead` reads the row under a lock, applies the shared rule of
+ * ConversationStore.ts and writes it back, in one transaction.
  */
-export const layer: Layer.Layer<ConversationStore, never, SqlClient.SqlClient> = Layer.effect(
-  ConversationStore,
-  Effect.gen(function*() {
-    const sql = yield* SqlClient.SqlClient
+export const layerWith = (
+  { appendToHeadUpTo, foldAbove }: { readonly appendToHeadUpTo: number; readonly foldAbove: number }
+): Layer.Layer<ConversationStore, never, SqlClient.SqlClient> =>
+  Layer.effect(
+    ConversationStore,
+    Effect.gen(function*() {
+      const sql = yield* SqlClient.SqlClient
 
-    const compact = (keys: Arr.NonEmptyReadonlyArray<readonly [string, string]>) =>
-      Effect.gen(function*() {
-        const rows = yield* sql<Row>`
-          SELECT * FROM conversations
-          WHERE (user_id, conversation) IN (${sql.csv(keys.map(([user, conversation]) => sql`(${user}, ${conversation})`))})
-          FOR UPDATE`
-        for (const row of rows) {
-          yield* sql`
-            UPDATE conversations SET unread_seqs = ${encodeRuns(toState(row).unread)}
-            WHERE user_id = ${row.user_id} AND conversation = ${row.conversation}`
-        }
-      }).pipe(sql.withTransaction)
-
-    const record = Effect.fn("SqlConversationStore.record")(function*(entries: ReadonlyArray<ConversationEntry>) {
-      if (entries.length === 0) return
-      const groups = groupEntries(entries)
-      yield* Effect.forEach(chunks(groups, CHUNK), (part) =>
+      const compact = (keys: Arr.NonEmptyReadonlyArray<readonly [string, string]>) =>
         Effect.gen(function*() {
-          const rows = part.map((group) => {
-            const { last, ownSeq, unreadAfterOwn } = summarizeEntries(group.entries)
-            return {
-              user_id: group.user_id,
-              conversation: group.conversation,
-              last_seq: last.seq,
-              last_server_id: last.server_id,
-              // As a new row: read up to the own entry, if any. As an update, see summarizeEntries.
-              read_seq: ownSeq,
-              unread_seqs: encodeRuns(unreadAfterOwn)
-            }
-          })
-          if (!Arr.isArrayNonEmpty(rows)) return
-          const written = yield* sql<{ readonly user_id: string; readonly conversation: string; readonly grown: boolean }>`
-            INSERT INTO conversations ${sql.insert(rows)}
-            ON CONFLICT (user_id, conversation) DO UPDATE SET
-              last_seq = EXCLUDED.last_seq,
-              last_server_id = EXCLUDED.last_server_id,
-              read_seq = CASE WHEN EXCLUDED.read_seq > conversations.last_seq THEN EXCLUDED.read_seq ELSE conversations.read_seq END,
-              unread_seqs = CASE
-                WHEN EXCLUDED.read_seq > conversations.last_seq THEN EXCLUDED.unread_seqs
-                -- Migration 0014: appended, or the row's last run extended.
-                ELSE unread_append(conversations.unread_seqs, conversations.last_seq, EXCLUDED.unread_seqs) END
-            WHERE EXCLUDED.last_seq > conversations.last_seq
-            RETURNING user_id, conversation, length(unread_seqs) > ${COMPACT_ABOVE} AS grown`
-          const grown = written.filter((row) => row.grown)
-          if (Arr.isArrayNonEmpty(grown)) yield* compact(Arr.map(grown, (row) => [row.user_id, row.conversation] as const))
-        }), { discard: true }).pipe(portCall("ConversationStore", "record"))
-    })
+          const rows = yield* sql<Row>`
+            SELECT * FROM conversations
+            WHERE (user_id, conversation) IN (${sql.csv(keys.map(([user, conversation]) => sql`(${user}, ${conversation})`))})
+            FOR UPDATE`
+          for (const row of rows) {
+            yield* sql`
+              UPDATE conversations SET unread_seqs = ${encodeRuns(toState(row).unread)}, unread_tail = '[]'
+              WHERE user_id = ${row.user_id} AND conversation = ${row.conversation}`
+          }
+        }).pipe(sql.withTransaction)
 
-    const list = Effect.fn("SqlConversationStore.list")(function*(user: UserId) {
-      const rows = yield* sql<Row>`SELECT * FROM conversations WHERE user_id = ${user} ORDER BY last_seq DESC`.pipe(
-        portCall("ConversationStore", "list")
-      )
-      return rows.map((row) => toConversation(row.conversation, toState(row)))
-    })
+      const record = Effect.fn("SqlConversationStore.record")(function*(entries: ReadonlyArray<ConversationEntry>) {
+        if (entries.length === 0) return
+        const groups = groupEntries(entries)
+        yield* Effect.forEach(chunks(groups, CHUNK), (part) =>
+          Effect.gen(function*() {
+            const rows = part.map((group) => {
+              const { last, ownSeq, unreadAfterOwn } = summarizeEntries(group.entries)
+              return {
+                user_id: group.user_id,
+                conversation: group.conversation,
+                last_seq: last.seq,
+                last_server_id: last.server_id,
+                // As a new row: read up to the own entry, if any. As an update, see summarizeEntries.
+                read_seq: ownSeq,
+                unread_seqs: encodeRuns(unreadAfterOwn)
+              }
+            })
+            if (!Arr.isArrayNonEmpty(rows)) return
+            const written = yield* sql<{ readonly user_id: string; readonly conversation: string; readonly grown: boolean }>`
+              INSERT INTO conversations ${sql.insert(rows)}
+              ON CONFLICT (user_id, conversation) DO UPDATE SET
+                last_seq = EXCLUDED.last_seq,
+                last_server_id = EXCLUDED.last_server_id,
+                read_seq = CASE WHEN EXCLUDED.read_seq > conversations.last_seq THEN EXCLUDED.read_seq ELSE conversations.read_seq END,
+                -- Migration 0014: appended, or the text's last run extended; to the tail once the
+                -- head is long (APPEND_TO_HEAD_UP_TO).
+                unread_seqs = CASE
+                  WHEN EXCLUDED.read_seq > conversations.last_seq THEN EXCLUDED.unread_seqs
+                  WHEN conversations.unread_tail = '[]' AND length(conversations.unread_seqs) <= ${appendToHeadUpTo}
+                    THEN unread_append(conversations.unread_seqs, conversations.last_seq, EXCLUDED.unread_seqs)
+                  ELSE conversations.unread_seqs END,
+                unread_tail = CASE
+                  WHEN EXCLUDED.read_seq > conversations.last_seq THEN '[]'
+                  WHEN conversations.unread_tail = '[]' AND length(conversations.unread_seqs) <= ${appendToHeadUpTo} THEN '[]'
+                  ELSE unread_append(conversations.unread_tail, conversations.last_seq, EXCLUDED.unread_seqs) END
+              WHERE EXCLUDED.last_seq > conversations.last_seq
+              RETURNING user_id, conversation, length(unread_tail) > ${foldAbove} AS grown`
+            const grown = written.filter((row) => row.grown)
+            if (Arr.isArrayNonEmpty(grown)) yield* compact(Arr.map(grown, (row) => [row.user_id, row.conversation] as const))
+          }), { discard: true }).pipe(portCall("ConversationStore", "record"))
+      })
 
-    const markRead = Effect.fn("SqlConversationStore.markRead")(function*(user: UserId, conversation: string, seq: number) {
-      return yield* Effect.gen(function*() {
-        const rows = yield* sql<Row>`
-          SELECT * FROM conversations WHERE user_id = ${user} AND conversation = ${conversation} FOR UPDATE`
-        if (rows.length === 0) return Option.none()
-        const before = toState(rows[0]!)
-        const after = applyRead(before, seq)
-        yield* sql`
-          UPDATE conversations SET read_seq = ${after.read_seq}, unread_seqs = ${encodeRuns(after.unread)}
-          WHERE user_id = ${user} AND conversation = ${conversation}`
-        return Option.some({ before: toConversation(conversation, before), after: toConversation(conversation, after) })
-      }).pipe(sql.withTransaction, portCall("ConversationStore", "markRead"))
-    })
+      const list = Effect.fn("SqlConversationStore.list")(function*(user: UserId) {
+        const rows = yield* sql<Row>`SELECT * FROM conversations WHERE user_id = ${user} ORDER BY last_seq DESC`.pipe(
+          portCall("ConversationStore", "list")
+        )
+        return rows.map((row) => toConversation(row.conversation, toState(row)))
+      })
 
-    return ConversationStore.of({ record, list, markRead })
-  })
-)
+      const markRead = Effect.fn("SqlConversationStore.markRead")(function*(user: UserId, conversation: string, seq: number) {
+        return yield* Effect.gen(function*() {
+          const rows = yield* sql<Row>`
+            SELECT * FROM conversations WHERE user_id = ${user} AND conversation = ${conversation} FOR UPDATE`
+          if (rows.length === 0) return Option.none()
+          const before = toState(rows[0]!)
+          const after = applyRead(before, seq)
+          yield* sql`
+            UPDATE conversations SET read_seq = ${after.read_seq}, unread_seqs = ${encodeRuns(after.unread)}, unread_tail = '[]'
+            WHERE user_id = ${user} AND conversation = ${conversation}`
+          return Option.some({ before: toConversation(conversation, before), after: toConversation(conversation, after) })
+        }).pipe(sql.withTransaction, portCall("ConversationStore", "markRead"))
+      })
+
+      return ConversationStore.of({ record, list, markRead })
+    })
+  )
+
+/** The store with the texts' lengths above; tests shorten them to reach the tail and the fold. */
+export const layer: Layer.Layer<ConversationStore, never, SqlClient.SqlClient> = layerWith({
+  appendToHeadUpTo: APPEND_TO_HEAD_UP_TO,
+  foldAbove: FOLD_ABOVE
+})

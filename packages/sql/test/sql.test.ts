@@ -44,6 +44,12 @@ layer(database, { ...shared, excludeTestServices: true })("SQL adapters on one i
   userStoreSuite("sql", SqlUserStore.layer.pipe(Layer.provide(database)), shared)
   historyStoreSuite("sql", SqlHistoryStore.layer.pipe(Layer.provide(database)), shared)
   conversationStoreSuite("sql", SqlConversationStore.layer.pipe(Layer.provide(database)), shared)
+  // Texts this short put nearly every batch of the suite's property test in a tail, and fold it often.
+  conversationStoreSuite(
+    "sql, short texts",
+    SqlConversationStore.layerWith({ appendToHeadUpTo: 8, foldAbove: 12 }).pipe(Layer.provide(database)),
+    shared
+  )
   groupStoreSuite("sql", SqlGroupStore.layer.pipe(Layer.provide(database)), shared)
   friendStoreSuite("sql", SqlFriendStore.layer.pipe(Layer.provide(database)), shared)
   inboxStoreSuite("sql", SqlInboxStore.layer.pipe(Layer.provide(database)), shared)
@@ -115,7 +121,7 @@ describe("EmbeddedPostgres in a data folder", () => {
 })
 
 layer(database, { ...shared, excludeTestServices: true })("SqlConversationStore rows", (it) => {
-  it.effect("appended runs are rewritten normalized once a row grows too long: the newest MAX_TRACKED_RUNS stay", () =>
+  it.effect("runs go to the row's text while it is short, then to its tail, which is folded in, normalized, once long", () =>
     Effect.gen(function*() {
       const sql = yield* SqlClient.SqlClient
       const conversations = yield* Effect.provide(Effect.service(ConversationStore), SqlConversationStore.layer)
@@ -123,24 +129,32 @@ layer(database, { ...shared, excludeTestServices: true })("SqlConversationStore 
       // Every other seq is another conversation's: each unread entry is a run of its own, 6
       // characters of the row from seq 10,000 on.
       const entry = (i: number) => ({ user_id: user, conversation: "u:u_peer", seq: 10_000 + 2 * i, server_id: ServerId.make(`m_${i}`), own: false })
+      const entries = (from: number, count: number) => Array.from({ length: count }, (_, i) => entry(from + i))
       const stored = () =>
         Effect.map(
-          sql<{ readonly items: number; readonly chars: number }>`
-            SELECT json_array_length(unread_seqs::json) AS items, length(unread_seqs) AS chars FROM conversations WHERE user_id = ${user}`,
+          sql<{ readonly items: number; readonly chars: number; readonly tail: number }>`
+            SELECT json_array_length(unread_seqs::json) AS items, length(unread_seqs) AS chars,
+              json_array_length(unread_tail::json) AS tail
+            FROM conversations WHERE user_id = ${user}`,
           (rows) => rows[0]!
         )
-      for (let batch = 0; batch < 5; batch++) {
-        yield* conversations.record(Array.from({ length: 1_000 }, (_, i) => entry(1 + batch * 1_000 + i)))
-      }
-      assert.deepStrictEqual(yield* stored(), { items: 5_000, chars: 30_001 }, "appended, below the threshold")
-      yield* conversations.record(Array.from({ length: 1_000 }, (_, i) => entry(5_001 + i)))
-      // Past 32,000 characters the row was rewritten: the newest MAX_TRACKED_RUNS runs.
-      assert.strictEqual((yield* stored()).items, MAX_TRACKED_RUNS)
+      yield* conversations.record(entries(1, 1_000))
+      assert.deepStrictEqual(yield* stored(), { items: 1_000, chars: 6_001, tail: 0 }, "a new row: all in the text")
+      yield* conversations.record(entries(1_001, 300))
+      assert.deepStrictEqual(yield* stored(), { items: 1_000, chars: 6_001, tail: 300 }, "the text is long: to the tail")
+      assert.strictEqual((yield* conversations.list(user))[0]!.unread, MAX_TRACKED_RUNS, "read as one, the newest runs")
+      yield* conversations.record(entries(1_301, 100))
+      // Past FOLD_ABOVE characters of tail the row was rewritten: the newest MAX_TRACKED_RUNS runs.
+      assert.deepStrictEqual(yield* stored(), { items: MAX_TRACKED_RUNS, chars: 6_001, tail: 0 }, "folded")
       const [listed] = yield* conversations.list(user)
-      assert.deepStrictEqual([listed!.unread, listed!.last_seq], [MAX_TRACKED_RUNS, 22_000])
-      yield* conversations.record([entry(6_001)])
-      assert.strictEqual((yield* stored()).items, MAX_TRACKED_RUNS + 1, "appended again")
+      assert.deepStrictEqual([listed!.unread, listed!.last_seq], [MAX_TRACKED_RUNS, 12_800])
+      yield* conversations.record([entry(1_401)])
+      assert.deepStrictEqual(yield* stored(), { items: MAX_TRACKED_RUNS, chars: 6_001, tail: 1 }, "appended again, to the tail")
       assert.strictEqual((yield* conversations.list(user))[0]!.unread, MAX_TRACKED_RUNS)
+      // A read rewrites the row, tail included: 12,602 to 12,802 are left.
+      yield* conversations.markRead(user, "u:u_peer", 12_600)
+      assert.deepStrictEqual(yield* stored(), { items: 101, chars: 607, tail: 0 })
+      assert.strictEqual((yield* conversations.list(user))[0]!.unread, 101)
     }))
 
   it.effect("unread_append extends the row's last run when a batch goes on from its newest, unread entry, else appends", () =>
