@@ -157,6 +157,37 @@ layer(database, { ...shared, excludeTestServices: true })("SqlConversationStore 
       assert.strictEqual((yield* conversations.list(user))[0]!.unread, 101)
     }))
 
+  it.effect("a tail takes further batches, and extends its last run when a batch goes on from the newest, unread entry", () =>
+    Effect.gen(function*() {
+      const sql = yield* SqlClient.SqlClient
+      const conversations = yield* Effect.provide(
+        Effect.service(ConversationStore),
+        SqlConversationStore.layerWith({ appendToHeadUpTo: 8, foldAbove: 60 })
+      )
+      const user = UserId.make("u_tail")
+      const record = (seqs: ReadonlyArray<number>, own = false) =>
+        conversations.record(seqs.map((seq) => ({ user_id: user, conversation: "u:u_peer", seq, server_id: ServerId.make(`m_tail_${seq}`), own })))
+      const row = () =>
+        Effect.map(
+          sql<{ readonly unread_seqs: string; readonly unread_tail: string }>`
+            SELECT unread_seqs, unread_tail FROM conversations WHERE user_id = ${user}`,
+          (rows) => [rows[0]!.unread_seqs, rows[0]!.unread_tail]
+        )
+      yield* record([1, 3, 5])
+      yield* record([7])
+      assert.deepStrictEqual(yield* row(), ["[1,3,5,7]", "[]"], "short: to the text")
+      yield* record([9])
+      assert.deepStrictEqual(yield* row(), ["[1,3,5,7]", "[9]"], "long: a tail")
+      yield* record([10])
+      assert.deepStrictEqual(yield* row(), ["[1,3,5,7]", "[[9,10]]"], "goes on from 9: extended")
+      yield* record([12, 13])
+      assert.deepStrictEqual(yield* row(), ["[1,3,5,7]", "[[9,10],[12,13]]"], "appended")
+      assert.strictEqual((yield* conversations.list(user))[0]!.unread, 8)
+      yield* record([15], true)
+      assert.deepStrictEqual(yield* row(), ["[]", "[]"], "an own entry reads it all")
+      assert.strictEqual((yield* conversations.list(user))[0]!.unread, 0)
+    }))
+
   it.effect("unread_append extends the row's last run when a batch goes on from its newest, unread entry, else appends", () =>
     Effect.gen(function*() {
       const sql = yield* SqlClient.SqlClient
