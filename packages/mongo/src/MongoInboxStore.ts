@@ -1,5 +1,5 @@
 import type { ServerId, UserId } from "@im/domain/Ids"
-import { entryKey, type InboxRef, InboxStore, type RangeQuery } from "@im/ports/InboxStore"
+import { entryKey, firstOfEachPair, type InboxRef, InboxStore, type RangeQuery, storedUnderOtherSeqs } from "@im/ports/InboxStore"
 import { PortError } from "@im/ports/PortError"
 import { Config, Duration, Effect, Layer, Redacted, Schedule } from "effect"
 import {
@@ -45,6 +45,8 @@ const toRef = (doc: InboxDocument): InboxRef => ({
 })
 
 const projection = { _id: 0, user_id: 1, seq: 1, server_id: 1 } as const
+
+const keyOf = (doc: InboxDocument): string => entryKey(doc.user_id as UserId, doc.server_id as ServerId)
 
 const refused = (message: string) =>
   new PortError({ port: PORT, operation: "append", retryable: false, cause: new Error(message) })
@@ -205,15 +207,13 @@ export const make = Effect.fnUntraced(function*(options: MongoInboxStoreOptions)
   }
 
   const append = Effect.fn("MongoInboxStore.append")(function*(entries: ReadonlyArray<InboxRef>) {
-    // The first of several entries with one (user, server_id) wins, as a replay of it would.
-    const unique = new Map<string, InboxDocument>()
-    for (const { seq, server_id, user_id } of entries) {
-      const key = entryKey(user_id, server_id)
-      if (!unique.has(key)) unique.set(key, { user_id, seq, server_id })
-    }
-    // Entries this call did not store: stored before, or left to another writer.
+    const unique = firstOfEachPair(entries)
+    // Entries this call did not store (stored before, or left to another writer), and what it found stored.
     const notStored = new Map<string, InboxDocument>()
     const stored = new Map<string, InboxRef>()
+    const remember = (found: ReadonlyArray<InboxDocument>) => {
+      for (const doc of found) stored.set(keyOf(doc), toRef(doc))
+    }
     const leftToOthers = new Set<string>()
     /** Stores a lane's entries in order, ORDERED_CHUNK at a time. */
     const storeLane = Effect.fnUntraced(function*(lane: ReadonlyArray<InboxDocument>) {
@@ -226,14 +226,14 @@ export const make = Effect.fnUntraced(function*(options: MongoInboxStoreOptions)
         }
         // Usually never: what is stored of the rest, in one look.
         const rest = pending.slice(failedAt)
-        for (const doc of yield* findKeys(rest)) stored.set(entryKey(doc.user_id as UserId, doc.server_id as ServerId), toRef(doc))
+        remember(yield* findKeys(rest))
         const failed = rest[0]!
-        if (!stored.has(entryKey(failed.user_id as UserId, failed.server_id as ServerId))) {
+        if (!stored.has(keyOf(failed))) {
           return yield* refused(`number already taken by another message: ${failed.user_id}#${failed.seq} (${failed.server_id})`)
         }
         const next: Array<InboxDocument> = []
         for (const doc of rest) {
-          const key = entryKey(doc.user_id as UserId, doc.server_id as ServerId)
+          const key = keyOf(doc)
           const before = stored.get(key)
           if (leftToOthers.has(doc.user_id) || before !== undefined) {
             notStored.set(key, doc)
@@ -262,16 +262,11 @@ export const make = Effect.fnUntraced(function*(options: MongoInboxStoreOptions)
         })
       }
       yield* Effect.sleep(SETTLE_INTERVAL)
-      for (const doc of yield* findKeys(missing.map(([, doc]) => doc))) {
-        stored.set(entryKey(doc.user_id as UserId, doc.server_id as ServerId), toRef(doc))
-      }
+      remember(yield* findKeys(missing.map(([, doc]) => doc)))
       missing = missing.filter(([key]) => !stored.has(key))
     }
     // Those stored under another number are returned, as stored.
-    return [...notStored].flatMap(([key, doc]) => {
-      const ref = stored.get(key)!
-      return ref.seq === doc.seq ? [] : [ref]
-    })
+    return storedUnderOtherSeqs(unique, stored.values())
   })
 
   const find = Effect.fn("MongoInboxStore.find")(function*(keys: ReadonlyArray<Pick<InboxRef, "user_id" | "server_id">>) {

@@ -16,6 +16,35 @@ export interface InboxRef {
 export const entryKey = (user: UserId, serverId: ServerId): string => `${user}\n${serverId}`
 
 /**
+ * `entries` by entryKey, the first of several with one (user, server_id) kept: as a replay of it
+ * would be, since a store keeps the pair it stored first.
+ */
+export const firstOfEachPair = <A extends Pick<InboxRef, "user_id" | "server_id">>(entries: Iterable<A>): Map<string, A> => {
+  const first = new Map<string, A>()
+  for (const entry of entries) {
+    const key = entryKey(entry.user_id, entry.server_id)
+    if (!first.has(key)) first.set(key, entry)
+  }
+  return first
+}
+
+/**
+ * Of `stored` (entries found in a store), those of the pairs of `given` (firstOfEachPair) that
+ * hold another seq than the one given: what an append returns.
+ */
+export const storedUnderOtherSeqs = (
+  given: ReadonlyMap<string, Pick<InboxRef, "seq">>,
+  stored: Iterable<InboxRef>
+): Array<InboxRef> => {
+  const moved: Array<InboxRef> = []
+  for (const ref of stored) {
+    const wanted = given.get(entryKey(ref.user_id, ref.server_id))
+    if (wanted !== undefined && wanted.seq !== ref.seq) moved.push(ref)
+  }
+  return moved
+}
+
+/**
  * The seq each of `earlier` (entries an append found stored under another seq) is stored with,
  * by user and server_id; undefined for any other pair.
  */
@@ -98,13 +127,8 @@ export class InboxStore extends Context.Service<InboxStore, {
     return InboxStore.of({
       append: (refs) =>
         Effect.sync(() => {
-          // The first of several entries with one (user, server_id) is the one, as in the other stores.
-          const seen = new Set<string>()
           const earlier: Array<InboxRef> = []
-          for (const ref of refs) {
-            const key = entryKey(ref.user_id, ref.server_id)
-            if (seen.has(key)) continue
-            seen.add(key)
+          for (const ref of firstOfEachPair(refs).values()) {
             const inbox = inboxOf(ref.user_id)
             const before = inbox.byServerId.get(ref.server_id)
             if (before !== undefined) {

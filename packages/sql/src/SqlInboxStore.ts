@@ -1,5 +1,5 @@
 import type { ServerId, UserId } from "@im/domain/Ids"
-import { entryKey, type InboxRef, InboxStore, type RangeQuery } from "@im/ports/InboxStore"
+import { entryKey, firstOfEachPair, type InboxRef, InboxStore, type RangeQuery, storedUnderOtherSeqs } from "@im/ports/InboxStore"
 import { PortError } from "@im/ports/PortError"
 import { Effect, Layer } from "effect"
 import { SqlClient } from "effect/sql"
@@ -178,39 +178,34 @@ export const layer: Layer.Layer<InboxStore, never, SqlClient.SqlClient> = Layer.
     }
 
     const append = Effect.fn("SqlInboxStore.append")(function*(entries: ReadonlyArray<InboxRef>) {
-      // The first of several entries with one (user, server_id) is the one, as a replay of it would.
-      const unique = new Map<string, InboxRef>()
-      for (const entry of entries) {
-        if (!joinable(entry.user_id) || !joinable(entry.server_id)) {
-          return yield* refused("append", `an id is empty or holds a newline: ${JSON.stringify(entry)}`)
-        }
-        const key = entryKey(entry.user_id, entry.server_id)
-        if (!unique.has(key)) unique.set(key, entry)
+      const unjoinable = entries.find((entry) => !joinable(entry.user_id) || !joinable(entry.server_id))
+      if (unjoinable !== undefined) {
+        return yield* refused("append", `an id is empty or holds a newline: ${JSON.stringify(unjoinable)}`)
       }
+      const unique = firstOfEachPair(entries)
       if (unique.size === 0) return []
       const given = [...unique.values()]
       const messages = [...new Set(given.map((entry) => entry.server_id))]
       // Usually nothing of these messages is stored yet: one pass.
+      /** The given entries whose pair is not among `stored`. */
+      const withoutStored = (stored: ReadonlyArray<InboxRef>) => {
+        const keys = new Set(stored.map((ref) => entryKey(ref.user_id, ref.server_id)))
+        return given.filter((entry) => !keys.has(entryKey(entry.user_id, entry.server_id)))
+      }
       let fresh: ReadonlyArray<InboxRef> = given
       let expectedKnown = 0
       const givenRuns = runsOf(given)
       if (givenRuns instanceof PortError) {
         // Two of them under one number: allowed when all but one were stored before (replays under
         // other numbers), which only the stored pairs tell.
-        const known = yield* storedPairs(messages).pipe(portCall(PORT, "append"))
-        const before = new Set(known.map((row) => entryKey(row.user_id as UserId, row.server_id as ServerId)))
-        fresh = given.filter((entry) => !before.has(entryKey(entry.user_id, entry.server_id)))
+        const known = (yield* storedPairs(messages).pipe(portCall(PORT, "append"))).map(toRef)
+        fresh = withoutStored(known)
         expectedKnown = known.length
       }
       for (let pass = 1;; pass++) {
         const { clashes, known } = yield* store(messages, fresh, expectedKnown, fresh === given ? givenRuns : runsOf(fresh))
-        const before = new Map<string, InboxRef>()
-        for (const ref of known) {
-          const key = entryKey(ref.user_id, ref.server_id)
-          if (unique.has(key)) before.set(key, ref)
-        }
         // Those stored before under another number are returned, as stored.
-        const earlier = [...before].flatMap(([key, ref]) => (ref.seq === unique.get(key)!.seq ? [] : [ref]))
+        const earlier = storedUnderOtherSeqs(unique, known)
         // Pairs are never removed: the same count is the same pairs, so `fresh` was right.
         if (known.length === expectedKnown) {
           if (clashes.length > 0) {
@@ -218,7 +213,7 @@ export const layer: Layer.Layer<InboxStore, never, SqlClient.SqlClient> = Layer.
           }
           return earlier
         }
-        fresh = given.filter((entry) => !before.has(entryKey(entry.user_id, entry.server_id)))
+        fresh = withoutStored(known)
         if (fresh.length === 0) return earlier
         if (pass === MAX_PASSES) {
           return yield* new PortError({
