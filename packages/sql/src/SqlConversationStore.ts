@@ -80,6 +80,11 @@ export const layerWith = (
     Effect.gen(function*() {
       const sql = yield* SqlClient.SqlClient
 
+      /** The batch has an own entry newer than the row: what it holds is read, the rest replaces the row's. */
+      const readsAll = sql`EXCLUDED.read_seq > conversations.last_seq`
+      /** The row's text is short and has no tail: the batch's runs go to the text. */
+      const toText = sql`conversations.unread_tail = '[]' AND length(conversations.unread_seqs) <= ${appendToHeadUpTo}`
+
       const compact = (keys: Arr.NonEmptyReadonlyArray<readonly [string, string]>) =>
         Effect.gen(function*() {
           const rows = yield* sql<Row>`
@@ -116,17 +121,14 @@ export const layerWith = (
               ON CONFLICT (user_id, conversation) DO UPDATE SET
                 last_seq = EXCLUDED.last_seq,
                 last_server_id = EXCLUDED.last_server_id,
-                read_seq = CASE WHEN EXCLUDED.read_seq > conversations.last_seq THEN EXCLUDED.read_seq ELSE conversations.read_seq END,
-                -- Migration 0014: appended, or the text's last run extended; to the tail once the
-                -- head is long (APPEND_TO_HEAD_UP_TO).
+                read_seq = CASE WHEN ${readsAll} THEN EXCLUDED.read_seq ELSE conversations.read_seq END,
+                -- Migration 0014: appended, or the text's last run extended.
                 unread_seqs = CASE
-                  WHEN EXCLUDED.read_seq > conversations.last_seq THEN EXCLUDED.unread_seqs
-                  WHEN conversations.unread_tail = '[]' AND length(conversations.unread_seqs) <= ${appendToHeadUpTo}
-                    THEN unread_append(conversations.unread_seqs, conversations.last_seq, EXCLUDED.unread_seqs)
+                  WHEN ${readsAll} THEN EXCLUDED.unread_seqs
+                  WHEN ${toText} THEN unread_append(conversations.unread_seqs, conversations.last_seq, EXCLUDED.unread_seqs)
                   ELSE conversations.unread_seqs END,
                 unread_tail = CASE
-                  WHEN EXCLUDED.read_seq > conversations.last_seq THEN '[]'
-                  WHEN conversations.unread_tail = '[]' AND length(conversations.unread_seqs) <= ${appendToHeadUpTo} THEN '[]'
+                  WHEN ${readsAll} OR ${toText} THEN '[]'
                   ELSE unread_append(conversations.unread_tail, conversations.last_seq, EXCLUDED.unread_seqs) END
               WHERE EXCLUDED.last_seq > conversations.last_seq
               RETURNING user_id, conversation, length(unread_tail) > ${foldAbove} AS grown`
