@@ -13,6 +13,7 @@ import { FileMessages } from "../src/FileMessages.ts"
 
 const alice = UserId.make("u_alice")
 const bob = UserId.make("u_bob")
+const carol = UserId.make("u_carol")
 const team = GroupId.make("g_team")
 
 /** A bus that records what is published, and fails while `down` is set. */
@@ -215,8 +216,19 @@ describe("Chat.notify", () => {
         const again = yield* chat.notify({ sender_id: alice, to: [bob], event_id: "e1", event: { type: "friend_request", note: "hi" } })
         assert.strictEqual(again.server_id, first.server_id)
         yield* chat.notify({ sender_id: alice, to: [alice, bob], group_id: team, event_id: "e2", event: { type: "member_joined" } })
+        // To both sides of a pair (a recall), to the sender alone, to two others.
+        yield* chat.notify({ sender_id: alice, to: [bob, alice], event_id: "e3", event: { type: "message_recalled" } })
+        yield* chat.notify({ sender_id: alice, to: [alice], event_id: "e4", event: { type: "friend_unblocked" } })
+        yield* chat.notify({ sender_id: alice, to: [bob, carol, alice], event_id: "e5", event: { type: "friend_request" } })
         const published = yield* Ref.get(probe.published)
-        assert.deepStrictEqual(published.map((record) => record.key), [`u:${alice}:${bob}`, `u:${alice}:${bob}`, `g:${team}`])
+        assert.deepStrictEqual(published.map((record) => record.key), [
+          `u:${alice}:${bob}`,
+          `u:${alice}:${bob}`,
+          `g:${team}`,
+          `u:${alice}:${bob}`,
+          `u:${alice}:${alice}`,
+          `n:${alice}`
+        ])
         const notice = JSON.parse(published[0]!.value)
         assert.deepStrictEqual(
           [notice.kind, notice.content_type, notice.sender_id, notice.to, JSON.parse(notice.content)],

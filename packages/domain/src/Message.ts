@@ -63,10 +63,18 @@ export type InboxEntry = typeof InboxEntry.Type
 /** The key that orders a conversation on the bus: both directions of a 1:1 chat share it. */
 export const conversationKey = (message: Pick<Message, "kind" | "sender_id" | "receiver_id" | "group_id" | "to">): string => {
   if (message.group_id !== undefined) return `g:${message.group_id}`
-  // A notice to one user is ordered with that pair's chat; one to many with its sender's other notices.
-  const peer = message.kind === "notice" ? (message.to?.length === 1 ? message.to[0]! : undefined) : message.receiver_id!
+  // A notice to one other user, or to one other user and its sender (a recall, a friend request),
+  // is ordered with that pair's chat; one to the sender alone with the sender's own chat; one to
+  // many with its sender's other notices.
+  const peer = message.kind === "notice" ? noticePeer(message.sender_id, message.to ?? []) : message.receiver_id!
   if (peer === undefined) return `n:${message.sender_id}`
   return message.sender_id < peer ? `u:${message.sender_id}:${peer}` : `u:${peer}:${message.sender_id}`
+}
+
+const noticePeer = (sender: UserId, to: ReadonlyArray<UserId>): UserId | undefined => {
+  const others = new Set(to.filter((user) => user !== sender))
+  if (others.size === 1) return others.values().next().value
+  return others.size === 0 && to.length > 0 ? sender : undefined
 }
 
 /** Everyone whose inbox gets an entry for a one-to-one message: the receiver and the sender. */
