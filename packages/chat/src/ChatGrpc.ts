@@ -15,7 +15,7 @@ import {
   type TypingRequest as TypingRequestPb
 } from "@im/proto/gen/im/chat/v1/chat_pb"
 import { MAX_NOTICE_RECIPIENTS, NoticeEventType, type NoticeRequest } from "@im/domain/Notice"
-import { Effect, Exit, Layer, Option, Request, RequestResolver, Schema } from "effect"
+import { Config, Duration, Effect, Exit, Layer, Option, Request, RequestResolver, Schema } from "effect"
 import { Chat, type SendAck, type SendRequest, type TypingRequest } from "./Chat.ts"
 
 /** Most sends in one SendBatch call (chat.proto). */
@@ -201,9 +201,14 @@ interface SendCall extends Request.Request<SendAck, SendRejected> {
 }
 const SendCall = Request.tagged<SendCall>("SendCall")
 
-const remote = (client: Effect.Effect<EffectClient<typeof ChatService>, NoInstance>) => {
-  // The sends made together (by the sockets of a gateway) go in one SendBatch call.
-  const sends = RequestResolver.make<SendCall>((entries) =>
+/** How long the gateway's sends wait for others to share their SendBatch call (CHAT_SEND_LINGER). */
+export const DEFAULT_SEND_LINGER = Duration.millis(5)
+
+const remote = (client: Effect.Effect<EffectClient<typeof ChatService>, NoInstance>, sendLinger: Duration.Input | undefined) => {
+  // The sends made together (by the sockets of a gateway) go in one SendBatch call; with a
+  // linger, so do the sends made within it of the first, which at a few thousand sends a second
+  // (each socket's frame arriving on its own) turns a call per send into a call per linger.
+  const batched = RequestResolver.make<SendCall>((entries) =>
     client.pipe(
       Effect.flatMap((client) => client.sendBatch({ sends: entries.map(({ request }) => sendToProto(request.request, request.traceparent)) })),
       Effect.mapError(rejectedFrom),
@@ -223,6 +228,9 @@ const remote = (client: Effect.Effect<EffectClient<typeof ChatService>, NoInstan
       })
     )
   ).pipe(RequestResolver.batchN(MAX_SEND_BATCH))
+  const sends = sendLinger === undefined || Duration.isZero(Duration.fromInputUnsafe(sendLinger))
+    ? batched
+    : RequestResolver.setDelay(batched, sendLinger)
   return Chat.of({
     typing: (request) =>
       client.pipe(
@@ -258,15 +266,32 @@ const remote = (client: Effect.Effect<EffectClient<typeof ChatService>, NoInstan
  * Chat as a gRPC client of the chat instance at `baseUrl`. A refusal comes back as the same
  * SendRejected; a transport failure is `unavailable`.
  */
-export const layerGrpc = (baseUrl: string, options: { readonly timeoutMs?: number } = {}) =>
+export const layerGrpc = (baseUrl: string, options: ClientOptions = {}) =>
   Layer.effect(
     Chat,
-    Effect.map(makeClient(ChatService, baseUrl, { timeoutMs: options.timeoutMs ?? 5_000 }), (client) => remote(Effect.succeed(client)))
+    Effect.map(
+      makeClient(ChatService, baseUrl, { timeoutMs: options.timeoutMs ?? 5_000 }),
+      (client) => remote(Effect.succeed(client), options.sendLinger)
+    )
   )
 
-/** Chat as a gRPC client of the healthy chat instances in the registry, round-robin: the ws gateway's in the cluster. */
-export const layerRegistry = (options: { readonly timeoutMs?: number } = {}) =>
+/**
+ * Chat as a gRPC client of the healthy chat instances in the registry, round-robin: the ws
+ * gateway's in the cluster. Its sends linger `options.sendLinger`, else CHAT_SEND_LINGER (5 ms).
+ */
+export const layerRegistry = (options: ClientOptions = {}) =>
   Layer.effect(
     Chat,
-    Effect.map(discover("chat", ChatService, { timeoutMs: options.timeoutMs ?? 5_000 }), ({ pick }) => remote(pick))
+    Effect.gen(function*() {
+      const sendLinger = options.sendLinger ??
+        (yield* Config.Duration("CHAT_SEND_LINGER").pipe(Config.withDefault(DEFAULT_SEND_LINGER)))
+      const { pick } = yield* discover("chat", ChatService, { timeoutMs: options.timeoutMs ?? 5_000 })
+      return remote(pick, sendLinger)
+    })
   )
+
+export interface ClientOptions {
+  readonly timeoutMs?: number
+  /** How long a send waits for others to go in the same SendBatch call; none by default in layerGrpc. */
+  readonly sendLinger?: Duration.Input
+}

@@ -10,7 +10,7 @@ import { MessageBus } from "@im/ports/MessageBus"
 import { ServiceRegistry } from "@im/ports/ServiceRegistry"
 import { UserStore } from "@im/ports/UserStore"
 import { recordingPusher } from "@im/pusher/testing/RecordingPusher"
-import { Context, Effect, Exit, Layer, Option, Scope, Tracer } from "effect"
+import { Context, type Duration, Effect, Exit, Layer, Option, Scope, Tracer } from "effect"
 import { fileURLToPath } from "node:url"
 import { Chat, serverIdOf } from "../src/Chat.ts"
 import { ChatGrpcServer, layerGrpc, layerRegistry } from "../src/ChatGrpc.ts"
@@ -221,4 +221,45 @@ describe("chat found through the registry", () => {
       yield* Effect.sleep("50 millis")
       assert.strictEqual((yield* Effect.flip(send(8))).code, "unavailable")
     }).pipe(Effect.scoped, Effect.provide(ServiceRegistry.layerMemory)), 20_000)
+})
+
+layer(Server, { excludeTestServices: true })("chat over gRPC with a send linger", (it) => {
+  /** Sends `count` messages `gap` ms apart through `chat`; how many SendBatch calls carried them. */
+  const callsFor = (sendLinger: Duration.Input | undefined, count: number, gap: number) =>
+    Effect.gen(function*() {
+      const { port } = yield* GrpcServer
+      const chat = Context.get(
+        yield* Layer.build(layerGrpc(`http://127.0.0.1:${port}`, sendLinger === undefined ? {} : { sendLinger })),
+        Chat
+      )
+      const spans: Array<Tracer.Span> = []
+      const recording = Tracer.make({
+        span: (options) => {
+          const span = Tracer.nativeTracer.span(options)
+          spans.push(span)
+          return span
+        }
+      })
+      const acks = yield* Effect.forEach(
+        Array.from({ length: count }, (_, i) => i),
+        (i) =>
+          Effect.sleep(i * gap).pipe(Effect.andThen(chat.send({
+            sender_id: alice,
+            local_id: LocalId.make(`linger-${sendLinger}-${i}`),
+            receiver_id: bob,
+            content_type: "text",
+            content: `#${i}`,
+            create_time: 1
+          }))),
+        { concurrency: "unbounded" }
+      ).pipe(Effect.withTracer(recording))
+      acks.forEach((ack, i) => assert.strictEqual(ack.server_id, serverIdOf(alice, LocalId.make(`linger-${sendLinger}-${i}`))))
+      return spans.filter((span) => span.name === "grpc.client im.chat.v1.ChatService/sendBatch").length
+    }).pipe(Effect.scoped)
+
+  it.effect("sends within the linger of the first share its call; without one, sends 20 ms apart go alone", () =>
+    Effect.gen(function*() {
+      assert.strictEqual(yield* callsFor("200 millis", 4, 20), 1)
+      assert.strictEqual(yield* callsFor(undefined, 4, 20), 4)
+    }))
 })

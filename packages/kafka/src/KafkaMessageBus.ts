@@ -22,6 +22,8 @@ export interface KafkaMessageBusOptions {
   readonly heartbeatInterval?: Duration.Input | undefined
   /** A consumer silent this long leaves the group and its partitions move (at least 6 s on a default broker). */
   readonly sessionTimeout?: Duration.Input | undefined
+  /** How long a publish waits for others to share its produce request (Kafka's `linger.ms`); none by default. */
+  readonly produceLinger?: Duration.Input | undefined
 }
 
 const PORT = "MessageBus"
@@ -175,9 +177,10 @@ export const make = (options: KafkaMessageBusOptions): Effect.Effect<MessageBus[
           throw error
         })).pipe(Effect.tap(() => Effect.sync(() => knownTopics.add(topic))))
 
-    // Publishes that arrive while a produce request is in flight go out together in the next one:
-    // the idempotent producer allows one request at a time, so one record per request would
-    // bound the bus at one round trip per message. Order is kept: the queue's, then each call's.
+    // Publishes that arrive while a produce request is in flight, or within the linger of the
+    // first, go out together in the next one: the idempotent producer allows one request at a
+    // time, so one record per request would bound the bus at one round trip per message. Order
+    // is kept: the queue's, then each call's.
     interface PendingPublish {
       readonly topic: string
       readonly records: ReadonlyArray<BusRecord>
@@ -208,7 +211,20 @@ export const make = (options: KafkaMessageBusOptions): Effect.Effect<MessageBus[
         Effect.exit,
         Effect.flatMap((exit) => Effect.forEach(batch, ({ done }) => Deferred.done(done, exit), { discard: true }))
       )
-    yield* Queue.takeBetween(outbox, 1, MAX_PUBLISHES_PER_REQUEST).pipe(
+    const produceLinger = Duration.fromInputUnsafe(options.produceLinger ?? 0)
+    const nextRequest = Duration.isZero(produceLinger)
+      ? Queue.takeBetween(outbox, 1, MAX_PUBLISHES_PER_REQUEST)
+      : Queue.take(outbox).pipe(
+        Effect.flatMap((first) =>
+          Effect.sleep(produceLinger).pipe(
+            Effect.andThen(Queue.size(outbox)),
+            // (takeBetween with a minimum of 0 takes nothing.)
+            Effect.flatMap((waiting) => waiting === 0 ? Effect.succeed([]) : Queue.takeBetween(outbox, 1, MAX_PUBLISHES_PER_REQUEST - 1)),
+            Effect.map((rest) => [first, ...rest])
+          )
+        )
+      )
+    yield* nextRequest.pipe(
       Effect.flatMap(sendPending),
       Effect.forever,
       Effect.forkScoped
@@ -363,7 +379,8 @@ export const make = (options: KafkaMessageBusOptions): Effect.Effect<MessageBus[
 
 /**
  * Config: KAFKA_BROKERS, KAFKA_CLIENT_ID, KAFKA_TOPIC_PARTITIONS, KAFKA_TOPIC_REPLICATION_FACTOR,
- * KAFKA_CONNECT_TIMEOUT, KAFKA_SESSION_TIMEOUT (30 s), KAFKA_HEARTBEAT_INTERVAL (3 s).
+ * KAFKA_CONNECT_TIMEOUT, KAFKA_SESSION_TIMEOUT (30 s), KAFKA_HEARTBEAT_INTERVAL (3 s),
+ * KAFKA_PRODUCE_LINGER (5 ms).
  */
 export const config = Config.all({
   brokers: Config.String("KAFKA_BROKERS").pipe(
@@ -375,7 +392,8 @@ export const config = Config.all({
   replicationFactor: Config.Int("KAFKA_TOPIC_REPLICATION_FACTOR").pipe(Config.withDefault(1)),
   connectTimeout: Config.Duration("KAFKA_CONNECT_TIMEOUT").pipe(Config.withDefault(Duration.seconds(30))),
   sessionTimeout: Config.Duration("KAFKA_SESSION_TIMEOUT").pipe(Config.withDefault(Duration.seconds(30))),
-  heartbeatInterval: Config.Duration("KAFKA_HEARTBEAT_INTERVAL").pipe(Config.withDefault(Duration.seconds(3)))
+  heartbeatInterval: Config.Duration("KAFKA_HEARTBEAT_INTERVAL").pipe(Config.withDefault(Duration.seconds(3))),
+  produceLinger: Config.Duration("KAFKA_PRODUCE_LINGER").pipe(Config.withDefault(Duration.millis(5)))
 })
 
 /** MessageBus on the Kafka cluster of KAFKA_BROKERS. */

@@ -17,6 +17,44 @@ const bus = (partitions: number) =>
 messageBusSuite("kafka, 1 partition", bus(1), { patience, timeout: "60 seconds" })
 messageBusSuite("kafka, 4 partitions", bus(4), { patience, timeout: "60 seconds" })
 
+/** Publishes wait 300 ms for company. */
+const lingering = Layer.effect(
+  MessageBus,
+  KafkaMessageBus.make({
+    brokers,
+    clientId: unique("im-test"),
+    partitions: 2,
+    produceLinger: "300 millis"
+  })
+)
+messageBusSuite("kafka, lingering publishes", lingering, { patience, timeout: "60 seconds" })
+
+layer(lingering, { excludeTestServices: true, timeout: "60 seconds" })("KafkaMessageBus with a produce linger", (it) => {
+  it.effect("publishes made within the linger go out in one request, each call's records in order", () =>
+    Effect.gen(function*() {
+      const bus = yield* MessageBus
+      const topic = unique("topic")
+      yield* bus.publish(topic, [{ key: "k", value: "first" }])
+      const started = Date.now()
+      // One request per publish would take 40 lingers (12 s); together they take about one.
+      yield* Effect.forEach(
+        Array.from({ length: 40 }, (_, i) => i),
+        (i) => bus.publish(topic, [{ key: `k${i}`, value: `${i}a` }, { key: `k${i}`, value: `${i}b` }]),
+        { concurrency: "unbounded", discard: true }
+      )
+      const elapsed = Date.now() - started
+      assert.isBelow(elapsed, 3_000, `40 publishes took ${elapsed} ms`)
+      const seen = yield* Queue.unbounded<ReadonlyArray<ConsumedRecord>>()
+      yield* bus.consume({ topic, group: unique("group"), maxBatch: 500 }, (batch) => Queue.offer(seen, batch)).pipe(Effect.forkScoped)
+      const records: Array<ConsumedRecord> = []
+      while (records.length < 81) records.push(...(yield* Queue.take(seen)))
+      for (let i = 0; i < 40; i++) {
+        const values = records.filter((record) => record.key === `k${i}`).map((record) => record.value)
+        assert.deepStrictEqual(values, [`${i}a`, `${i}b`])
+      }
+    }).pipe(within(patience, "the lingering publishes")), 120_000)
+})
+
 layer(bus(2), { excludeTestServices: true, timeout: "60 seconds" })("KafkaMessageBus", (it) => {
   /** Takes batches until `count` records arrived. */
   const takeRecords = (queue: Queue.Queue<ReadonlyArray<ConsumedRecord>>, count: number, what: string) =>
