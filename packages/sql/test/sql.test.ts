@@ -16,7 +16,7 @@ import { sessionStoreSuite } from "@im/ports/testing/SessionStoreSuite"
 import { userStoreSuite } from "@im/ports/testing/UserStoreSuite"
 import { UserStore } from "@im/ports/UserStore"
 import { assert, describe, it, layer } from "@effect/vitest"
-import { Effect, Layer, Option } from "effect"
+import { Effect, Layer, Option, Schedule } from "effect"
 import { SqlClient } from "effect/sql"
 import { mkdirSync, readdirSync } from "node:fs"
 import { mkdtemp, rm } from "node:fs/promises"
@@ -64,6 +64,31 @@ const scratchFolder = (prefix: string) =>
     Effect.promise(() => mkdtemp(join(tmpdir(), prefix))),
     (dir) => Effect.promise(() => rm(dir, { recursive: true, force: true }))
   )
+
+describe("EmbeddedPostgres vacuums, as PGlite runs no autovacuum", () => {
+  /** pg_class's row count of each table: -1 until a VACUUM or ANALYZE counted it. */
+  const counted = Effect.gen(function*() {
+    const sql = yield* SqlClient.SqlClient
+    const rows = yield* sql<{ relname: string; reltuples: number }>`
+      SELECT relname, reltuples FROM pg_class WHERE relname IN ('conversations', 'user_seq', 'messages')`
+    return Object.fromEntries(rows.map((row) => [row.relname, Number(row.reltuples)]))
+  })
+
+  it.live("the tables updated in place every interval, the whole database every longer one", () =>
+    Effect.gen(function*() {
+      assert.deepStrictEqual(yield* counted, { conversations: -1, user_seq: -1, messages: -1 }, "nothing vacuumed yet")
+      // The tables first: the database's interval has not passed.
+      yield* Effect.sleep("1 second")
+      assert.deepStrictEqual(yield* counted, { conversations: 0, user_seq: 0, messages: -1 })
+      const later = yield* counted.pipe(
+        Effect.repeat({ until: (tables) => tables["messages"] !== -1, schedule: Schedule.spaced("100 millis") }),
+        Effect.timeout("15 seconds")
+      )
+      assert.deepStrictEqual(later, { conversations: 0, user_seq: 0, messages: 0 })
+    }).pipe(
+      Effect.provide(EmbeddedPostgres.layer({ dataDir: undefined, vacuum: { tablesEvery: "300 millis", databaseEvery: "2500 millis" } }))
+    ), 60_000)
+})
 
 describe("EmbeddedPostgres in a data folder", () => {
   it.live("keeps users, messages, inbox entries and sequences across a restart", () =>
