@@ -23,21 +23,31 @@ export interface EmbeddedPostgresOptions {
 
 /**
  * PGlite runs no autovacuum: without a VACUUM, the space of an updated row's old version is
- * never reused. A 1:1 message updates two rows of `conversations` and one of `user_seq` per
- * entry, so at 4,400 messages/s `conversations` grew by 36 MB every 20 s for a few hundred live
- * rows, without end; and no row was ever frozen, which PostgreSQL needs before 2 billion
- * transactions. So the layer vacuums, as autovacuum would: the tables updated in place every
- * 2 s (vacuumed that often, `conversations` stayed at 15 MB under that load; every 10 s, at 35 MB),
- * and the whole database, with the planner's statistics, every hour.
+ * never reused, and no row is ever frozen, which PostgreSQL needs before 2 billion transactions.
+ * A 1:1 message updates two rows of `conversations` and one of `user_seq` per entry, so under
+ * load `conversations` grew without end (docs/benchmarks.md, "Standalone vacuums"). So the layer
+ * vacuums, as autovacuum would: the tables updated in place often (vacuumed often, they stay
+ * small and quick to vacuum), and the whole database, with the planner's statistics, a minute
+ * after the start (a server restarted often still gets it) and then every hour. PGlite is one
+ * backend: while a vacuum runs, other statements wait, so a long one is logged.
  */
 export interface Vacuum {
   /** How often `conversations` and `user_seq` are vacuumed. */
   readonly tablesEvery: Duration.Input
-  /** How often the whole database is (`VACUUM (ANALYZE)`). */
+  /** When the whole database is first (`VACUUM (ANALYZE)`) … */
+  readonly databaseFirstAfter: Duration.Input
+  /** … and how often after that. */
   readonly databaseEvery: Duration.Input
 }
 
-export const DEFAULT_VACUUM: Vacuum = { tablesEvery: Duration.seconds(2), databaseEvery: Duration.hours(1) }
+export const DEFAULT_VACUUM: Vacuum = {
+  tablesEvery: Duration.seconds(2),
+  databaseFirstAfter: Duration.minutes(1),
+  databaseEvery: Duration.hours(1)
+}
+
+/** A vacuum that holds the database longer than this is logged. */
+const LONG_VACUUM = Duration.seconds(1)
 
 /**
  * One pooled connection. PGlite is a single backend: the socket server runs one query at a
@@ -186,22 +196,28 @@ export const layer = (
   )
 }
 
-/** The vacuums of {@link Vacuum}, each first run one interval after the start; a failure is logged. */
+/** The vacuums of {@link Vacuum}; a failure is logged, and so is a long one. */
 const vacuuming = (vacuum: Vacuum) =>
   Layer.effectDiscard(Effect.gen(function*() {
     const sql = yield* SqlClient.SqlClient
-    const every = (interval: Duration.Input, statement: Effect.Effect<unknown, SqlError.SqlError>, what: string) =>
-      statement.pipe(
-        Effect.catchCause((cause) =>
-          Effect.logWarning(`${what} failed; it runs again in ${Duration.format(Duration.fromInputUnsafe(interval))}`, cause)
+    const run = (what: string, statement: Effect.Effect<unknown, SqlError.SqlError>) =>
+      Effect.timed(statement).pipe(
+        Effect.tap(([took]) =>
+          Duration.isGreaterThan(took, LONG_VACUUM)
+            ? Effect.logInfo(`${what} held the database for ${Duration.format(took)}`)
+            : Effect.void
         ),
-        Effect.delay(interval),
-        Effect.forever,
-        Effect.withTracerEnabled(false),
-        Effect.forkScoped
+        Effect.catchCause((cause) => Effect.logWarning(`${what} failed; it runs again later`, cause)),
+        Effect.withTracerEnabled(false)
       )
-    yield* every(vacuum.tablesEvery, sql`VACUUM conversations, user_seq`, "vacuum of conversations and user_seq")
-    yield* every(vacuum.databaseEvery, sql`VACUUM (ANALYZE)`, "vacuum of the database")
+    const tables = run("vacuum of conversations and user_seq", sql`VACUUM conversations, user_seq`)
+    yield* tables.pipe(Effect.delay(vacuum.tablesEvery), Effect.forever, Effect.forkScoped)
+    const database = run("vacuum of the database", sql`VACUUM (ANALYZE)`)
+    yield* database.pipe(
+      Effect.andThen(database.pipe(Effect.delay(vacuum.databaseEvery), Effect.forever)),
+      Effect.delay(vacuum.databaseFirstAfter),
+      Effect.forkScoped
+    )
   }))
 
 /** The module as one value, for `import { EmbeddedPostgres } from "@im/sql/EmbeddedPostgres"`. */

@@ -78,7 +78,7 @@ describe("EmbeddedPostgres vacuums, as PGlite runs no autovacuum", () => {
     Effect.gen(function*() {
       assert.deepStrictEqual(yield* counted, { conversations: -1, user_seq: -1, messages: -1 }, "nothing vacuumed yet")
       // The tables first: the database's interval has not passed.
-      yield* Effect.sleep("1 second")
+      yield* Effect.sleep("2 seconds")
       assert.deepStrictEqual(yield* counted, { conversations: 0, user_seq: 0, messages: -1 })
       const later = yield* counted.pipe(
         Effect.repeat({ until: (tables) => tables["messages"] !== -1, schedule: Schedule.spaced("100 millis") }),
@@ -86,7 +86,7 @@ describe("EmbeddedPostgres vacuums, as PGlite runs no autovacuum", () => {
       )
       assert.deepStrictEqual(later, { conversations: 0, user_seq: 0, messages: 0 })
     }).pipe(
-      Effect.provide(EmbeddedPostgres.layer({ dataDir: undefined, vacuum: { tablesEvery: "300 millis", databaseEvery: "2500 millis" } }))
+      Effect.provide(EmbeddedPostgres.layer({ dataDir: undefined, vacuum: { tablesEvery: "1 second", databaseFirstAfter: "4 seconds" } }))
     ), 60_000)
 })
 
