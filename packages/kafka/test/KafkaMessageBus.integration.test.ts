@@ -3,7 +3,7 @@ import { unique } from "@im/ports/testing/Fixtures"
 import { messageBusSuite } from "@im/ports/testing/MessageBusSuite"
 import { within } from "@im/ports/testing/Suite"
 import { assert, describe, it, layer } from "@effect/vitest"
-import { ConfigProvider, Effect, Exit, Fiber, Layer, Queue, Schedule } from "effect"
+import { ConfigProvider, Context, Effect, Exit, Fiber, Layer, Option, Queue, Schedule, Scope } from "effect"
 import * as KafkaMessageBus from "../src/KafkaMessageBus.ts"
 
 // A real Kafka broker (`npm run infra:up`). Every test uses topics and groups of its own.
@@ -97,6 +97,23 @@ layer(bus(2), { excludeTestServices: true, timeout: "60 seconds" })("KafkaMessag
       yield* bus.publish(topic, [{ key: "one-key", value: "6" }])
       assert.strictEqual(yield* bus.lag(topic, group), 1, "a record published after the last commit")
     }), 120_000)
+})
+
+describe("KafkaMessageBus closing", () => {
+  it.live("a publish lingering when the bus closes fails, retryable, instead of waiting for ever", () =>
+    Effect.gen(function*() {
+      const scope = yield* Scope.make()
+      const bus = Context.get(yield* Layer.buildWithScope(lingering, scope), MessageBus)
+      const topic = unique("topic")
+      yield* bus.publish(topic, [{ key: "k", value: "before" }])
+      const during = yield* bus.publish(topic, [{ key: "k", value: "during" }]).pipe(Effect.forkDetach)
+      yield* Effect.sleep("100 millis") // within the 300 ms linger
+      yield* Scope.close(scope, Exit.void)
+      const exit = yield* Fiber.await(during).pipe(Effect.timeout("15 seconds"))
+      assert.isTrue(Exit.isFailure(exit))
+      const error = Exit.isFailure(exit) ? Option.getOrUndefined(Exit.findErrorOption(exit)) : undefined
+      assert.strictEqual(error?.retryable, true)
+    }), 60_000)
 })
 
 describe("start-up without a broker", () => {
