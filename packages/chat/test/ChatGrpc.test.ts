@@ -34,6 +34,19 @@ const Server = serve(ChatGrpcServer, { host: "127.0.0.1", port: 0 }).pipe(
   Layer.provide([MessageBus.layerMemory(), Users, GroupStore.layerMemory, FriendStore.layerMemory, FileMessages.layerMemory, recordingPusher().layer])
 )
 
+/** A tracer that keeps every span it makes, in `spans`. */
+const recordingTracer = () => {
+  const spans: Array<Tracer.Span> = []
+  const recording = Tracer.make({
+    span: (options) => {
+      const span = Tracer.nativeTracer.span(options)
+      spans.push(span)
+      return span
+    }
+  })
+  return { recording, spans }
+}
+
 const protoRoot = fileURLToPath(new URL("../../../proto", import.meta.url))
 
 layer(Server)("chat over gRPC", (it) => {
@@ -61,14 +74,7 @@ layer(Server)("chat over gRPC", (it) => {
     Effect.gen(function*() {
       const { port } = yield* GrpcServer
       const chat = Context.get(yield* Layer.build(layerGrpc(`http://127.0.0.1:${port}`)), Chat)
-      const spans: Array<Tracer.Span> = []
-      const recording = Tracer.make({
-        span: (options) => {
-          const span = Tracer.nativeTracer.span(options)
-          spans.push(span)
-          return span
-        }
-      })
+      const { recording, spans } = recordingTracer()
       // Twenty sends at once; every fifth one to a user that does not exist.
       const results = yield* Effect.forEach(
         Array.from({ length: 20 }, (_, i) => i),
@@ -232,14 +238,7 @@ layer(Server, { excludeTestServices: true })("chat over gRPC with a send linger"
         yield* Layer.build(layerGrpc(`http://127.0.0.1:${port}`, sendLinger === undefined ? {} : { sendLinger })),
         Chat
       )
-      const spans: Array<Tracer.Span> = []
-      const recording = Tracer.make({
-        span: (options) => {
-          const span = Tracer.nativeTracer.span(options)
-          spans.push(span)
-          return span
-        }
-      })
+      const { recording, spans } = recordingTracer()
       const acks = yield* Effect.forEach(
         Array.from({ length: count }, (_, i) => i),
         (i) =>

@@ -186,12 +186,12 @@ export const layer: Layer.Layer<InboxStore, never, SqlClient.SqlClient> = Layer.
       if (unique.size === 0) return []
       const given = [...unique.values()]
       const messages = [...new Set(given.map((entry) => entry.server_id))]
-      // Usually nothing of these messages is stored yet: one pass.
       /** The given entries whose pair is not among `stored`. */
       const withoutStored = (stored: ReadonlyArray<InboxRef>) => {
         const keys = new Set(stored.map((ref) => entryKey(ref.user_id, ref.server_id)))
         return given.filter((entry) => !keys.has(entryKey(entry.user_id, entry.server_id)))
       }
+      // Usually nothing of these messages is stored yet: one pass.
       let fresh: ReadonlyArray<InboxRef> = given
       let expectedKnown = 0
       const givenRuns = runsOf(given)
