@@ -9,7 +9,7 @@ import { type InboxRef, storedSeqOf, withStoredSeqs } from "@im/ports/InboxStore
 import { type ConsumedRecord, MessageBus } from "@im/ports/MessageBus"
 import { SeqStore } from "@im/ports/SeqStore"
 import { Pusher } from "@im/pusher/Pusher"
-import { Cause, Config, Context, Duration, Effect, Layer, LogLevel, Metric, Schedule, Schema } from "effect"
+import { Cause, Config, Context, Deferred, Duration, Effect, Layer, LogLevel, Metric, Queue, Schedule, Schema, type Scope, Semaphore } from "effect"
 
 const decodeMessage = Schema.decodeUnknownExit(Schema.fromJsonString(Message))
 
@@ -21,6 +21,65 @@ interface PlannedEntry {
 
 /** The most inbox entries the consumer stores and pushes in one step (CONSUMER_MAX_ENTRIES). */
 export const DEFAULT_MAX_ENTRIES = 10_000
+
+/** How many merged batches the consumer works at once (CONSUMER_CONCURRENCY). */
+export const DEFAULT_CONCURRENCY = 1
+
+/**
+ * Folds the batches handed over at once into one call of `handler`. The bus hands each
+ * partition's batches over one at a time and concurrently across partitions; a consumer with
+ * several partitions would make several calls to db and the pusher per round, each paying a
+ * round trip for a few records. Here a batch that arrives while `concurrency` calls are running
+ * waits, and the batches waiting when a call ends go into the next call together, up to
+ * `maxRecords` records (a larger batch goes alone): under load the calls grow instead of
+ * multiplying. Each caller gets the outcome of the call its records were in (a failure fails
+ * all of them, and the bus hands each over again). A batch that arrives with a call free goes
+ * at once.
+ *
+ * Each partition's order holds: the bus hands over a partition's next batch only after the
+ * previous one's call succeeded.
+ */
+export const coalesceBatches = <E, R>(
+  handler: (batch: ReadonlyArray<ConsumedRecord>) => Effect.Effect<void, E, R>,
+  options: { readonly concurrency: number; readonly maxRecords: number }
+): Effect.Effect<(batch: ReadonlyArray<ConsumedRecord>) => Effect.Effect<void, E>, never, R | Scope.Scope> =>
+  Effect.gen(function*() {
+    interface Waiting {
+      readonly records: ReadonlyArray<ConsumedRecord>
+      readonly done: Deferred.Deferred<void, E>
+    }
+    const arriving = yield* Queue.unbounded<Waiting>()
+    const calls = yield* Semaphore.make(options.concurrency)
+    // Every caller hears how its call ended, even an interrupted one.
+    const work = (group: ReadonlyArray<Waiting>) =>
+      handler(group.length === 1 ? group[0]!.records : group.flatMap(({ records }) => records)).pipe(
+        Effect.onExit((exit) =>
+          Effect.andThen(
+            Effect.forEach(group, ({ done }) => Deferred.done(done, exit), { discard: true }),
+            Semaphore.release(calls, 1)
+          )
+        )
+      )
+    /** Batches taken from `arriving` that no call has taken yet, in arrival order. */
+    const waiting: Array<Waiting> = []
+    yield* Effect.gen(function*() {
+      if (waiting.length === 0) waiting.push(yield* Queue.take(arriving))
+      yield* Semaphore.take(calls, 1)
+      // Whatever queued up while every call was busy goes with the first, as far as it fits.
+      waiting.push(...(yield* Queue.clear(arriving)))
+      let records = waiting[0]!.records.length
+      let count = 1
+      while (count < waiting.length && records + waiting[count]!.records.length <= options.maxRecords) {
+        records += waiting[count++]!.records.length
+      }
+      // The calls are this fiber's children: they stop when it stops, which is after everything
+      // added to the scope later (the consuming fiber, the consumer's drain).
+      yield* Effect.forkChild(work(waiting.splice(0, count)))
+    }).pipe(Effect.forever, Effect.forkScoped)
+    return (records: ReadonlyArray<ConsumedRecord>) =>
+      Effect.flatMap(Deferred.make<void, E>(), (done) =>
+        Effect.andThen(Queue.offer(arriving, { records, done }), Deferred.await(done)))
+  })
 
 /**
  * The consumer: turns a batch of accepted messages into inbox entries. For every participant of
@@ -186,11 +245,16 @@ export class Consumer extends Context.Service<Consumer, {
         maxEntries: Config.schema(Schema.Int.pipe(Schema.check(Schema.isGreaterThanOrEqualTo(1))), "CONSUMER_MAX_ENTRIES").pipe(
           Config.withDefault(DEFAULT_MAX_ENTRIES)
         ),
+        concurrency: Config.schema(Schema.Int.pipe(Schema.check(Schema.isGreaterThanOrEqualTo(1))), "CONSUMER_CONCURRENCY").pipe(
+          Config.withDefault(DEFAULT_CONCURRENCY)
+        ),
         drainTimeout: Config.Duration("CONSUMER_DRAIN_TIMEOUT").pipe(Config.withDefault(Duration.seconds(10))),
         lagInterval: Config.Duration("CONSUMER_LAG_INTERVAL").pipe(Config.withDefault(Duration.seconds(5)))
       })
       const consumer = yield* Consumer.make(options.maxEntries)
-      yield* bus.consume({ topic: MESSAGES_TOPIC, group: options.group, maxBatch: options.maxBatch }, consumer.handleBatch).pipe(Effect.forkScoped)
+      // Made before the consuming fiber, so that it stops after it.
+      const handle = yield* coalesceBatches(consumer.handleBatch, { concurrency: options.concurrency, maxRecords: options.maxBatch })
+      yield* bus.consume({ topic: MESSAGES_TOPIC, group: options.group, maxBatch: options.maxBatch }, handle).pipe(Effect.forkScoped)
       // Runs before the fork above is interrupted: on shutdown, finish what was accepted.
       yield* Effect.addFinalizer(() =>
         bus.lag(MESSAGES_TOPIC, options.group).pipe(

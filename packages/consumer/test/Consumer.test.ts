@@ -2,18 +2,18 @@ import { flakyInbox } from "@im/ports/testing/FlakyInbox"
 import { numberedMessage } from "@im/ports/testing/Fixtures"
 import { Db } from "@im/db/Db"
 import { GroupId, UserId } from "@im/domain/Ids"
-import { conversationKey, type Delivery, type Message } from "@im/domain/Message"
+import { conversationKey, type Delivery, type Message, MESSAGES_TOPIC } from "@im/domain/Message"
 import { GroupStore } from "@im/ports/GroupStore"
 import { ConversationStore } from "@im/ports/ConversationStore"
 import { HistoryStore } from "@im/ports/HistoryStore"
 import { InboxStore } from "@im/ports/InboxStore"
-import type { ConsumedRecord } from "@im/ports/MessageBus"
+import { type ConsumedRecord, MessageBus } from "@im/ports/MessageBus"
 import { SeqStore } from "@im/ports/SeqStore"
 import { Pusher } from "@im/pusher/Pusher"
-import { Deferred, Effect, Layer } from "effect"
+import { ConfigProvider, Deferred, Effect, Exit, Fiber, Layer } from "effect"
 import fc from "fast-check"
 import { describe, expect, it } from "vitest"
-import { Consumer } from "../src/Consumer.ts"
+import { coalesceBatches, Consumer } from "../src/Consumer.ts"
 
 const users = ["u_a", "u_b", "u_c", "u_d"].map((id) => UserId.make(id))
 
@@ -326,5 +326,175 @@ describe("Consumer", () => {
     expect(pushed).toHaveLength(8) // each consumer pushes its four
     for (const delivery of pushed) expect(stored.get(`${delivery.user_id}:${delivery.seq}`)).toBe(delivery.message.server_id)
     expect(result.b.map((c) => [c.last_seq, c.unread])).toEqual([[Math.max(...result.inboxB.entries.map((e) => e.seq)), 2]])
+  })
+})
+
+describe("coalesceBatches", () => {
+  /** `size` records of `partition`, offsets from `from`. */
+  const batch = (partition: number, from: number, size: number): ReadonlyArray<ConsumedRecord> =>
+    Array.from({ length: size }, (_, i) => ({ topic: "t", partition, offset: from + i, key: `k${partition}`, value: `${partition}:${from + i}` }))
+  const valuesOf = (records: ReadonlyArray<ConsumedRecord>) => records.map((r) => r.value)
+
+  /**
+   * A handler that records each call's records and holds it until released (`release(i)` lets
+   * the i-th call end, failing with `fail` if given). `started(n)` waits for the n-th call to begin.
+   */
+  const gatedHandler = Effect.gen(function*() {
+    const calls: Array<ReadonlyArray<string>> = []
+    const gates: Array<Deferred.Deferred<void, string>> = []
+    const gateOf = (i: number) => gates[i] ??= Deferred.makeUnsafe<void, string>()
+    const handler = (records: ReadonlyArray<ConsumedRecord>) =>
+      Effect.suspend(() => {
+        const i = calls.push(valuesOf(records)) - 1
+        return Deferred.await(gateOf(i))
+      })
+    const release = (i: number, fail?: string) =>
+      fail === undefined ? Deferred.succeed(gateOf(i), undefined) : Deferred.fail(gateOf(i), fail)
+    const started = (n: number): Effect.Effect<void> => Effect.suspend(() => calls.length >= n ? Effect.void : Effect.yieldNow.pipe(Effect.andThen(started(n))))
+    return { calls, handler, release, started }
+  })
+
+  it("a batch goes at once when a call is free; those arriving meanwhile go together, in arrival order", async () => {
+    const calls = await Effect.runPromise(Effect.scoped(Effect.gen(function*() {
+      const gated = yield* gatedHandler
+      const handle = yield* coalesceBatches(gated.handler, { concurrency: 1, maxRecords: 100 })
+      const first = yield* Effect.forkChild(handle(batch(0, 0, 2)))
+      yield* gated.started(1)
+      const rest = yield* Effect.forEach([batch(1, 0, 1), batch(2, 0, 3), batch(3, 0, 1)], (b) => Effect.forkChild(handle(b)))
+      for (let i = 0; i < 10; i++) yield* Effect.yieldNow
+      expect(gated.calls).toHaveLength(1) // the others wait for the one call
+      yield* gated.release(0)
+      yield* Fiber.join(first)
+      yield* gated.started(2)
+      yield* gated.release(1)
+      yield* Effect.forEach(rest, Fiber.join)
+      return gated.calls
+    })))
+    expect(calls).toEqual([["0:0", "0:1"], ["1:0", "2:0", "2:1", "2:2", "3:0"]])
+  })
+
+  it("a merged call holds at most maxRecords records; a larger batch goes alone", async () => {
+    const calls = await Effect.runPromise(Effect.scoped(Effect.gen(function*() {
+      const gated = yield* gatedHandler
+      const handle = yield* coalesceBatches(gated.handler, { concurrency: 1, maxRecords: 3 })
+      const first = yield* Effect.forkChild(handle(batch(0, 0, 1)))
+      yield* gated.started(1)
+      const rest = yield* Effect.forEach(
+        [batch(1, 0, 2), batch(2, 0, 2), batch(3, 0, 1), batch(4, 0, 5), batch(5, 0, 1)],
+        (b) => Effect.forkChild(handle(b))
+      )
+      for (let i = 0; i < 10; i++) yield* Effect.yieldNow
+      for (let call = 0; call < 5; call++) {
+        yield* gated.started(call + 1)
+        yield* gated.release(call)
+      }
+      yield* Fiber.join(first)
+      yield* Effect.forEach(rest, Fiber.join)
+      return gated.calls
+    })))
+    expect(calls.map((call) => call.length)).toEqual([1, 2, 3, 5, 1])
+    expect(calls.flat()).toEqual(["0:0", "1:0", "1:1", "2:0", "2:1", "3:0", "4:0", "4:1", "4:2", "4:3", "4:4", "5:0"])
+  })
+
+  it("runs up to `concurrency` calls at once", async () => {
+    const calls = await Effect.runPromise(Effect.scoped(Effect.gen(function*() {
+      const gated = yield* gatedHandler
+      const handle = yield* coalesceBatches(gated.handler, { concurrency: 2, maxRecords: 100 })
+      const fibers = yield* Effect.forEach([batch(0, 0, 1), batch(1, 0, 1), batch(2, 0, 1)], (b) =>
+        Effect.forkChild(handle(b)).pipe(Effect.tap(() => Effect.yieldNow)))
+      yield* gated.started(2) // two calls run although neither has ended
+      for (let i = 0; i < 10; i++) yield* Effect.yieldNow
+      expect(gated.calls).toHaveLength(2)
+      yield* gated.release(0)
+      yield* gated.started(3)
+      yield* gated.release(1)
+      yield* gated.release(2)
+      yield* Effect.forEach(fibers, Fiber.join)
+      return gated.calls
+    })))
+    expect(calls).toEqual([["0:0"], ["1:0"], ["2:0"]])
+  })
+
+  it("a failed call fails every batch in it, and the next call is made as usual", async () => {
+    const exits = await Effect.runPromise(Effect.scoped(Effect.gen(function*() {
+      const gated = yield* gatedHandler
+      const handle = yield* coalesceBatches(gated.handler, { concurrency: 1, maxRecords: 100 })
+      const first = yield* Effect.forkChild(handle(batch(0, 0, 1)))
+      yield* gated.started(1)
+      const merged = yield* Effect.forEach([batch(1, 0, 1), batch(2, 0, 1)], (b) => Effect.forkChild(handle(b)))
+      yield* gated.release(0)
+      yield* gated.started(2)
+      yield* gated.release(1, "db down")
+      const later = yield* Effect.forkChild(handle(batch(1, 0, 1)))
+      yield* gated.started(3)
+      yield* gated.release(2)
+      return yield* Effect.forEach([first, ...merged, later], Fiber.await)
+    })))
+    expect(exits.map(Exit.isSuccess)).toEqual([true, false, false, true])
+    expect(exits[1]).toEqual(Exit.fail("db down"))
+  })
+})
+
+describe("Consumer.layer", () => {
+  /** What Consumer.layer needs: a memory bus of four partitions, memory stores, `settings`; db saves counted. */
+  const consumerLayer = (settings: Record<string, string>) => {
+    let saves = 0
+    const counting = Layer.effect(Db, Effect.map(Effect.service(Db), (db) => Db.of({ ...db, save: (...args) => Effect.suspend(() => (saves++, db.save(...args))) })))
+    const layer = MessageBus.layerMemory({ partitions: 4 }).pipe(
+      Layer.provideMerge(Layer.succeed(Pusher, Pusher.of({ push: () => Effect.void, signal: () => Effect.void }))),
+      Layer.provideMerge(counting.pipe(Layer.provideMerge(Db.layer))),
+      Layer.provideMerge(Layer.mergeAll(HistoryStore.layerMemory, ConversationStore.layerMemory, InboxStore.layerMemory, SeqStore.layerMemory, GroupStore.layerMemory)),
+      Layer.provideMerge(ConfigProvider.layer(ConfigProvider.fromUnknown(settings)))
+    )
+    return { layer, saves: () => saves }
+  }
+
+  it("works the partitions' batches waiting at once in one call (CONSUMER_CONCURRENCY=1), and stores every message once, in order", async () => {
+    // Eight conversations over four partitions, published before the consumer starts.
+    const senders = Array.from({ length: 8 }, (_, i) => UserId.make(`u_s${i}`))
+    const receiver = UserId.make("u_r")
+    const sent = senders.flatMap((sender, i) => Array.from({ length: 5 }, (_, k) => message(i * 5 + k + 1, sender, receiver)))
+    const { layer, saves } = consumerLayer({ CONSUMER_CONCURRENCY: "1" })
+    const inbox = await Effect.runPromise(Effect.gen(function*() {
+      const bus = yield* MessageBus
+      yield* bus.publish(MESSAGES_TOPIC, sent.map((m) => ({ key: conversationKey(m), value: JSON.stringify(m) })))
+      return yield* Effect.scoped(Effect.gen(function*() {
+        yield* Layer.build(Consumer.layer)
+        yield* Effect.service(MessageBus).pipe(
+          Effect.flatMap((bus) => bus.lag(MESSAGES_TOPIC, "im-consumer")),
+          Effect.repeat({ until: (lag) => lag === 0 })
+        )
+        return yield* inboxOf(receiver)
+      }))
+    }).pipe(Effect.provide(layer.pipe(Layer.fresh))))
+    // Each partition hands its records over as one batch; they wait for the first call at most.
+    expect(saves()).toBeLessThanOrEqual(2)
+    for (const sender of senders) {
+      const from = inbox.entries.filter((e) => e.message.sender_id === sender).map((e) => e.message.server_id)
+      expect(from).toEqual(sent.filter((m) => m.sender_id === sender).map((m) => m.server_id))
+    }
+    expect(inbox.entries).toHaveLength(sent.length)
+  })
+
+  it("stores a message published just as the consumer stops: its drain waits for the call in flight", async () => {
+    const { layer } = consumerLayer({ CONSUMER_CONCURRENCY: "1" })
+    const m = message(1, users[0]!, users[1]!)
+    const inbox = await Effect.runPromise(Effect.gen(function*() {
+      const bus = yield* MessageBus
+      yield* Effect.scoped(Effect.gen(function*() {
+        yield* Layer.build(Consumer.layer)
+        yield* Effect.sleep("20 millis")
+        yield* bus.publish(MESSAGES_TOPIC, [{ key: conversationKey(m), value: JSON.stringify(m) }])
+      }))
+      return yield* inboxOf(users[1]!)
+    }).pipe(Effect.provide(layer)))
+    expect(inbox.entries).toHaveLength(1)
+  })
+
+  it("refuses a CONSUMER_CONCURRENCY below 1", async () => {
+    const { layer } = consumerLayer({ CONSUMER_CONCURRENCY: "0" })
+    const exit = await Effect.runPromiseExit(Effect.scoped(Layer.build(Consumer.layer)).pipe(Effect.provide(layer)))
+    expect(Exit.isFailure(exit)).toBe(true)
+    expect(String(exit)).toContain("CONSUMER_CONCURRENCY")
   })
 })
