@@ -9,7 +9,7 @@ import { type InboxRef, storedSeqOf, withStoredSeqs } from "@im/ports/InboxStore
 import { type ConsumedRecord, MessageBus } from "@im/ports/MessageBus"
 import { SeqStore } from "@im/ports/SeqStore"
 import { Pusher } from "@im/pusher/Pusher"
-import { Cause, Config, Context, Deferred, Duration, Effect, Layer, LogLevel, Metric, Queue, Schedule, Schema, type Scope, Semaphore } from "effect"
+import { Cause, Config, Context, Deferred, Duration, Effect, Exit, Layer, LogLevel, Metric, Queue, Schedule, Schema, type Scope, Semaphore } from "effect"
 
 const decodeMessage = Schema.decodeUnknownExit(Schema.fromJsonString(Message))
 
@@ -36,8 +36,13 @@ export const DEFAULT_CONCURRENCY = 1
  * all of them, and the bus hands each over again). A batch that arrives with a call free goes
  * at once.
  *
+ * A batch whose call failed goes alone when it comes back, until a call of its own succeeds:
+ * one batch that keeps failing (a record db refuses every time) holds back only its own
+ * partition, not every partition that happened to be merged with it.
+ *
  * Each partition's order holds: the bus hands over a partition's next batch only after the
- * previous one's call succeeded.
+ * previous one's call succeeded. When the merging stops (its scope closes), every batch still
+ * waiting, or handed over later, is interrupted: no caller waits for ever.
  */
 export const coalesceBatches = <E, R>(
   handler: (batch: ReadonlyArray<ConsumedRecord>) => Effect.Effect<void, E, R>,
@@ -46,16 +51,26 @@ export const coalesceBatches = <E, R>(
   Effect.gen(function*() {
     interface Waiting {
       readonly records: ReadonlyArray<ConsumedRecord>
+      /** Where the batch starts: the bus hands a failed batch over again from the same record. */
+      readonly key: string
+      /** Its last call failed: it goes alone. */
+      readonly alone: boolean
       readonly done: Deferred.Deferred<void, E>
     }
     const arriving = yield* Queue.unbounded<Waiting>()
     const calls = yield* Semaphore.make(options.concurrency)
-    // Every caller hears how its call ended, even an interrupted one.
+    /** The starts of the batches whose last call failed and which have not come back yet. */
+    const failed = new Set<string>()
+    // Every caller hears how its call ended, even an interrupted one; a throwing handler is a
+    // defect of the call, not of the merging.
     const work = (group: ReadonlyArray<Waiting>) =>
-      handler(group.length === 1 ? group[0]!.records : group.flatMap(({ records }) => records)).pipe(
+      Effect.suspend(() => handler(group.length === 1 ? group[0]!.records : group.flatMap(({ records }) => records))).pipe(
         Effect.onExit((exit) =>
           Effect.andThen(
-            Effect.forEach(group, ({ done }) => Deferred.done(done, exit), { discard: true }),
+            Effect.forEach(group, ({ done, key }) => {
+              if (Exit.isFailure(exit)) failed.add(key)
+              return Deferred.done(done, exit)
+            }, { discard: true }),
             Semaphore.release(calls, 1)
           )
         )
@@ -69,16 +84,35 @@ export const coalesceBatches = <E, R>(
       waiting.push(...(yield* Queue.clear(arriving)))
       let records = waiting[0]!.records.length
       let count = 1
-      while (count < waiting.length && records + waiting[count]!.records.length <= options.maxRecords) {
+      while (
+        !waiting[0]!.alone && count < waiting.length && !waiting[count]!.alone &&
+        records + waiting[count]!.records.length <= options.maxRecords
+      ) {
         records += waiting[count++]!.records.length
       }
       // The calls are this fiber's children: they stop when it stops, which is after everything
       // added to the scope later (the consuming fiber, the consumer's drain).
       yield* Effect.forkChild(work(waiting.splice(0, count)))
-    }).pipe(Effect.forever, Effect.forkScoped)
+    }).pipe(
+      Effect.forever,
+      Effect.ensuring(Effect.gen(function*() {
+        // No more batches are taken; those taken and not worked are let go.
+        yield* Queue.interrupt(arriving)
+        // An interrupted queue left empty is done, and clearing it fails: nothing was buffered.
+        const buffered = yield* Effect.exit(Queue.clear(arriving))
+        const left = [...waiting.splice(0), ...(Exit.isSuccess(buffered) ? buffered.value : [])]
+        yield* Effect.forEach(left, ({ done }) => Deferred.interrupt(done), { discard: true })
+      })),
+      Effect.forkScoped
+    )
     return (records: ReadonlyArray<ConsumedRecord>) =>
-      Effect.flatMap(Deferred.make<void, E>(), (done) =>
-        Effect.andThen(Queue.offer(arriving, { records, done }), Deferred.await(done)))
+      Effect.gen(function*() {
+        const first = records[0]
+        const key = first === undefined ? "" : `${first.topic}/${first.partition}/${first.offset}`
+        const done = yield* Deferred.make<void, E>()
+        const offered = yield* Queue.offer(arriving, { records, key, alone: failed.delete(key), done })
+        return offered ? yield* Deferred.await(done) : yield* Effect.interrupt
+      })
   })
 
 /**

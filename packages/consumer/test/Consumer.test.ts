@@ -10,7 +10,7 @@ import { InboxStore } from "@im/ports/InboxStore"
 import { type ConsumedRecord, MessageBus } from "@im/ports/MessageBus"
 import { SeqStore } from "@im/ports/SeqStore"
 import { Pusher } from "@im/pusher/Pusher"
-import { ConfigProvider, Deferred, Effect, Exit, Fiber, Layer } from "effect"
+import { Cause, ConfigProvider, Deferred, Effect, Exit, Fiber, Layer, Scope } from "effect"
 import fc from "fast-check"
 import { describe, expect, it } from "vitest"
 import { coalesceBatches, Consumer } from "../src/Consumer.ts"
@@ -432,6 +432,79 @@ describe("coalesceBatches", () => {
     })))
     expect(exits.map(Exit.isSuccess)).toEqual([true, false, false, true])
     expect(exits[1]).toEqual(Exit.fail("db down"))
+  })
+
+  it("a batch whose call failed goes alone when it comes back, until a call of its own succeeds; the others merge as before", async () => {
+    const calls = await Effect.runPromise(Effect.scoped(Effect.gen(function*() {
+      const gated = yield* gatedHandler
+      const handle = yield* coalesceBatches(gated.handler, { concurrency: 1, maxRecords: 100 })
+      /** Holds a call open, queues `batches` behind it, lets the held call and then `calls` more end (failing those in `fails`). */
+      const round = (batches: ReadonlyArray<ReadonlyArray<ConsumedRecord>>, calls: number, fails: ReadonlyArray<number> = []) =>
+        Effect.gen(function*() {
+          const before = gated.calls.length
+          const held = yield* Effect.forkChild(handle(batch(9, before, 1)))
+          yield* gated.started(before + 1)
+          const queued = yield* Effect.forEach(batches, (b) => Effect.forkChild(handle(b)))
+          for (let i = 0; i < 10; i++) yield* Effect.yieldNow
+          yield* gated.release(before)
+          yield* Fiber.join(held)
+          for (let call = before + 1; call <= before + calls; call++) {
+            yield* gated.started(call + 1)
+            yield* gated.release(call, fails.includes(call - before) ? "refused" : undefined)
+          }
+          return yield* Effect.forEach(queued, Fiber.await)
+        })
+      const failedMerge = yield* round([batch(1, 0, 1), batch(2, 0, 1)], 1, [1])
+      expect(failedMerge.map(Exit.isSuccess)).toEqual([false, false])
+      // Handed over again: each alone (the first still failing), the new ones merged.
+      const retried = yield* round([batch(1, 0, 1), batch(2, 0, 1), batch(3, 0, 1), batch(4, 0, 1)], 3, [1])
+      expect(retried.map(Exit.isSuccess)).toEqual([false, true, true, true])
+      // The first once more, alone, and it succeeds; after that it merges again.
+      yield* round([batch(1, 0, 1), batch(5, 0, 1)], 2)
+      yield* round([batch(1, 1, 1), batch(6, 0, 1)], 1)
+      return gated.calls.filter((call) => !call.some((value) => value.startsWith("9:")))
+    })))
+    expect(calls).toEqual([
+      ["1:0", "2:0"],
+      ["1:0"], ["2:0"], ["3:0", "4:0"],
+      ["1:0"], ["5:0"],
+      ["1:1", "6:0"]
+    ])
+  })
+
+  it("a handler that throws fails its call's batches with the defect, and the next call is made as usual", async () => {
+    let throws = true
+    const exits = await Effect.runPromise(Effect.scoped(Effect.gen(function*() {
+      const handle = yield* coalesceBatches((records: ReadonlyArray<ConsumedRecord>) => {
+        if (throws) {
+          throws = false
+          throw new Error(`cannot handle ${records.length}`)
+        }
+        return Effect.void
+      }, { concurrency: 1, maxRecords: 100 })
+      return [yield* Effect.exit(handle(batch(0, 0, 1))), yield* Effect.exit(handle(batch(0, 0, 1)))]
+    })))
+    expect(Exit.isFailure(exits[0]!) && Cause.hasDies(exits[0].cause)).toBe(true)
+    expect(exits[1]).toEqual(Exit.void)
+  })
+
+  it.each([1, 2])("when the merging stops, the call in flight, the batches waiting (%i) and any handed over later are interrupted, none left hanging", async (queued) => {
+    const result = await Effect.runPromise(Effect.gen(function*() {
+      const scope = yield* Scope.make()
+      const gated = yield* gatedHandler
+      const handle = yield* coalesceBatches(gated.handler, { concurrency: 1, maxRecords: 100 }).pipe(Scope.provide(scope))
+      const inFlight = yield* Effect.forkChild(handle(batch(0, 0, 1)))
+      yield* gated.started(1)
+      // The first is taken by the merging, a second still queued to it.
+      const waiting = yield* Effect.forEach([batch(1, 0, 1), batch(2, 0, 1)].slice(0, queued), (b) => Effect.forkChild(handle(b)).pipe(Effect.tap(() => Effect.yieldNow)))
+      for (let i = 0; i < 10; i++) yield* Effect.yieldNow
+      yield* Scope.close(scope, Exit.void)
+      const later = yield* Effect.forkChild(handle(batch(3, 0, 1)))
+      const exits = yield* Effect.forEach([inFlight, ...waiting, later], Fiber.await).pipe(Effect.timeout("4 seconds"))
+      return { exits, calls: gated.calls }
+    }))
+    expect(result.exits.map((exit) => Exit.isFailure(exit) && Cause.hasInterruptsOnly(exit.cause))).toEqual(Array(queued + 2).fill(true))
+    expect(result.calls).toEqual([["0:0"]])
   })
 })
 
