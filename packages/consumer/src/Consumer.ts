@@ -13,6 +13,9 @@ import { Cause, Config, Context, Deferred, Duration, Effect, Exit, Layer, LogLev
 
 const decodeMessage = Schema.decodeUnknownExit(Schema.fromJsonString(Message))
 
+/** A count setting: a whole number, at least 1. */
+const AtLeastOne = Schema.Int.pipe(Schema.check(Schema.isGreaterThanOrEqualTo(1)))
+
 /** One inbox entry to store: `message` in `user`'s inbox. */
 interface PlannedEntry {
   readonly user: UserId
@@ -21,6 +24,14 @@ interface PlannedEntry {
 
 /** The most inbox entries the consumer stores and pushes in one step (CONSUMER_MAX_ENTRIES). */
 export const DEFAULT_MAX_ENTRIES = 10_000
+
+/**
+ * The most messages in one call of the consumer (CONSUMER_MAX_BATCH): a partition's batch, and
+ * the batches merged into one call. Under a backlog every call pays its round trips to db and
+ * the pusher once for this many; 500 made the standalone server's two partitions share 500 a
+ * call once they were merged, and 2,000 delivered 15 % more (docs/benchmarks.md).
+ */
+export const DEFAULT_MAX_BATCH = 2_000
 
 /** How many merged batches the consumer works at once (CONSUMER_CONCURRENCY). */
 export const DEFAULT_CONCURRENCY = 1
@@ -275,13 +286,9 @@ export class Consumer extends Context.Service<Consumer, {
       const bus = yield* MessageBus
       const options = yield* Config.all({
         group: Config.String("CONSUMER_GROUP").pipe(Config.withDefault("im-consumer")),
-        maxBatch: Config.Int("CONSUMER_MAX_BATCH").pipe(Config.withDefault(500)),
-        maxEntries: Config.schema(Schema.Int.pipe(Schema.check(Schema.isGreaterThanOrEqualTo(1))), "CONSUMER_MAX_ENTRIES").pipe(
-          Config.withDefault(DEFAULT_MAX_ENTRIES)
-        ),
-        concurrency: Config.schema(Schema.Int.pipe(Schema.check(Schema.isGreaterThanOrEqualTo(1))), "CONSUMER_CONCURRENCY").pipe(
-          Config.withDefault(DEFAULT_CONCURRENCY)
-        ),
+        maxBatch: Config.schema(AtLeastOne, "CONSUMER_MAX_BATCH").pipe(Config.withDefault(DEFAULT_MAX_BATCH)),
+        maxEntries: Config.schema(AtLeastOne, "CONSUMER_MAX_ENTRIES").pipe(Config.withDefault(DEFAULT_MAX_ENTRIES)),
+        concurrency: Config.schema(AtLeastOne, "CONSUMER_CONCURRENCY").pipe(Config.withDefault(DEFAULT_CONCURRENCY)),
         drainTimeout: Config.Duration("CONSUMER_DRAIN_TIMEOUT").pipe(Config.withDefault(Duration.seconds(10))),
         lagInterval: Config.Duration("CONSUMER_LAG_INTERVAL").pipe(Config.withDefault(Duration.seconds(5)))
       })

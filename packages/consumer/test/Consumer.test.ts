@@ -564,10 +564,10 @@ describe("Consumer.layer", () => {
     expect(inbox.entries).toHaveLength(1)
   })
 
-  it("refuses a CONSUMER_CONCURRENCY below 1", async () => {
-    const { layer } = consumerLayer({ CONSUMER_CONCURRENCY: "0" })
+  it.each(["CONSUMER_CONCURRENCY", "CONSUMER_MAX_BATCH", "CONSUMER_MAX_ENTRIES"])("refuses a %s below 1, naming it", async (setting) => {
+    const { layer } = consumerLayer({ [setting]: "0" })
     const exit = await Effect.runPromiseExit(Effect.scoped(Layer.build(Consumer.layer)).pipe(Effect.provide(layer)))
     expect(Exit.isFailure(exit)).toBe(true)
-    expect(String(exit)).toContain("CONSUMER_CONCURRENCY")
+    expect(String(exit)).toContain(setting)
   })
 })
