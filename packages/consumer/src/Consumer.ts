@@ -53,7 +53,9 @@ export const DEFAULT_CONCURRENCY = 1
  *
  * Each partition's order holds: the bus hands over a partition's next batch only after the
  * previous one's call succeeded. When the merging stops (its scope closes), every batch still
- * waiting, or handed over later, is interrupted: no caller waits for ever.
+ * waiting, or handed over later, is interrupted, and so is the call in flight: no caller waits
+ * for ever (the bus counts an interrupted batch as not handled, and hands it over again while
+ * it still runs).
  */
 export const coalesceBatches = <E, R>(
   handler: (batch: ReadonlyArray<ConsumedRecord>) => Effect.Effect<void, E, R>,
@@ -102,8 +104,9 @@ export const coalesceBatches = <E, R>(
         records += waiting[count++]!.records.length
       }
       // The calls are this fiber's children: they stop when it stops, which is after everything
-      // added to the scope later (the consuming fiber, the consumer's drain).
-      yield* Effect.forkChild(work(waiting.splice(0, count)))
+      // added to the scope later (the consuming fiber, the consumer's drain). Started at once, so
+      // that a call stopped before its first step still tells its callers (its onExit is set).
+      yield* Effect.forkChild(work(waiting.splice(0, count)), { startImmediately: true })
     }).pipe(
       Effect.forever,
       Effect.ensuring(Effect.gen(function*() {
@@ -134,7 +137,7 @@ export const coalesceBatches = <E, R>(
  * commit the batch.
  *
  * A batch is worked in steps of at most `maxEntries` entries (a message with more participants
- * is a step of its own), in order: 500 messages to a group of 500 are 250,000 entries, which no
+ * is a step of its own), in order: 2,000 messages to a group of 500 are 1,000,000 entries, which no
  * single call to db should carry (its deadline would pass, and the retried batch with it, for
  * ever). A step stored before a later one failed is found again on the retry and keeps its seqs.
  */

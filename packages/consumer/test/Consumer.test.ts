@@ -482,7 +482,9 @@ describe("coalesceBatches", () => {
         }
         return Effect.void
       }, { concurrency: 1, maxRecords: 100 })
-      return [yield* Effect.exit(handle(batch(0, 0, 1))), yield* Effect.exit(handle(batch(0, 0, 1)))]
+      // Without the guard the caller would wait for ever: the timeout makes that a failure here.
+      const once = Effect.exit(handle(batch(0, 0, 1))).pipe(Effect.timeout("4 seconds"))
+      return [yield* once, yield* once]
     })))
     expect(Exit.isFailure(exits[0]!) && Cause.hasDies(exits[0].cause)).toBe(true)
     expect(exits[1]).toEqual(Exit.void)
@@ -564,8 +566,10 @@ describe("Consumer.layer", () => {
     expect(inbox.entries).toHaveLength(1)
   })
 
-  it.each(["CONSUMER_CONCURRENCY", "CONSUMER_MAX_BATCH", "CONSUMER_MAX_ENTRIES"])("refuses a %s below 1, naming it", async (setting) => {
-    const { layer } = consumerLayer({ [setting]: "0" })
+  it.each(
+    ["CONSUMER_CONCURRENCY", "CONSUMER_MAX_BATCH", "CONSUMER_MAX_ENTRIES"].flatMap((setting) => ["0", "-3", "2.5"].map((value) => [setting, value]))
+  )("refuses %s=%s, naming it", async (setting, value) => {
+    const { layer } = consumerLayer({ [setting]: value })
     const exit = await Effect.runPromiseExit(Effect.scoped(Layer.build(Consumer.layer)).pipe(Effect.provide(layer)))
     expect(Exit.isFailure(exit)).toBe(true)
     expect(String(exit)).toContain(setting)
