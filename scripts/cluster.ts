@@ -109,7 +109,7 @@ export const startCluster = async (options: ClusterOptions = {}): Promise<Cluste
       pkg: "consumer",
       // Consumers share a host here: each gets its own metrics port.
       env: { METRICS_PORT: String(8110 + i) },
-      listens: `Kafka group im-consumer, metrics http://127.0.0.1:${8110 + i}/metrics`
+      listens: `Kafka groups im-consumer (im.messages) and im-consumer.fanout (im.fanout), metrics http://127.0.0.1:${8110 + i}/metrics`
     })),
     { name: "api", service: "api", pkg: "api", env: {}, listens: "HTTP http://127.0.0.1:8080 (docs: /docs, metrics: /metrics)" }
   ]

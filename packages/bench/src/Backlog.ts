@@ -6,7 +6,7 @@
  * only; nobody else is owed them).
  */
 import { createRequire } from "node:module"
-import { MESSAGES_TOPIC } from "@im/domain/Message"
+import { lanesOf } from "@im/consumer/Consumer"
 
 // kafkajs is the Kafka adapter's dependency; resolve it from there.
 const require = createRequire(new URL("../../kafka/package.json", import.meta.url))
@@ -20,25 +20,37 @@ export interface Backlog {
   readonly discarded: boolean
 }
 
-export const checkBacklog = async (options: { readonly discard: boolean; readonly brokers?: string; readonly group?: string }): Promise<Backlog> => {
+/** The backlog of each topic the consumers read (lanesOf), with the group that reads it. */
+export const checkBacklog = async (
+  options: { readonly discard: boolean; readonly brokers?: string; readonly group?: string }
+): Promise<ReadonlyArray<Backlog>> => {
   const { Kafka, logLevel } = require("kafkajs") as typeof import("kafkajs")
-  const group = options.group ?? process.env["CONSUMER_GROUP"] ?? "im-consumer"
   const brokers = (options.brokers ?? process.env["KAFKA_BROKERS"] ?? "127.0.0.1:9092").split(",")
   const admin = new Kafka({ brokers, clientId: "im-bench", logLevel: logLevel.NOTHING }).admin()
   await admin.connect()
   try {
-    const ends = await admin.fetchTopicOffsets(MESSAGES_TOPIC)
-    const [committed] = await admin.fetchOffsets({ groupId: group, topics: [MESSAGES_TOPIC] })
-    let lag = 0
-    for (const end of ends) {
-      const at = Number(committed?.partitions.find((p) => p.partition === end.partition)?.offset ?? -1)
-      // -1: nothing committed, and the consumers read such a partition from its beginning.
-      lag += Number(end.high) - (at < 0 ? Number(end.low) : at)
+    const existing = new Set(await admin.listTopics())
+    const backlogs: Array<Backlog> = []
+    for (const { group, topic } of lanesOf(options.group ?? process.env["CONSUMER_GROUP"] ?? "im-consumer")) {
+      // The consumers create their topics when they start: one missing holds nothing.
+      if (!existing.has(topic)) continue
+      const ends = await admin.fetchTopicOffsets(topic)
+      const [committed] = await admin.fetchOffsets({ groupId: group, topics: [topic] })
+      let lag = 0
+      for (const end of ends) {
+        const at = Number(committed?.partitions.find((p) => p.partition === end.partition)?.offset ?? -1)
+        // -1: nothing committed, and the consumers read such a partition from its beginning.
+        lag += Number(end.high) - (at < 0 ? Number(end.low) : at)
+      }
+      if (!options.discard || lag === 0) {
+        backlogs.push({ topic, group, lag, discarded: false })
+        continue
+      }
+      // Explicit offsets: a "latest" marker (-1) would read as "nothing committed", i.e. from the beginning.
+      await admin.setOffsets({ groupId: group, topic, partitions: ends.map((end) => ({ partition: end.partition, offset: end.high })) })
+      backlogs.push({ topic, group, lag, discarded: true })
     }
-    if (!options.discard || lag === 0) return { topic: MESSAGES_TOPIC, group, lag, discarded: false }
-    // Explicit offsets: a "latest" marker (-1) would read as "nothing committed", i.e. from the beginning.
-    await admin.setOffsets({ groupId: group, topic: MESSAGES_TOPIC, partitions: ends.map((end) => ({ partition: end.partition, offset: end.high })) })
-    return { topic: MESSAGES_TOPIC, group, lag, discarded: true }
+    return backlogs
   } finally {
     await admin.disconnect()
   }

@@ -22,7 +22,7 @@ export interface Target {
   readonly logFile: string | undefined
   readonly stop: () => Promise<void>
   /** Cluster: what the run left unconsumed on the bus, known once stopped. */
-  readonly backlog?: () => Backlog | undefined
+  readonly backlog?: () => ReadonlyArray<Backlog> | undefined
 }
 
 const freePort = () =>
@@ -110,10 +110,10 @@ export const startClusterTarget = async (
     onOutput: (name, line) => log.write(`[${name}] ${line}\n`)
   })
   let stopped = false
-  let backlog: Backlog | undefined
+  let backlogs: ReadonlyArray<Backlog> | undefined
   return {
     name: "cluster",
-    backlog: () => backlog,
+    backlog: () => backlogs,
     baseUrl: cluster.apiUrl,
     gatewayPids: cluster.processes.filter((p) => p.service === "ws").map((p) => p.child.pid!),
     processNames: new Map(cluster.processes.map((p) => [p.child.pid!, p.name])),
@@ -125,11 +125,12 @@ export const startClusterTarget = async (
       log.end()
       // Uncommitted messages would be replayed by the next cluster start on this machine (another
       // run, or the cluster tests): say so, and move past them when asked to.
-      backlog = await checkBacklog({ discard: discardBacklog }).catch((error) => {
+      backlogs = await checkBacklog({ discard: discardBacklog }).catch((error) => {
         console.warn(`could not read the bus's backlog: ${(error as Error).message}`)
         return undefined
       })
-      if (backlog !== undefined && backlog.lag > 0) {
+      for (const backlog of backlogs ?? []) {
+        if (backlog.lag === 0) continue
         console.warn(
           backlog.discarded
             ? `discarded ${backlog.lag} accepted messages the consumers had not stored (group ${backlog.group} moved to the end of ${backlog.topic})`

@@ -1,7 +1,7 @@
 import { SendRejected } from "@im/domain/Errors"
 import { type GroupId, LocalId, type UserId } from "@im/domain/Ids"
 import { ServerId } from "@im/domain/Ids"
-import { type ContentType, conversationKey, type Message, MESSAGES_TOPIC } from "@im/domain/Message"
+import { busTopicOf, type ContentType, conversationKey, FANOUT_TOPIC, type Message, MESSAGES_TOPIC } from "@im/domain/Message"
 import { MAX_NOTICE_RECIPIENTS, type NoticeRequest } from "@im/domain/Notice"
 import { type BlockPair, FriendStore } from "@im/ports/FriendStore"
 import type { PortError } from "@im/ports/PortError"
@@ -76,7 +76,8 @@ const ACK_WINDOW = 100_000
 
 /**
  * The chat service: gives each message its server_id and send_time and publishes it to the bus,
- * keyed by conversation so that one conversation's messages keep their order. Only a group's
+ * keyed by conversation so that one conversation's messages keep their order (one-to-one chats
+ * and group fan-outs on topics of their own: busTopicOf). Only a group's
  * members may send to it, and nobody to a user who blocked them.
  */
 export class Chat extends Context.Service<Chat, {
@@ -100,7 +101,7 @@ export class Chat extends Context.Service<Chat, {
       const friends = yield* FriendStore
       const fileMessages = yield* FileMessages
       const pusher = yield* Pusher
-      const publishedMessages = Metrics.busPublished({ topic: MESSAGES_TOPIC })
+      const published = new Map([MESSAGES_TOPIC, FANOUT_TOPIC].map((topic) => [topic, Metrics.busPublished({ topic })]))
       const recentAcks = new RecentMap<string, SendAck>(ACK_WINDOW)
       // Users are never deleted (yet), so a receiver seen once stays valid.
       const knownUsers = new Set<UserId>()
@@ -183,10 +184,10 @@ export class Chat extends Context.Service<Chat, {
       const publish = Effect.fnUntraced(function*(message: Message) {
         yield* Effect.annotateCurrentSpan("server_id", message.server_id)
         const headers = yield* TraceContext.currentHeaders
-        yield* bus.publish(MESSAGES_TOPIC, [{ key: conversationKey(message), value: JSON.stringify(message), headers }]).pipe(
-          Effect.catchTag("PortError", unavailable)
-        )
-        yield* Metrics.increment(publishedMessages)
+        const key = conversationKey(message)
+        const topic = busTopicOf(key)
+        yield* bus.publish(topic, [{ key, value: JSON.stringify(message), headers }]).pipe(Effect.catchTag("PortError", unavailable))
+        yield* Metrics.increment(published.get(topic)!)
         yield* Effect.logDebug("published", { server_id: message.server_id, kind: message.kind })
       }, TraceContext.span("Chat.publish", { kind: "producer" }))
 

@@ -1,5 +1,6 @@
 import { assert, describe, it } from "@effect/vitest"
 import { GroupId, LocalId, UserId } from "@im/domain/Ids"
+import { FANOUT_TOPIC, MESSAGES_TOPIC } from "@im/domain/Message"
 import { FriendStore } from "@im/ports/FriendStore"
 import { GroupStore } from "@im/ports/GroupStore"
 import { MessageBus } from "@im/ports/MessageBus"
@@ -19,14 +20,14 @@ const team = GroupId.make("g_team")
 /** A bus that records what is published, and fails while `down` is set. */
 class BusProbe {
   static readonly make = Effect.gen(function*() {
-    const published = yield* Ref.make<Array<{ key: string; value: string }>>([])
+    const published = yield* Ref.make<Array<{ topic: string; key: string; value: string }>>([])
     const down = yield* Ref.make(false)
     const layer = Layer.succeed(MessageBus, MessageBus.of({
-      publish: (_topic, records) =>
+      publish: (topic, records) =>
         Effect.flatMap(Ref.get(down), (isDown) =>
           isDown
             ? Effect.fail(new PortError({ port: "MessageBus", operation: "publish", retryable: true }))
-            : Ref.update(published, (all) => [...all, ...records])),
+            : Ref.update(published, (all) => [...all, ...records.map((record) => ({ topic, ...record }))])),
       consume: () => Effect.never,
       lag: () => Effect.succeed(0)
     }))
@@ -91,6 +92,7 @@ describe("Chat.send", () => {
         assert.deepStrictEqual(ack, { server_id: serverIdOf(alice, LocalId.make("l-1")), send_time: 5_000 })
         const [published] = yield* Ref.get(probe.published)
         assert.strictEqual(published!.key, "u:u_alice:u_bob")
+        assert.strictEqual(published!.topic, MESSAGES_TOPIC)
         assert.deepInclude(JSON.parse(published!.value), { sender_id: alice, receiver_id: bob, server_id: ack.server_id, send_time: 5_000 })
       })
     ))
@@ -126,12 +128,13 @@ describe("Chat.send", () => {
       })
     ))
 
-  it.effect("a member's group message is published keyed by the group", () =>
+  it.effect("a member's group message is published keyed by the group, on the fan-out topic", () =>
     withChat((chat, probe) =>
       Effect.gen(function*() {
         const ack = yield* chat.send(request({ receiver_id: undefined, group_id: team }))
         const [published] = yield* Ref.get(probe.published)
         assert.strictEqual(published!.key, "g:g_team")
+        assert.strictEqual(published!.topic, FANOUT_TOPIC)
         const message = JSON.parse(published!.value)
         assert.deepInclude(message, { kind: "group", group_id: team, sender_id: alice, server_id: ack.server_id })
         assert.isFalse("receiver_id" in message)
@@ -209,7 +212,7 @@ describe("Chat.send", () => {
 })
 
 describe("Chat.notify", () => {
-  it.effect("publishes a notice to its recipients, keyed with the pair's chat or the group, with an id fixed by the event", () =>
+  it.effect("publishes a notice to its recipients, keyed and placed with the pair's chat or the group, with an id fixed by the event", () =>
     withChat((chat, probe) =>
       Effect.gen(function*() {
         const first = yield* chat.notify({ sender_id: alice, to: [bob, bob], event_id: "e1", event: { type: "friend_request", note: "hi" } })
@@ -221,13 +224,13 @@ describe("Chat.notify", () => {
         yield* chat.notify({ sender_id: alice, to: [alice], event_id: "e4", event: { type: "friend_unblocked" } })
         yield* chat.notify({ sender_id: alice, to: [bob, carol, alice], event_id: "e5", event: { type: "friend_request" } })
         const published = yield* Ref.get(probe.published)
-        assert.deepStrictEqual(published.map((record) => record.key), [
-          `u:${alice}:${bob}`,
-          `u:${alice}:${bob}`,
-          `g:${team}`,
-          `u:${alice}:${bob}`,
-          `u:${alice}:${alice}`,
-          `n:${alice}`
+        assert.deepStrictEqual(published.map((record) => [record.key, record.topic]), [
+          [`u:${alice}:${bob}`, MESSAGES_TOPIC],
+          [`u:${alice}:${bob}`, MESSAGES_TOPIC],
+          [`g:${team}`, FANOUT_TOPIC],
+          [`u:${alice}:${bob}`, MESSAGES_TOPIC],
+          [`u:${alice}:${alice}`, MESSAGES_TOPIC],
+          [`n:${alice}`, FANOUT_TOPIC]
         ])
         const notice = JSON.parse(published[0]!.value)
         assert.deepStrictEqual(

@@ -1,7 +1,7 @@
 import { Db } from "@im/db/Db"
 import { ServiceUnavailable } from "@im/domain/Errors"
 import type { GroupId, ServerId, UserId } from "@im/domain/Ids"
-import { type Delivery, Message, MESSAGES_TOPIC, singleParticipants } from "@im/domain/Message"
+import { type Delivery, FANOUT_TOPIC, Message, MESSAGES_TOPIC, singleParticipants } from "@im/domain/Message"
 import * as Metrics from "@im/observability/Metrics"
 import * as TraceContext from "@im/observability/TraceContext"
 import { GroupStore } from "@im/ports/GroupStore"
@@ -35,6 +35,17 @@ export const DEFAULT_MAX_BATCH = 2_000
 
 /** How many merged batches the consumer works at once (CONSUMER_CONCURRENCY). */
 export const DEFAULT_CONCURRENCY = 1
+
+/**
+ * The topics the consumer reads (busTopicOf), each in a consumer group of its own: kafkajs's
+ * assignor hands a group's members partitions of every topic any of them reads, so one group
+ * must read one set of topics everywhere. The messages topic keeps
+ * the group its consumers always had (CONSUMER_GROUP), so its committed offsets carry over.
+ */
+export const lanesOf = (group: string): ReadonlyArray<{ readonly topic: string; readonly group: string }> => [
+  { topic: MESSAGES_TOPIC, group },
+  { topic: FANOUT_TOPIC, group: `${group}.fanout` }
+]
 
 /**
  * Folds the batches handed over at once into one call of `handler`. The bus hands each
@@ -282,7 +293,11 @@ export class Consumer extends Context.Service<Consumer, {
     return Consumer.of({ handleBatch })
   })
 
-  /** The consumer service, consuming the messages topic while the layer is alive. */
+  /**
+   * The consumer service, consuming the bus's topics while the layer is alive: each topic
+   * (lanesOf) with a consumer group, merged calls and call slots of its own, so that a group's
+   * fan-out backlog never holds a one-to-one chat's messages.
+   */
   static readonly layer = Layer.effect(
     Consumer,
     Effect.gen(function*() {
@@ -296,27 +311,34 @@ export class Consumer extends Context.Service<Consumer, {
         lagInterval: Config.Duration("CONSUMER_LAG_INTERVAL").pipe(Config.withDefault(Duration.seconds(5)))
       })
       const consumer = yield* Consumer.make(options.maxEntries)
-      // Made before the consuming fiber, so that it stops after it.
-      const handle = yield* coalesceBatches(consumer.handleBatch, { concurrency: options.concurrency, maxRecords: options.maxBatch })
-      yield* bus.consume({ topic: MESSAGES_TOPIC, group: options.group, maxBatch: options.maxBatch }, handle).pipe(Effect.forkScoped)
-      // Runs before the fork above is interrupted: on shutdown, finish what was accepted.
+      const lanes = lanesOf(options.group)
+      for (const lane of lanes) {
+        // Made before the consuming fiber, so that it stops after it.
+        const handle = yield* coalesceBatches(consumer.handleBatch, { concurrency: options.concurrency, maxRecords: options.maxBatch })
+        yield* bus.consume({ ...lane, maxBatch: options.maxBatch }, handle).pipe(Effect.forkScoped)
+      }
+      // Runs before the forks above are interrupted: on shutdown, finish what was accepted.
       yield* Effect.addFinalizer(() =>
-        bus.lag(MESSAGES_TOPIC, options.group).pipe(
-          Effect.repeat({ schedule: Schedule.spaced("20 millis"), until: (lag) => lag === 0 }),
+        Effect.forEach(lanes, ({ group, topic }) =>
+          bus.lag(topic, group).pipe(
+            Effect.repeat({ schedule: Schedule.spaced("20 millis"), until: (lag) => lag === 0 })
+          ), { concurrency: "unbounded", discard: true }).pipe(
           Effect.timeout(options.drainTimeout),
           Effect.tap(() => Effect.logInfo("consumer drained")),
           Effect.catchCause((cause) => Effect.logWarning("consumer stopped before draining the bus", cause))
         )
       )
-      // The group's lag as a gauge, sampled (untraced: it is not work on a message).
-      const lag = Metrics.consumerLag({ topic: MESSAGES_TOPIC, group: options.group })
-      yield* bus.lag(MESSAGES_TOPIC, options.group).pipe(
-        Effect.flatMap((records) => Metric.update(lag, records)),
-        Effect.catch((error) => Effect.logDebug("consumer lag unavailable", error)),
-        Effect.repeat(Schedule.spaced(options.lagInterval)),
-        Effect.withTracerEnabled(false),
-        Effect.forkScoped
-      )
+      // Each group's lag as a gauge, sampled (untraced: it is not work on a message).
+      for (const { group, topic } of lanes) {
+        const lag = Metrics.consumerLag({ topic, group })
+        yield* bus.lag(topic, group).pipe(
+          Effect.flatMap((records) => Metric.update(lag, records)),
+          Effect.catch((error) => Effect.logDebug("consumer lag unavailable", error)),
+          Effect.repeat(Schedule.spaced(options.lagInterval)),
+          Effect.withTracerEnabled(false),
+          Effect.forkScoped
+        )
+      }
       return consumer
     }).pipe(Effect.annotateLogs({ service: "consumer" }))
   )

@@ -2,7 +2,7 @@ import { flakyInbox } from "@im/ports/testing/FlakyInbox"
 import { numberedMessage } from "@im/ports/testing/Fixtures"
 import { Db } from "@im/db/Db"
 import { GroupId, UserId } from "@im/domain/Ids"
-import { conversationKey, type Delivery, type Message, MESSAGES_TOPIC } from "@im/domain/Message"
+import { busTopicOf, conversationKey, type Delivery, FANOUT_TOPIC, type Message, MESSAGES_TOPIC } from "@im/domain/Message"
 import { GroupStore } from "@im/ports/GroupStore"
 import { ConversationStore } from "@im/ports/ConversationStore"
 import { HistoryStore } from "@im/ports/HistoryStore"
@@ -10,7 +10,7 @@ import { InboxStore } from "@im/ports/InboxStore"
 import { type ConsumedRecord, MessageBus } from "@im/ports/MessageBus"
 import { SeqStore } from "@im/ports/SeqStore"
 import { Pusher } from "@im/pusher/Pusher"
-import { Cause, ConfigProvider, Deferred, Effect, Exit, Fiber, Layer, Scope } from "effect"
+import { Cause, ConfigProvider, Deferred, Effect, Exit, Fiber, Layer, Schedule, Scope } from "effect"
 import fc from "fast-check"
 import { describe, expect, it } from "vitest"
 import { coalesceBatches, Consumer } from "../src/Consumer.ts"
@@ -551,19 +551,70 @@ describe("Consumer.layer", () => {
     expect(inbox.entries).toHaveLength(sent.length)
   })
 
-  it("stores a message published just as the consumer stops: its drain waits for the call in flight", async () => {
+  it("a group's fan-out waiting on the database holds back no one-to-one message: each topic has its own group and calls", async () => {
+    const group = testGroup("g_burst", 3)
+    const [a, b] = [users[0]!, users[1]!]
+    const single = message(2, a, b)
+    const fanout = group.message(1, group.members[0]!)
+    const result = await Effect.runPromise(Effect.gen(function*() {
+      const saving = yield* Deferred.make<void>()
+      const release = yield* Deferred.make<void>()
+      // Saves holding a group message wait for `release`.
+      const holding = Layer.effect(Db, Effect.map(Effect.service(Db), (db) =>
+        Db.of({
+          ...db,
+          save: (messages, ...rest) =>
+            messages.some((m) => m.group_id !== undefined)
+              ? Deferred.succeed(saving, undefined).pipe(Effect.andThen(Deferred.await(release)), Effect.andThen(db.save(messages, ...rest)))
+              : db.save(messages, ...rest)
+        })))
+      const layer = MessageBus.layerMemory({ partitions: 4 }).pipe(
+        Layer.provideMerge(Layer.succeed(Pusher, Pusher.of({ push: () => Effect.void, signal: () => Effect.void }))),
+        Layer.provideMerge(holding.pipe(Layer.provideMerge(Db.layer))),
+        Layer.provideMerge(Layer.mergeAll(HistoryStore.layerMemory, ConversationStore.layerMemory, InboxStore.layerMemory, SeqStore.layerMemory, GroupStore.layerMemory)),
+        Layer.provideMerge(ConfigProvider.layer(ConfigProvider.fromUnknown({ CONSUMER_CONCURRENCY: "1" })))
+      )
+      return yield* Effect.scoped(Effect.gen(function*() {
+        yield* Layer.build(Consumer.layer)
+        yield* group.create
+        const bus = yield* MessageBus
+        const publish = (m: Message) => bus.publish(busTopicOf(conversationKey(m)), [{ key: conversationKey(m), value: JSON.stringify(m) }])
+        yield* publish(fanout)
+        yield* Deferred.await(saving)
+        yield* publish(single)
+        const stored = yield* inboxOf(b).pipe(
+          Effect.repeat({ until: (page) => page.entries.length > 0, schedule: Schedule.spaced("5 millis") }),
+          Effect.timeout("2 seconds"),
+          Effect.option
+        )
+        const memberBefore = yield* inboxOf(group.members[1]!)
+        yield* Deferred.succeed(release, undefined)
+        yield* bus.lag(FANOUT_TOPIC, "im-consumer.fanout").pipe(Effect.repeat({ until: (lag) => lag === 0, schedule: Schedule.spaced("5 millis") }))
+        return { stored, memberBefore, memberAfter: yield* inboxOf(group.members[1]!) }
+      })).pipe(Effect.provide(layer))
+    }))
+    // Stored while the group's save still waited.
+    expect(result.stored._tag).toBe("Some")
+    expect(result.memberBefore.entries).toEqual([])
+    expect(result.memberAfter.entries.map((e) => e.message.server_id)).toEqual([fanout.server_id])
+  })
+
+  it.each(["one-to-one", "group"])("stores a %s message published just as the consumer stops: its drain waits for the call in flight", async (kind) => {
     const { layer } = consumerLayer({ CONSUMER_CONCURRENCY: "1" })
-    const m = message(1, users[0]!, users[1]!)
+    const group = testGroup("g_drain", 2)
+    const m = kind === "group" ? group.message(1, group.members[0]!) : message(1, users[0]!, users[1]!)
+    const receiver = kind === "group" ? group.members[1]! : users[1]!
     const inbox = await Effect.runPromise(Effect.gen(function*() {
       const bus = yield* MessageBus
+      yield* group.create
       yield* Effect.scoped(Effect.gen(function*() {
         yield* Layer.build(Consumer.layer)
         yield* Effect.sleep("20 millis")
-        yield* bus.publish(MESSAGES_TOPIC, [{ key: conversationKey(m), value: JSON.stringify(m) }])
+        yield* bus.publish(busTopicOf(conversationKey(m)), [{ key: conversationKey(m), value: JSON.stringify(m) }])
       }))
-      return yield* inboxOf(users[1]!)
+      return yield* inboxOf(receiver)
     }).pipe(Effect.provide(layer)))
-    expect(inbox.entries).toHaveLength(1)
+    expect(inbox.entries.map((e) => e.message.server_id)).toEqual([m.server_id])
   })
 
   it.each(

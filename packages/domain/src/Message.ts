@@ -99,5 +99,17 @@ export type PullPage = typeof PullPage.Type
 
 export const MAX_PULL_LIMIT = 1000
 
-/** The bus topic every accepted message is published to. */
+/** The bus topic of one-to-one messages and of notices to one user: see {@link busTopicOf}. */
 export const MESSAGES_TOPIC = "im.messages"
+
+/** The bus topic of group messages and of notices to many users: see {@link busTopicOf}. */
+export const FANOUT_TOPIC = "im.fanout"
+
+/**
+ * The topic a message is published to, from its bus key (conversationKey): a conversation stays
+ * on one topic, so its order is kept. A message to a group is one inbox entry per member, and a
+ * group that sends faster than its fan-out is stored fills its partitions for as long as it
+ * keeps on; on a topic of their own, with the consumer's own group and call slot for it, such
+ * backlogs hold only other fan-outs, never a one-to-one chat.
+ */
+export const busTopicOf = (key: string): string => key.startsWith("u:") ? MESSAGES_TOPIC : FANOUT_TOPIC
