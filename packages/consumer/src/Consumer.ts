@@ -8,6 +8,7 @@ import { GroupStore } from "@im/ports/GroupStore"
 import { type InboxRef, storedSeqOf, withStoredSeqs } from "@im/ports/InboxStore"
 import { type ConsumedRecord, MessageBus } from "@im/ports/MessageBus"
 import { SeqStore } from "@im/ports/SeqStore"
+import * as Vital from "@im/ports/Vital"
 import { Pusher } from "@im/pusher/Pusher"
 import { Cause, Config, Context, Deferred, Duration, Effect, Exit, Layer, LogLevel, Metric, Queue, Schedule, Schema, type Scope, Semaphore } from "effect"
 
@@ -315,7 +316,9 @@ export class Consumer extends Context.Service<Consumer, {
       for (const lane of lanes) {
         // Made before the consuming fiber, so that it stops after it.
         const handle = yield* coalesceBatches(consumer.handleBatch, { concurrency: options.concurrency, maxRecords: options.maxBatch })
-        yield* bus.consume({ ...lane, maxBatch: options.maxBatch }, handle).pipe(Effect.forkScoped)
+        // A lane whose consuming stops for good (the bus gives up) stops the service (Vital):
+        // the other lane going on alone would look healthy with every group, or every chat, stopped.
+        yield* Vital.forkScoped(`consuming ${lane.topic} (group ${lane.group})`, bus.consume({ ...lane, maxBatch: options.maxBatch }, handle))
       }
       // Runs before the forks above are interrupted: on shutdown, finish what was accepted.
       yield* Effect.addFinalizer(() =>

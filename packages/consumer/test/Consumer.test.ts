@@ -8,7 +8,9 @@ import { ConversationStore } from "@im/ports/ConversationStore"
 import { HistoryStore } from "@im/ports/HistoryStore"
 import { InboxStore } from "@im/ports/InboxStore"
 import { type ConsumedRecord, MessageBus } from "@im/ports/MessageBus"
+import { PortError } from "@im/ports/PortError"
 import { SeqStore } from "@im/ports/SeqStore"
+import * as Vital from "@im/ports/Vital"
 import { Pusher } from "@im/pusher/Pusher"
 import { Cause, ConfigProvider, Deferred, Effect, Exit, Fiber, Layer, Schedule, Scope } from "effect"
 import fc from "fast-check"
@@ -615,6 +617,28 @@ describe("Consumer.layer", () => {
       return yield* inboxOf(receiver)
     }).pipe(Effect.provide(layer)))
     expect(inbox.entries.map((e) => e.message.server_id)).toEqual([m.server_id])
+  })
+
+  it("a lane whose consuming stops for good tells the service's Vital, which stops the whole service", async () => {
+    const { layer } = consumerLayer({ CONSUMER_CONCURRENCY: "1" })
+    const ended = await Effect.runPromise(Effect.gen(function*() {
+      const told = yield* Deferred.make<string>()
+      const bus = yield* MessageBus
+      // The fan-out lane's consumer crashes for good (kafkajs gives up); the other runs.
+      const failing = Layer.succeed(MessageBus, MessageBus.of({
+        ...bus,
+        consume: (options, handler) =>
+          options.topic === FANOUT_TOPIC
+            ? Effect.fail(new PortError({ port: "MessageBus", operation: "consume", retryable: false, cause: "crashed" }))
+            : bus.consume(options, handler)
+      }))
+      const vital = Layer.succeed(Vital.Vital, { ended: (what) => Deferred.succeed(told, what).pipe(Effect.asVoid) })
+      return yield* Effect.scoped(Layer.build(Consumer.layer.pipe(Layer.provide([failing, vital]))).pipe(
+        Effect.andThen(Deferred.await(told)),
+        Effect.timeout("2 seconds")
+      ))
+    }).pipe(Effect.provide(layer)))
+    expect(ended).toBe("consuming im.fanout (group im-consumer.fanout)")
   })
 
   it.each(
