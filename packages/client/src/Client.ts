@@ -95,6 +95,22 @@ const systemTimers: Timers = {
   clearInterval: (handle) => globalThis.clearInterval(handle as TimerHandle)
 }
 
+/** When the re-checks of numbers settled without an entry come, in multiples of `holeRecheckMs`. */
+const RECHECK_DELAYS = [1, 5, 15] as const
+
+/** The first and last of the numbers `[first, last]` that `entries` does not hold, if any. */
+const missingSpan = (first: number, last: number, entries: ReadonlyArray<{ readonly seq: number }>): readonly [number, number] | undefined => {
+  const got = new Set(entries.map((entry) => entry.seq))
+  let from = 0
+  let to = 0
+  for (let seq = first; seq <= last; seq++) {
+    if (got.has(seq)) continue
+    if (from === 0) from = seq
+    to = seq
+  }
+  return from === 0 ? undefined : [from, to]
+}
+
 // Public types --------------------------------------------------------------------------------
 
 export type ClientStatus = "connecting" | "open" | "syncing" | "synced" | "closed" | "unauthorized"
@@ -180,9 +196,11 @@ export interface ImClientOptions {
   /** A socket without `welcome` this long after opening is dropped and tried again; default 10 s. */
   readonly welcomeTimeoutMs?: number
   /**
-   * Numbers a pull answer settled without an entry are asked for once more after this delay
-   * (default 2 s; 0: never): in a cluster, several consumers write one inbox, so an entry can be
-   * stored a moment after a higher one. What is still missing then was skipped for good.
+   * Numbers a pull answer settled without an entry are asked for again after this delay, then
+   * after 5 and 15 times it (default 2 s, so 2, 10 and 30 s; 0: never), over reconnections:
+   * several consumers write one inbox (a cluster's, and a group's fan-out beside one-to-one
+   * chats), so an entry can be stored a while after a higher one. What is still missing after
+   * the last was skipped for good.
    */
   readonly holeRecheckMs?: number
 }
@@ -230,8 +248,6 @@ interface Session {
   lastSeen: number
   heartbeat: unknown
   gapTimer: unknown
-  /** Re-checks of numbers a pull answer settled without an entry. */
-  readonly recheckTimers: Set<unknown>
   /** HTTP requests of this session's sync, aborted when it ends. */
   readonly requests: Set<AbortController>
 }
@@ -257,6 +273,8 @@ export class ImClient {
   readonly #baseUrl: string
   #wsUrl: string | undefined
   readonly #holeRecheckMs: number
+  /** Re-checks waiting (#recheck): they outlive a connection, not the client. */
+  readonly #recheckTimers = new Set<unknown>()
   /** Login named the gateway: before reconnecting, ask the server for a healthy one. */
   #gatewayFromServer = false
   readonly #store: LocalStore
@@ -796,6 +814,8 @@ export class ImClient {
       this.#failSend(pending, "closed", "the client was closed")
     }
     this.#rejectConnect(new ConnectError("closed", "the client was closed"))
+    for (const timer of this.#recheckTimers) this.#timers.clearTimeout(timer)
+    this.#recheckTimers.clear()
     this.#setStatus("closed")
   }
 
@@ -820,7 +840,6 @@ export class ImClient {
       lastSeen: this.#now(),
       heartbeat: undefined,
       gapTimer: undefined,
-      recheckTimers: new Set(),
       requests: new Set()
     }
     this.#session = session
@@ -853,7 +872,6 @@ export class ImClient {
     if (session.welcomeTimer !== undefined) this.#timers.clearTimeout(session.welcomeTimer)
     if (session.heartbeat !== undefined) this.#timers.clearInterval(session.heartbeat)
     if (session.gapTimer !== undefined) this.#timers.clearTimeout(session.gapTimer)
-    for (const timer of session.recheckTimers) this.#timers.clearTimeout(timer)
     for (const pull of session.requests) pull.abort()
     try {
       session.socket.close(1000, why)
@@ -1024,7 +1042,7 @@ export class ImClient {
       (page) => {
         session.requests.delete(abort)
         this.#enqueue(session, () => this.#apply(session, engine.pulled(range, page)))
-        this.#recheckHoles(session, range.after, page)
+        this.#recheckHoles(range.after, page)
       },
       (error: unknown) => {
         session.requests.delete(abort)
@@ -1034,36 +1052,46 @@ export class ImClient {
     )
   }
 
-  /** Asks once more, a little later, for the numbers `page` settled without an entry. */
-  #recheckHoles(session: Session, after: number, page: PullPage): void {
+  /** Asks again, a little later, for the numbers `page` settled without an entry. */
+  #recheckHoles(after: number, page: PullPage): void {
     if (this.#holeRecheckMs <= 0 || page.through - after > 10_000) return
-    const got = new Set(page.entries.map((entry) => entry.seq))
-    let first = 0
-    let last = 0
-    for (let seq = after + 1; seq <= page.through; seq++) {
-      if (got.has(seq)) continue
-      if (first === 0) first = seq
-      last = seq
-    }
-    if (first === 0) return
+    const missing = missingSpan(after + 1, page.through, page.entries)
+    if (missing !== undefined) this.#recheck(missing, 0)
+  }
+
+  /**
+   * Re-check `attempt` (RECHECK_DELAYS) of the numbers `[first, last]`: what comes is stored as a
+   * push would be, what is still missing is asked for at the next one. Without a connection, or
+   * when the pull fails, the same re-check waits as long again: a dropped socket is when a late
+   * entry's push is most likely lost, and a reconnection syncs only above the local seq.
+   */
+  #recheck([first, last]: readonly [number, number], attempt: number): void {
     const timer = this.#timers.setTimeout(() => {
-      session.recheckTimers.delete(timer)
-      if (this.#session !== session) return
+      this.#recheckTimers.delete(timer)
+      const session = this.#session
+      if (!this.#running) return
+      if (session === undefined || !session.welcomed) return this.#recheck([first, last], attempt)
       const abort = this.#track(session)
       this.pullPage({ after: first - 1, until: last }, abort.signal).then(
         (late) => {
           session.requests.delete(abort)
           this.#enqueue(session, async () => {
+            if (this.#session !== session) return this.#recheck([first, last], attempt)
             for (const entry of late.entries) {
               const held = (await this.#store.getByServerId(entry.message.server_id)) !== undefined
               if (this.#session === session) await this.#apply(session, this.#engine!.pushed(entry, held))
             }
+            const still = missingSpan(first, last, late.entries)
+            if (still !== undefined && attempt + 1 < RECHECK_DELAYS.length) this.#recheck(still, attempt + 1)
           })
         },
-        () => session.requests.delete(abort) // a failed re-check leaves the numbers skipped
+        () => {
+          session.requests.delete(abort)
+          this.#recheck([first, last], attempt)
+        }
       )
-    }, this.#holeRecheckMs)
-    session.recheckTimers.add(timer)
+    }, this.#holeRecheckMs * RECHECK_DELAYS[attempt]!)
+    this.#recheckTimers.add(timer)
   }
 
   #track(session: Session): AbortController {

@@ -516,6 +516,75 @@ describe("ImClient connect and sync", () => {
     expect(server.requests.filter((r) => r.startsWith("GET /inbox?")).at(-1)).toBe("GET /inbox?after=1&limit=2&until=2")
   })
 
+  /** Alice's inbox m1..m3 where seq 2 is stored late: pulls answer without it while `late()`. */
+  const lateSecond = (setupResult: ReturnType<typeof setup>, late: () => boolean) => {
+    const { alice, bob, server } = setupResult
+    for (const n of [1, 2, 3]) server.message(bob, alice, `m${n}`)
+    const inbox = server.inboxes.get(alice)!
+    server.interceptPull = (url) => {
+      if (!late()) return undefined
+      const after = Number(url.searchParams.get("after"))
+      const until = Number(url.searchParams.get("until") ?? 3)
+      const entries = inbox.filter((e) => e.seq > after && e.seq <= until && e.seq !== 2)
+      return { status: 200, body: { entries, through: until, has_more: false } }
+    }
+    const rechecks = () => server.requests.filter((r) => r === "GET /inbox?after=1&limit=2&until=2").length
+    return { rechecks }
+  }
+
+  it("asks again after 10 and 30 s while a number stays missing, then no more", async () => {
+    const context = setup()
+    const { client, clock } = context
+    let late = true
+    const { rechecks } = lateSecond(context, () => late)
+    await connect(client)
+    expect(await contents(client)).toEqual(["m1", "m3"])
+    await clock.advance(2_000)
+    expect(rechecks()).toBe(1)
+    await clock.advance(10_000)
+    expect(rechecks()).toBe(2)
+    expect(await contents(client)).toEqual(["m1", "m3"])
+    late = false // stored at last, 12 s after seq 3
+    await clock.advance(30_000)
+    expect(rechecks()).toBe(3)
+    expect(await contents(client)).toEqual(["m1", "m2", "m3"])
+    await clock.advance(120_000)
+    expect(rechecks()).toBe(3)
+  })
+
+  it("gives up on a number still missing after the third re-check: it was skipped for good", async () => {
+    const context = setup()
+    const { client, clock } = context
+    const { rechecks } = lateSecond(context, () => true)
+    await connect(client)
+    await clock.advance(2_000 + 10_000 + 30_000)
+    expect(rechecks()).toBe(3)
+    await clock.advance(300_000)
+    expect(rechecks()).toBe(3)
+    expect(await contents(client)).toEqual(["m1", "m3"])
+  })
+
+  it("a re-check outlives a lost connection: it waits for the next one, which syncs only above the local seq", async () => {
+    const context = setup()
+    const { client, clock, server } = context
+    let late = true
+    const { rechecks } = lateSecond(context, () => late)
+    await connect(client)
+    expect(client.seq).toBe(3)
+    // The connection drops, and the server stays out of reach past the first re-check.
+    server.reachable = false
+    server.open()[0]!.serverClose(1006)
+    await clock.advance(2_500)
+    expect(client.status).not.toBe("synced")
+    expect(rechecks()).toBe(0)
+    late = false
+    server.reachable = true
+    await clock.advance(10_000)
+    expect(client.status).toBe("synced")
+    expect(rechecks()).toBe(1)
+    expect(await contents(client)).toEqual(["m1", "m2", "m3"])
+  })
+
   it("drops a socket that gets no welcome in time and tries again", async () => {
     const { client, server, clock } = setup()
     server.welcomes = false
