@@ -65,7 +65,7 @@ export const usage = `npm run bench -- [options]
   --server-pid PID             idle against a URL: the process whose RSS to measure
   --server-root DIR            run standalone/cluster from another checkout (e.g. a clean
                                export of a commit, with node_modules linked); default this one
-  --discard-backlog            cluster: after stopping it, move the consumer group past the
+  --discard-backlog            cluster: after stopping it, move the consumer groups past the
                                accepted messages it had not stored (else they are replayed by the
                                next cluster start on this machine; the bench warns either way)
 `

@@ -321,15 +321,16 @@ export class Consumer extends Context.Service<Consumer, {
         yield* Vital.forkScoped(`consuming ${lane.topic} (group ${lane.group})`, bus.consume({ ...lane, maxBatch: options.maxBatch }, handle))
       }
       // Runs before the forks above are interrupted: on shutdown, finish what was accepted.
+      // The lanes drain at once, each within the timeout, and each says how it ended.
       yield* Effect.addFinalizer(() =>
         Effect.forEach(lanes, ({ group, topic }) =>
           bus.lag(topic, group).pipe(
-            Effect.repeat({ schedule: Schedule.spaced("20 millis"), until: (lag) => lag === 0 })
-          ), { concurrency: "unbounded", discard: true }).pipe(
-          Effect.timeout(options.drainTimeout),
-          Effect.tap(() => Effect.logInfo("consumer drained")),
-          Effect.catchCause((cause) => Effect.logWarning("consumer stopped before draining the bus", cause))
-        )
+            Effect.repeat({ schedule: Schedule.spaced("20 millis"), until: (lag) => lag === 0 }),
+            Effect.timeout(options.drainTimeout),
+            Effect.tap(() => Effect.logInfo("consumer drained")),
+            Effect.catchCause((cause) => Effect.logWarning("consumer stopped before draining the bus", cause)),
+            Effect.annotateLogs({ topic, group })
+          ), { concurrency: "unbounded", discard: true })
       )
       // Each group's lag as a gauge, sampled (untraced: it is not work on a message).
       for (const { group, topic } of lanes) {

@@ -74,7 +74,9 @@ describe(`GET /metrics on every service of ${process.env["IM_E2E_URL"] ?? "stand
     const chat = await scrapeAll(where.chat)
     expect(total(chat, "im_bus_published_total{topic=\"im.messages\"}")).toBeGreaterThanOrEqual(1)
     for (const consumer of await scrapeAll(where.consumer)) {
-      expect([...consumer.keys()].some((series) => series.startsWith("im_consumer_lag{topic=\"im.messages\""))).toBe(true)
+      for (const topic of ["im.messages", "im.fanout"]) {
+        expect([...consumer.keys()].some((series) => series.startsWith(`im_consumer_lag{topic="${topic}"`)), topic).toBe(true)
+      }
     }
     for (const gateway of await scrapeAll(where.ws)) expect(gateway.has("im_gateway_connections")).toBe(true)
     if (clusterLog !== undefined) {

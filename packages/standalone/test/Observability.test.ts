@@ -148,6 +148,7 @@ describe("standalone, observed", () => {
       ]
     ) expect(lines).toContain(expected)
     expect(lines.some((line) => line.startsWith("im_consumer_lag{topic=\"im.messages\",group=\"im-consumer\"} "))).toBe(true)
+    expect(lines.some((line) => line.startsWith("im_consumer_lag{topic=\"im.fanout\",group=\"im-consumer.fanout\"} "))).toBe(true)
     expect(lines.some((line) => /^im_chat_send_duration_seconds_bucket\{le="\+Inf"\} 1$/.test(line))).toBe(true)
   })
 })
