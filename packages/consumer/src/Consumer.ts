@@ -271,25 +271,29 @@ export class Consumer extends Context.Service<Consumer, {
       yield* pusher.push(withStoredSeqs(deliveries, earlier, (delivery) => delivery.message.server_id))
     })
 
-    const batchesOk = Metrics.consumerBatches({ outcome: "ok" })
-    const batchesFailed = Metrics.consumerBatches({ outcome: "failed" })
     /**
      * One span per batch, continuing the trace of the batch's first message (its publisher's
-     * span, from the record headers) and linking the others'; counted and timed.
+     * span, from the record headers) and linking the others'; counted and timed by its topic
+     * (a batch, merged or not, is one lane's).
      */
-    const handleBatch = (records: ReadonlyArray<ConsumedRecord>) =>
-      Effect.andThen(Metric.update(Metrics.consumerBatchSize, records.length), handle(records)).pipe(
+    const handleBatch = (records: ReadonlyArray<ConsumedRecord>) => {
+      const topic = records[0]?.topic ?? "none"
+      return Effect.andThen(Metric.update(Metrics.consumerBatchSize({ topic }), records.length), handle(records)).pipe(
         Effect.tap(() =>
-          Effect.andThen(Metrics.increment(batchesOk), Metrics.increment(Metrics.consumerRecords, records.length))
+          Effect.andThen(
+            Metrics.increment(Metrics.consumerBatches({ topic, outcome: "ok" })),
+            Metrics.increment(Metrics.consumerRecords({ topic }), records.length)
+          )
         ),
         Effect.tapCause((cause) =>
           Cause.hasInterruptsOnly(cause)
             ? Effect.void
-            : Effect.andThen(Metrics.increment(batchesFailed), Metrics.error("consumer", "batch_failed"))
+            : Effect.andThen(Metrics.increment(Metrics.consumerBatches({ topic, outcome: "failed" })), Metrics.error("consumer", "batch_failed"))
         ),
-        Metrics.timed(Metrics.consumerBatchDuration),
+        Metrics.timed(Metrics.consumerBatchDuration({ topic })),
         TraceContext.span("Consumer.handleBatch", TraceContext.batchSpanOptions(records))
       )
+    }
 
     return Consumer.of({ handleBatch })
   })

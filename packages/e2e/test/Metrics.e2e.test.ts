@@ -52,7 +52,7 @@ describe(`GET /metrics on every service of ${process.env["IM_E2E_URL"] ?? "stand
     const scrapeAll = (urls: ReadonlyArray<string>) => Promise.all(urls.map(scrape))
     const before = {
       chat: total(await scrapeAll(where.chat), "im_chat_accepted_total{kind=\"single\"}"),
-      consumer: total(await scrapeAll(where.consumer), "im_consumer_records_total"),
+      consumer: total(await scrapeAll(where.consumer), "im_consumer_records_total{topic=\"im.messages\"}"),
       db: total(await scrapeAll(where.db), "im_inbox_entries_stored_total"),
       pusher: total(await scrapeAll(where.pusher), "im_pusher_deliveries_total{outcome=\"sent\"}"),
       ws: total(await scrapeAll(where.ws), "im_gateway_deliveries_total{outcome=\"delivered\"}")
@@ -63,7 +63,7 @@ describe(`GET /metrics on every service of ${process.env["IM_E2E_URL"] ?? "stand
     // Other tests run at the same time: the counters grow by at least this message's share.
     await eventually(async () => total(await scrapeAll(where.chat), "im_chat_accepted_total{kind=\"single\"}") >= before.chat + 1, "chat's count")
     await eventually(async () => total(await scrapeAll(where.db), "im_inbox_entries_stored_total") >= before.db + 2, "db's count")
-    await eventually(async () => total(await scrapeAll(where.consumer), "im_consumer_records_total") >= before.consumer + 1, "the consumers' count")
+    await eventually(async () => total(await scrapeAll(where.consumer), "im_consumer_records_total{topic=\"im.messages\"}") >= before.consumer + 1, "the consumers' count")
     await eventually(async () => total(await scrapeAll(where.pusher), "im_pusher_deliveries_total{outcome=\"sent\"}") >= before.pusher + 1, "the pusher's count")
     await eventually(async () => total(await scrapeAll(where.ws), "im_gateway_deliveries_total{outcome=\"delivered\"}") >= before.ws + 1, "the gateways' count")
     a.client.close()

@@ -88,18 +88,22 @@ export const gatewayDeliveries = labelled(
 
 // consumer
 
-export const consumerRecords = counter(
-  "im_consumer_records_total",
-  "Bus records the consumer handled (stored and pushed); a redelivered record counts again."
+// Each by the bus topic, i.e. the consumer's lane: one-to-one chats or group fan-outs.
+export const consumerRecords = labelled(
+  counter(
+    "im_consumer_records_total",
+    "Bus records the consumer handled (stored and pushed), by topic; a redelivered record counts again."
+  ),
+  ["topic"]
 )
 export const consumerBatches = labelled(
-  counter("im_consumer_batches_total", "Batches the consumer handled, by outcome: ok, failed (handed over again)."),
-  ["outcome"]
+  counter("im_consumer_batches_total", "Batches the consumer handled, by topic and outcome: ok, failed (handed over again)."),
+  ["topic", "outcome"]
 )
-export const consumerBatchSize = sizes("im_consumer_batch_size", "Records per batch the consumer handled.")
-export const consumerBatchDuration = seconds(
-  "im_consumer_batch_duration_seconds",
-  "Time to handle one batch (seq allocation, store, push), in seconds."
+export const consumerBatchSize = labelled(sizes("im_consumer_batch_size", "Records per batch the consumer handled, by topic."), ["topic"])
+export const consumerBatchDuration = labelled(
+  seconds("im_consumer_batch_duration_seconds", "Time to handle one batch (seq allocation, store, push), by topic, in seconds."),
+  ["topic"]
 )
 export const consumerLag = labelled(
   Metric.gauge("im_consumer_lag", {

@@ -134,9 +134,9 @@ describe("standalone, observed", () => {
         "im_chat_accepted_total{kind=\"single\"} 1",
         "im_bus_published_total{topic=\"im.messages\"} 1",
         "im_gateway_frames_received_total{type=\"send\"} 1",
-        "im_consumer_records_total 1",
-        "im_consumer_batches_total{outcome=\"ok\"} 1",
-        "im_consumer_batch_size_count 1",
+        "im_consumer_records_total{topic=\"im.messages\"} 1",
+        "im_consumer_batches_total{topic=\"im.messages\",outcome=\"ok\"} 1",
+        "im_consumer_batch_size_count{topic=\"im.messages\"} 1",
         // The receiver's entry and the sender's own.
         "im_inbox_entries_stored_total 2",
         "im_pusher_deliveries_total{outcome=\"sent\"} 2",
