@@ -494,7 +494,7 @@ describe("ImClient connect and sync", () => {
     expect(server.requests.filter((r) => r.startsWith("GET /inbox?")).at(-1)).toBe("GET /inbox?after=1&limit=2&until=3")
   })
 
-  it("asks once more for a number an answer settled without an entry, and stores it if it came late", async () => {
+  it("asks again, 2 s later, for a number an answer settled without an entry, and stores it if it came late", async () => {
     const { client, server, clock, alice, bob, received } = setup()
     for (const n of [1, 2, 3]) server.message(bob, alice, `m${n}`)
     const inbox = server.inboxes.get(alice)!
