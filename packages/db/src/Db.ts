@@ -86,7 +86,11 @@ export class Db extends Context.Service<Db, {
         // were stored with: a conversation never counts a number no entry holds, and one that
         // recorded entries whose append then failed would count them again when the retry stores
         // them under new seqs. In one transaction (StoreWrites), none is kept.
-        const earlier = yield* writes.unit(Effect.gen(function*() {
+        // Usually one statement, where the stores can; write by write when it cannot, or finds
+        // entries of these messages stored before.
+        const atOnce = writes.saveAtOnce !== undefined && entries.length > 0 &&
+          (yield* writes.saveAtOnce({ messages, entries, conversations: track([...entries, ...replayed]) }))
+        const earlier = atOnce ? [] : yield* writes.unit(Effect.gen(function*() {
           if (messages.length > 0) yield* history.save(messages)
           const earlier = entries.length > 0 ? yield* inbox.append(entries) : []
           const tracked = track([...withStoredSeqs(entries, earlier, (ref) => ref.server_id), ...replayed])

@@ -3,7 +3,9 @@ import { ServerId, UserId } from "@im/domain/Ids"
 import { ConversationStore } from "@im/ports/ConversationStore"
 import { HistoryStore } from "@im/ports/HistoryStore"
 import { InboxStore } from "@im/ports/InboxStore"
-import { StoreWrites } from "@im/ports/StoreWrites"
+import { type Save, StoreWrites } from "@im/ports/StoreWrites"
+import * as EmbeddedPostgres from "@im/sql/EmbeddedPostgres"
+import * as SqlStorage from "@im/sql/SqlStorage"
 import { flakyInbox } from "@im/ports/testing/FlakyInbox"
 import * as Metrics from "@im/observability/Metrics"
 import { Effect, Layer, Metric } from "effect"
@@ -141,4 +143,34 @@ describe("Db.save", () => {
       assert.deepStrictEqual((yield* db.pull({ user: bob, after: 0, limit: 10 })).entries.map((entry) => entry.seq), [1])
       assert.deepStrictEqual((yield* conversations.list(bob)).map((c) => [c.last_seq, c.unread]), [[1, 1]], "seq 2 holds nothing and is not counted")
     }).pipe(Effect.provide(Db.layer.pipe(Layer.provideMerge(Layer.mergeAll(HistoryStore.layerMemory, InboxStore.layerMemory, ConversationStore.layerMemory))))))
+})
+
+describe("Db.save on standalone's stores (SqlStorage on an in-memory PGlite)", () => {
+  /** StoreWrites as SqlStorage gives it, saying which way each save went. */
+  const logging = (log: Array<string>) =>
+    Layer.effect(
+      StoreWrites,
+      Effect.map(Effect.service(StoreWrites), (inner) => ({
+        unit: <A, E, R>(writes: Effect.Effect<A, E, R>) => Effect.andThen(Effect.sync(() => log.push("unit")), inner.unit(writes)),
+        saveAtOnce: (save: Save) => Effect.tap(inner.saveAtOnce!(save), (done) => Effect.sync(() => log.push(`at once: ${done}`)))
+      }))
+    )
+  const database = SqlStorage.layer.pipe(Layer.provideMerge(EmbeddedPostgres.layer({ dataDir: undefined })))
+
+  it.effect("stores a save in one statement, and a replay write by write, answering as the memory stores do", () =>
+    Effect.gen(function*() {
+      const log: Array<string> = []
+      yield* Effect.gen(function*() {
+        const db = yield* Effect.service(Db)
+        const conversations = yield* Effect.service(ConversationStore)
+        const m = message(1)
+        assert.deepStrictEqual(yield* db.save([m], [{ user_id: bob, seq: 1, server_id: m.server_id }]), [])
+        assert.deepStrictEqual(log, ["at once: true"])
+        // Another consumer took seq 2 for the same message (a rebalance): stored before under 1.
+        assert.deepStrictEqual(yield* db.save([m], [{ user_id: bob, seq: 2, server_id: m.server_id }]), [{ user_id: bob, seq: 1, server_id: m.server_id }])
+        assert.deepStrictEqual(log, ["at once: true", "at once: false", "unit"])
+        assert.deepStrictEqual((yield* db.pull({ user: bob, after: 0, limit: 10 })).entries.map((entry) => [entry.seq, entry.message]), [[1, m]])
+        assert.deepStrictEqual((yield* conversations.list(bob)).map((c) => [c.last_seq, c.unread]), [[1, 1]], "seq 2 holds nothing and is not counted")
+      }).pipe(Effect.provide(Db.layer.pipe(Layer.provideMerge(logging(log)), Layer.provideMerge(database))))
+    }), 60_000)
 })

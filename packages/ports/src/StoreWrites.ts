@@ -1,5 +1,15 @@
+import type { Message } from "@im/domain/Message"
 import { Context, Effect } from "effect"
+import type { ConversationEntry } from "./ConversationStore.ts"
+import type { InboxRef } from "./InboxStore.ts"
 import type { PortError } from "./PortError.ts"
+
+/** Db.save's writes: the messages, their new inbox entries, and the entries' conversations. */
+export interface Save {
+  readonly messages: ReadonlyArray<Message>
+  readonly entries: ReadonlyArray<InboxRef>
+  readonly conversations: ReadonlyArray<ConversationEntry>
+}
 
 /**
  * How a group of writes to several stores runs: Db.save's history, inbox entries and
@@ -14,6 +24,12 @@ import type { PortError } from "./PortError.ts"
  */
 export interface StoreWritesShape {
   readonly unit: <A, E, R>(writes: Effect.Effect<A, E, R>) => Effect.Effect<A, E | PortError, R>
+  /**
+   * Where the stores can, a save in one statement when none of its entries' messages has an
+   * entry stored yet (the usual case): true when it stored every write, false when it stored none
+   * and the save must go write by write (a replay, a number taken, an id it cannot carry).
+   */
+  readonly saveAtOnce?: ((save: Save) => Effect.Effect<boolean, PortError>) | undefined
 }
 
 /** Each write its own, as the effect makes them. */

@@ -10,9 +10,9 @@ import {
   summarizeEntries,
   toConversation
 } from "@im/ports/ConversationStore"
-import { Array as Arr, Effect, Layer, Option } from "effect"
-import { SqlClient } from "effect/sql"
-import { chunks, portCall, toNumber } from "./SqlErrors.ts"
+import { Effect, Layer, Option } from "effect"
+import { SqlClient, type Statement } from "effect/sql"
+import { portCall, toNumber } from "./SqlErrors.ts"
 
 interface Row {
   readonly user_id: string
@@ -59,82 +59,104 @@ const APPEND_TO_HEAD_UP_TO = 1_000
  */
 const FOLD_ABOVE = 2_000
 
-/** Rows per statement. */
-const CHUNK = 1_000
+/** How long the unread texts may grow (APPEND_TO_HEAD_UP_TO, FOLD_ABOVE); tests shorten them. */
+export interface TextLimits {
+  readonly appendToHeadUpTo: number
+  readonly foldAbove: number
+}
+
+export const DEFAULT_LIMITS: TextLimits = { appendToHeadUpTo: APPEND_TO_HEAD_UP_TO, foldAbove: FOLD_ABOVE }
+
+/** A conversation row as a batch's entries make it (summarizeEntries), one per (user, conversation). */
+const rowsOf = (entries: ReadonlyArray<ConversationEntry>) =>
+  groupEntries(entries).map((group) => {
+    const { last, ownSeq, unreadAfterOwn } = summarizeEntries(group.entries)
+    return {
+      user_id: group.user_id,
+      conversation: group.conversation,
+      last_seq: last.seq,
+      last_server_id: last.server_id,
+      // As a new row: read up to the own entry, if any. As an update, see summarizeEntries.
+      read_seq: ownSeq,
+      unread_seqs: encodeRuns(unreadAfterOwn)
+    }
+  })
+
+/**
+ * The upsert of the conversation rows `entries` make, read from `unnest` (one parameter per
+ * column whatever their number), done if `where`; it never reads the rows first: the database
+ * applies each summary to the row it has, appending the new unread runs to the text, or to its
+ * tail once the text is long. Returns the rows written, and whether their tail `grown` past
+ * `foldAbove` (`compact` them).
+ */
+export const recordEntries = (
+  sql: SqlClient.SqlClient,
+  { appendToHeadUpTo, foldAbove }: TextLimits,
+  entries: ReadonlyArray<ConversationEntry>,
+  where: Statement.Fragment = sql`true`
+) => {
+  const rows = rowsOf(entries)
+  const column = <A>(f: (row: typeof rows[number]) => A) => rows.map(f)
+  /** The batch has an own entry newer than the row: what it holds is read, the rest replaces the row's. */
+  const readsAll = sql`EXCLUDED.read_seq > conversations.last_seq`
+  /** The row's text is short and has no tail: the batch's runs go to the text. */
+  const toText = sql`conversations.unread_tail = '[]' AND length(conversations.unread_seqs) <= ${appendToHeadUpTo}`
+  return sql<{ readonly user_id: string; readonly conversation: string; readonly grown: boolean }>`
+    INSERT INTO conversations (user_id, conversation, last_seq, last_server_id, read_seq, unread_seqs)
+    SELECT * FROM unnest(
+      ${column((row) => row.user_id)}::text[], ${column((row) => row.conversation)}::text[],
+      ${column((row) => BigInt(row.last_seq))}::int8[], ${column((row) => row.last_server_id)}::text[],
+      ${column((row) => BigInt(row.read_seq))}::int8[], ${column((row) => row.unread_seqs)}::text[]
+    )
+    WHERE ${where}
+    ON CONFLICT (user_id, conversation) DO UPDATE SET
+      last_seq = EXCLUDED.last_seq,
+      last_server_id = EXCLUDED.last_server_id,
+      read_seq = CASE WHEN ${readsAll} THEN EXCLUDED.read_seq ELSE conversations.read_seq END,
+      -- Migration 0014: appended, or the text's last run extended.
+      unread_seqs = CASE
+        WHEN ${readsAll} THEN EXCLUDED.unread_seqs
+        WHEN ${toText} THEN unread_append(conversations.unread_seqs, conversations.last_seq, EXCLUDED.unread_seqs)
+        ELSE conversations.unread_seqs END,
+      unread_tail = CASE
+        WHEN ${readsAll} OR ${toText} THEN '[]'
+        ELSE unread_append(conversations.unread_tail, conversations.last_seq, EXCLUDED.unread_seqs) END
+    WHERE EXCLUDED.last_seq > conversations.last_seq
+    RETURNING user_id, conversation, length(unread_tail) > ${foldAbove} AS grown`
+}
+
+/** Rewrites the rows of these (user, conversation) keys normalized, the tail folded into the text, under a lock. */
+export const compact = (sql: SqlClient.SqlClient, keys: ReadonlyArray<{ readonly user_id: string; readonly conversation: string }>) =>
+  keys.length === 0 ? Effect.void : Effect.gen(function*() {
+    const rows = yield* sql<Row>`
+      SELECT * FROM conversations
+      WHERE (user_id, conversation) IN (${sql.csv(keys.map(({ conversation, user_id }) => sql`(${user_id}, ${conversation})`))})
+      FOR UPDATE`
+    for (const row of rows) {
+      yield* sql`
+        UPDATE conversations SET unread_seqs = ${encodeRuns(toState(row).unread)}, unread_tail = '[]'
+        WHERE user_id = ${row.user_id} AND conversation = ${row.conversation}`
+    }
+  }).pipe(sql.withTransaction)
 
 /**
  * Conversations in `conversations`, one row per (user, conversation) with the unread seqs as
- * JSON text (encodeRuns). Recording a batch is one upsert, which never reads the rows first:
- * each conversation's entries are summarized (`summarizeEntries`) and the database applies the
- * summary to the row it has, appending the new unread runs to the text, or to its tail once the
- * text is long (replays and runs appended out of shape are sorted out by `normalizeRuns` when the
- * row is read). A row whose tail grew past FOLD_ABOVE characters is then rewritten normalized,
- * under a lock. `markRead` reads the row under a lock, applies the shared rule of
- * ConversationStore.ts and writes it back, in one transaction.
+ * JSON text (encodeRuns). Recording a batch is one upsert (`recordEntries`); replays and runs
+ * appended out of shape are sorted out by `normalizeRuns` when the row is read. A row whose tail
+ * grew past `foldAbove` characters is then rewritten normalized, under a lock (`compact`).
+ * `markRead` reads the row under a lock, applies the shared rule of ConversationStore.ts and
+ * writes it back, in one transaction.
  */
-export const layerWith = (
-  { appendToHeadUpTo, foldAbove }: { readonly appendToHeadUpTo: number; readonly foldAbove: number }
-): Layer.Layer<ConversationStore, never, SqlClient.SqlClient> =>
+export const layerWith = (limits: TextLimits): Layer.Layer<ConversationStore, never, SqlClient.SqlClient> =>
   Layer.effect(
     ConversationStore,
     Effect.gen(function*() {
       const sql = yield* SqlClient.SqlClient
 
-      /** The batch has an own entry newer than the row: what it holds is read, the rest replaces the row's. */
-      const readsAll = sql`EXCLUDED.read_seq > conversations.last_seq`
-      /** The row's text is short and has no tail: the batch's runs go to the text. */
-      const toText = sql`conversations.unread_tail = '[]' AND length(conversations.unread_seqs) <= ${appendToHeadUpTo}`
-
-      const compact = (keys: Arr.NonEmptyReadonlyArray<readonly [string, string]>) =>
-        Effect.gen(function*() {
-          const rows = yield* sql<Row>`
-            SELECT * FROM conversations
-            WHERE (user_id, conversation) IN (${sql.csv(keys.map(([user, conversation]) => sql`(${user}, ${conversation})`))})
-            FOR UPDATE`
-          for (const row of rows) {
-            yield* sql`
-              UPDATE conversations SET unread_seqs = ${encodeRuns(toState(row).unread)}, unread_tail = '[]'
-              WHERE user_id = ${row.user_id} AND conversation = ${row.conversation}`
-          }
-        }).pipe(sql.withTransaction)
-
       const record = Effect.fn("SqlConversationStore.record")(function*(entries: ReadonlyArray<ConversationEntry>) {
         if (entries.length === 0) return
-        const groups = groupEntries(entries)
-        yield* Effect.forEach(chunks(groups, CHUNK), (part) =>
-          Effect.gen(function*() {
-            const rows = part.map((group) => {
-              const { last, ownSeq, unreadAfterOwn } = summarizeEntries(group.entries)
-              return {
-                user_id: group.user_id,
-                conversation: group.conversation,
-                last_seq: last.seq,
-                last_server_id: last.server_id,
-                // As a new row: read up to the own entry, if any. As an update, see summarizeEntries.
-                read_seq: ownSeq,
-                unread_seqs: encodeRuns(unreadAfterOwn)
-              }
-            })
-            if (!Arr.isArrayNonEmpty(rows)) return
-            const written = yield* sql<{ readonly user_id: string; readonly conversation: string; readonly grown: boolean }>`
-              INSERT INTO conversations ${sql.insert(rows)}
-              ON CONFLICT (user_id, conversation) DO UPDATE SET
-                last_seq = EXCLUDED.last_seq,
-                last_server_id = EXCLUDED.last_server_id,
-                read_seq = CASE WHEN ${readsAll} THEN EXCLUDED.read_seq ELSE conversations.read_seq END,
-                -- Migration 0014: appended, or the text's last run extended.
-                unread_seqs = CASE
-                  WHEN ${readsAll} THEN EXCLUDED.unread_seqs
-                  WHEN ${toText} THEN unread_append(conversations.unread_seqs, conversations.last_seq, EXCLUDED.unread_seqs)
-                  ELSE conversations.unread_seqs END,
-                unread_tail = CASE
-                  WHEN ${readsAll} OR ${toText} THEN '[]'
-                  ELSE unread_append(conversations.unread_tail, conversations.last_seq, EXCLUDED.unread_seqs) END
-              WHERE EXCLUDED.last_seq > conversations.last_seq
-              RETURNING user_id, conversation, length(unread_tail) > ${foldAbove} AS grown`
-            const grown = written.filter((row) => row.grown)
-            if (Arr.isArrayNonEmpty(grown)) yield* compact(Arr.map(grown, (row) => [row.user_id, row.conversation] as const))
-          }), { discard: true }).pipe(portCall("ConversationStore", "record"))
+        const written = yield* recordEntries(sql, limits, entries).pipe(portCall("ConversationStore", "record"))
+        yield* compact(sql, written.filter((row) => row.grown)).pipe(portCall("ConversationStore", "record"))
       })
 
       const list = Effect.fn("SqlConversationStore.list")(function*(user: UserId) {
@@ -163,7 +185,4 @@ export const layerWith = (
   )
 
 /** The store with the texts' lengths above; tests shorten them to reach the tail and the fold. */
-export const layer: Layer.Layer<ConversationStore, never, SqlClient.SqlClient> = layerWith({
-  appendToHeadUpTo: APPEND_TO_HEAD_UP_TO,
-  foldAbove: FOLD_ABOVE
-})
+export const layer: Layer.Layer<ConversationStore, never, SqlClient.SqlClient> = layerWith(DEFAULT_LIMITS)

@@ -1,12 +1,10 @@
 import type { GroupId, LocalId, ServerId, UserId } from "@im/domain/Ids"
 import type { Message, MessageKind, StoredContentType } from "@im/domain/Message"
 import { HistoryStore } from "@im/ports/HistoryStore"
-import { Array as Arr, Effect, Layer } from "effect"
-import { SqlClient } from "effect/sql"
+import { Effect, Layer } from "effect"
+import { SqlClient, type Statement } from "effect/sql"
 import { chunks, portCall, toNumber } from "./SqlErrors.ts"
 
-/** Rows per insert: ten parameters each. */
-const CHUNK = 2_000
 /** Ids per select. */
 const ID_CHUNK = 10_000
 
@@ -39,19 +37,43 @@ const toMessage = (row: MessageRow): Message => ({
   ...(row.recalled ? { recalled: true as const } : {})
 })
 
-const toRow = (message: Message) => ({
-  server_id: message.server_id,
-  local_id: message.local_id,
-  sender_id: message.sender_id,
-  kind: message.kind,
-  receiver_id: message.receiver_id ?? null,
-  group_id: message.group_id ?? null,
-  content_type: message.content_type,
-  content: message.content,
-  create_time: message.create_time,
-  send_time: message.send_time,
-  recalled: message.recalled === true
-})
+/** The first of each server_id. */
+const uniqueById = (messages: ReadonlyArray<Message>) => {
+  const unique = new Map<ServerId, Message>()
+  for (const message of messages) if (!unique.has(message.server_id)) unique.set(message.server_id, message)
+  return [...unique.values()]
+}
+
+/**
+ * `INSERT INTO messages` of these messages (the first of each server_id), a message already
+ * stored left as it is, with the rows read from `unnest`: one parameter per column whatever
+ * their number, so a batch needs no splitting. (Every element of an array parameter needs one
+ * type: numbers go as bigints whatever their size, and a missing id as '', NULL again here.)
+ * `where` decides, once for all of them, whether they are inserted (SqlStoreWrites's
+ * one-statement save inserts them only when it stores the rest).
+ */
+export const insertMessages = (
+  sql: SqlClient.SqlClient,
+  messages: ReadonlyArray<Message>,
+  where: Statement.Fragment = sql`true`
+) => {
+  const rows = uniqueById(messages)
+  const column = <A>(f: (message: Message) => A) => rows.map(f)
+  return sql`
+    INSERT INTO messages (
+      server_id, local_id, sender_id, kind, receiver_id, group_id, content_type, content, create_time, send_time, recalled
+    )
+    SELECT server_id, local_id, sender_id, kind, nullif(receiver_id, ''), nullif(group_id, ''), content_type, content,
+      create_time, send_time, recalled
+    FROM unnest(
+      ${column((m) => m.server_id)}::text[], ${column((m) => m.local_id)}::text[], ${column((m) => m.sender_id)}::text[],
+      ${column((m) => m.kind)}::text[], ${column((m) => m.receiver_id ?? "")}::text[], ${column((m) => m.group_id ?? "")}::text[],
+      ${column((m) => m.content_type)}::text[], ${column((m) => m.content)}::text[], ${column((m) => BigInt(m.create_time))}::int8[],
+      ${column((m) => BigInt(m.send_time))}::int8[], ${column((m) => m.recalled === true)}::bool[]
+    ) AS m(server_id, local_id, sender_id, kind, receiver_id, group_id, content_type, content, create_time, send_time, recalled)
+    WHERE ${where}
+    ON CONFLICT (server_id) DO NOTHING`
+}
 
 /** Messages in the `messages` table, keyed by server_id; the first saved version stays. */
 export const layer: Layer.Layer<HistoryStore, never, SqlClient.SqlClient> = Layer.effect(
@@ -60,13 +82,8 @@ export const layer: Layer.Layer<HistoryStore, never, SqlClient.SqlClient> = Laye
     const sql = yield* SqlClient.SqlClient
 
     const save = Effect.fn("SqlHistoryStore.save")(function*(messages: ReadonlyArray<Message>) {
-      const unique = new Map<ServerId, Message>()
-      for (const message of messages) if (!unique.has(message.server_id)) unique.set(message.server_id, message)
-      yield* Effect.forEach(
-        chunks([...unique.values()], CHUNK),
-        (part) => sql`INSERT INTO messages ${sql.insert(Arr.map(part, toRow))} ON CONFLICT (server_id) DO NOTHING`,
-        { discard: true }
-      ).pipe(portCall("HistoryStore", "save"))
+      if (messages.length === 0) return
+      yield* insertMessages(sql, messages).pipe(portCall("HistoryStore", "save"))
     })
 
     const get = Effect.fn("SqlHistoryStore.get")(function*(ids: ReadonlyArray<ServerId>) {

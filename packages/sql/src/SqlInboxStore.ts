@@ -92,6 +92,73 @@ const fanoutOf = (entries: Iterable<InboxRef>) => {
   }
 }
 
+/** Every stored (user, seq) pair of these messages, whatever the user. */
+const storedPairs = (sql: SqlClient.SqlClient, messages: ReadonlyArray<ServerId>) =>
+  sql<InboxRow>`
+    SELECT u.user_id, u.seq, f.server_id
+    FROM inbox_fanout f CROSS JOIN LATERAL unnest(f.user_ids, f.seqs) AS u(user_id, seq)
+    WHERE f.server_id = ANY(${messages}::text[])`
+
+/**
+ * An append's common table expressions: `known` (the stored pairs of `messages`), `clashes` (the
+ * stored runs `runs` would overlap), `go` (true when `known` holds `expectedKnown` pairs and
+ * nothing clashes), and the inserts of `entries` as `runs` (runsOf them) and fanout rows, done
+ * only if `go`. The statement that holds them says what it returns.
+ */
+export const appendSteps = (
+  sql: SqlClient.SqlClient,
+  messages: ReadonlyArray<ServerId>,
+  entries: ReadonlyArray<InboxRef>,
+  expectedKnown: number,
+  runs: ReadonlyArray<Run>
+) => {
+  const fanout = fanoutOf(entries)
+  return sql`
+    known AS (${storedPairs(sql, messages)}),
+    runs AS (
+      SELECT * FROM unnest(
+        ${runs.map((run) => run.user_id)}::text[], ${runs.map((run) => BigInt(run.first_seq))}::int8[],
+        ${runs.map((run) => BigInt(run.last_seq))}::int8[], ${runs.map((run) => run.server_ids.join(SEPARATOR))}::text[]
+      ) AS r(user_id, first_seq, last_seq, server_ids)
+    ),
+    clashes AS (
+      SELECT r.user_id, greatest(r.first_seq, nearest.first_seq) AS taken FROM runs r CROSS JOIN LATERAL (
+        SELECT i.first_seq FROM inbox_runs i
+        WHERE i.user_id = r.user_id AND i.last_seq >= r.first_seq
+        ORDER BY i.last_seq LIMIT 1
+      ) AS nearest
+      WHERE nearest.first_seq <= r.last_seq
+    ),
+    go AS (
+      SELECT (SELECT count(*) FROM known) = ${expectedKnown} AND NOT EXISTS (SELECT 1 FROM clashes) AS go
+    ),
+    stored_runs AS (
+      INSERT INTO inbox_runs (user_id, first_seq, last_seq, server_ids)
+      SELECT user_id, first_seq, last_seq, string_to_array(server_ids, chr(10)) FROM runs
+      WHERE (SELECT go FROM go)
+    ),
+    stored_fanout AS (
+      INSERT INTO inbox_fanout (server_id, user_ids, seqs)
+      SELECT server_id, string_to_array(user_ids, chr(10)), string_to_array(seqs, ',')::int8[]
+      FROM unnest(${fanout.messages}::text[], ${fanout.users}::text[], ${fanout.seqs}::text[]) AS f(server_id, user_ids, seqs)
+      WHERE (SELECT go FROM go)
+    )`
+}
+
+/**
+ * What an append of `entries` stores when nothing of their messages is stored yet, the usual
+ * case, in one pass: the entries (unique by (user, server_id)), their messages and their runs; or
+ * undefined when the ids or the numbers need `append`'s checks and passes.
+ */
+export const firstPass = (entries: ReadonlyArray<InboxRef>) => {
+  if (entries.some((entry) => !joinable(entry.user_id) || !joinable(entry.server_id))) return undefined
+  const given = [...firstOfEachPair(entries).values()]
+  if (given.length === 0) return undefined
+  const runs = runsOf(given)
+  if (runs instanceof PortError) return undefined
+  return { given, messages: [...new Set(given.map((entry) => entry.server_id))], runs }
+}
+
 /**
  * Inboxes as runs (migration 0013). `inbox_runs` holds a row per user and stretch of consecutive
  * seqs appended together, keyed by (user_id, last_seq); `inbox_fanout` a row per message and
@@ -116,13 +183,6 @@ export const layer: Layer.Layer<InboxStore, never, SqlClient.SqlClient> = Layer.
   Effect.gen(function*() {
     const sql = yield* SqlClient.SqlClient
 
-    /** Every stored (user, seq) pair of these messages, whatever the user. */
-    const storedPairs = (messages: ReadonlyArray<ServerId>) =>
-      sql<InboxRow>`
-        SELECT u.user_id, u.seq, f.server_id
-        FROM inbox_fanout f CROSS JOIN LATERAL unnest(f.user_ids, f.seqs) AS u(user_id, seq)
-        WHERE f.server_id = ANY(${messages}::text[])`
-
     /**
      * Stores `entries` (as `runs`, runsOf them) unless their messages' stored pairs are not
      * `expectedKnown` in number or one of their runs overlaps a stored one; returns those pairs
@@ -135,37 +195,8 @@ export const layer: Layer.Layer<InboxStore, never, SqlClient.SqlClient> = Layer.
       runs: ReadonlyArray<Run> | PortError
     ) => {
       if (runs instanceof PortError) return Effect.fail(runs)
-      const fanout = fanoutOf(entries)
       return sql<{ readonly clash: boolean } & InboxRow>`
-        WITH known AS (${storedPairs(messages)}),
-        runs AS (
-          SELECT * FROM unnest(
-            ${runs.map((run) => run.user_id)}::text[], ${runs.map((run) => run.first_seq)}::int8[],
-            ${runs.map((run) => run.last_seq)}::int8[], ${runs.map((run) => run.server_ids.join(SEPARATOR))}::text[]
-          ) AS r(user_id, first_seq, last_seq, server_ids)
-        ),
-        clashes AS (
-          SELECT r.user_id, greatest(r.first_seq, nearest.first_seq) AS taken FROM runs r CROSS JOIN LATERAL (
-            SELECT i.first_seq FROM inbox_runs i
-            WHERE i.user_id = r.user_id AND i.last_seq >= r.first_seq
-            ORDER BY i.last_seq LIMIT 1
-          ) AS nearest
-          WHERE nearest.first_seq <= r.last_seq
-        ),
-        go AS (
-          SELECT (SELECT count(*) FROM known) = ${expectedKnown} AND NOT EXISTS (SELECT 1 FROM clashes) AS go
-        ),
-        stored_runs AS (
-          INSERT INTO inbox_runs (user_id, first_seq, last_seq, server_ids)
-          SELECT user_id, first_seq, last_seq, string_to_array(server_ids, chr(10)) FROM runs
-          WHERE (SELECT go FROM go)
-        ),
-        stored_fanout AS (
-          INSERT INTO inbox_fanout (server_id, user_ids, seqs)
-          SELECT server_id, string_to_array(user_ids, chr(10)), string_to_array(seqs, ',')::int8[]
-          FROM unnest(${fanout.messages}::text[], ${fanout.users}::text[], ${fanout.seqs}::text[]) AS f(server_id, user_ids, seqs)
-          WHERE (SELECT go FROM go)
-        )
+        WITH ${appendSteps(sql, messages, entries, expectedKnown, runs)}
         SELECT false AS clash, server_id, user_id, seq FROM known
         UNION ALL
         SELECT true, NULL, user_id, taken FROM clashes`.pipe(
@@ -198,7 +229,7 @@ export const layer: Layer.Layer<InboxStore, never, SqlClient.SqlClient> = Layer.
       if (givenRuns instanceof PortError) {
         // Two of them under one number: allowed when all but one were stored before (replays under
         // other numbers), which only the stored pairs tell.
-        const known = (yield* storedPairs(messages).pipe(portCall(PORT, "append"))).map(toRef)
+        const known = (yield* storedPairs(sql, messages).pipe(portCall(PORT, "append"))).map(toRef)
         fresh = withoutStored(known)
         expectedKnown = known.length
       }
@@ -230,7 +261,7 @@ export const layer: Layer.Layer<InboxStore, never, SqlClient.SqlClient> = Layer.
     const find = Effect.fn("SqlInboxStore.find")(function*(keys: ReadonlyArray<Pick<InboxRef, "user_id" | "server_id">>) {
       if (keys.length === 0) return []
       const wanted = new Set(keys.map((key) => entryKey(key.user_id, key.server_id)))
-      const rows = yield* storedPairs([...new Set(keys.map((key) => key.server_id))]).pipe(portCall(PORT, "find"))
+      const rows = yield* storedPairs(sql, [...new Set(keys.map((key) => key.server_id))]).pipe(portCall(PORT, "find"))
       return rows.filter((row) => wanted.has(entryKey(row.user_id as UserId, row.server_id as ServerId))).map(toRef)
     })
 

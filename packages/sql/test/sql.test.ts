@@ -1,4 +1,4 @@
-import { LocalId, ServerId, UserId } from "@im/domain/Ids"
+import { GroupId, LocalId, ServerId, UserId } from "@im/domain/Ids"
 import type { Message } from "@im/domain/Message"
 import { ConversationStore, MAX_TRACKED_RUNS } from "@im/ports/ConversationStore"
 import { HistoryStore } from "@im/ports/HistoryStore"
@@ -33,6 +33,7 @@ import * as SqlInboxStore from "../src/SqlInboxStore.ts"
 import * as SqlSeqStore from "../src/SqlSeqStore.ts"
 import * as SqlSessionStore from "../src/SqlSessionStore.ts"
 import * as SqlStorage from "../src/SqlStorage.ts"
+import * as SqlStoreWrites from "../src/SqlStoreWrites.ts"
 import * as SqlUserStore from "../src/SqlUserStore.ts"
 
 // PGlite takes seconds to start: one in-memory database serves every suite of this file. The
@@ -436,6 +437,117 @@ layer(database, { ...shared, excludeTestServices: true })("SqlStoreWrites, as st
       assert.deepStrictEqual(yield* history.get([second.server_id]), [], "the message was not kept")
       assert.deepStrictEqual(yield* conversations.list(user), [], "nor the conversation")
       assert.deepStrictEqual((yield* inbox.range({ user, after: 0, limit: 10 })).map((ref) => ref.server_id), [first.server_id])
+    }).pipe(Effect.provide(stores)))
+})
+
+layer(database, { ...shared, excludeTestServices: true })("SqlStoreWrites.saveAtOnce: a save in one statement, or none of it", (it) => {
+  const stores = SqlStorage.layer.pipe(Layer.provide(database))
+  const messageTo = (receiver: UserId, id: string, extra: Partial<Message> = {}): Message => ({
+    server_id: ServerId.make(id),
+    local_id: LocalId.make(`l-${id}`),
+    sender_id: UserId.make("a_sender"),
+    kind: "single",
+    receiver_id: receiver,
+    content_type: "text",
+    content: id,
+    create_time: 1,
+    send_time: 1_764_000_000_000,
+    ...extra
+  })
+  const conversationOf = (user: UserId, seq: number, id: string, own = false) => ({
+    user_id: user,
+    seq,
+    server_id: ServerId.make(id),
+    conversation: "u:a_sender",
+    own
+  })
+
+  it.effect("stores the messages, their entries and conversations, and answers true", () =>
+    Effect.gen(function*() {
+      const [writes, history, inbox, conversations] = yield* Effect.all([StoreWrites, HistoryStore, InboxStore, ConversationStore])
+      const user = UserId.make("a_kept")
+      // Numbers past 2^31 beside small ones, and a group message beside a one-to-one: one array each.
+      const messages = [
+        messageTo(user, "a_m1", { create_time: 1_764_000_000_000 }),
+        (({ receiver_id: _, ...rest }) => ({ ...rest, kind: "group", group_id: GroupId.make("g_a") }))(messageTo(user, "a_m2")) satisfies Message
+      ]
+      const done = yield* writes.saveAtOnce!({
+        messages,
+        entries: [{ user_id: user, seq: 1, server_id: messages[0]!.server_id }, { user_id: user, seq: 2, server_id: messages[1]!.server_id }],
+        conversations: [conversationOf(user, 1, "a_m1")]
+      })
+      assert.isTrue(done)
+      assert.deepStrictEqual(
+        [...yield* history.get(messages.map((m) => m.server_id))].sort((a, b) => a.content.localeCompare(b.content)),
+        messages,
+        "field for field, the missing receiver and group as missing"
+      )
+      assert.deepStrictEqual((yield* inbox.range({ user, after: 0, limit: 10 })).map((ref) => [ref.seq, ref.server_id]), [[1, "a_m1"], [2, "a_m2"]])
+      assert.deepStrictEqual((yield* conversations.list(user)).map((c) => [c.last_seq, c.unread]), [[1, 1]])
+    }).pipe(Effect.provide(stores)))
+
+  it.effect("stores none of it and answers false when an entry of its messages was stored before (a replay)", () =>
+    Effect.gen(function*() {
+      const [writes, history, inbox, conversations] = yield* Effect.all([StoreWrites, HistoryStore, InboxStore, ConversationStore])
+      const [ann, ben] = [UserId.make("a_ann"), UserId.make("a_ben")]
+      const first = messageTo(ann, "a_r1")
+      assert.isTrue(yield* writes.saveAtOnce!({ messages: [first], entries: [{ user_id: ann, seq: 1, server_id: first.server_id }], conversations: [] }))
+      const second = messageTo(ben, "a_r2")
+      const done = yield* writes.saveAtOnce!({
+        messages: [first, second],
+        entries: [{ user_id: ann, seq: 2, server_id: first.server_id }, { user_id: ben, seq: 1, server_id: second.server_id }],
+        conversations: [conversationOf(ben, 1, "a_r2")]
+      })
+      assert.isFalse(done)
+      assert.deepStrictEqual(yield* history.get([second.server_id]), [], "the new message was not kept")
+      assert.strictEqual(yield* inbox.newest(ben), 0, "nor its entry")
+      assert.strictEqual(yield* inbox.newest(ann), 1, "the replay was not stored again")
+      assert.deepStrictEqual(yield* conversations.list(ben), [], "nor the conversation")
+    }).pipe(Effect.provide(stores)))
+
+  it.effect("stores none of it and answers false when a number is another message's, or two entries share one", () =>
+    Effect.gen(function*() {
+      const [writes, history, inbox] = yield* Effect.all([StoreWrites, HistoryStore, InboxStore])
+      const user = UserId.make("a_taken")
+      const first = messageTo(user, "a_t1")
+      assert.isTrue(yield* writes.saveAtOnce!({ messages: [first], entries: [{ user_id: user, seq: 1, server_id: first.server_id }], conversations: [] }))
+      const second = messageTo(user, "a_t2")
+      assert.isFalse(yield* writes.saveAtOnce!({ messages: [second], entries: [{ user_id: user, seq: 1, server_id: second.server_id }], conversations: [] }))
+      const third = messageTo(user, "a_t3")
+      assert.isFalse(yield* writes.saveAtOnce!({
+        messages: [second, third],
+        entries: [{ user_id: user, seq: 2, server_id: second.server_id }, { user_id: user, seq: 2, server_id: third.server_id }],
+        conversations: []
+      }))
+      assert.deepStrictEqual(yield* history.get([second.server_id, third.server_id]), [])
+      assert.deepStrictEqual((yield* inbox.range({ user, after: 0, limit: 10 })).map((ref) => ref.server_id), [first.server_id])
+    }).pipe(Effect.provide(stores)))
+
+  it.effect("folds a conversation whose tail grew past its limit, as a record does", () =>
+    Effect.gen(function*() {
+      const sql = yield* SqlClient.SqlClient
+      const writes = yield* Effect.provide(Effect.service(StoreWrites), SqlStoreWrites.layerWith({ appendToHeadUpTo: 8, foldAbove: 20 }))
+      const user = UserId.make("a_fold")
+      const row = () =>
+        Effect.map(
+          sql<{ readonly unread_seqs: string; readonly unread_tail: string }>`
+            SELECT unread_seqs, unread_tail FROM conversations WHERE user_id = ${user}`,
+          (rows) => [rows[0]!.unread_seqs, rows[0]!.unread_tail]
+        )
+      // Every other seq: a run each. 1 to 7 make the text long (9 characters); the rest go to the tail.
+      const save = (seqs: ReadonlyArray<number>) => {
+        const messages = seqs.map((seq) => messageTo(user, `a_f${seq}`))
+        return writes.saveAtOnce!({
+          messages,
+          entries: seqs.map((seq) => ({ user_id: user, seq, server_id: ServerId.make(`a_f${seq}`) })),
+          conversations: seqs.map((seq) => conversationOf(user, seq, `a_f${seq}`))
+        })
+      }
+      assert.isTrue(yield* save([1, 3, 5, 7]))
+      assert.isTrue(yield* save([9, 11]))
+      assert.deepStrictEqual(yield* row(), ["[1,3,5,7]", "[9,11]"])
+      assert.isTrue(yield* save([13, 15, 17, 19, 21]))
+      assert.deepStrictEqual(yield* row(), ["[1,3,5,7,9,11,13,15,17,19,21]", "[]"], "past 20 characters of tail: folded")
     }).pipe(Effect.provide(stores)))
 })
 
