@@ -1,5 +1,6 @@
 import { ServiceRegistry, type ServiceInstance } from "@im/ports/ServiceRegistry"
 import { Context, Effect, Layer, Stream } from "effect"
+import * as Vital from "@im/ports/Vital"
 
 /** Which WebSocket a client that logs in should connect to. */
 export class WsDirectory extends Context.Service<WsDirectory, {
@@ -16,10 +17,12 @@ export class WsDirectory extends Context.Service<WsDirectory, {
       const registry = yield* ServiceRegistry
       let gateways: ReadonlyArray<ServiceInstance> = []
       let next = 0
-      yield* registry.watch("ws").pipe(
-        Stream.runForEach((current) => Effect.sync(() => void (gateways = current.filter((g) => g.meta?.["ws"] !== undefined)))),
-        Effect.catch((error) => Effect.logError("gateway watch ended", error)),
-        Effect.forkScoped
+      // A watch that ends would leave the list as it was for good (Vital: the service stops).
+      yield* Vital.forkScoped(
+        "following the ws gateways",
+        registry.watch("ws").pipe(
+          Stream.runForEach((current) => Effect.sync(() => void (gateways = current.filter((g) => g.meta?.["ws"] !== undefined))))
+        )
       )
       return WsDirectory.of({
         pick: Effect.sync(() => gateways.length === 0 ? undefined : gateways[next++ % gateways.length]!.meta!["ws"])

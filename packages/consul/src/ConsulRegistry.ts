@@ -4,6 +4,7 @@ import { Config, Duration, Effect, Layer, Schedule, Schema, Stream } from "effec
 import Consul from "consul"
 import { EventEmitter } from "node:events"
 import type { IncomingMessage } from "node:http"
+import * as Vital from "@im/ports/Vital"
 
 const PORT = "ServiceRegistry"
 
@@ -169,8 +170,9 @@ export const make = Effect.fnUntraced(function*(options: ConsulRegistryOptions) 
           )
         )
     )
-    // Forked after acquiring: the scope stops the heartbeat before it deregisters.
-    yield* Effect.sleep(heartbeatEvery).pipe(Effect.andThen(heartbeat(instance)), Effect.forkScoped)
+    // Forked after acquiring: the scope stops the heartbeat before it deregisters. Without it the
+    // check goes critical and the instance is no longer found (Vital: the service stops).
+    yield* Vital.forkScoped(`the heartbeat of ${instance.id}`, Effect.sleep(heartbeatEvery).pipe(Effect.andThen(heartbeat(instance))))
   })
 
   interface HealthAnswer {

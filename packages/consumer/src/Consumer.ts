@@ -102,7 +102,8 @@ export const coalesceBatches = <E, R>(
       )
     /** Batches taken from `arriving` that no call has taken yet, in arrival order. */
     const waiting: Array<Waiting> = []
-    yield* Effect.gen(function*() {
+    // Without it no batch would be handled again (Vital: the service stops).
+    yield* Vital.forkScoped("merging the bus's batches", Effect.gen(function*() {
       if (waiting.length === 0) waiting.push(yield* Queue.take(arriving))
       yield* Semaphore.take(calls, 1)
       // Whatever queued up while every call was busy goes with the first, as far as it fits.
@@ -128,9 +129,8 @@ export const coalesceBatches = <E, R>(
         const buffered = yield* Effect.exit(Queue.clear(arriving))
         const left = [...waiting.splice(0), ...(Exit.isSuccess(buffered) ? buffered.value : [])]
         yield* Effect.forEach(left, ({ done }) => Deferred.interrupt(done), { discard: true })
-      })),
-      Effect.forkScoped
-    )
+      }))
+    ))
     return (records: ReadonlyArray<ConsumedRecord>) =>
       Effect.gen(function*() {
         const first = records[0]

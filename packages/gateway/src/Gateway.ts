@@ -7,6 +7,7 @@ import { Clock, Config, Context, Duration, Effect, type Fiber, FiberSet, Layer, 
 import { randomUUID } from "node:crypto"
 import { hostname } from "node:os"
 import { Outbox } from "./SocketSession.ts"
+import * as Vital from "@im/ports/Vital"
 
 /** One open, authenticated WebSocket of a user. */
 export interface Session {
@@ -164,11 +165,14 @@ export class Gateway extends Context.Service<Gateway, {
       return own.length
     })
 
-    // Keep this gateway's presence entries alive while it runs.
-    yield* presence.refresh(config.id).pipe(
-      Effect.catch((error) => Effect.logWarning("presence refresh failed", error)),
-      Effect.repeat(Schedule.spaced(Duration.millis(Duration.toMillis(config.heartbeatTimeout) / 3))),
-      Effect.forkScoped
+    // Keep this gateway's presence entries alive while it runs: without it they expire, and
+    // nothing is pushed here any more (Vital: the gateway stops instead).
+    yield* Vital.forkScoped(
+      "refreshing the gateway's presence",
+      presence.refresh(config.id).pipe(
+        Effect.catch((error) => Effect.logWarning("presence refresh failed", error)),
+        Effect.repeat(Schedule.spaced(Duration.millis(Duration.toMillis(config.heartbeatTimeout) / 3)))
+      )
     )
 
     /**
@@ -205,7 +209,7 @@ export class Gateway extends Context.Service<Gateway, {
       }
       yield* Effect.all(silent, { concurrency: "unbounded", discard: true })
     })
-    yield* sweep.pipe(Effect.repeat(Schedule.spaced(Duration.millis(Math.max(10, limit / 4)))), Effect.forkScoped)
+    yield* Vital.forkScoped("expiring silent sessions", sweep.pipe(Effect.repeat(Schedule.spaced(Duration.millis(Math.max(10, limit / 4))))))
 
     // On shutdown, tell every client still here to come back later.
     yield* Effect.addFinalizer(() => closeAll(CloseCodes.goingAway, "server shutting down"))

@@ -4,6 +4,7 @@ import { CloseCodes } from "@im/domain/Frames"
 import { GatewayId, SessionId, UserId } from "@im/domain/Ids"
 import type { Delivery } from "@im/domain/Message"
 import { Presence } from "@im/ports/Presence"
+import * as Vital from "@im/ports/Vital"
 import { Deferred, Duration, Effect, Exit, Fiber, Scope } from "effect"
 import { TestClock } from "effect/testing"
 import { Gateway } from "../src/Gateway.ts"
@@ -360,4 +361,21 @@ describe("Gateway", () => {
       const exit = yield* Fiber.await(reading)
       assert.isTrue(Exit.hasInterrupts(exit))
     }).pipe(Effect.provide(Presence.layerMemory)))
+})
+
+describe("Gateway's loops under Vital", () => {
+  it.live("a presence refresh that dies tells the service's Vital: the gateway stops rather than go unfound", () =>
+    Effect.gen(function*() {
+      const told = yield* Deferred.make<string>()
+      const presence = yield* Effect.provide(Effect.service(Presence), Presence.layerMemory)
+      const what = yield* Effect.scoped(Effect.gen(function*() {
+        yield* makeGateway()
+        return yield* Deferred.await(told)
+      })).pipe(
+        Effect.provideService(Presence, Presence.of({ ...presence, refresh: () => Effect.die("the store's client broke") })),
+        Effect.provideService(Vital.Vital, { ended: (what) => Deferred.succeed(told, what).pipe(Effect.asVoid) }),
+        Effect.timeout("2 seconds")
+      )
+      assert.strictEqual(what, "refreshing the gateway's presence")
+    }))
 })

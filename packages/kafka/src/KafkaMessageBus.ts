@@ -9,6 +9,7 @@ import {
 import { PortError } from "@im/ports/PortError"
 import { Cause, Config, Deferred, Duration, Effect, Exit, Layer, Queue, Schedule, type Scope } from "effect"
 import { type Admin, type EachBatchPayload, Kafka, type KafkaMessage, logLevel, Partitioners } from "kafkajs"
+import * as Vital from "@im/ports/Vital"
 
 export interface KafkaMessageBusOptions {
   readonly brokers: ReadonlyArray<string>
@@ -234,11 +235,8 @@ export const make = (options: KafkaMessageBusOptions): Effect.Effect<MessageBus[
         Effect.tap(lingerOf),
         Effect.flatMap((first) => Effect.map(waitingUpTo(MAX_PUBLISHES_PER_REQUEST - 1), (rest) => [first, ...rest]))
       )
-    yield* nextRequest.pipe(
-      Effect.flatMap(sendPending),
-      Effect.forever,
-      Effect.forkScoped
-    )
+    // Without it no publish would ever be answered: the service stops (Vital).
+    yield* Vital.forkScoped("sending publishes to Kafka", nextRequest.pipe(Effect.flatMap(sendPending), Effect.forever))
 
     const publish = Effect.fnUntraced(function*(topic: string, records: ReadonlyArray<BusRecord>) {
       if (records.length === 0) return

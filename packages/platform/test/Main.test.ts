@@ -38,3 +38,13 @@ describe("Main.launch", () => {
     expect(state.released).toBe(true)
   })
 })
+
+describe("Vital.forkScoped", () => {
+  it("counts a fiber that just returns as ended too: it was to run as long as the service", async () => {
+    const layer = Layer.effectDiscard(Vital.forkScoped("the watch", Effect.sleep("20 millis")))
+    const exit = await Effect.runPromiseExit(launch(layer).pipe(Effect.timeout("2 seconds")))
+    const error = Exit.isFailure(exit) ? exit.cause.reasons.find((reason) => reason._tag === "Fail")?.error : undefined
+    expect(error).toMatchObject({ _tag: "VitalEnded", what: "the watch" })
+    expect(String((error as { cause: unknown }).cause)).toContain("the watch returned")
+  })
+})

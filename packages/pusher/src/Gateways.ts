@@ -6,6 +6,7 @@ import { GatewayService } from "@im/proto/gen/im/gateway/v1/gateway_pb"
 import { deliveryToProto } from "@im/proto/MessageCodec"
 import { ServiceRegistry, type ServiceInstance } from "@im/ports/ServiceRegistry"
 import { Context, Data, Effect, Layer, Scope, Stream } from "effect"
+import * as Vital from "@im/ports/Vital"
 
 export class GatewayUnreachable extends Data.TaggedError("GatewayUnreachable")<{
   readonly gateway: GatewayId
@@ -48,10 +49,12 @@ export class Gateways extends Context.Service<Gateways, {
         const registry = yield* ServiceRegistry
         const scope = yield* Effect.scope
         let instances = new Map<string, ServiceInstance>()
-        yield* registry.watch("ws").pipe(
-          Stream.runForEach((current) => Effect.sync(() => void (instances = new Map(current.map((i) => [i.id, i]))))),
-          Effect.catch((error) => Effect.logError("gateway watch ended", error)),
-          Effect.forkScoped
+        // A watch that ends would leave the gateways as they were for good (Vital: the service stops).
+        yield* Vital.forkScoped(
+          "following the ws gateways",
+          registry.watch("ws").pipe(
+            Stream.runForEach((current) => Effect.sync(() => void (instances = new Map(current.map((i) => [i.id, i])))))
+          )
         )
         const clients = new Map<string, EffectClient<typeof GatewayService>>()
         const clientFor = (instance: ServiceInstance) =>

@@ -7,6 +7,7 @@ import { join } from "node:path"
 import { Worker } from "node:worker_threads"
 import type { Started, WorkerInput } from "./EmbeddedPostgresWorker.ts"
 import * as Migrations from "./Migrations.ts"
+import * as Vital from "@im/ports/Vital"
 
 /** PGlite or its socket server could not start. */
 export class EmbeddedPostgresError extends Data.TaggedError("EmbeddedPostgresError")<{
@@ -172,14 +173,18 @@ export const layer = (
     Effect.gen(function*() {
       const path = yield* socketPath
       const { state, worker } = yield* startWorker(options, path)
-      // Without its worker the server has no database: say so where operators look.
-      yield* Effect.callback<number>((resume) => {
-        const onExit = (code: number) => resume(Effect.succeed(code))
-        worker.once("exit", onExit)
-        return Effect.sync(() => worker.off("exit", onExit))
-      }).pipe(
-        Effect.flatMap((code) => Effect.logError("the PGlite worker exited; the database is gone", { code, cause: state.error })),
-        Effect.forkScoped
+      // Without its worker the server has no database: it stops (Vital), saying why.
+      yield* Vital.forkScoped(
+        "the PGlite worker",
+        Effect.callback<number>((resume) => {
+          const onExit = (code: number) => resume(Effect.succeed(code))
+          worker.once("exit", onExit)
+          return Effect.sync(() => worker.off("exit", onExit))
+        }).pipe(
+          Effect.flatMap((code) =>
+            Effect.fail(new EmbeddedPostgresError({ message: `the PGlite worker exited with code ${code}; the database is gone`, cause: state.error }))
+          )
+        )
       )
       return yield* PgClient.make({
         path,
