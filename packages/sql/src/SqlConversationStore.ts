@@ -125,18 +125,26 @@ export const recordEntries = (
     RETURNING user_id, conversation, length(unread_tail) > ${foldAbove} AS grown`
 }
 
-/** Rewrites the rows of these (user, conversation) keys normalized, the tail folded into the text, under a lock. */
+/**
+ * Rewrites the rows of these (user, conversation) keys normalized, the tail folded into the
+ * text, under a lock: one read and one write whatever their number.
+ */
 export const compact = (sql: SqlClient.SqlClient, keys: ReadonlyArray<{ readonly user_id: string; readonly conversation: string }>) =>
   keys.length === 0 ? Effect.void : Effect.gen(function*() {
     const rows = yield* sql<Row>`
       SELECT * FROM conversations
-      WHERE (user_id, conversation) IN (${sql.csv(keys.map(({ conversation, user_id }) => sql`(${user_id}, ${conversation})`))})
+      WHERE (user_id, conversation) IN (
+        SELECT * FROM unnest(${keys.map((key) => key.user_id)}::text[], ${keys.map((key) => key.conversation)}::text[])
+      )
       FOR UPDATE`
-    for (const row of rows) {
-      yield* sql`
-        UPDATE conversations SET unread_seqs = ${encodeRuns(toState(row).unread)}, unread_tail = '[]'
-        WHERE user_id = ${row.user_id} AND conversation = ${row.conversation}`
-    }
+    if (rows.length === 0) return
+    yield* sql`
+      UPDATE conversations c SET unread_seqs = f.unread_seqs, unread_tail = '[]'
+      FROM unnest(
+        ${rows.map((row) => row.user_id)}::text[], ${rows.map((row) => row.conversation)}::text[],
+        ${rows.map((row) => encodeRuns(toState(row).unread))}::text[]
+      ) AS f(user_id, conversation, unread_seqs)
+      WHERE c.user_id = f.user_id AND c.conversation = f.conversation`
   }).pipe(sql.withTransaction)
 
 /**

@@ -39,7 +39,12 @@ export const layerWith = (limits: SqlConversationStore.TextLimits): Layer.Layer<
           SELECT user_id, conversation FROM recorded WHERE grown`.pipe(portCall("StoreWrites", "save"))
         if (rows.length === 0) return false
         const grown = rows.filter((row) => row.user_id !== null) as ReadonlyArray<{ user_id: string; conversation: string }>
-        yield* SqlConversationStore.compact(sql, grown).pipe(portCall("ConversationStore", "record"))
+        // The save is kept: a fold that fails is logged, and the next save that grows the rows
+        // folds them.
+        yield* SqlConversationStore.compact(sql, grown).pipe(
+          portCall("ConversationStore", "record"),
+          Effect.catch((error) => Effect.logWarning("folding grown conversation rows failed; a later save folds them", error))
+        )
         return true
       })
 

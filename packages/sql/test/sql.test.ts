@@ -214,6 +214,27 @@ layer(database, { ...shared, excludeTestServices: true })("SqlConversationStore 
       assert.strictEqual((yield* conversations.list(user))[0]!.unread, 0)
     }))
 
+  it.effect("folds more rows at once than a statement has parameters for", () =>
+    Effect.gen(function*() {
+      const sql = yield* SqlClient.SqlClient
+      // No text takes runs: every batch after a row's first goes to its tail, which is long at once.
+      const conversations = yield* Effect.provide(
+        Effect.service(ConversationStore),
+        SqlConversationStore.layerWith({ appendToHeadUpTo: -1, foldAbove: 2 })
+      )
+      // 33,000 rows, two key parameters each: past PostgreSQL's 65,535 in one list.
+      const peers = Array.from({ length: 33_000 }, (_, i) => `u:u_fold_${i}`)
+      const user = UserId.make("u_folds")
+      const batch = (seq: number) =>
+        peers.map((conversation, i) => ({ user_id: user, conversation, seq: seq + 3 * i, server_id: ServerId.make(`m_fold_${seq}_${i}`), own: false }))
+      yield* conversations.record(batch(1))
+      yield* conversations.record(batch(2))
+      const rows = yield* sql<{ readonly tails: number }>`
+        SELECT count(*)::int AS tails FROM conversations WHERE user_id = ${user} AND unread_tail <> '[]'`
+      assert.strictEqual(rows[0]!.tails, 0, "every grown row folded")
+      assert.strictEqual((yield* conversations.list(user)).length, 33_000)
+    }), 120_000)
+
   it.effect("unread_append extends the row's last run when a batch goes on from its newest, unread entry, else appends", () =>
     Effect.gen(function*() {
       const sql = yield* SqlClient.SqlClient
