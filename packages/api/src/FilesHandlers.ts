@@ -1,3 +1,4 @@
+import * as Settings from "@im/ports/Settings"
 import { FileNotFound, FileTooLarge } from "@im/domain/Errors"
 import { FileId, FileMaxBytes, type FileRecord, fileStoreKey } from "@im/domain/File"
 import type { UserId } from "@im/domain/Ids"
@@ -16,8 +17,8 @@ import { storeUnavailable } from "./StoreUnavailable.ts"
  */
 export const FilesConfig = Config.all({
   maxBytes: FileMaxBytes,
-  uploadTtl: Config.Duration("FILE_UPLOAD_URL_TTL").pipe(Config.withDefault(Duration.minutes(5))),
-  downloadTtl: Config.Duration("FILE_DOWNLOAD_URL_TTL").pipe(Config.withDefault(Duration.minutes(5)))
+  uploadTtl: Settings.positiveDuration("FILE_UPLOAD_URL_TTL", Duration.minutes(5)),
+  downloadTtl: Settings.positiveDuration("FILE_DOWNLOAD_URL_TTL", Duration.minutes(5))
 })
 
 /** Files: the caller announces its own uploads, and downloads only what it owns or was sent. */

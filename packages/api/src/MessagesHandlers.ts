@@ -1,3 +1,4 @@
+import * as Settings from "@im/ports/Settings"
 import { Chat } from "@im/chat/Chat"
 import { Db } from "@im/db/Db"
 import { ConversationNotFound, InvalidRequest, MessageNotFound, RecallWindowPassed } from "@im/domain/Errors"
@@ -6,7 +7,7 @@ import { type Message, singleParticipants } from "@im/domain/Message"
 import { type Conversation, ConversationStore } from "@im/ports/ConversationStore"
 import { GroupStore } from "@im/ports/GroupStore"
 import { HistoryStore } from "@im/ports/HistoryStore"
-import { Clock, Config, Duration, Effect, Layer, Option } from "effect"
+import { Clock, Duration, Effect, Layer, Option } from "effect"
 import { HttpApiBuilder } from "effect/http-api"
 import { CurrentUser, ImApi } from "./Api.ts"
 import { noticePublisher } from "./Notices.ts"
@@ -76,7 +77,7 @@ const RecallHandlers = HttpApiBuilder.group(
     const history = yield* HistoryStore
     const groups = yield* GroupStore
     const publishNotice = noticePublisher(yield* Chat)
-    const window = yield* Config.Duration("RECALL_WINDOW").pipe(Config.withDefault(Duration.minutes(2)))
+    const window = yield* Settings.durationOrZero("RECALL_WINDOW", Duration.minutes(2))
     const windowMs = Duration.toMillis(window)
     return handlers.handle("recall", ({ params }) =>
       Effect.gen(function*() {

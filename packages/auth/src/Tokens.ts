@@ -1,3 +1,4 @@
+import * as Settings from "@im/ports/Settings"
 import { SessionId, UserId } from "@im/domain/Ids"
 import { Clock, Config, Context, Data, Duration, Effect, Layer, Redacted, Schema } from "effect"
 import { createHmac, timingSafeEqual } from "node:crypto"
@@ -120,8 +121,8 @@ export class Tokens extends Context.Service<Tokens, {
       if (Redacted.value(secret).length < 32) {
         return yield* Effect.die(new Error("AUTH_SECRET must have at least 32 characters"))
       }
-      const ttl = yield* Config.Duration("AUTH_TOKEN_TTL").pipe(Config.withDefault(Duration.hours(24)))
-      const refreshTtl = yield* Config.Duration("AUTH_REFRESH_TTL").pipe(Config.withDefault(Duration.days(30)))
+      const ttl = yield* Settings.positiveDuration("AUTH_TOKEN_TTL", Duration.hours(24))
+      const refreshTtl = yield* Settings.positiveDuration("AUTH_REFRESH_TTL", Duration.days(30))
       return Tokens.make(secret, ttl, refreshTtl)
     })
   )

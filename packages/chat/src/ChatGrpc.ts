@@ -1,3 +1,4 @@
+import * as Settings from "@im/ports/Settings"
 import { SendRejected } from "@im/domain/Errors"
 import { SendErrorCode } from "@im/domain/Frames"
 import { GroupId, LocalId, ServerId, UserId } from "@im/domain/Ids"
@@ -15,7 +16,7 @@ import {
   type TypingRequest as TypingRequestPb
 } from "@im/proto/gen/im/chat/v1/chat_pb"
 import { MAX_NOTICE_RECIPIENTS, NoticeEventType, type NoticeRequest } from "@im/domain/Notice"
-import { Config, Duration, Effect, Exit, Layer, Option, Request, RequestResolver, Schema } from "effect"
+import { Duration, Effect, Exit, Layer, Option, Request, RequestResolver, Schema } from "effect"
 import { Chat, type SendAck, type SendRequest, type TypingRequest } from "./Chat.ts"
 
 /** Most sends in one SendBatch call (chat.proto). */
@@ -284,7 +285,7 @@ export const layerRegistry = (options: ClientOptions = {}) =>
     Chat,
     Effect.gen(function*() {
       const sendLinger = options.sendLinger ??
-        (yield* Config.Duration("CHAT_SEND_LINGER").pipe(Config.withDefault(DEFAULT_SEND_LINGER)))
+        (yield* Settings.durationOrZero("CHAT_SEND_LINGER", DEFAULT_SEND_LINGER))
       const { pick } = yield* discover("chat", ChatService, { timeoutMs: options.timeoutMs ?? 5_000 })
       return remote(pick, sendLinger)
     })

@@ -1,3 +1,4 @@
+import * as Settings from "@im/ports/Settings"
 import { PortError } from "@im/ports/PortError"
 import { type ServiceInstance, ServiceRegistry } from "@im/ports/ServiceRegistry"
 import { Config, Duration, Effect, Layer, Schedule, Schema, Stream } from "effect"
@@ -250,12 +251,10 @@ export const layer: Layer.Layer<ServiceRegistry, PortError | Config.ConfigError>
   Effect.gen(function*() {
     const options = yield* Config.all({
       address: Config.String("CONSUL_HTTP_ADDR").pipe(Config.withDefault("127.0.0.1:8500")),
-      checkTtl: Config.Duration("CONSUL_CHECK_TTL").pipe(Config.withDefault(Duration.seconds(10))),
-      deregisterCriticalAfter: Config.Duration("CONSUL_DEREGISTER_CRITICAL_AFTER").pipe(
-        Config.withDefault(Duration.minutes(1))
-      ),
-      watchWait: Config.Duration("CONSUL_WATCH_WAIT").pipe(Config.withDefault(Duration.seconds(30))),
-      requestTimeout: Config.Duration("CONSUL_REQUEST_TIMEOUT").pipe(Config.withDefault(Duration.seconds(5)))
+      checkTtl: Settings.positiveDuration("CONSUL_CHECK_TTL", Duration.seconds(10)),
+      deregisterCriticalAfter: Settings.positiveDuration("CONSUL_DEREGISTER_CRITICAL_AFTER", Duration.minutes(1)),
+      watchWait: Settings.positiveDuration("CONSUL_WATCH_WAIT", Duration.seconds(30)),
+      requestTimeout: Settings.positiveDuration("CONSUL_REQUEST_TIMEOUT", Duration.seconds(5))
     })
     return yield* make(options)
   }).pipe(Effect.annotateLogs({ service: "ConsulRegistry" }))

@@ -1,3 +1,4 @@
+import * as Settings from "@im/ports/Settings"
 import { Db } from "@im/db/Db"
 import { ServiceUnavailable } from "@im/domain/Errors"
 import type { GroupId, ServerId, UserId } from "@im/domain/Ids"
@@ -13,9 +14,6 @@ import { Pusher } from "@im/pusher/Pusher"
 import { Cause, Config, Context, Deferred, Duration, Effect, Exit, Layer, LogLevel, Metric, Queue, Schedule, Schema, type Scope, Semaphore } from "effect"
 
 const decodeMessage = Schema.decodeUnknownExit(Schema.fromJsonString(Message))
-
-/** A count setting: a whole number, at least 1. */
-const AtLeastOne = Schema.Int.pipe(Schema.check(Schema.isGreaterThanOrEqualTo(1)))
 
 /** One inbox entry to store: `message` in `user`'s inbox. */
 interface PlannedEntry {
@@ -309,11 +307,11 @@ export class Consumer extends Context.Service<Consumer, {
       const bus = yield* MessageBus
       const options = yield* Config.all({
         group: Config.String("CONSUMER_GROUP").pipe(Config.withDefault("im-consumer")),
-        maxBatch: Config.schema(AtLeastOne, "CONSUMER_MAX_BATCH").pipe(Config.withDefault(DEFAULT_MAX_BATCH)),
-        maxEntries: Config.schema(AtLeastOne, "CONSUMER_MAX_ENTRIES").pipe(Config.withDefault(DEFAULT_MAX_ENTRIES)),
-        concurrency: Config.schema(AtLeastOne, "CONSUMER_CONCURRENCY").pipe(Config.withDefault(DEFAULT_CONCURRENCY)),
-        drainTimeout: Config.Duration("CONSUMER_DRAIN_TIMEOUT").pipe(Config.withDefault(Duration.seconds(10))),
-        lagInterval: Config.Duration("CONSUMER_LAG_INTERVAL").pipe(Config.withDefault(Duration.seconds(5)))
+        maxBatch: Settings.int("CONSUMER_MAX_BATCH", DEFAULT_MAX_BATCH, { minimum: 1 }),
+        maxEntries: Settings.int("CONSUMER_MAX_ENTRIES", DEFAULT_MAX_ENTRIES, { minimum: 1 }),
+        concurrency: Settings.int("CONSUMER_CONCURRENCY", DEFAULT_CONCURRENCY, { minimum: 1 }),
+        drainTimeout: Settings.durationOrZero("CONSUMER_DRAIN_TIMEOUT", Duration.seconds(10)),
+        lagInterval: Settings.positiveDuration("CONSUMER_LAG_INTERVAL", Duration.seconds(5))
       })
       const consumer = yield* Consumer.make(options.maxEntries)
       const lanes = lanesOf(options.group)

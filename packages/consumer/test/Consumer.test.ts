@@ -642,7 +642,11 @@ describe("Consumer.layer", () => {
   })
 
   it.each(
-    ["CONSUMER_CONCURRENCY", "CONSUMER_MAX_BATCH", "CONSUMER_MAX_ENTRIES"].flatMap((setting) => ["0", "-3", "2.5"].map((value) => [setting, value]))
+    [
+      ...["CONSUMER_CONCURRENCY", "CONSUMER_MAX_BATCH", "CONSUMER_MAX_ENTRIES"].flatMap((setting) => ["0", "-3", "2.5"].map((value) => [setting, value])),
+      ["CONSUMER_LAG_INTERVAL", "0 seconds"],
+      ["CONSUMER_DRAIN_TIMEOUT", "-1 seconds"]
+    ]
   )("refuses %s=%s, naming it", async (setting, value) => {
     const { layer } = consumerLayer({ [setting]: value })
     const exit = await Effect.runPromiseExit(Effect.scoped(Layer.build(Consumer.layer)).pipe(Effect.provide(layer)))

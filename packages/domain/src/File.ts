@@ -62,7 +62,9 @@ export const FileSize = Schema.Int.pipe(Schema.check(Schema.isGreaterThanOrEqual
 export const DEFAULT_FILE_MAX_BYTES = 50 * 1024 * 1024
 
 /** `FILE_MAX_BYTES`: the largest file that may be announced, and sent in a message. */
-export const FileMaxBytes = Config.Int("FILE_MAX_BYTES").pipe(Config.withDefault(DEFAULT_FILE_MAX_BYTES))
+export const FileMaxBytes = Config.schema(Schema.Int.pipe(Schema.check(Schema.isGreaterThanOrEqualTo(1))), "FILE_MAX_BYTES").pipe(
+  Config.withDefault(DEFAULT_FILE_MAX_BYTES)
+)
 
 /** What the server records about a file when its upload is announced. */
 export const FileRecord = Schema.Struct({

@@ -1,3 +1,4 @@
+import * as Settings from "@im/ports/Settings"
 import { CloseCodes } from "@im/domain/Frames"
 import { GatewayId, type SessionId, type UserId } from "@im/domain/Ids"
 import type { Delivery } from "@im/domain/Message"
@@ -70,8 +71,8 @@ export class Gateway extends Context.Service<Gateway, {
       Config.withDefault(`ws-${hostname()}-${process.pid}-${randomUUID().slice(0, 8)}`),
       Config.map((id) => GatewayId.make(id))
     ),
-    heartbeatTimeout: Config.Duration("WS_HEARTBEAT_TIMEOUT").pipe(Config.withDefault(Duration.seconds(60))),
-    sendQueueCapacity: Config.Int("WS_SEND_QUEUE").pipe(Config.withDefault(4096)),
+    heartbeatTimeout: Settings.positiveDuration("WS_HEARTBEAT_TIMEOUT", Duration.seconds(60)),
+    sendQueueCapacity: Settings.int("WS_SEND_QUEUE", 4096, { minimum: 1 }),
     dropMarkedPushes: Config.Boolean("WS_TEST_HOOKS").pipe(Config.withDefault(false))
   })
 

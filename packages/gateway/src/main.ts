@@ -1,3 +1,4 @@
+import * as Settings from "@im/ports/Settings"
 import { Sessions } from "@im/auth/Sessions"
 import { Tokens } from "@im/auth/Tokens"
 import * as ChatGrpc from "@im/chat/ChatGrpc"
@@ -28,7 +29,7 @@ const Health = HttpRouter.add("GET", "/health", HttpServerResponse.json({ status
 const GatewayService = Layer.unwrap(Effect.gen(function*() {
   const { advertise, host, port } = yield* Address.config("WS", Address.DefaultPorts.ws)
   const grpcPort = yield* Config.Port("WS_GRPC_PORT").pipe(Config.withDefault(Address.DefaultPorts.wsGrpc))
-  const maxFrameBytes = yield* Config.Int("WS_MAX_FRAME_BYTES").pipe(Config.withDefault(65_536))
+  const maxFrameBytes = yield* Settings.int("WS_MAX_FRAME_BYTES", 65_536, { minimum: 1 })
   // What clients are told to connect to (login's ws_url): behind a proxy or port mapping, set it.
   const publicUrl = yield* Config.String("WS_PUBLIC_URL").pipe(Config.withDefault(`ws://${advertise}:${port}/ws`))
   const gateway = Gateway.layer.pipe(Layer.provide(RedisPresence.layer))

@@ -1,3 +1,4 @@
+import * as Settings from "@im/ports/Settings"
 import * as TraceContext from "@im/observability/TraceContext"
 import {
   type BusRecord,
@@ -396,12 +397,12 @@ export const config = Config.all({
     Config.map((list) => list.split(",").map((broker) => broker.trim()).filter((broker) => broker !== ""))
   ),
   clientId: Config.String("KAFKA_CLIENT_ID").pipe(Config.withDefault("im")),
-  partitions: Config.Int("KAFKA_TOPIC_PARTITIONS").pipe(Config.withDefault(8)),
-  replicationFactor: Config.Int("KAFKA_TOPIC_REPLICATION_FACTOR").pipe(Config.withDefault(1)),
-  connectTimeout: Config.Duration("KAFKA_CONNECT_TIMEOUT").pipe(Config.withDefault(Duration.seconds(30))),
-  sessionTimeout: Config.Duration("KAFKA_SESSION_TIMEOUT").pipe(Config.withDefault(Duration.seconds(30))),
-  heartbeatInterval: Config.Duration("KAFKA_HEARTBEAT_INTERVAL").pipe(Config.withDefault(Duration.seconds(3))),
-  produceLinger: Config.Duration("KAFKA_PRODUCE_LINGER").pipe(Config.withDefault(Duration.millis(5)))
+  partitions: Settings.int("KAFKA_TOPIC_PARTITIONS", 8, { minimum: 1 }),
+  replicationFactor: Settings.int("KAFKA_TOPIC_REPLICATION_FACTOR", 1, { minimum: 1 }),
+  connectTimeout: Settings.positiveDuration("KAFKA_CONNECT_TIMEOUT", Duration.seconds(30)),
+  sessionTimeout: Settings.positiveDuration("KAFKA_SESSION_TIMEOUT", Duration.seconds(30)),
+  heartbeatInterval: Settings.positiveDuration("KAFKA_HEARTBEAT_INTERVAL", Duration.seconds(3)),
+  produceLinger: Settings.durationOrZero("KAFKA_PRODUCE_LINGER", Duration.millis(5))
 })
 
 /** MessageBus on the Kafka cluster of KAFKA_BROKERS. */

@@ -1,3 +1,4 @@
+import * as Settings from "@im/ports/Settings"
 import type { ServerId, UserId } from "@im/domain/Ids"
 import { entryKey, firstOfEachPair, type InboxRef, InboxStore, type RangeQuery, storedUnderOtherSeqs } from "@im/ports/InboxStore"
 import { PortError } from "@im/ports/PortError"
@@ -306,7 +307,7 @@ export const layer: Layer.Layer<InboxStore, PortError | Config.ConfigError> = La
     const options = yield* Config.all({
       url: Config.Redacted("MONGO_URL").pipe(Config.withDefault(Redacted.make("mongodb://127.0.0.1:27017"))),
       database: Config.String("MONGO_DB").pipe(Config.withDefault("im")),
-      connectTimeout: Config.Duration("MONGO_CONNECT_TIMEOUT").pipe(Config.withDefault(Duration.seconds(10)))
+      connectTimeout: Settings.positiveDuration("MONGO_CONNECT_TIMEOUT", Duration.seconds(10))
     })
     return yield* make(options)
   }).pipe(Effect.withSpan("MongoInboxStore.start"), Effect.annotateLogs({ service: "MongoInboxStore" }))

@@ -1,4 +1,4 @@
-import { Config, Duration, Effect, Layer, Option, References } from "effect"
+import { Config, Duration, Effect, Layer, Option, References, Schema } from "effect"
 import { FetchHttpClient, HttpMiddleware } from "effect/http"
 import { OtlpSerialization, OtlpTracer } from "effect/observability"
 
@@ -53,7 +53,9 @@ export const config = (service: string) =>
     const ownHeaders = yield* optionalString("OTEL_EXPORTER_OTLP_TRACES_HEADERS")
     const baseHeaders = yield* optionalString("OTEL_EXPORTER_OTLP_HEADERS")
     const serviceName = yield* optionalString("OTEL_SERVICE_NAME")
-    const delay = yield* Config.Int("OTEL_BSP_SCHEDULE_DELAY").pipe(Config.withDefault(5_000))
+    const delay = yield* Config.schema(Schema.Int.pipe(Schema.check(Schema.isGreaterThanOrEqualTo(1))), "OTEL_BSP_SCHEDULE_DELAY").pipe(
+      Config.withDefault(5_000)
+    )
     return Option.some<TracingConfig>({
       url: url.value,
       serviceName: Option.getOrElse(serviceName, () => `im-${service}`),

@@ -1,3 +1,4 @@
+import * as Settings from "@im/ports/Settings"
 import { PgClient } from "@effect/sql-pg"
 import * as Migrations from "@im/sql/Migrations"
 import { Config, Effect, Layer, Redacted, Schedule } from "effect"
@@ -10,7 +11,7 @@ export const layer = Migrations.layer.pipe(
   Layer.provideMerge(PgClient.layerFrom(Effect.gen(function*() {
     const config = yield* Config.all({
       url: Config.Redacted("DATABASE_URL").pipe(Config.withDefault(Redacted.make("postgres://im:im@127.0.0.1:5432/im"))),
-      maxConnections: Config.Int("DATABASE_POOL_MAX").pipe(Config.withDefault(10))
+      maxConnections: Settings.int("DATABASE_POOL_MAX", 10, { minimum: 1 })
     })
     const client = yield* PgClient.make({ url: config.url, maxConnections: config.maxConnections })
     yield* client`SELECT 1`.pipe(

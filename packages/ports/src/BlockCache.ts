@@ -1,3 +1,4 @@
+import * as Settings from "./Settings.ts"
 import type { UserId } from "@im/domain/Ids"
 import { Clock, Config, Context, Duration, Effect, Layer } from "effect"
 import type { BlockPair } from "./FriendStore.ts"
@@ -52,8 +53,8 @@ export class BlockCache extends Context.Service<BlockCache, {
   static readonly layerMemoryConfig = Layer.unwrap(
     Effect.map(
       Config.all({
-        ttl: Config.Duration("BLOCK_CACHE_TTL").pipe(Config.withDefault(Duration.minutes(10))),
-        maxUsers: Config.Int("BLOCK_CACHE_MAX_USERS").pipe(Config.withDefault(100_000))
+        ttl: Settings.positiveDuration("BLOCK_CACHE_TTL", Duration.minutes(10)),
+        maxUsers: Settings.int("BLOCK_CACHE_MAX_USERS", 100_000, { minimum: 1 })
       }),
       BlockCache.layerMemory
     )

@@ -1,3 +1,4 @@
+import * as Settings from "./Settings.ts"
 import type { GroupMember, GroupRole } from "@im/domain/Group"
 import type { GroupId, UserId } from "@im/domain/Ids"
 import { Clock, Config, Context, Duration, Effect, Layer, Option } from "effect"
@@ -61,8 +62,8 @@ export class GroupMemberCache extends Context.Service<GroupMemberCache, {
   static readonly layerMemoryConfig = Layer.unwrap(
     Effect.map(
       Config.all({
-        ttl: Config.Duration("GROUP_CACHE_TTL").pipe(Config.withDefault(Duration.minutes(10))),
-        maxGroups: Config.Int("GROUP_CACHE_MAX_GROUPS").pipe(Config.withDefault(10_000))
+        ttl: Settings.positiveDuration("GROUP_CACHE_TTL", Duration.minutes(10)),
+        maxGroups: Settings.int("GROUP_CACHE_MAX_GROUPS", 10_000, { minimum: 1 })
       }),
       GroupMemberCache.layerMemory
     )

@@ -1,3 +1,4 @@
+import * as Settings from "@im/ports/Settings"
 import type { GroupMember, GroupRole } from "@im/domain/Group"
 import type { GroupId, UserId } from "@im/domain/Ids"
 import * as CachedGroupStore from "@im/ports/CachedGroupStore"
@@ -154,7 +155,7 @@ export const make = (
 export const config = Config.all({
   url: Config.Redacted("REDIS_URL").pipe(Config.withDefault(Redacted.make("redis://127.0.0.1:6379"))),
   keyPrefix: Config.String("REDIS_KEY_PREFIX").pipe(Config.withDefault("im:")),
-  ttl: Config.Duration("GROUP_CACHE_TTL").pipe(Config.withDefault(Duration.minutes(10))),
+  ttl: Settings.positiveDuration("GROUP_CACHE_TTL", Duration.minutes(10)),
   connectTimeout: Config.Duration("REDIS_CONNECT_TIMEOUT").pipe(Config.withDefault(Duration.seconds(10)))
 })
 

@@ -1,5 +1,7 @@
 import { Tokens } from "@im/auth/Tokens"
-import { Config, Duration, Effect, Layer, Option, Redacted, Schema } from "effect"
+import * as Settings from "@im/ports/Settings"
+import { DEFAULT_VACUUM } from "@im/sql/EmbeddedPostgres"
+import { Config, Duration, Effect, Layer, Option, Redacted } from "effect"
 import { randomBytes } from "node:crypto"
 import { chmod, mkdir, readFile, writeFile } from "node:fs/promises"
 import { join, resolve } from "node:path"
@@ -11,15 +13,16 @@ export const StandaloneConfig = Config.all({
   host: Config.String("HOST").pipe(Config.withDefault("127.0.0.1")),
   port: Config.Port("PORT").pipe(Config.withDefault(8080)),
   dataDir: Config.String("DATA_DIR").pipe(Config.withDefault(".data"), Config.map((dir) => resolve(dir))),
-  maxFrameBytes: Config.Int("WS_MAX_FRAME_BYTES").pipe(Config.withDefault(65_536)),
-  maxPending: Config.Int("BUS_MAX_PENDING").pipe(Config.withDefault(5_000)),
-  busPartitions: Config.schema(
-    Schema.Int.pipe(Schema.check(Schema.isBetween({ minimum: 1, maximum: 64 }))),
-    "BUS_PARTITIONS"
-  ).pipe(Config.withDefault(DEFAULT_BUS_PARTITIONS)),
+  maxFrameBytes: Settings.int("WS_MAX_FRAME_BYTES", 65_536, { minimum: 1 }),
+  maxPending: Settings.int("BUS_MAX_PENDING", 5_000, { minimum: 1 }),
+  busPartitions: Settings.int("BUS_PARTITIONS", DEFAULT_BUS_PARTITIONS, { minimum: 1, maximum: 64 }),
   authSecret: Config.option(Config.Redacted("AUTH_SECRET")),
-  tokenTtl: Config.Duration("AUTH_TOKEN_TTL").pipe(Config.withDefault(Duration.hours(24))),
-  refreshTtl: Config.Duration("AUTH_REFRESH_TTL").pipe(Config.withDefault(Duration.days(30)))
+  tokenTtl: Settings.positiveDuration("AUTH_TOKEN_TTL", Duration.hours(24)),
+  refreshTtl: Settings.positiveDuration("AUTH_REFRESH_TTL", Duration.days(30)),
+  vacuum: Config.all({
+    tablesEvery: Settings.positiveDuration("VACUUM_TABLES_EVERY", Duration.fromInputUnsafe(DEFAULT_VACUUM.tablesEvery)),
+    databaseEvery: Settings.positiveDuration("VACUUM_DATABASE_EVERY", Duration.fromInputUnsafe(DEFAULT_VACUUM.databaseEvery))
+  })
 })
 export type StandaloneConfig = typeof StandaloneConfig extends Config.Config<infer A> ? A : never
 

@@ -12,7 +12,7 @@ export const Standalone = Layer.unwrap(
   Effect.gen(function*() {
     const config = yield* StandaloneConfig
     const storage = SqlStorage.layer.pipe(
-      Layer.provide(EmbeddedPostgres.layer({ dataDir: config.dataDir })),
+      Layer.provide(EmbeddedPostgres.layer({ dataDir: config.dataDir, vacuum: config.vacuum })),
       Layer.provide(DataDirLock.layer(config.dataDir))
     )
     const announce = Effect.logInfo(
