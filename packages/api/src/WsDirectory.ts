@@ -19,7 +19,7 @@ export class WsDirectory extends Context.Service<WsDirectory, {
       let next = 0
       // A watch that ends would leave the list as it was for good (Vital: the service stops).
       yield* Vital.forkScoped(
-        "following the ws gateways",
+        "following the ws gateways, for the addresses login hands out",
         registry.watch("ws").pipe(
           Stream.runForEach((current) => Effect.sync(() => void (gateways = current.filter((g) => g.meta?.["ws"] !== undefined))))
         )

@@ -32,6 +32,6 @@ describe("WsDirectory.layerRegistry", () => {
       const what = yield* Effect.scoped(Layer.build(WsDirectory.layerRegistry.pipe(Layer.provide([refusing, vital]))).pipe(
         Effect.andThen(Deferred.await(told))
       )).pipe(Effect.timeout("2 seconds"))
-      assert.strictEqual(what, "following the ws gateways")
+      assert.strictEqual(what, "following the ws gateways, for the addresses login hands out")
     }))
 })

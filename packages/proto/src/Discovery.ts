@@ -1,5 +1,6 @@
 import type { DescService } from "@bufbuild/protobuf"
 import { ServiceRegistry, type ServiceInstance } from "@im/ports/ServiceRegistry"
+import * as Vital from "@im/ports/Vital"
 import { Data, Effect, Scope, Stream } from "effect"
 import { type EffectClient, makeClient } from "./EffectConnect.ts"
 
@@ -23,14 +24,10 @@ export const discover = <S extends DescService>(
     const registry = yield* ServiceRegistry
     const scope = yield* Effect.scope
     let instances: ReadonlyArray<ServiceInstance> = []
-    yield* registry.watch(name).pipe(
-      Stream.runForEach((current) =>
-        Effect.sync(() => {
-          instances = current
-        })
-      ),
-      Effect.catch((error) => Effect.logError(`watch of ${name} ended`, error)),
-      Effect.forkIn(scope)
+    // A watch that ends would leave the instances as they were for good (Vital: the service stops).
+    yield* Vital.forkScoped(
+      `following the ${name} instances`,
+      registry.watch(name).pipe(Stream.runForEach((current) => Effect.sync(() => void (instances = current))))
     )
     const clients = new Map<string, EffectClient<S>>()
     let next = 0

@@ -51,7 +51,7 @@ export class Gateways extends Context.Service<Gateways, {
         let instances = new Map<string, ServiceInstance>()
         // A watch that ends would leave the gateways as they were for good (Vital: the service stops).
         yield* Vital.forkScoped(
-          "following the ws gateways",
+          "following the ws gateways, to push to",
           registry.watch("ws").pipe(
             Stream.runForEach((current) => Effect.sync(() => void (instances = new Map(current.map((i) => [i.id, i])))))
           )

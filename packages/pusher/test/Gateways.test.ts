@@ -18,6 +18,6 @@ describe("Gateways.layerRegistry", () => {
       const what = yield* Effect.scoped(Layer.build(Gateways.layerRegistry().pipe(Layer.provide([refusing, vital]))).pipe(
         Effect.andThen(Deferred.await(told))
       )).pipe(Effect.timeout("2 seconds"))
-      assert.strictEqual(what, "following the ws gateways")
+      assert.strictEqual(what, "following the ws gateways, to push to")
     }))
 })

@@ -1,3 +1,4 @@
+import * as Settings from "@im/ports/Settings"
 import type { UserId } from "@im/domain/Ids"
 import { BlockCache } from "@im/ports/BlockCache"
 import * as CachedFriendStore from "@im/ports/CachedFriendStore"
@@ -136,8 +137,8 @@ export const make = (options: RedisBlockCacheOptions): Effect.Effect<BlockCache[
 export const config = Config.all({
   url: Config.Redacted("REDIS_URL").pipe(Config.withDefault(Redacted.make("redis://127.0.0.1:6379"))),
   keyPrefix: Config.String("REDIS_KEY_PREFIX").pipe(Config.withDefault("im:")),
-  ttl: Config.Duration("BLOCK_CACHE_TTL").pipe(Config.withDefault(Duration.minutes(10))),
-  connectTimeout: Config.Duration("REDIS_CONNECT_TIMEOUT").pipe(Config.withDefault(Duration.seconds(10)))
+  ttl: Settings.positiveDuration("BLOCK_CACHE_TTL", Duration.minutes(10)),
+  connectTimeout: Settings.positiveDuration("REDIS_CONNECT_TIMEOUT", Duration.seconds(10))
 })
 
 /** The cache on the Redis at REDIS_URL. */

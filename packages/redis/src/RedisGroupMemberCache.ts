@@ -156,7 +156,7 @@ export const config = Config.all({
   url: Config.Redacted("REDIS_URL").pipe(Config.withDefault(Redacted.make("redis://127.0.0.1:6379"))),
   keyPrefix: Config.String("REDIS_KEY_PREFIX").pipe(Config.withDefault("im:")),
   ttl: Settings.positiveDuration("GROUP_CACHE_TTL", Duration.minutes(10)),
-  connectTimeout: Config.Duration("REDIS_CONNECT_TIMEOUT").pipe(Config.withDefault(Duration.seconds(10)))
+  connectTimeout: Settings.positiveDuration("REDIS_CONNECT_TIMEOUT", Duration.seconds(10))
 })
 
 /** The cache on the Redis at REDIS_URL. */

@@ -1,3 +1,4 @@
+import * as Settings from "@im/ports/Settings"
 import type { GatewayId, UserId } from "@im/domain/Ids"
 import type { PortError } from "@im/ports/PortError"
 import { Presence } from "@im/ports/Presence"
@@ -135,8 +136,8 @@ export const make = (options: RedisPresenceOptions): Effect.Effect<Presence["Ser
 export const config = Config.all({
   url: Config.Redacted("REDIS_URL").pipe(Config.withDefault(Redacted.make("redis://127.0.0.1:6379"))),
   keyPrefix: Config.String("REDIS_KEY_PREFIX").pipe(Config.withDefault("im:")),
-  ttl: Config.Duration("PRESENCE_TTL").pipe(Config.withDefault(Duration.seconds(90))),
-  connectTimeout: Config.Duration("REDIS_CONNECT_TIMEOUT").pipe(Config.withDefault(Duration.seconds(10)))
+  ttl: Settings.positiveDuration("PRESENCE_TTL", Duration.seconds(90)),
+  connectTimeout: Settings.positiveDuration("REDIS_CONNECT_TIMEOUT", Duration.seconds(10))
 })
 
 /** Presence on the Redis at REDIS_URL. */

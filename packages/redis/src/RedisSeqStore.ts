@@ -1,3 +1,4 @@
+import * as Settings from "@im/ports/Settings"
 import { PgClient } from "@effect/sql-pg"
 import type { UserId } from "@im/domain/Ids"
 import { PortError } from "@im/ports/PortError"
@@ -218,8 +219,8 @@ export const make = (
 export const config = Config.all({
   url: Config.Redacted("REDIS_URL").pipe(Config.withDefault(Redacted.make("redis://127.0.0.1:6379"))),
   keyPrefix: Config.String("REDIS_KEY_PREFIX").pipe(Config.withDefault("im:")),
-  blockSize: Config.Int("SEQ_BLOCK_SIZE").pipe(Config.withDefault(1000)),
-  connectTimeout: Config.Duration("REDIS_CONNECT_TIMEOUT").pipe(Config.withDefault(Duration.seconds(10)))
+  blockSize: Settings.int("SEQ_BLOCK_SIZE", 1000, { minimum: 1 }),
+  connectTimeout: Settings.positiveDuration("REDIS_CONNECT_TIMEOUT", Duration.seconds(10))
 })
 
 /**
@@ -238,7 +239,7 @@ export const layerPg = PgClient.layerConfig({
   url: Config.Redacted("DATABASE_URL").pipe(
     Config.withDefault(Redacted.make("postgres://im:im@127.0.0.1:5432/im"))
   ),
-  maxConnections: Config.Int("DATABASE_POOL_MAX").pipe(Config.withDefault(4))
+  maxConnections: Settings.int("DATABASE_POOL_MAX", 4, { minimum: 1 })
 })
 
 /** Production: Redis from REDIS_URL, the floor in DATABASE_URL's database, migrated at start. */

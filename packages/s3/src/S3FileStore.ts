@@ -1,3 +1,4 @@
+import * as Settings from "@im/ports/Settings"
 import { FileNotFound, FileStore, type PresignedUploadOptions } from "@im/ports/FileStore"
 import { PortError } from "@im/ports/PortError"
 import { Config, Duration, Effect, Layer, Redacted, Schedule } from "effect"
@@ -213,8 +214,8 @@ export const layer: Layer.Layer<FileStore, PortError | Config.ConfigError> = Lay
       secretKey: Config.Redacted("S3_SECRET_KEY").pipe(Config.withDefault(Redacted.make("im-minio-secret"))),
       bucket: Config.String("S3_BUCKET").pipe(Config.withDefault("im-files")),
       region: Config.String("S3_REGION").pipe(Config.withDefault("us-east-1")),
-      partSize: Config.Int("S3_PART_SIZE").pipe(Config.withDefault(MIN_PART_SIZE)),
-      connectTimeout: Config.Duration("S3_CONNECT_TIMEOUT").pipe(Config.withDefault(Duration.seconds(10)))
+      partSize: Settings.int("S3_PART_SIZE", MIN_PART_SIZE, { minimum: MIN_PART_SIZE }),
+      connectTimeout: Settings.positiveDuration("S3_CONNECT_TIMEOUT", Duration.seconds(10))
     })
     return yield* make(options)
   }).pipe(Effect.withSpan("S3FileStore.start"), Effect.annotateLogs({ service: "S3FileStore" }))
