@@ -1,8 +1,8 @@
 import { assert, describe, it } from "@effect/vitest"
-import { PortError } from "@im/ports/PortError"
 import { ServiceRegistry } from "@im/ports/ServiceRegistry"
-import * as Vital from "@im/ports/Vital"
-import { Deferred, Effect, Layer, Stream } from "effect"
+import { recordingVital, refusingRegistry } from "@im/ports/testing/Vitals"
+import { Vital } from "@im/ports/Vital"
+import { Deferred, Effect, Layer } from "effect"
 import { WsDirectory } from "../src/WsDirectory.ts"
 
 describe("WsDirectory.layerRegistry", () => {
@@ -22,16 +22,12 @@ describe("WsDirectory.layerRegistry", () => {
 
   it.live("a watch that ends for good tells the service's Vital: api stops rather than hand out a stale list", () =>
     Effect.gen(function*() {
-      const told = yield* Deferred.make<string>()
-      const registry = yield* Effect.provide(Effect.service(ServiceRegistry), ServiceRegistry.layerMemory)
-      const refusing = Layer.succeed(ServiceRegistry, ServiceRegistry.of({
-        ...registry,
-        watch: () => Stream.fail(new PortError({ port: "ServiceRegistry", operation: "watch", retryable: false, cause: "403 ACL not found" }))
-      }))
-      const vital = Layer.succeed(Vital.Vital, { ended: (what) => Deferred.succeed(told, what).pipe(Effect.asVoid) })
-      const what = yield* Effect.scoped(Layer.build(WsDirectory.layerRegistry.pipe(Layer.provide([refusing, vital]))).pipe(
-        Effect.andThen(Deferred.await(told))
-      )).pipe(Effect.timeout("2 seconds"))
+      const { told, vital } = yield* recordingVital
+      const what = yield* Effect.scoped(Layer.build(WsDirectory.layerRegistry).pipe(Effect.andThen(Deferred.await(told)))).pipe(
+        Effect.provideService(ServiceRegistry, yield* refusingRegistry),
+        Effect.provideService(Vital, vital),
+        Effect.timeout("2 seconds")
+      )
       assert.strictEqual(what, "following the ws gateways, for the addresses login hands out")
     }))
 })

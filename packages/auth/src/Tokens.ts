@@ -110,6 +110,12 @@ export class Tokens extends Context.Service<Tokens, {
     return Tokens.of({ issue, verify, verifyRefresh })
   }
 
+  /** `AUTH_TOKEN_TTL` (access tokens, default 24 hours) and `AUTH_REFRESH_TTL` (refresh tokens, default 30 days). */
+  static readonly lifetimes = Config.all({
+    tokenTtl: Settings.positiveDuration("AUTH_TOKEN_TTL", Duration.hours(24)),
+    refreshTtl: Settings.positiveDuration("AUTH_REFRESH_TTL", Duration.days(30))
+  })
+
   /**
    * `AUTH_SECRET` (at least 32 characters), `AUTH_TOKEN_TTL` (access tokens, default 24 hours)
    * and `AUTH_REFRESH_TTL` (refresh tokens, default 30 days).
@@ -121,9 +127,8 @@ export class Tokens extends Context.Service<Tokens, {
       if (Redacted.value(secret).length < 32) {
         return yield* Effect.die(new Error("AUTH_SECRET must have at least 32 characters"))
       }
-      const ttl = yield* Settings.positiveDuration("AUTH_TOKEN_TTL", Duration.hours(24))
-      const refreshTtl = yield* Settings.positiveDuration("AUTH_REFRESH_TTL", Duration.days(30))
-      return Tokens.make(secret, ttl, refreshTtl)
+      const { refreshTtl, tokenTtl } = yield* Tokens.lifetimes
+      return Tokens.make(secret, tokenTtl, refreshTtl)
     })
   )
 }

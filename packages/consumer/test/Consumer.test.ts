@@ -10,7 +10,8 @@ import { InboxStore } from "@im/ports/InboxStore"
 import { type ConsumedRecord, MessageBus } from "@im/ports/MessageBus"
 import { PortError } from "@im/ports/PortError"
 import { SeqStore } from "@im/ports/SeqStore"
-import * as Vital from "@im/ports/Vital"
+import { recordingVital } from "@im/ports/testing/Vitals"
+import { Vital } from "@im/ports/Vital"
 import { Pusher } from "@im/pusher/Pusher"
 import { Cause, ConfigProvider, Deferred, Effect, Exit, Fiber, Layer, Schedule, Scope } from "effect"
 import fc from "fast-check"
@@ -622,7 +623,7 @@ describe("Consumer.layer", () => {
   it("a lane whose consuming stops for good tells the service's Vital, which stops the whole service", async () => {
     const { layer } = consumerLayer({ CONSUMER_CONCURRENCY: "1" })
     const ended = await Effect.runPromise(Effect.gen(function*() {
-      const told = yield* Deferred.make<string>()
+      const { told, vital } = yield* recordingVital
       const bus = yield* MessageBus
       // The fan-out lane's consumer crashes for good (kafkajs gives up); the other runs.
       const failing = Layer.succeed(MessageBus, MessageBus.of({
@@ -632,8 +633,7 @@ describe("Consumer.layer", () => {
             ? Effect.fail(new PortError({ port: "MessageBus", operation: "consume", retryable: false, cause: "crashed" }))
             : bus.consume(options, handler)
       }))
-      const vital = Layer.succeed(Vital.Vital, { ended: (what) => Deferred.succeed(told, what).pipe(Effect.asVoid) })
-      return yield* Effect.scoped(Layer.build(Consumer.layer.pipe(Layer.provide([failing, vital]))).pipe(
+      return yield* Effect.scoped(Layer.build(Consumer.layer.pipe(Layer.provide([failing, Layer.succeed(Vital, vital)]))).pipe(
         Effect.andThen(Deferred.await(told)),
         Effect.timeout("2 seconds")
       ))

@@ -4,7 +4,8 @@ import { CloseCodes } from "@im/domain/Frames"
 import { GatewayId, SessionId, UserId } from "@im/domain/Ids"
 import type { Delivery } from "@im/domain/Message"
 import { Presence } from "@im/ports/Presence"
-import * as Vital from "@im/ports/Vital"
+import { recordingVital } from "@im/ports/testing/Vitals"
+import { Vital } from "@im/ports/Vital"
 import { Deferred, Duration, Effect, Exit, Fiber, Scope } from "effect"
 import { TestClock } from "effect/testing"
 import { Gateway } from "../src/Gateway.ts"
@@ -366,14 +367,14 @@ describe("Gateway", () => {
 describe("Gateway's loops under Vital", () => {
   it.live("a presence refresh that dies tells the service's Vital: the gateway stops rather than go unfound", () =>
     Effect.gen(function*() {
-      const told = yield* Deferred.make<string>()
+      const { told, vital } = yield* recordingVital
       const presence = yield* Effect.provide(Effect.service(Presence), Presence.layerMemory)
       const what = yield* Effect.scoped(Effect.gen(function*() {
         yield* makeGateway()
         return yield* Deferred.await(told)
       })).pipe(
         Effect.provideService(Presence, Presence.of({ ...presence, refresh: () => Effect.die("the store's client broke") })),
-        Effect.provideService(Vital.Vital, { ended: (what) => Deferred.succeed(told, what).pipe(Effect.asVoid) }),
+        Effect.provideService(Vital, vital),
         Effect.timeout("2 seconds")
       )
       assert.strictEqual(what, "refreshing the gateway's presence")

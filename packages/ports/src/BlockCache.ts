@@ -6,6 +6,9 @@ import type { CacheLookup } from "./GroupMemberCache.ts"
 import type { PortError } from "./PortError.ts"
 import { VersionedEntries } from "./VersionedEntries.ts"
 
+/** `BLOCK_CACHE_TTL` (default 10 minutes): how long a user's cached block list lives, in this process or in Redis. */
+export const BlockCacheTtl = Settings.positiveDuration("BLOCK_CACHE_TTL", Duration.minutes(10))
+
 /**
  * A cache of block relations in front of the FriendStore (see CachedFriendStore.ts): every
  * one-to-one send asks whether its receiver blocked its sender, without asking PostgreSQL each
@@ -53,7 +56,7 @@ export class BlockCache extends Context.Service<BlockCache, {
   static readonly layerMemoryConfig = Layer.unwrap(
     Effect.map(
       Config.all({
-        ttl: Settings.positiveDuration("BLOCK_CACHE_TTL", Duration.minutes(10)),
+        ttl: BlockCacheTtl,
         maxUsers: Settings.int("BLOCK_CACHE_MAX_USERS", 100_000, { minimum: 1 })
       }),
       BlockCache.layerMemory

@@ -15,6 +15,9 @@ export type CacheLookup<A> =
   | { readonly _tag: "Hit"; readonly value: A }
   | { readonly _tag: "Miss"; readonly version: string }
 
+/** `GROUP_CACHE_TTL` (default 10 minutes): how long a group's cached member list lives, in this process or in Redis. */
+export const GroupCacheTtl = Settings.positiveDuration("GROUP_CACHE_TTL", Duration.minutes(10))
+
 /**
  * A cache of groups' member lists, in front of the GroupStore (see CachedGroupStore.ts): a send
  * checks its sender's membership and the consumer reads a group's members for every batch,
@@ -62,7 +65,7 @@ export class GroupMemberCache extends Context.Service<GroupMemberCache, {
   static readonly layerMemoryConfig = Layer.unwrap(
     Effect.map(
       Config.all({
-        ttl: Settings.positiveDuration("GROUP_CACHE_TTL", Duration.minutes(10)),
+        ttl: GroupCacheTtl,
         maxGroups: Settings.int("GROUP_CACHE_MAX_GROUPS", 10_000, { minimum: 1 })
       }),
       GroupMemberCache.layerMemory

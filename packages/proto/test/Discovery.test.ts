@@ -1,8 +1,8 @@
 import { assert, describe, it } from "@effect/vitest"
-import { PortError } from "@im/ports/PortError"
 import { ServiceRegistry } from "@im/ports/ServiceRegistry"
-import * as Vital from "@im/ports/Vital"
-import { Deferred, Effect, Stream } from "effect"
+import { recordingVital, refusingRegistry } from "@im/ports/testing/Vitals"
+import { Vital } from "@im/ports/Vital"
+import { Deferred, Effect } from "effect"
 import { discover, NoInstance } from "../src/Discovery.ts"
 import { DbService } from "../src/gen/im/db/v1/db_pb.ts"
 
@@ -19,15 +19,10 @@ describe("discover", () => {
 
   it.live("a watch that ends for good tells the service's Vital: it stops rather than call instances that left", () =>
     Effect.gen(function*() {
-      const told = yield* Deferred.make<string>()
-      const registry = yield* Effect.provide(Effect.service(ServiceRegistry), ServiceRegistry.layerMemory)
-      const refusing = ServiceRegistry.of({
-        ...registry,
-        watch: () => Stream.fail(new PortError({ port: "ServiceRegistry", operation: "watch", retryable: false, cause: "403 ACL not found" }))
-      })
+      const { told, vital } = yield* recordingVital
       const what = yield* Effect.scoped(discover("db", DbService).pipe(Effect.andThen(Deferred.await(told)))).pipe(
-        Effect.provideService(ServiceRegistry, refusing),
-        Effect.provideService(Vital.Vital, { ended: (what) => Deferred.succeed(told, what).pipe(Effect.asVoid) }),
+        Effect.provideService(ServiceRegistry, yield* refusingRegistry),
+        Effect.provideService(Vital, vital),
         Effect.timeout("2 seconds")
       )
       assert.strictEqual(what, "following the db instances")

@@ -1,12 +1,11 @@
-import * as Settings from "@im/ports/Settings"
 import type { UserId } from "@im/domain/Ids"
-import { BlockCache } from "@im/ports/BlockCache"
+import { BlockCache, BlockCacheTtl } from "@im/ports/BlockCache"
 import * as CachedFriendStore from "@im/ports/CachedFriendStore"
 import type { BlockPair, FriendStore } from "@im/ports/FriendStore"
 import type { CacheLookup } from "@im/ports/GroupMemberCache"
 import type { PortError } from "@im/ports/PortError"
 import { Config, Duration, Effect, Layer, Redacted, type Scope } from "effect"
-import { redisCall, redisCallOnce } from "./RedisClient.ts"
+import { connectionSettings, redisCall, redisCallOnce } from "./RedisClient.ts"
 import { connectWithScripts, script } from "./RedisScripts.ts"
 
 /*
@@ -135,10 +134,8 @@ export const make = (options: RedisBlockCacheOptions): Effect.Effect<BlockCache[
 
 /** Config: REDIS_URL, REDIS_KEY_PREFIX, BLOCK_CACHE_TTL, REDIS_CONNECT_TIMEOUT. */
 export const config = Config.all({
-  url: Config.Redacted("REDIS_URL").pipe(Config.withDefault(Redacted.make("redis://127.0.0.1:6379"))),
-  keyPrefix: Config.String("REDIS_KEY_PREFIX").pipe(Config.withDefault("im:")),
-  ttl: Settings.positiveDuration("BLOCK_CACHE_TTL", Duration.minutes(10)),
-  connectTimeout: Settings.positiveDuration("REDIS_CONNECT_TIMEOUT", Duration.seconds(10))
+  ...connectionSettings,
+  ttl: BlockCacheTtl
 })
 
 /** The cache on the Redis at REDIS_URL. */

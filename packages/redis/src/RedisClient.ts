@@ -1,5 +1,6 @@
 import { PortError } from "@im/ports/PortError"
-import { Duration, Effect, Redacted, Schedule, type Scope } from "effect"
+import * as Settings from "@im/ports/Settings"
+import { Config, Duration, Effect, Redacted, Schedule, type Scope } from "effect"
 import { Redis } from "ioredis"
 
 export interface RedisConnectionOptions {
@@ -8,6 +9,13 @@ export interface RedisConnectionOptions {
   readonly urlKey?: string | undefined
   /** How long to wait for the server at start-up before failing. */
   readonly connectTimeout?: Duration.Input | undefined
+}
+
+/** The settings every Redis adapter reads: REDIS_URL, REDIS_KEY_PREFIX, REDIS_CONNECT_TIMEOUT. */
+export const connectionSettings = {
+  url: Config.Redacted("REDIS_URL").pipe(Config.withDefault(Redacted.make("redis://127.0.0.1:6379"))),
+  keyPrefix: Config.String("REDIS_KEY_PREFIX").pipe(Config.withDefault("im:")),
+  connectTimeout: Settings.positiveDuration("REDIS_CONNECT_TIMEOUT", Duration.seconds(10))
 }
 
 /**

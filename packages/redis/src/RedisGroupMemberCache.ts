@@ -1,12 +1,11 @@
-import * as Settings from "@im/ports/Settings"
 import type { GroupMember, GroupRole } from "@im/domain/Group"
 import type { GroupId, UserId } from "@im/domain/Ids"
 import * as CachedGroupStore from "@im/ports/CachedGroupStore"
-import { type CacheLookup, GroupMemberCache } from "@im/ports/GroupMemberCache"
+import { type CacheLookup, GroupCacheTtl, GroupMemberCache } from "@im/ports/GroupMemberCache"
 import type { GroupStore } from "@im/ports/GroupStore"
 import type { PortError } from "@im/ports/PortError"
 import { Config, Duration, Effect, Layer, Option, Redacted, type Scope } from "effect"
-import { redisCall, redisCallOnce } from "./RedisClient.ts"
+import { connectionSettings, redisCall, redisCallOnce } from "./RedisClient.ts"
 import { connectWithScripts, script } from "./RedisScripts.ts"
 
 /*
@@ -153,10 +152,8 @@ export const make = (
 
 /** Config: REDIS_URL, REDIS_KEY_PREFIX, GROUP_CACHE_TTL, REDIS_CONNECT_TIMEOUT. */
 export const config = Config.all({
-  url: Config.Redacted("REDIS_URL").pipe(Config.withDefault(Redacted.make("redis://127.0.0.1:6379"))),
-  keyPrefix: Config.String("REDIS_KEY_PREFIX").pipe(Config.withDefault("im:")),
-  ttl: Settings.positiveDuration("GROUP_CACHE_TTL", Duration.minutes(10)),
-  connectTimeout: Settings.positiveDuration("REDIS_CONNECT_TIMEOUT", Duration.seconds(10))
+  ...connectionSettings,
+  ttl: GroupCacheTtl
 })
 
 /** The cache on the Redis at REDIS_URL. */

@@ -3,7 +3,7 @@ import type { GatewayId, UserId } from "@im/domain/Ids"
 import type { PortError } from "@im/ports/PortError"
 import { Presence } from "@im/ports/Presence"
 import { Config, Duration, Effect, Layer, Redacted, type Scope } from "effect"
-import { redisCall } from "./RedisClient.ts"
+import { connectionSettings, redisCall } from "./RedisClient.ts"
 import { connectWithScripts, script } from "./RedisScripts.ts"
 
 /*
@@ -134,10 +134,8 @@ export const make = (options: RedisPresenceOptions): Effect.Effect<Presence["Ser
 
 /** Config: REDIS_URL, REDIS_KEY_PREFIX, PRESENCE_TTL, REDIS_CONNECT_TIMEOUT. */
 export const config = Config.all({
-  url: Config.Redacted("REDIS_URL").pipe(Config.withDefault(Redacted.make("redis://127.0.0.1:6379"))),
-  keyPrefix: Config.String("REDIS_KEY_PREFIX").pipe(Config.withDefault("im:")),
-  ttl: Settings.positiveDuration("PRESENCE_TTL", Duration.seconds(90)),
-  connectTimeout: Settings.positiveDuration("REDIS_CONNECT_TIMEOUT", Duration.seconds(10))
+  ...connectionSettings,
+  ttl: Settings.positiveDuration("PRESENCE_TTL", Duration.seconds(90))
 })
 
 /** Presence on the Redis at REDIS_URL. */

@@ -8,7 +8,7 @@ import { chunks, portCall, toNumber } from "@im/sql/SqlErrors"
 import { Array as Arr, Config, Duration, Effect, Layer, Redacted, type Scope } from "effect"
 import { SqlClient } from "effect/sql"
 import type { Redis } from "ioredis"
-import { connect, redisCall } from "./RedisClient.ts"
+import { connect, connectionSettings, redisCall } from "./RedisClient.ts"
 
 /**
  * One atomic step for every user of a call. Per user a hash `{n, cap}`: `n` the highest number
@@ -217,10 +217,8 @@ export const make = (
 
 /** Config: REDIS_URL, REDIS_KEY_PREFIX, SEQ_BLOCK_SIZE, REDIS_CONNECT_TIMEOUT. */
 export const config = Config.all({
-  url: Config.Redacted("REDIS_URL").pipe(Config.withDefault(Redacted.make("redis://127.0.0.1:6379"))),
-  keyPrefix: Config.String("REDIS_KEY_PREFIX").pipe(Config.withDefault("im:")),
-  blockSize: Settings.int("SEQ_BLOCK_SIZE", 1000, { minimum: 1 }),
-  connectTimeout: Settings.positiveDuration("REDIS_CONNECT_TIMEOUT", Duration.seconds(10))
+  ...connectionSettings,
+  blockSize: Settings.int("SEQ_BLOCK_SIZE", 1000, { minimum: 1 })
 })
 
 /**

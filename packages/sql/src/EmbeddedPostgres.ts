@@ -1,4 +1,5 @@
 import { PgClient, type PgMigrator } from "@effect/sql-pg"
+import * as Vital from "@im/ports/Vital"
 import { Data, Duration, Effect, Layer } from "effect"
 import { SqlClient, type SqlError } from "effect/sql"
 import { mkdtempSync, rmSync } from "node:fs"
@@ -7,7 +8,6 @@ import { join } from "node:path"
 import { Worker } from "node:worker_threads"
 import type { Started, WorkerInput } from "./EmbeddedPostgresWorker.ts"
 import * as Migrations from "./Migrations.ts"
-import * as Vital from "@im/ports/Vital"
 
 /** PGlite or its socket server could not start. */
 export class EmbeddedPostgresError extends Data.TaggedError("EmbeddedPostgresError")<{

@@ -145,18 +145,26 @@ export const appendSteps = (
     )`
 }
 
+/** The first of `entries` whose ids cannot be joined (see SEPARATOR), if any. */
+const unjoinableOf = (entries: ReadonlyArray<InboxRef>) =>
+  entries.find((entry) => !joinable(entry.user_id) || !joinable(entry.server_id))
+
+/** An append's entries as it stores them: unique by (user, server_id), their messages, and their runs (or why not). */
+const prepare = (entries: ReadonlyArray<InboxRef>) => {
+  const unique = firstOfEachPair(entries)
+  const given = [...unique.values()]
+  return { unique, given, messages: [...new Set(given.map((entry) => entry.server_id))], runs: runsOf(given) }
+}
+
 /**
  * What an append of `entries` stores when nothing of their messages is stored yet, the usual
  * case, in one pass: the entries (unique by (user, server_id)), their messages and their runs; or
  * undefined when the ids or the numbers need `append`'s checks and passes.
  */
 export const firstPass = (entries: ReadonlyArray<InboxRef>) => {
-  if (entries.some((entry) => !joinable(entry.user_id) || !joinable(entry.server_id))) return undefined
-  const given = [...firstOfEachPair(entries).values()]
-  if (given.length === 0) return undefined
-  const runs = runsOf(given)
-  if (runs instanceof PortError) return undefined
-  return { given, messages: [...new Set(given.map((entry) => entry.server_id))], runs }
+  if (unjoinableOf(entries) !== undefined) return undefined
+  const { given, messages, runs } = prepare(entries)
+  return given.length === 0 || runs instanceof PortError ? undefined : { given, messages, runs }
 }
 
 /**
@@ -209,14 +217,12 @@ export const layer: Layer.Layer<InboxStore, never, SqlClient.SqlClient> = Layer.
     }
 
     const append = Effect.fn("SqlInboxStore.append")(function*(entries: ReadonlyArray<InboxRef>) {
-      const unjoinable = entries.find((entry) => !joinable(entry.user_id) || !joinable(entry.server_id))
+      const unjoinable = unjoinableOf(entries)
       if (unjoinable !== undefined) {
         return yield* refused("append", `an id is empty or holds a newline: ${JSON.stringify(unjoinable)}`)
       }
-      const unique = firstOfEachPair(entries)
-      if (unique.size === 0) return []
-      const given = [...unique.values()]
-      const messages = [...new Set(given.map((entry) => entry.server_id))]
+      const { given, messages, runs: givenRuns, unique } = prepare(entries)
+      if (given.length === 0) return []
       /** The given entries whose pair is not among `stored`. */
       const withoutStored = (stored: ReadonlyArray<InboxRef>) => {
         const keys = new Set(stored.map((ref) => entryKey(ref.user_id, ref.server_id)))
@@ -225,7 +231,6 @@ export const layer: Layer.Layer<InboxStore, never, SqlClient.SqlClient> = Layer.
       // Usually nothing of these messages is stored yet: one pass.
       let fresh: ReadonlyArray<InboxRef> = given
       let expectedKnown = 0
-      const givenRuns = runsOf(given)
       if (givenRuns instanceof PortError) {
         // Two of them under one number: allowed when all but one were stored before (replays under
         // other numbers), which only the stored pairs tell.

@@ -1,5 +1,4 @@
-import type { Save } from "@im/ports/StoreWrites"
-import { StoreWrites } from "@im/ports/StoreWrites"
+import { type Save, StoreWrites } from "@im/ports/StoreWrites"
 import { Effect, Layer } from "effect"
 import { SqlClient, SqlError } from "effect/sql"
 import * as SqlConversationStore from "./SqlConversationStore.ts"
@@ -38,7 +37,7 @@ export const layerWith = (limits: SqlConversationStore.TextLimits): Layer.Layer<
           UNION ALL
           SELECT user_id, conversation FROM recorded WHERE grown`.pipe(portCall("StoreWrites", "save"))
         if (rows.length === 0) return false
-        const grown = rows.filter((row) => row.user_id !== null) as ReadonlyArray<{ user_id: string; conversation: string }>
+        const grown = rows.flatMap(({ conversation, user_id }) => user_id === null || conversation === null ? [] : [{ user_id, conversation }])
         // The save is kept: a fold that fails is logged, and the next save that grows the rows
         // folds them.
         yield* SqlConversationStore.compact(sql, grown).pipe(

@@ -17,8 +17,7 @@ export const StandaloneConfig = Config.all({
   maxPending: Settings.int("BUS_MAX_PENDING", 5_000, { minimum: 1 }),
   busPartitions: Settings.int("BUS_PARTITIONS", DEFAULT_BUS_PARTITIONS, { minimum: 1, maximum: 64 }),
   authSecret: Config.option(Config.Redacted("AUTH_SECRET")),
-  tokenTtl: Settings.positiveDuration("AUTH_TOKEN_TTL", Duration.hours(24)),
-  refreshTtl: Settings.positiveDuration("AUTH_REFRESH_TTL", Duration.days(30)),
+  lifetimes: Tokens.lifetimes,
   vacuum: Config.all({
     tablesEvery: Settings.positiveDuration("VACUUM_TABLES_EVERY", Duration.fromInputUnsafe(DEFAULT_VACUUM.tablesEvery)),
     databaseEvery: Settings.positiveDuration("VACUUM_DATABASE_EVERY", Duration.fromInputUnsafe(DEFAULT_VACUUM.databaseEvery))
@@ -38,7 +37,7 @@ export const tokensLayer = (config: StandaloneConfig) =>
         if (Redacted.value(config.authSecret.value).length < 32) {
           return yield* Effect.die(new Error("AUTH_SECRET must have at least 32 characters"))
         }
-        return Tokens.make(config.authSecret.value, config.tokenTtl, config.refreshTtl)
+        return Tokens.make(config.authSecret.value, config.lifetimes.tokenTtl, config.lifetimes.refreshTtl)
       }
       const file = join(config.dataDir, "auth-secret")
       const secret = yield* Effect.promise(async () => {
@@ -50,6 +49,6 @@ export const tokensLayer = (config: StandaloneConfig) =>
         await chmod(file, 0o600)
         return made
       })
-      return Tokens.make(Redacted.make(secret), config.tokenTtl, config.refreshTtl)
+      return Tokens.make(Redacted.make(secret), config.lifetimes.tokenTtl, config.lifetimes.refreshTtl)
     })
   )
