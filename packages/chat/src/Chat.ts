@@ -13,7 +13,7 @@ import { UserStore } from "@im/ports/UserStore"
 import { Pusher } from "@im/pusher/Pusher"
 import { RecentMap } from "@im/ports/RecentMap"
 import { Clock, Context, Effect, Exit, Layer, Option, Request, RequestResolver } from "effect"
-import { createHash } from "node:crypto"
+import { hash } from "node:crypto"
 import { FileMessages } from "./FileMessages.ts"
 
 interface IsBlocked extends Request.Request<boolean, PortError>, BlockPair {
@@ -69,7 +69,7 @@ export interface SendAck {
  * same id from any chat instance, at any time, and the stores keep it once.
  */
 export const serverIdOf = (sender: UserId, localId: LocalId): ServerId =>
-  ServerId.make(`m_${createHash("sha256").update(sender).update("\n").update(localId).digest("base64url").slice(0, 27)}`)
+  ServerId.make(`m_${hash("sha256", `${sender}\n${localId}`, "base64url").slice(0, 27)}`)
 
 /** How many recent acks are remembered, so that a retry within the window gets the same send_time. */
 const ACK_WINDOW = 100_000
