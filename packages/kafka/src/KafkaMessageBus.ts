@@ -11,6 +11,7 @@ import { PortError } from "@im/ports/PortError"
 import { Cause, Config, Deferred, Duration, Effect, Exit, Layer, Queue, Schedule, type Scope } from "effect"
 import { type Admin, type EachBatchPayload, Kafka, type KafkaMessage, logLevel, Partitioners } from "kafkajs"
 import * as Vital from "@im/ports/Vital"
+import { stopIdleRequestChecks } from "./RequestQueueFix.ts"
 
 export interface KafkaMessageBusOptions {
   readonly brokers: ReadonlyArray<string>
@@ -109,6 +110,7 @@ interface PendingBatch {
  */
 export const make = (options: KafkaMessageBusOptions): Effect.Effect<MessageBus["Service"], PortError, Scope.Scope> =>
   Effect.gen(function*() {
+    stopIdleRequestChecks()
     const connectTimeout = Duration.fromInputUnsafe(options.connectTimeout ?? "30 seconds")
     const heartbeatInterval = Duration.fromInputUnsafe(options.heartbeatInterval ?? "3 seconds")
     const services = yield* Effect.context<never>()
