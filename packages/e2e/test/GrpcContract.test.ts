@@ -104,6 +104,13 @@ describe("a plain @grpc/grpc-js client, with proto/ loaded at run time", () => {
     await expect(call(pusher, "Push", { deliveries: [{ user_id: "u_bob", seq: "7", message: { ...message, kind: "broadcast" } }] }))
       .rejects.toMatchObject({ code: grpc.status.INVALID_ARGUMENT })
     await expect(call(pusher, "Push", { deliveries: [{ user_id: "", seq: "7", message }] })).rejects.toMatchObject({ code: grpc.status.INVALID_ARGUMENT })
+    // A batch: the message once, for both its entries.
+    ports.pushed.length = 0
+    await call(pusher, "Push", { batch: { messages: [message], entries: [{ user_id: "u_bob", seq: "8", message_index: 0 }, { user_id: "u_alice", seq: "2", message_index: 0 }] } })
+    expect(ports.pushed).toMatchObject([{ user_id: "u_bob", seq: 8, message: { server_id: "m_1" } }, { user_id: "u_alice", seq: 2, message: { server_id: "m_1" } }])
+    await expect(call(pusher, "Push", { batch: { messages: [message], entries: [{ user_id: "u_bob", seq: "9", message_index: 1 }] } }))
+      .rejects.toMatchObject({ code: grpc.status.INVALID_ARGUMENT, details: expect.stringContaining("message_index 1") })
+    expect(ports.pushed).toHaveLength(2)
     pusher.close()
   })
 
@@ -111,6 +118,8 @@ describe("a plain @grpc/grpc-js client, with proto/ loaded at run time", () => {
     const gateway = new (load("im/gateway/v1/gateway.proto").im.gateway.v1.GatewayService)(`127.0.0.1:${ports.gateway}`, grpc.credentials.createInsecure())
     await call(gateway, "Deliver", { deliveries: [{ user_id: "u_bob", seq: "3", message }] })
     expect(frames).toMatchObject([{ type: "message", seq: 3, message: { server_id: "m_1" } }])
+    await call(gateway, "Deliver", { batch: { messages: [message], entries: [{ user_id: "u_bob", seq: "4", message_index: 0 }] } })
+    expect(frames).toMatchObject([{ seq: 3 }, { type: "message", seq: 4, message: { server_id: "m_1", content: "over grpc-js" } }])
     // With a session id, only the sockets of that login session.
     expect(await call(gateway, "Kick", { user_id: "u_bob", reason: "logged out", session_id: "sn-other" })).toEqual({ closed: 0 })
     expect(await call(gateway, "Kick", { user_id: "u_bob", reason: "logged out", session_id: "sn-1" })).toEqual({ closed: 1 })

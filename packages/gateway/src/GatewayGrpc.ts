@@ -2,7 +2,7 @@ import { SessionId, UserId } from "@im/domain/Ids"
 import { type GrpcRoutes, implement } from "@im/proto/EffectConnect"
 import { Code, ConnectError } from "@im/proto/Errors"
 import { type DeliverRequest, GatewayService, type KickRequest, type SignalRequest } from "@im/proto/gen/im/gateway/v1/gateway_pb"
-import { deliveryFromProto } from "@im/proto/MessageCodec"
+import { deliveriesFromProto } from "@im/proto/MessageCodec"
 import { Effect, Layer, Schema } from "effect"
 import { Gateway } from "./Gateway.ts"
 
@@ -17,7 +17,7 @@ export const GatewayGrpcServer: Layer.Layer<never, never, GrpcRoutes | Gateway> 
     const gateway = yield* Gateway
     return {
       deliver: (request: DeliverRequest) =>
-        Effect.forEach(request.deliveries, deliveryFromProto).pipe(
+        deliveriesFromProto(request.deliveries, request.batch).pipe(
           Effect.flatMap(gateway.deliver),
           Effect.as({})
         ),

@@ -6,6 +6,8 @@ import type { MessageInitShape } from "@bufbuild/protobuf"
 import { Effect, Schema } from "effect"
 import type {
   Delivery,
+  DeliveryBatch,
+  DeliveryEntrySchema,
   DeliverySchema,
   InboxEntry,
   InboxEntrySchema,
@@ -80,3 +82,48 @@ export const deliveryFromProto = (delivery: Delivery) =>
     messageFromProto(delivery.message),
     (user_id, message): DomainDelivery => ({ user_id, seq: Number(delivery.seq), message })
   )
+
+/**
+ * Deliveries as a DeliveryBatch: each message once (the same message object, as the consumer
+ * and `deliveriesFromProto` share it among its entries), each entry naming it by index.
+ */
+export const deliveriesToProto = (deliveries: ReadonlyArray<DomainDelivery>): {
+  readonly messages: Array<MessageInitShape<typeof MessageSchema>>
+  readonly entries: Array<MessageInitShape<typeof DeliveryEntrySchema>>
+} => {
+  const indexes = new Map<DomainMessage, number>()
+  const messages: Array<MessageInitShape<typeof MessageSchema>> = []
+  const entries = deliveries.map((delivery) => {
+    let index = indexes.get(delivery.message)
+    if (index === undefined) {
+      indexes.set(delivery.message, index = messages.length)
+      messages.push(messageToProto(delivery.message))
+    }
+    return { userId: delivery.user_id, seq: BigInt(delivery.seq), messageIndex: index }
+  })
+  return { messages, entries }
+}
+
+/**
+ * The deliveries of a request: those sent one by one (`deliveries`, older senders), then those
+ * of its DeliveryBatch, each message checked once and shared by its entries. An entry naming
+ * no message of the batch is INVALID_ARGUMENT.
+ */
+export const deliveriesFromProto = (one: ReadonlyArray<Delivery>, batch: DeliveryBatch | undefined) =>
+  Effect.gen(function*() {
+    const single = yield* Effect.forEach(one, deliveryFromProto)
+    if (batch === undefined || batch.entries.length === 0) return single
+    const messages = yield* Effect.forEach(batch.messages, messageFromProto)
+    const batched = yield* Effect.forEach(batch.entries, (entry, i) => {
+      const message = messages[entry.messageIndex]
+      return message === undefined
+        ? Effect.fail(
+          new ConnectError(
+            `invalid entries[${i}]: message_index ${entry.messageIndex} is not below the ${messages.length} messages`,
+            Code.InvalidArgument
+          )
+        )
+        : Effect.map(decodeDeliveryUser(entry.userId), (user_id): DomainDelivery => ({ user_id, seq: Number(entry.seq), message }))
+    })
+    return single.length === 0 ? batched : [...single, ...batched]
+  })

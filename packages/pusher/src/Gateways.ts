@@ -3,7 +3,7 @@ import type { Delivery } from "@im/domain/Message"
 import { Gateway } from "@im/gateway/Gateway"
 import { makeClient, type EffectClient } from "@im/proto/EffectConnect"
 import { GatewayService } from "@im/proto/gen/im/gateway/v1/gateway_pb"
-import { deliveryToProto } from "@im/proto/MessageCodec"
+import { deliveriesToProto } from "@im/proto/MessageCodec"
 import { ServiceRegistry, type ServiceInstance } from "@im/ports/ServiceRegistry"
 import { Context, Data, Effect, Layer, Scope, Stream } from "effect"
 import * as Vital from "@im/ports/Vital"
@@ -78,7 +78,7 @@ export class Gateways extends Context.Service<Gateways, {
           })
         return Gateways.of({
           deliver: (gateway, deliveries) =>
-            Effect.asVoid(call(gateway, (client) => client.deliver({ deliveries: deliveries.map(deliveryToProto) }))),
+            Effect.asVoid(call(gateway, (client) => client.deliver({ batch: deliveriesToProto(deliveries) }))),
           signal: (gateway, users, frame) =>
             Effect.asVoid(call(gateway, (client) => client.signal({ userIds: [...users], frameJson: frame }))),
           kick: (gateway, user, reason, session) =>

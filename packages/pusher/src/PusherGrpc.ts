@@ -3,7 +3,7 @@ import { type EffectClient, type GrpcRoutes, implement, makeClient } from "@im/p
 import { UserId } from "@im/domain/Ids"
 import { Code, ConnectError } from "@im/proto/Errors"
 import { type PushRequest, PusherService, type SignalRequest } from "@im/proto/gen/im/pusher/v1/pusher_pb"
-import { deliveryFromProto, deliveryToProto } from "@im/proto/MessageCodec"
+import { deliveriesFromProto, deliveriesToProto } from "@im/proto/MessageCodec"
 import { Effect, Layer, Schema } from "effect"
 import { Pusher } from "./Pusher.ts"
 
@@ -16,7 +16,7 @@ export const PusherGrpcServer: Layer.Layer<never, never, GrpcRoutes | Pusher> = 
     const pusher = yield* Pusher
     return {
       push: (request: PushRequest) =>
-        Effect.forEach(request.deliveries, deliveryFromProto).pipe(Effect.flatMap(pusher.push), Effect.as({})),
+        deliveriesFromProto(request.deliveries, request.batch).pipe(Effect.flatMap(pusher.push), Effect.as({})),
       signal: (request: SignalRequest) =>
         decodeUsers(request.userIds).pipe(
           Effect.mapError(() => new ConnectError("user_ids must be user ids", Code.InvalidArgument)),
@@ -32,7 +32,7 @@ const remote = (client: Effect.Effect<EffectClient<typeof PusherService>, NoInst
   Pusher.of({
     push: (deliveries) =>
       client.pipe(
-        Effect.flatMap((client) => client.push({ deliveries: deliveries.map(deliveryToProto) })),
+        Effect.flatMap((client) => client.push({ batch: deliveriesToProto(deliveries) })),
         Effect.asVoid,
         Effect.catch((error) => Effect.logWarning("push failed; clients will pull", error.message))
       ),

@@ -4,7 +4,7 @@
 
 import type { GenFile, GenMessage, GenService } from "@bufbuild/protobuf/codegenv2";
 import { fileDesc, messageDesc, serviceDesc } from "@bufbuild/protobuf/codegenv2";
-import type { Delivery } from "../../message/v1/message_pb.ts";
+import type { Delivery, DeliveryBatch } from "../../message/v1/message_pb.ts";
 import { file_im_message_v1_message } from "../../message/v1/message_pb.ts";
 import type { Message } from "@bufbuild/protobuf";
 
@@ -12,16 +12,25 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file im/gateway/v1/gateway.proto.
  */
 export const file_im_gateway_v1_gateway: GenFile = /*@__PURE__*/
-  fileDesc("ChtpbS9nYXRld2F5L3YxL2dhdGV3YXkucHJvdG8SDWltLmdhdGV3YXkudjEiPQoORGVsaXZlclJlcXVlc3QSKwoKZGVsaXZlcmllcxgBIAMoCzIXLmltLm1lc3NhZ2UudjEuRGVsaXZlcnkiEQoPRGVsaXZlclJlc3BvbnNlIjUKDVNpZ25hbFJlcXVlc3QSEAoIdXNlcl9pZHMYASADKAkSEgoKZnJhbWVfanNvbhgCIAEoCSIQCg5TaWduYWxSZXNwb25zZSJWCgtLaWNrUmVxdWVzdBIPCgd1c2VyX2lkGAEgASgJEg4KBnJlYXNvbhgCIAEoCRIXCgpzZXNzaW9uX2lkGAMgASgJSACIAQFCDQoLX3Nlc3Npb25faWQiHgoMS2lja1Jlc3BvbnNlEg4KBmNsb3NlZBgBIAEoBTLiAQoOR2F0ZXdheVNlcnZpY2USSAoHRGVsaXZlchIdLmltLmdhdGV3YXkudjEuRGVsaXZlclJlcXVlc3QaHi5pbS5nYXRld2F5LnYxLkRlbGl2ZXJSZXNwb25zZRJFCgZTaWduYWwSHC5pbS5nYXRld2F5LnYxLlNpZ25hbFJlcXVlc3QaHS5pbS5nYXRld2F5LnYxLlNpZ25hbFJlc3BvbnNlEj8KBEtpY2sSGi5pbS5nYXRld2F5LnYxLktpY2tSZXF1ZXN0GhsuaW0uZ2F0ZXdheS52MS5LaWNrUmVzcG9uc2ViBnByb3RvMw", [file_im_message_v1_message]);
+  fileDesc("ChtpbS9nYXRld2F5L3YxL2dhdGV3YXkucHJvdG8SDWltLmdhdGV3YXkudjEiagoORGVsaXZlclJlcXVlc3QSKwoKZGVsaXZlcmllcxgBIAMoCzIXLmltLm1lc3NhZ2UudjEuRGVsaXZlcnkSKwoFYmF0Y2gYAiABKAsyHC5pbS5tZXNzYWdlLnYxLkRlbGl2ZXJ5QmF0Y2giEQoPRGVsaXZlclJlc3BvbnNlIjUKDVNpZ25hbFJlcXVlc3QSEAoIdXNlcl9pZHMYASADKAkSEgoKZnJhbWVfanNvbhgCIAEoCSIQCg5TaWduYWxSZXNwb25zZSJWCgtLaWNrUmVxdWVzdBIPCgd1c2VyX2lkGAEgASgJEg4KBnJlYXNvbhgCIAEoCRIXCgpzZXNzaW9uX2lkGAMgASgJSACIAQFCDQoLX3Nlc3Npb25faWQiHgoMS2lja1Jlc3BvbnNlEg4KBmNsb3NlZBgBIAEoBTLiAQoOR2F0ZXdheVNlcnZpY2USSAoHRGVsaXZlchIdLmltLmdhdGV3YXkudjEuRGVsaXZlclJlcXVlc3QaHi5pbS5nYXRld2F5LnYxLkRlbGl2ZXJSZXNwb25zZRJFCgZTaWduYWwSHC5pbS5nYXRld2F5LnYxLlNpZ25hbFJlcXVlc3QaHS5pbS5nYXRld2F5LnYxLlNpZ25hbFJlc3BvbnNlEj8KBEtpY2sSGi5pbS5nYXRld2F5LnYxLktpY2tSZXF1ZXN0GhsuaW0uZ2F0ZXdheS52MS5LaWNrUmVzcG9uc2ViBnByb3RvMw", [file_im_message_v1_message]);
 
 /**
  * @generated from message im.gateway.v1.DeliverRequest
  */
 export type DeliverRequest = Message<"im.gateway.v1.DeliverRequest"> & {
   /**
+   * Each entry with its message, as senders before `batch` sent them; still accepted.
+   *
    * @generated from field: repeated im.message.v1.Delivery deliveries = 1;
    */
   deliveries: Delivery[];
+
+  /**
+   * The entries, each message once; what senders send now. Taken after `deliveries`.
+   *
+   * @generated from field: im.message.v1.DeliveryBatch batch = 2;
+   */
+  batch?: DeliveryBatch | undefined;
 };
 
 /**

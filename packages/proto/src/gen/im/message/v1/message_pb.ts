@@ -10,7 +10,7 @@ import type { Message as Message$1 } from "@bufbuild/protobuf";
  * Describes the file im/message/v1/message.proto.
  */
 export const file_im_message_v1_message: GenFile = /*@__PURE__*/
-  fileDesc("ChtpbS9tZXNzYWdlL3YxL21lc3NhZ2UucHJvdG8SDWltLm1lc3NhZ2UudjEi4wEKB01lc3NhZ2USEQoJc2VydmVyX2lkGAEgASgJEhAKCGxvY2FsX2lkGAIgASgJEhEKCXNlbmRlcl9pZBgDIAEoCRIMCgRraW5kGAQgASgJEhMKC3JlY2VpdmVyX2lkGAUgASgJEhAKCGdyb3VwX2lkGAYgASgJEhQKDGNvbnRlbnRfdHlwZRgHIAEoCRIPCgdjb250ZW50GAggASgJEhMKC2NyZWF0ZV90aW1lGAkgASgDEhEKCXNlbmRfdGltZRgKIAEoAxIKCgJ0bxgLIAMoCRIQCghyZWNhbGxlZBgMIAEoCCJCCgpJbmJveEVudHJ5EgsKA3NlcRgBIAEoAxInCgdtZXNzYWdlGAIgASgLMhYuaW0ubWVzc2FnZS52MS5NZXNzYWdlIlEKCERlbGl2ZXJ5Eg8KB3VzZXJfaWQYASABKAkSCwoDc2VxGAIgASgDEicKB21lc3NhZ2UYAyABKAsyFi5pbS5tZXNzYWdlLnYxLk1lc3NhZ2UiOwoISW5ib3hSZWYSDwoHdXNlcl9pZBgBIAEoCRILCgNzZXEYAiABKAMSEQoJc2VydmVyX2lkGAMgASgJIjkKC0Vycm9yRGV0YWlsEgsKA3RhZxgBIAEoCRIMCgRjb2RlGAIgASgJEg8KB21lc3NhZ2UYAyABKAliBnByb3RvMw");
+  fileDesc("ChtpbS9tZXNzYWdlL3YxL21lc3NhZ2UucHJvdG8SDWltLm1lc3NhZ2UudjEi4wEKB01lc3NhZ2USEQoJc2VydmVyX2lkGAEgASgJEhAKCGxvY2FsX2lkGAIgASgJEhEKCXNlbmRlcl9pZBgDIAEoCRIMCgRraW5kGAQgASgJEhMKC3JlY2VpdmVyX2lkGAUgASgJEhAKCGdyb3VwX2lkGAYgASgJEhQKDGNvbnRlbnRfdHlwZRgHIAEoCRIPCgdjb250ZW50GAggASgJEhMKC2NyZWF0ZV90aW1lGAkgASgDEhEKCXNlbmRfdGltZRgKIAEoAxIKCgJ0bxgLIAMoCRIQCghyZWNhbGxlZBgMIAEoCCJCCgpJbmJveEVudHJ5EgsKA3NlcRgBIAEoAxInCgdtZXNzYWdlGAIgASgLMhYuaW0ubWVzc2FnZS52MS5NZXNzYWdlIlEKCERlbGl2ZXJ5Eg8KB3VzZXJfaWQYASABKAkSCwoDc2VxGAIgASgDEicKB21lc3NhZ2UYAyABKAsyFi5pbS5tZXNzYWdlLnYxLk1lc3NhZ2UiaAoNRGVsaXZlcnlCYXRjaBIoCghtZXNzYWdlcxgBIAMoCzIWLmltLm1lc3NhZ2UudjEuTWVzc2FnZRItCgdlbnRyaWVzGAIgAygLMhwuaW0ubWVzc2FnZS52MS5EZWxpdmVyeUVudHJ5IkQKDURlbGl2ZXJ5RW50cnkSDwoHdXNlcl9pZBgBIAEoCRILCgNzZXEYAiABKAMSFQoNbWVzc2FnZV9pbmRleBgDIAEoDSI7CghJbmJveFJlZhIPCgd1c2VyX2lkGAEgASgJEgsKA3NlcRgCIAEoAxIRCglzZXJ2ZXJfaWQYAyABKAkiOQoLRXJyb3JEZXRhaWwSCwoDdGFnGAEgASgJEgwKBGNvZGUYAiABKAkSDwoHbWVzc2FnZRgDIAEoCWIGcHJvdG8z");
 
 /**
  * A message as stored and delivered. Field names match the JSON wire names of docs/protocol.md.
@@ -156,6 +156,61 @@ export const DeliverySchema: GenMessage<Delivery> = /*@__PURE__*/
   messageDesc(file_im_message_v1_message, 2);
 
 /**
+ * Inbox entries addressed to their users, each message carried once however many entries it
+ * has (a one-to-one message has two, its receiver's and its sender's; a group's message one per
+ * member): the pushes to a gateway encode, send and check every message once.
+ *
+ * @generated from message im.message.v1.DeliveryBatch
+ */
+export type DeliveryBatch = Message$1<"im.message.v1.DeliveryBatch"> & {
+  /**
+   * @generated from field: repeated im.message.v1.Message messages = 1;
+   */
+  messages: Message[];
+
+  /**
+   * @generated from field: repeated im.message.v1.DeliveryEntry entries = 2;
+   */
+  entries: DeliveryEntry[];
+};
+
+/**
+ * Describes the message im.message.v1.DeliveryBatch.
+ * Use `create(DeliveryBatchSchema)` to create a new message.
+ */
+export const DeliveryBatchSchema: GenMessage<DeliveryBatch> = /*@__PURE__*/
+  messageDesc(file_im_message_v1_message, 3);
+
+/**
+ * An inbox entry of a DeliveryBatch: the message is `messages[message_index]`.
+ *
+ * @generated from message im.message.v1.DeliveryEntry
+ */
+export type DeliveryEntry = Message$1<"im.message.v1.DeliveryEntry"> & {
+  /**
+   * @generated from field: string user_id = 1;
+   */
+  userId: string;
+
+  /**
+   * @generated from field: int64 seq = 2;
+   */
+  seq: bigint;
+
+  /**
+   * @generated from field: uint32 message_index = 3;
+   */
+  messageIndex: number;
+};
+
+/**
+ * Describes the message im.message.v1.DeliveryEntry.
+ * Use `create(DeliveryEntrySchema)` to create a new message.
+ */
+export const DeliveryEntrySchema: GenMessage<DeliveryEntry> = /*@__PURE__*/
+  messageDesc(file_im_message_v1_message, 4);
+
+/**
  * A reference to a stored inbox entry; the message itself is in the history.
  *
  * @generated from message im.message.v1.InboxRef
@@ -182,7 +237,7 @@ export type InboxRef = Message$1<"im.message.v1.InboxRef"> & {
  * Use `create(InboxRefSchema)` to create a new message.
  */
 export const InboxRefSchema: GenMessage<InboxRef> = /*@__PURE__*/
-  messageDesc(file_im_message_v1_message, 3);
+  messageDesc(file_im_message_v1_message, 5);
 
 /**
  * Sent as a gRPC status detail with every domain error, so that clients get the reason back.
@@ -215,5 +270,5 @@ export type ErrorDetail = Message$1<"im.message.v1.ErrorDetail"> & {
  * Use `create(ErrorDetailSchema)` to create a new message.
  */
 export const ErrorDetailSchema: GenMessage<ErrorDetail> = /*@__PURE__*/
-  messageDesc(file_im_message_v1_message, 4);
+  messageDesc(file_im_message_v1_message, 6);
 

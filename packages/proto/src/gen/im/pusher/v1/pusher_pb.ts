@@ -4,7 +4,7 @@
 
 import type { GenFile, GenMessage, GenService } from "@bufbuild/protobuf/codegenv2";
 import { fileDesc, messageDesc, serviceDesc } from "@bufbuild/protobuf/codegenv2";
-import type { Delivery } from "../../message/v1/message_pb.ts";
+import type { Delivery, DeliveryBatch } from "../../message/v1/message_pb.ts";
 import { file_im_message_v1_message } from "../../message/v1/message_pb.ts";
 import type { Message } from "@bufbuild/protobuf";
 
@@ -12,16 +12,25 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file im/pusher/v1/pusher.proto.
  */
 export const file_im_pusher_v1_pusher: GenFile = /*@__PURE__*/
-  fileDesc("ChlpbS9wdXNoZXIvdjEvcHVzaGVyLnByb3RvEgxpbS5wdXNoZXIudjEiOgoLUHVzaFJlcXVlc3QSKwoKZGVsaXZlcmllcxgBIAMoCzIXLmltLm1lc3NhZ2UudjEuRGVsaXZlcnkiDgoMUHVzaFJlc3BvbnNlIjUKDVNpZ25hbFJlcXVlc3QSEAoIdXNlcl9pZHMYASADKAkSEgoKZnJhbWVfanNvbhgCIAEoCSIQCg5TaWduYWxSZXNwb25zZTKTAQoNUHVzaGVyU2VydmljZRI9CgRQdXNoEhkuaW0ucHVzaGVyLnYxLlB1c2hSZXF1ZXN0GhouaW0ucHVzaGVyLnYxLlB1c2hSZXNwb25zZRJDCgZTaWduYWwSGy5pbS5wdXNoZXIudjEuU2lnbmFsUmVxdWVzdBocLmltLnB1c2hlci52MS5TaWduYWxSZXNwb25zZWIGcHJvdG8z", [file_im_message_v1_message]);
+  fileDesc("ChlpbS9wdXNoZXIvdjEvcHVzaGVyLnByb3RvEgxpbS5wdXNoZXIudjEiZwoLUHVzaFJlcXVlc3QSKwoKZGVsaXZlcmllcxgBIAMoCzIXLmltLm1lc3NhZ2UudjEuRGVsaXZlcnkSKwoFYmF0Y2gYAiABKAsyHC5pbS5tZXNzYWdlLnYxLkRlbGl2ZXJ5QmF0Y2giDgoMUHVzaFJlc3BvbnNlIjUKDVNpZ25hbFJlcXVlc3QSEAoIdXNlcl9pZHMYASADKAkSEgoKZnJhbWVfanNvbhgCIAEoCSIQCg5TaWduYWxSZXNwb25zZTKTAQoNUHVzaGVyU2VydmljZRI9CgRQdXNoEhkuaW0ucHVzaGVyLnYxLlB1c2hSZXF1ZXN0GhouaW0ucHVzaGVyLnYxLlB1c2hSZXNwb25zZRJDCgZTaWduYWwSGy5pbS5wdXNoZXIudjEuU2lnbmFsUmVxdWVzdBocLmltLnB1c2hlci52MS5TaWduYWxSZXNwb25zZWIGcHJvdG8z", [file_im_message_v1_message]);
 
 /**
  * @generated from message im.pusher.v1.PushRequest
  */
 export type PushRequest = Message<"im.pusher.v1.PushRequest"> & {
   /**
+   * Each entry with its message, as senders before `batch` sent them; still accepted.
+   *
    * @generated from field: repeated im.message.v1.Delivery deliveries = 1;
    */
   deliveries: Delivery[];
+
+  /**
+   * The entries, each message once; what senders send now. Taken after `deliveries`.
+   *
+   * @generated from field: im.message.v1.DeliveryBatch batch = 2;
+   */
+  batch?: DeliveryBatch | undefined;
 };
 
 /**
