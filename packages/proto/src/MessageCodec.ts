@@ -8,7 +8,6 @@ import type {
   Delivery,
   DeliveryBatch,
   DeliveryEntrySchema,
-  DeliverySchema,
   InboxEntry,
   InboxEntrySchema,
   Message,
@@ -68,15 +67,10 @@ export const entryToProto = (entry: DomainInboxEntry): MessageInitShape<typeof I
 export const entryFromProto = (entry: InboxEntry) =>
   Effect.map(messageFromProto(entry.message), (message): DomainInboxEntry => ({ seq: Number(entry.seq), message }))
 
-export const deliveryToProto = (delivery: DomainDelivery): MessageInitShape<typeof DeliverySchema> => ({
-  userId: delivery.user_id,
-  seq: BigInt(delivery.seq),
-  message: messageToProto(delivery.message)
-})
-
 const decodeDeliveryUser = decodeField(UserId, "user_id")
 
-export const deliveryFromProto = (delivery: Delivery) =>
+/** A delivery sent one by one, with its message (`deliveries`, as older senders sent them). */
+const deliveryFromProto = (delivery: Delivery) =>
   Effect.zipWith(
     decodeDeliveryUser(delivery.userId),
     messageFromProto(delivery.message),

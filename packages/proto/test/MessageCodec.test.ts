@@ -5,7 +5,7 @@ import type { Delivery } from "@im/domain/Message"
 import { numberedMessage } from "@im/ports/testing/Fixtures"
 import { Effect } from "effect"
 import { DeliverRequestSchema } from "../src/gen/im/gateway/v1/gateway_pb.ts"
-import { deliveriesFromProto, deliveriesToProto, deliveryToProto } from "../src/MessageCodec.ts"
+import { deliveriesFromProto, deliveriesToProto, messageToProto } from "../src/MessageCodec.ts"
 
 const alice = UserId.make("u_alice")
 const bob = UserId.make("u_bob")
@@ -39,7 +39,7 @@ describe("deliveries on the wire (DeliveryBatch)", () => {
 
   it.effect("still takes deliveries one by one (older senders), before the batch's", () =>
     Effect.gen(function*() {
-      const request = wire({ deliveries: [deliveryToProto(deliveries[3]!)], batch: deliveriesToProto(deliveries.slice(0, 1)) })
+      const request = wire({ deliveries: [{ userId: alice, seq: 4n, message: messageToProto(second) }], batch: deliveriesToProto(deliveries.slice(0, 1)) })
       const back = yield* deliveriesFromProto(request.deliveries, request.batch)
       assert.deepStrictEqual(back, [deliveries[3], deliveries[0]])
     }))
