@@ -5,7 +5,7 @@ import { GroupId, LocalId, ServerId, UserId } from "@im/domain/Ids"
 import { Content, ContentType, Millis } from "@im/domain/Message"
 import * as TraceContext from "@im/observability/TraceContext"
 import { discover, type NoInstance } from "@im/proto/Discovery"
-import { type EffectClient, type GrpcRoutes, implement, makeClient } from "@im/proto/EffectConnect"
+import { type EffectClient, type GrpcRoutes, implement, makeClient } from "@im/proto/Grpc"
 import { Code, ConnectError, errorDetailOf, toConnectError } from "@im/proto/Errors"
 import {
   ChatService,

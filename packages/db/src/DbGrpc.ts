@@ -1,7 +1,7 @@
 import { InvalidRange, ServiceUnavailable } from "@im/domain/Errors"
 import { ServerId, UserId } from "@im/domain/Ids"
 import { discover, type NoInstance } from "@im/proto/Discovery"
-import { type EffectClient, type GrpcRoutes, implement, makeClient } from "@im/proto/EffectConnect"
+import { type EffectClient, type GrpcRoutes, implement, makeClient } from "@im/proto/Grpc"
 import { Code, type ConnectError, errorDetailOf, toConnectError } from "@im/proto/Errors"
 import { DbService, type ExistingRequest, type NewestRequest, type PullRequest, type SaveRequest } from "@im/proto/gen/im/db/v1/db_pb"
 import type { InboxRef as InboxRefPb } from "@im/proto/gen/im/message/v1/message_pb"

@@ -1,5 +1,5 @@
 import { SessionId, UserId } from "@im/domain/Ids"
-import { type GrpcRoutes, implement } from "@im/proto/EffectConnect"
+import { type GrpcRoutes, implement } from "@im/proto/Grpc"
 import { Code, ConnectError } from "@im/proto/Errors"
 import { type DeliverRequest, GatewayService, type KickRequest, type SignalRequest } from "@im/proto/gen/im/gateway/v1/gateway_pb"
 import { deliveriesFromProto } from "@im/proto/MessageCodec"

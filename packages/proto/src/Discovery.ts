@@ -2,7 +2,7 @@ import type { DescService } from "@bufbuild/protobuf"
 import { ServiceRegistry, type ServiceInstance } from "@im/ports/ServiceRegistry"
 import * as Vital from "@im/ports/Vital"
 import { Data, Effect, Scope, Stream } from "effect"
-import { type EffectClient, makeClient } from "./EffectConnect.ts"
+import { type EffectClient, makeClient } from "./Grpc.ts"
 
 export class NoInstance extends Data.TaggedError("NoInstance")<{ readonly service: string }> {
   override get message() {

@@ -1,7 +1,7 @@
 import type { GatewayId, SessionId, UserId } from "@im/domain/Ids"
 import type { Delivery } from "@im/domain/Message"
 import { Gateway } from "@im/gateway/Gateway"
-import { makeClient, type EffectClient } from "@im/proto/EffectConnect"
+import { makeClient, type EffectClient } from "@im/proto/Grpc"
 import { GatewayService } from "@im/proto/gen/im/gateway/v1/gateway_pb"
 import { deliveriesToProto } from "@im/proto/MessageCodec"
 import { ServiceRegistry, type ServiceInstance } from "@im/ports/ServiceRegistry"

@@ -1,5 +1,5 @@
 import { discover, type NoInstance } from "@im/proto/Discovery"
-import { type EffectClient, type GrpcRoutes, implement, makeClient } from "@im/proto/EffectConnect"
+import { type EffectClient, type GrpcRoutes, implement, makeClient } from "@im/proto/Grpc"
 import { UserId } from "@im/domain/Ids"
 import { Code, ConnectError } from "@im/proto/Errors"
 import { type PushRequest, PusherService, type SignalRequest } from "@im/proto/gen/im/pusher/v1/pusher_pb"
