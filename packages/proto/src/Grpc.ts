@@ -24,7 +24,8 @@ import {
   frame,
   MAX_MESSAGE_BYTES,
   isGrpcContentType,
-  statusFields
+  statusFields,
+  timeoutField
 } from "./GrpcWire.ts"
 
 /**
@@ -107,7 +108,8 @@ export const implement = <S extends DescService, E, R, EB, RB>(
         method,
         handle: (request, traceparent) => {
           const parent = TraceContext.parentFrom({ [TraceContext.TRACEPARENT]: traceparent })
-          return run(request).pipe(
+          // Suspended: a method that throws before making its Effect is a defect like any other.
+          return Effect.suspend(() => run(request)).pipe(
             Effect.onExit((exit) => Metrics.increment(Metrics.grpcServerRequests({ ...metricLabels, code: codeOf(exit) }))),
             Metrics.timed(duration),
             // The handler's own frame says nothing: no stack captured per call.
@@ -125,32 +127,50 @@ export const implement = <S extends DescService, E, R, EB, RB>(
     }
   }))
 
-/** A response that is only a status: one HEADERS frame, which ends the stream. */
-const respondStatus = (stream: ServerHttp2Stream, error: ConnectError, extra: Record<string, string> = {}) => {
-  if (stream.headersSent || stream.destroyed) return
-  stream.respond({ ":status": 200, "content-type": CONTENT_TYPE, ...extra, ...statusFields(error) }, { endStream: true })
+/**
+ * Whether the stream can still take an answer: not answered, and not closed by the client (a
+ * stream it reset is closed before Node destroys it, and `respond` on it throws).
+ */
+const answerable = (stream: ServerHttp2Stream) => !stream.headersSent && !stream.closed && !stream.destroyed
+
+/**
+ * Answers on the stream if it can still take one. Node may still refuse (the session going away
+ * meanwhile): the client has gone, and nobody is left to tell.
+ */
+const answer = (stream: ServerHttp2Stream, write: () => void) => {
+  if (!answerable(stream)) return
+  try {
+    write()
+  } catch {
+    stream.destroy()
+  }
 }
+
+/** A response that is only a status: one HEADERS frame, which ends the stream. */
+const respondStatus = (stream: ServerHttp2Stream, error: ConnectError, extra: Record<string, string> = {}) =>
+  answer(stream, () => stream.respond({ ":status": 200, "content-type": CONTENT_TYPE, ...extra, ...statusFields(error) }, { endStream: true }))
 
 /** A request that is not gRPC: a bare HTTP status, as the spec asks. */
-const respondHttp = (stream: ServerHttp2Stream, status: number) => {
-  if (stream.headersSent || stream.destroyed) return
-  stream.respond({ ":status": status }, { endStream: true })
-}
+const respondHttp = (stream: ServerHttp2Stream, status: number) =>
+  answer(stream, () => stream.respond({ ":status": status }, { endStream: true }))
 
-const respondMessage = (stream: ServerHttp2Stream, method: DescMethod, answer: unknown) => {
-  if (stream.headersSent || stream.destroyed) return
+const respondMessage = (stream: ServerHttp2Stream, method: DescMethod, message: unknown) => {
   let bytes: Uint8Array
   try {
-    bytes = toBinary(method.output, isMessage(answer, method.output) ? answer : create(method.output, answer as never))
+    bytes = toBinary(method.output, isMessage(message, method.output) ? message : create(method.output, message as never))
   } catch (cause) {
     return respondStatus(stream, new ConnectError(`cannot encode the answer: ${String(cause)}`, Code.Internal))
   }
-  stream.respond({ ":status": 200, "content-type": CONTENT_TYPE, "grpc-accept-encoding": "identity" }, { waitForTrailers: true })
-  stream.once("wantTrailers", () => stream.sendTrailers(statusFields(undefined)))
-  stream.end(frame(bytes))
+  answer(stream, () => {
+    stream.respond({ ":status": 200, "content-type": CONTENT_TYPE, "grpc-accept-encoding": "identity" }, { waitForTrailers: true })
+    stream.once("wantTrailers", () => {
+      if (!stream.closed && !stream.destroyed) stream.sendTrailers(statusFields(undefined))
+    })
+    stream.end(frame(bytes))
+  })
 }
 
-/** Deadlines longer than this are refused (the spec's 8 digits of hours are far longer than any call needs). */
+/** Deadlines longer than this are taken as this long (the spec's 8 digits of hours are far longer than any call needs). */
 const MAX_TIMEOUT_MS = 24 * 60 * 60 * 1000
 
 /** Serves one call on its HTTP/2 stream: checks what it asks for, reads its message, runs the route, answers. */
@@ -172,7 +192,9 @@ const serveStream = (routes: ReadonlyMap<string, Route>) => (stream: ServerHttp2
   }
   const timeoutHeader = headers["grpc-timeout"]
   const timeout = parseTimeout(typeof timeoutHeader === "string" ? timeoutHeader : null, MAX_TIMEOUT_MS)
-  if (timeout.error !== undefined) return respondStatus(stream, timeout.error)
+  // Only a deadline that does not parse is refused; a long one is shortened.
+  if (timeout.error !== undefined && timeout.timeoutMs === undefined) return respondStatus(stream, timeout.error)
+  const timeoutMs = timeout.timeoutMs === undefined ? undefined : Math.min(timeout.timeoutMs, MAX_TIMEOUT_MS)
   const traceparent = headers[TraceContext.TRACEPARENT]
 
   const body = new Body()
@@ -180,7 +202,8 @@ const serveStream = (routes: ReadonlyMap<string, Route>) => (stream: ServerHttp2
     if (!body.push(chunk)) respondStatus(stream, new ConnectError(`a message is larger than ${MAX_MESSAGE_BYTES} bytes`, Code.ResourceExhausted))
   })
   stream.once("end", () => {
-    if (stream.headersSent || stream.destroyed) return
+    // Answered already (a refusal), or reset by the client: nothing to run.
+    if (!answerable(stream) || stream.aborted) return
     const message = body.message()
     if (!("bytes" in message)) return respondStatus(stream, new ConnectError(message.problem, message.code ?? Code.InvalidArgument))
     let request: unknown
@@ -194,10 +217,10 @@ const serveStream = (routes: ReadonlyMap<string, Route>) => (stream: ServerHttp2
     // The client cancelled, or went away: the call is interrupted, nobody hears the answer.
     const onClose = () => fiber.interruptUnsafe()
     stream.once("close", onClose)
-    const timer = timeout.timeoutMs === undefined ? undefined : setTimeout(() => {
+    const timer = timeoutMs === undefined ? undefined : setTimeout(() => {
       deadlinePassed = true
       fiber.interruptUnsafe()
-    }, timeout.timeoutMs)
+    }, timeoutMs)
     fiber.addObserver((exit) => {
       clearTimeout(timer)
       stream.off("close", onClose)
@@ -257,12 +280,24 @@ export type EffectClient<S extends DescService> = {
     : never
 }
 
+/** How long a session may take to connect; then it is dropped, and its calls fail UNAVAILABLE. */
+const CONNECT_TIMEOUT_MS = 5_000
+/** How long a ping may go unanswered before its session is taken for dead. */
+const PING_TIMEOUT_MS = 5_000
+/** Calls per session before the next one opens a new session (HTTP/2 runs out of stream ids at 2^30 calls). */
+const CALLS_PER_SESSION = 2 ** 29
+
 /**
  * One HTTP/2 session to a server, opened on the first call and again on the first call after it
  * closed or was told to go away (a restart): calls in flight on a lost session fail UNAVAILABLE.
+ * A session that does not connect within CONNECT_TIMEOUT_MS is dropped, and so is one that does
+ * not answer a ping, which `check` sends when a call got no answer in time (a peer gone without
+ * closing its connection: without it every later call would wait out its deadline).
  */
 class Session {
   private current: ClientHttp2Session | undefined
+  private calls = 0
+  private checking = false
   private closed = false
   private readonly url: string
 
@@ -270,20 +305,46 @@ class Session {
     this.url = url
   }
 
+  /** The session for the next call. */
   get(): ClientHttp2Session {
     const current = this.current
-    if (current !== undefined && !current.closed && !current.destroyed) return current
+    const usable = current !== undefined && !current.closed && !current.destroyed
+    if (usable && this.calls < CALLS_PER_SESSION) {
+      this.calls++
+      return current
+    }
     if (this.closed) throw new Error("the client was closed")
+    // Worn out: it finishes the calls it has, then closes.
+    if (usable) current.close()
     const session = connect(this.url)
     // Its streams report what went wrong, to their calls.
     session.on("error", () => {})
+    const connecting = setTimeout(() => session.destroy(new Error(`no connection within ${CONNECT_TIMEOUT_MS} ms`)), CONNECT_TIMEOUT_MS)
+    session.once("connect", () => clearTimeout(connecting))
     const forget = () => {
+      clearTimeout(connecting)
       if (this.current === session) this.current = undefined
     }
     session.once("close", forget)
     session.once("goaway", forget)
     this.current = session
+    this.calls = 1
+    this.checking = false
     return session
+  }
+
+  /** A call on `session` got no answer in time: is the server still there? */
+  check(session: ClientHttp2Session) {
+    if (session !== this.current || this.checking || session.connecting || session.closed || session.destroyed) return
+    this.checking = true
+    const dead = () => session.destroy(new Error(`no answer to a ping within ${PING_TIMEOUT_MS} ms`))
+    const timer = setTimeout(dead, PING_TIMEOUT_MS)
+    const answered = (error: Error | null) => {
+      clearTimeout(timer)
+      if (this.current === session) this.checking = false
+      if (error !== null) dead()
+    }
+    if (!session.ping(answered)) answered(null)
   }
 
   close() {
@@ -350,6 +411,7 @@ const unaryCall = (
 ) =>
   Effect.callback<unknown, ConnectError>((resume) => {
     let bytes: Uint8Array
+    let http2Session: ClientHttp2Session
     let stream: ClientHttp2Stream
     try {
       bytes = toBinary(method.input, isMessage(request, method.input) ? request : create(method.input, request as never))
@@ -357,13 +419,14 @@ const unaryCall = (
       return resume(Effect.fail(new ConnectError(`cannot encode the request: ${String(cause)}`, Code.Internal)))
     }
     try {
-      stream = session.get().request({
+      http2Session = session.get()
+      stream = http2Session.request({
         ":method": "POST",
         ":path": path,
         "content-type": CONTENT_TYPE,
         te: "trailers",
         "grpc-accept-encoding": "identity",
-        ...(timeoutMs === undefined ? {} : { "grpc-timeout": `${timeoutMs}m` }),
+        ...(timeoutMs === undefined ? {} : { "grpc-timeout": timeoutField(timeoutMs) }),
         ...traceHeaders
       })
     } catch (cause) {
@@ -381,14 +444,27 @@ const unaryCall = (
       resume(exit)
     }
     const timer = timeoutMs === undefined ? undefined : setTimeout(() => {
-      finish(Exit.fail(new ConnectError(`no answer within ${timeoutMs} ms`, Code.DeadlineExceeded)))
+      finish(Exit.fail(
+        http2Session.connecting
+          ? new ConnectError(`no connection to the server within ${timeoutMs} ms`, Code.Unavailable)
+          : new ConnectError(`no answer within ${timeoutMs} ms`, Code.DeadlineExceeded)
+      ))
       stream.close(constants.NGHTTP2_CANCEL)
+      session.check(http2Session)
     }, timeoutMs)
     stream.on("response", (fields) => void (headers = fields))
     stream.on("trailers", (fields) => void (trailers = fields))
     stream.on("data", (chunk: Buffer) => void body.push(chunk))
     stream.on("error", (cause) => void (failure = cause))
-    stream.once("close", () => finish(outcomeOf(method, headers, trailers, body, stream, failure)))
+    stream.once("close", () => {
+      let outcome: Exit.Exit<unknown, ConnectError>
+      try {
+        outcome = outcomeOf(method, headers, trailers, body, stream, failure)
+      } catch (cause) {
+        outcome = Exit.fail(new ConnectError(`cannot read the answer: ${String(cause)}`, Code.Internal))
+      }
+      finish(outcome)
+    })
     stream.end(frame(bytes))
     return Effect.sync(() => {
       done = true

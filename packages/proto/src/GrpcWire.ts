@@ -73,15 +73,28 @@ export const statusFields = (error: ConnectError | undefined): Record<string, st
   return fields
 }
 
-/** The error a response's status fields (its trailers, or its headers when it has none) carry, if any. */
+/**
+ * The error a response's status fields (its trailers, or its headers when it has none) carry, if
+ * any. Fields without `grpc-status` are an error too (the answer may have been cut short); a
+ * `grpc-message` or `grpc-status-details-bin` that does not decode leaves the status as it is,
+ * with the message as it came, as the spec asks.
+ */
 export const errorOfStatus = (fields: IncomingHttpHeaders): ConnectError | undefined => {
-  if (fields["grpc-status"] === "0") return undefined
+  const status = fields["grpc-status"]
+  if (status === "0") return undefined
+  if (typeof status !== "string") return new ConnectError("the answer has no grpc-status", Code.Internal)
   const headers = new Headers()
   for (const [key, value] of Object.entries(fields)) {
     if (key.startsWith(":") || value === undefined) continue
     headers.set(key, Array.isArray(value) ? value.join(", ") : String(value))
   }
-  return findTrailerError(headers)
+  try {
+    return findTrailerError(headers) ?? new ConnectError(`invalid grpc-status: ${status}`, Code.Internal)
+  } catch {
+    const code = /^\d+$/.test(status) && Number(status) in Code ? Number(status) as Code : Code.Internal
+    const message = fields["grpc-message"]
+    return new ConnectError(typeof message === "string" ? message : `grpc-status ${status}`, code)
+  }
 }
 
 /** The gRPC code of a response whose HTTP status is not 200 (the spec's mapping). */
@@ -107,15 +120,37 @@ export const errorOfResetCode = (code: number): ConnectError | undefined => {
   }
 }
 
+/** Node's errors for a request its session refused because of what the request is, not where it went. */
+const REQUEST_ERRORS = new Set([
+  "ERR_HTTP2_INVALID_CONNECTION_HEADERS",
+  "ERR_HTTP2_INVALID_HEADER_VALUE",
+  "ERR_HTTP2_HEADER_SINGLE_VALUE",
+  "ERR_HTTP2_INVALID_PSEUDOHEADER",
+  "ERR_INVALID_HTTP_TOKEN",
+  "ERR_INVALID_CHAR",
+  "ERR_INVALID_ARG_TYPE",
+  "ERR_INVALID_ARG_VALUE"
+])
+
 /**
  * A call that failed below gRPC (no connection, the connection lost, the session gone away):
  * UNAVAILABLE, which the spec gives for a server that cannot be reached, and which callers retry.
+ * A request Node refused for what it is (a bad header) is INTERNAL: retrying it cannot help.
  */
 export const errorOfTransport = (cause: unknown): ConnectError => {
+  const code = cause instanceof Error ? (cause as { code?: unknown }).code : undefined
   const error = new ConnectError(
-    `the call failed in transport: ${cause instanceof Error ? `${(cause as { code?: string }).code ?? cause.name}: ${cause.message}` : String(cause)}`,
-    Code.Unavailable
+    `the call failed in transport: ${cause instanceof Error ? `${typeof code === "string" ? code : cause.name}: ${cause.message}` : String(cause)}`,
+    typeof code === "string" && REQUEST_ERRORS.has(code) ? Code.Internal : Code.Unavailable
   )
   error.cause = cause
   return error
+}
+
+/** A deadline as `grpc-timeout` (at most 8 digits, so the unit grows with it), rounded up. */
+export const timeoutField = (ms: number): string => {
+  const millis = Math.max(1, Math.ceil(ms))
+  if (millis < 1e8) return `${millis}m`
+  const seconds = Math.ceil(millis / 1000)
+  return seconds < 1e8 ? `${seconds}S` : `${Math.min(99_999_999, Math.ceil(seconds / 3600))}H`
 }

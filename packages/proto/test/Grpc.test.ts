@@ -3,6 +3,7 @@ import * as protoLoader from "@grpc/proto-loader"
 import { assert, describe, it } from "@effect/vitest"
 import { Context, Data, Deferred, Effect, Exit, Layer, Scope } from "effect"
 import * as http2 from "node:http2"
+import * as net from "node:net"
 import { fileURLToPath } from "node:url"
 import { Code, ConnectError, errorDetailOf, toConnectError } from "../src/Errors.ts"
 import { ChatService } from "../src/gen/im/chat/v1/chat_pb.ts"
@@ -17,7 +18,7 @@ import { frame, MAX_MESSAGE_BYTES } from "../src/GrpcWire.ts"
 
 class Refused extends Data.TaggedError("Refused")<{ readonly message: string }> {}
 
-/** `receiver_id` picks the behaviour: "slow" waits 10 s (and says when it was interrupted), "refuse", "die". */
+/** `receiver_id` picks the behaviour: "slow" waits 10 s (and says when it was interrupted), "refuse", "die", "throw". */
 const serveTyping = (interrupted: Deferred.Deferred<void>, port = 0) =>
   serve(
     implement(
@@ -31,6 +32,8 @@ const serveTyping = (interrupted: Deferred.Deferred<void>, port = 0) =>
               return Effect.fail(new Refused({ message: "not now" }))
             case "die":
               return Effect.die(new Error("a bug"))
+            case "throw":
+              throw new Error("a bug before any Effect")
             default:
               return Effect.succeed({})
           }
@@ -91,9 +94,11 @@ describe("a gRPC server and client on Node's HTTP/2", () => {
       assert.strictEqual(refused.code, Code.FailedPrecondition)
       assert.strictEqual(refused.rawMessage, "not now")
       assert.deepInclude(errorDetailOf(refused), { tag: "Refused", code: "not_now", message: "not now" })
-      const died = yield* Effect.flip(client.typing({ senderId: "a", receiverId: "die" }))
-      assert.strictEqual(died.code, Code.Internal)
-      assert.strictEqual(died.rawMessage, "internal error")
+      for (const receiverId of ["die", "throw"]) {
+        const died = yield* Effect.flip(client.typing({ senderId: "a", receiverId }))
+        assert.strictEqual(died.code, Code.Internal)
+        assert.strictEqual(died.rawMessage, "internal error")
+      }
     }).pipe(Effect.scoped))
 
   it.live("a call past its deadline is DEADLINE_EXCEEDED, and the server's handler is interrupted", () =>
@@ -150,6 +155,53 @@ describe("a gRPC server and client on Node's HTTP/2", () => {
       assert.match(decodeURIComponent(String(answers[10]!.fields["grpc-message"])), new RegExp(`larger than ${MAX_MESSAGE_BYTES} bytes`))
       assert.isTrue(Exit.isSuccess(yield* Effect.exit(client.typing({ senderId: "a", receiverId: "b" }))))
     }).pipe(Effect.scoped))
+
+  it.live("a client that resets its stream before the end of its message, or after it, does not take the server down", () =>
+    Effect.gen(function*() {
+      const { client, url } = yield* withServer
+      const message = frame(new Uint8Array([0x0a, 0x01, 0x61]))
+      yield* promise(() =>
+        new Promise<void>((resolve) => {
+          const session = http2.connect(url)
+          session.on("error", () => {})
+          const reset = (body: Uint8Array) => {
+            const stream = session.request({ ":method": "POST", ":path": typingPath, "content-type": "application/grpc", te: "trailers" })
+            stream.on("error", () => {})
+            stream.write(body)
+            // RST_STREAM NO_ERROR, sent before END_STREAM: Node closes the server's stream before it destroys it.
+            stream.close(http2.constants.NGHTTP2_NO_ERROR)
+          }
+          reset(message.subarray(0, 3))
+          reset(message)
+          setTimeout(() => {
+            session.close()
+            resolve()
+          }, 300)
+        })
+      )
+      assert.isTrue(Exit.isSuccess(yield* Effect.exit(client.typing({ senderId: "a", receiverId: "b" }))))
+    }).pipe(Effect.scoped))
+
+  it.live("a server that stops answering without closing its connection: the call's deadline passes, an unanswered ping drops the session, and the next call connects anew", () =>
+    Effect.gen(function*() {
+      // Takes connections and never says a word.
+      const connections: Array<net.Socket> = []
+      const silent = net.createServer((socket) => void connections.push(socket))
+      yield* Effect.acquireRelease(
+        promise(() => new Promise<void>((resolve) => silent.listen(0, "127.0.0.1", resolve))),
+        () => Effect.sync(() => {
+          connections.forEach((socket) => socket.destroy())
+          silent.close()
+        })
+      )
+      const client = yield* makeClient(ChatService, `http://127.0.0.1:${(silent.address() as net.AddressInfo).port}`, { timeoutMs: 200 })
+      assert.strictEqual(codeOf(yield* Effect.exit(client.typing({ senderId: "a", receiverId: "b" }))), Code.DeadlineExceeded)
+      assert.strictEqual(connections.length, 1)
+      // The ping waits 5 s for its answer.
+      yield* Effect.sleep("5500 millis")
+      yield* Effect.exit(client.typing({ senderId: "a", receiverId: "b" }))
+      assert.strictEqual(connections.length, 2)
+    }).pipe(Effect.scoped), 15_000)
 
   it.live("a client with no server is UNAVAILABLE, and reconnects once the server is back on its port", () =>
     Effect.gen(function*() {
@@ -245,7 +297,18 @@ describe("our client against other servers", () => {
           stream.end(frame(new Uint8Array([0x0a, 0x09])))
         }),
         // An unknown status code.
-        callRogue((stream) => stream.respond({ ...ok, "grpc-status": "99" }, { endStream: true }))
+        callRogue((stream) => stream.respond({ ...ok, "grpc-status": "99" }, { endStream: true })),
+        // Trailers without a status: the answer may have been cut short.
+        callRogue((stream) => {
+          stream.respond(ok, { waitForTrailers: true })
+          stream.once("wantTrailers", () => stream.sendTrailers({ "x-other": "1" }))
+          stream.end(frame(new Uint8Array()))
+        }),
+        // A message that is not percent-encoded, and details that do not decode: the status stands.
+        callRogue((stream) => stream.respond({ ...ok, "grpc-status": "9", "grpc-message": "disk 100% full" }, { endStream: true })),
+        callRogue((stream) =>
+          stream.respond({ ...ok, "grpc-status": "9", "grpc-message": "no", "grpc-status-details-bin": "!!!" }, { endStream: true })
+        )
       ])
       assert.deepStrictEqual(errors.map((error) => Code[error.code]), [
         "Unavailable",
@@ -255,7 +318,11 @@ describe("our client against other servers", () => {
         "Internal",
         "Internal",
         "Internal",
-        "Internal"
+        "Internal",
+        "Internal",
+        "FailedPrecondition",
+        "FailedPrecondition"
       ])
+      assert.strictEqual(errors[9]!.rawMessage, "disk 100% full")
     }))
 })
