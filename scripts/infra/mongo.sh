@@ -2,7 +2,7 @@
 # MongoDB-wire server: FerretDB v1 on its PostgreSQL handler (database `ferretdb` of the local
 # PostgreSQL, which up.sh starts first), built from the Go module proxy, on 127.0.0.1:27017. The
 # SQLite handler needs no other server but scans the whole collection for every query (~200 ms at
-# 10k documents); on PostgreSQL, with the index mongo/inbox-index.sql adds, a query on user_id
+# 10k documents); on PostgreSQL, with the indexes mongo/inbox-index.sql adds, a query on user_id (or server_id)
 # takes milliseconds at millions of entries. It is a MongoDB-compatible emulator, not MongoDB: it reports
 # maxWireVersion 21 and implements `hello`, so the mongodb 7.x driver connects; no transactions,
 # no change streams, no $lookup/$facet.

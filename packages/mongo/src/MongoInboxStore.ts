@@ -149,16 +149,27 @@ export const make = Effect.fnUntraced(function*(options: MongoInboxStoreOptions)
 
   const findKeys = (keys: ReadonlyArray<Pick<InboxDocument, "user_id" | "server_id">>) => {
     const byUser = new Map<string, Set<string>>()
+    const byMessage = new Map<string, Set<string>>()
     for (const { server_id, user_id } of keys) {
       let ids = byUser.get(user_id)
       if (ids === undefined) byUser.set(user_id, ids = new Set())
       ids.add(server_id)
+      let users = byMessage.get(server_id)
+      if (users === undefined) byMessage.set(server_id, users = new Set())
+      users.add(user_id)
     }
-    // One query per user, a few at a time: FerretDB uses the (user_id, …) index for a user_id
-    // equality but scans the collection for an $or of them.
+    // One query per user, or per message when that is fewer (a group's messages, replayed: 30
+    // messages to 500 members are 500 users but 30 messages), a few at a time. Either is an
+    // equality on one field of the (user_id, server_id) index and an $in on the other, which
+    // MongoDB serves from it; FerretDB 1.24 turns the equality into SQL (served by the GIN
+    // indexes `infra:up` adds) and filters the $in itself, so a user's query reads all their
+    // entries: 500 of them took longer than db's deadline. An $or of pairs it would scan for.
+    const queries = byMessage.size < byUser.size
+      ? [...byMessage].map(([server_id, users]) => ({ server_id, user_id: { $in: [...users] } }))
+      : [...byUser].map(([user_id, ids]) => ({ user_id, server_id: { $in: [...ids] } }))
     return Effect.forEach(
-      [...byUser],
-      ([user_id, ids]) => portCall("find", () => inbox.find({ user_id, server_id: { $in: [...ids] } }, { projection }).toArray()),
+      queries,
+      (filter) => portCall("find", () => inbox.find(filter, { projection }).toArray()),
       { concurrency: 8 }
     ).pipe(Effect.map((found) => found.flat()))
   }

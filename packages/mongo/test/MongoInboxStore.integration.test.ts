@@ -106,6 +106,36 @@ layer(store, { ...shared, excludeTestServices: true })("MongoInboxStore on a Mon
       }
       assert.strictEqual(yield* inbox.newest(users[7]!), 10)
     }), 30_000)
+
+  it.effect("a group's entries are found one query per message, each served by an index", () =>
+    Effect.gen(function*() {
+      const inbox = yield* InboxStore
+      const id = randomBytes(8).toString("hex")
+      const members = Array.from({ length: 200 }, (_, i) => UserId.make(`g${i}-${id}`))
+      const messages = Array.from({ length: 3 }, (_, k) => ServerId.make(`gm${k}-${id}`))
+      // The first two messages reached every member; the third is not stored.
+      const stored = messages.slice(0, 2).flatMap((server_id, k) => members.map((user_id) => ({ user_id, seq: k + 1, server_id })))
+      yield* inbox.append(stored)
+      const asked = messages.flatMap((server_id) => members.map((user_id) => ({ user_id, server_id })))
+      const found = yield* inbox.find([...asked, { user_id: UserId.make(`stranger-${id}`), server_id: messages[0]! }])
+      const key = (ref: { readonly user_id: string; readonly server_id: string }) => `${ref.user_id} ${ref.server_id}`
+      assert.deepStrictEqual(found.map(key).sort(), stored.map(key).sort())
+      assert.deepStrictEqual(
+        found.find((ref) => ref.user_id === members[5] && ref.server_id === messages[1]),
+        { user_id: members[5], seq: 2, server_id: messages[1] }
+      )
+      const plan = yield* Effect.promise(async () => {
+        const client = await new MongoClient(url).connect()
+        try {
+          const collection = client.db(database).collection("inbox")
+          return JSON.stringify((await collection.find({ server_id: messages[0], user_id: { $in: members } }).explain()).queryPlanner)
+        } finally {
+          await client.close()
+        }
+      })
+      assert.notMatch(plan, /COLLSCAN|Seq Scan/, plan)
+      assert.match(plan, /IXSCAN|Index Scan/, plan)
+    }), 30_000)
 })
 
 /**

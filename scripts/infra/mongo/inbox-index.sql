@@ -4,7 +4,8 @@
 -- containment), which the btree indexes it builds for `createIndexes` (on `_jsonb->'user_id'`)
 -- cannot serve: every inbox read scanned the whole collection, ~0.7 s a query at 2.3 million
 -- entries. A GIN index on the same expression serves containment: ~1 ms plus the user's own
--- entries. FerretDB knows nothing of it (it is not in `listIndexes`) and drops it with the table.
+-- entries. The same on `_jsonb->'server_id'` serves `find({ server_id })`. FerretDB knows nothing
+-- of them (they are not in `listIndexes`) and drops them with the table.
 -- MongoDB uses the compound indexes the db service creates; this is for the local stand-in only.
 --
 -- Each inbox table FerretDB creates (named `inbox_<hash>`, in the schema named after the
@@ -13,11 +14,17 @@
 
 CREATE OR REPLACE FUNCTION im_inbox_user_index(target regclass) RETURNS void
 LANGUAGE plpgsql AS $$
+DECLARE
+  field text;
 BEGIN
-  EXECUTE format(
-    'CREATE INDEX IF NOT EXISTS %I ON %s USING gin ((_jsonb -> %L) jsonb_path_ops)',
-    (SELECT relname FROM pg_class WHERE oid = target) || '_user_id_gin', target, 'user_id'
-  );
+  -- user_id for a user's reads; server_id for the lookup of a group message's entries, one
+  -- query per message (MongoInboxStore's findKeys), which a replayed fan-out makes.
+  FOREACH field IN ARRAY ARRAY['user_id', 'server_id'] LOOP
+    EXECUTE format(
+      'CREATE INDEX IF NOT EXISTS %I ON %s USING gin ((_jsonb -> %L) jsonb_path_ops)',
+      (SELECT relname FROM pg_class WHERE oid = target) || '_' || field || '_gin', target, field
+    );
+  END LOOP;
 END $$;
 
 CREATE OR REPLACE FUNCTION im_inbox_user_index_on_create() RETURNS event_trigger
