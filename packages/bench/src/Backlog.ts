@@ -7,6 +7,7 @@
  */
 import { createRequire } from "node:module"
 import { lanesOf } from "@im/consumer/Consumer"
+import { stopIdleRequestChecks } from "@im/kafka/RequestQueueFix"
 
 // kafkajs is the Kafka adapter's dependency; resolve it from there.
 const require = createRequire(new URL("../../kafka/package.json", import.meta.url))
@@ -25,6 +26,8 @@ export const checkBacklog = async (
   options: { readonly discard: boolean; readonly brokers?: string; readonly group?: string }
 ): Promise<ReadonlyArray<Backlog>> => {
   const { Kafka, logLevel } = require("kafkajs") as typeof import("kafkajs")
+  // As the services do: without it kafkajs loops on 1 ms timers and Node 24 warns of a negative one.
+  stopIdleRequestChecks()
   const brokers = (options.brokers ?? process.env["KAFKA_BROKERS"] ?? "127.0.0.1:9092").split(",")
   const admin = new Kafka({ brokers, clientId: "im-bench", logLevel: logLevel.NOTHING }).admin()
   await admin.connect()
