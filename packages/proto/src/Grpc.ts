@@ -98,10 +98,10 @@ export const implement = <S extends DescService, E, R, EB, RB>(
       const spanName = `grpc.server ${service.typeName}/${method.localName}`
       const metricLabels = { method: `${service.typeName}/${method.localName}` }
       const duration = Metrics.grpcServerDuration(metricLabels)
-      const codeOf = (exit: Exit.Exit<unknown, E | ConnectError>): string => {
+      const codeOf = (exit: Exit.Exit<unknown, ConnectError>): string => {
         if (Exit.isSuccess(exit)) return "ok"
         const failure = Cause.findErrorOption(exit.cause)
-        if (Option.isSome(failure)) return codeLabel(toConnectError(failure.value).code)
+        if (Option.isSome(failure)) return codeLabel(failure.value.code)
         return codeLabel(Cause.hasInterruptsOnly(exit.cause) ? Code.Canceled : Code.Internal)
       }
       routes.add(pathOf(service, method), {
@@ -110,11 +110,11 @@ export const implement = <S extends DescService, E, R, EB, RB>(
           const parent = TraceContext.parentFrom({ [TraceContext.TRACEPARENT]: traceparent })
           // Suspended: a method that throws before making its Effect is a defect like any other.
           return Effect.suspend(() => run(request)).pipe(
+            Effect.mapError(toConnectError),
             Effect.onExit((exit) => Metrics.increment(Metrics.grpcServerRequests({ ...metricLabels, code: codeOf(exit) }))),
             Metrics.timed(duration),
             // The handler's own frame says nothing: no stack captured per call.
             TraceContext.span(spanName, parent === undefined ? { kind: "server" } : { kind: "server", parent }),
-            Effect.mapError(toConnectError),
             Effect.catchDefect((defect) =>
               Effect.logError(`${spanName} failed`, Cause.die(defect)).pipe(
                 Effect.andThen(Effect.fail(new ConnectError("internal error", Code.Internal)))

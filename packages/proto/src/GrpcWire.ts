@@ -33,7 +33,7 @@ export const frame = (bytes: Uint8Array): Buffer => {
 export class Body {
   private readonly chunks: Array<Buffer> = []
   private length = 0
-  tooLarge = false
+  private tooLarge = false
 
   /** False once the body is larger than a frame may be (what came is dropped). */
   push(chunk: Buffer): boolean {
