@@ -11,6 +11,7 @@ import { type ConsumedRecord, MessageBus } from "@im/ports/MessageBus"
 import { SeqStore } from "@im/ports/SeqStore"
 import * as Vital from "@im/ports/Vital"
 import { Pusher } from "@im/pusher/Pusher"
+import { DEFAULT_PUSH_AHEAD, pushAhead } from "./PushAhead.ts"
 import { Cause, Config, Context, Deferred, Duration, Effect, Exit, Layer, LogLevel, Metric, Queue, Schedule, Schema, type Scope, Semaphore } from "effect"
 
 const decodeMessage = Schema.decodeUnknownExit(Schema.fromJsonString(Message))
@@ -298,8 +299,11 @@ export class Consumer extends Context.Service<Consumer, {
 
   /**
    * The consumer service, consuming the bus's topics while the layer is alive: each topic
-   * (lanesOf) with a consumer group, merged calls and call slots of its own, so that a group's
-   * fan-out backlog never holds a one-to-one chat's messages.
+   * (lanesOf) with a consumer group, merged calls, call slots and a line of pushes
+   * (pushAhead, CONSUMER_PUSH_AHEAD) of its own, so that a group's fan-out backlog never holds
+   * a one-to-one chat's messages. A lane's steps push through its line: the bus commits a batch
+   * once it is stored, and its pushes follow in store order while the next batch is stored.
+   * The service is the one-to-one lane's consumer.
    */
   static readonly layer = Layer.effect(
     Consumer,
@@ -310,12 +314,20 @@ export class Consumer extends Context.Service<Consumer, {
         maxBatch: Settings.int("CONSUMER_MAX_BATCH", DEFAULT_MAX_BATCH, { minimum: 1 }),
         maxEntries: Settings.int("CONSUMER_MAX_ENTRIES", DEFAULT_MAX_ENTRIES, { minimum: 1 }),
         concurrency: Settings.int("CONSUMER_CONCURRENCY", DEFAULT_CONCURRENCY, { minimum: 1 }),
+        pushAhead: Settings.int("CONSUMER_PUSH_AHEAD", DEFAULT_PUSH_AHEAD, { minimum: 0 }),
         drainTimeout: Settings.durationOrZero("CONSUMER_DRAIN_TIMEOUT", Duration.seconds(10)),
         lagInterval: Settings.positiveDuration("CONSUMER_LAG_INTERVAL", Duration.seconds(5))
       })
-      const consumer = yield* Consumer.make(options.maxEntries)
+      const pusher = yield* Pusher
       const lanes = lanesOf(options.group)
+      const consumers: Array<Consumer["Service"]> = []
       for (const lane of lanes) {
+        // Each lane pushes in a line of its own, so a group's fan-out never waits for a
+        // one-to-one chat's pushes, nor they for it. Made before the merging and the consuming
+        // fiber, so that it stops after them and pushes what they stored.
+        const lanePusher = yield* pushAhead(pusher, { capacity: options.pushAhead, drainTimeout: options.drainTimeout })
+        const consumer = yield* Consumer.make(options.maxEntries).pipe(Effect.provideService(Pusher, lanePusher))
+        consumers.push(consumer)
         // Made before the consuming fiber, so that it stops after it.
         const handle = yield* coalesceBatches(consumer.handleBatch, { concurrency: options.concurrency, maxRecords: options.maxBatch })
         // A lane whose consuming stops for good (the bus gives up) stops the service (Vital):
@@ -345,7 +357,7 @@ export class Consumer extends Context.Service<Consumer, {
           Effect.forkScoped
         )
       }
-      return consumer
+      return consumers[0]!
     }).pipe(Effect.annotateLogs({ service: "consumer" }))
   )
 }

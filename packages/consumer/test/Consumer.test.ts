@@ -514,12 +514,15 @@ describe("coalesceBatches", () => {
 })
 
 describe("Consumer.layer", () => {
-  /** What Consumer.layer needs: a memory bus of four partitions, memory stores, `settings`; db saves counted. */
-  const consumerLayer = (settings: Record<string, string>) => {
+  /**
+   * What Consumer.layer needs: a memory bus of four partitions, memory stores, `settings`, and
+   * `pusher` (default: one that pushes nowhere); db saves counted.
+   */
+  const consumerLayer = (settings: Record<string, string>, pusher = Pusher.of({ push: () => Effect.void, signal: () => Effect.void })) => {
     let saves = 0
     const counting = Layer.effect(Db, Effect.map(Effect.service(Db), (db) => Db.of({ ...db, save: (...args) => Effect.suspend(() => (saves++, db.save(...args))) })))
     const layer = MessageBus.layerMemory({ partitions: 4 }).pipe(
-      Layer.provideMerge(Layer.succeed(Pusher, Pusher.of({ push: () => Effect.void, signal: () => Effect.void }))),
+      Layer.provideMerge(Layer.succeed(Pusher, pusher)),
       Layer.provideMerge(counting.pipe(Layer.provideMerge(Db.layer))),
       Layer.provideMerge(Layer.mergeAll(HistoryStore.layerMemory, ConversationStore.layerMemory, InboxStore.layerMemory, SeqStore.layerMemory, GroupStore.layerMemory)),
       Layer.provideMerge(ConfigProvider.layer(ConfigProvider.fromUnknown(settings)))
@@ -600,6 +603,47 @@ describe("Consumer.layer", () => {
     expect(result.stored._tag).toBe("Some")
     expect(result.memberBefore.entries).toEqual([])
     expect(result.memberAfter.entries.map((e) => e.message.server_id)).toEqual([fanout.server_id])
+  })
+
+  it.each([
+    { ahead: "2", storedWhileHeld: true },
+    { ahead: "0", storedWhileHeld: false }
+  ])("CONSUMER_PUSH_AHEAD=$ahead: the next message is stored while the last one's push is held: $storedWhileHeld; the pushes keep the store order", async ({ ahead, storedWhileHeld }) => {
+    const [a, b] = [users[0]!, users[1]!]
+    const sent = [1, 2, 3].map((n) => message(n, a, b))
+    const pushed: Array<ReadonlyArray<Delivery>> = []
+    const release = Deferred.makeUnsafe<void>()
+    // The first push waits for `release`; the others go at once.
+    const holding = Pusher.of({
+      push: (deliveries) => Effect.suspend(() => pushed.push(deliveries) === 1 ? Deferred.await(release) : Effect.void),
+      signal: () => Effect.void
+    })
+    const { layer } = consumerLayer({ CONSUMER_CONCURRENCY: "1", CONSUMER_PUSH_AHEAD: ahead }, holding)
+    const result = await Effect.runPromise(Effect.gen(function*() {
+      const bus = yield* MessageBus
+      const publish = (m: Message) => bus.publish(MESSAGES_TOPIC, [{ key: conversationKey(m), value: JSON.stringify(m) }])
+      return yield* Effect.scoped(Effect.gen(function*() {
+        yield* Layer.build(Consumer.layer)
+        yield* publish(sent[0]!)
+        yield* Effect.repeat(Effect.sync(() => pushed.length), { until: (calls) => calls === 1, schedule: Schedule.spaced("2 millis") })
+        yield* publish(sent[1]!)
+        yield* publish(sent[2]!)
+        const whileHeld = yield* inboxOf(b).pipe(
+          Effect.repeat({ until: (page) => page.entries.length === 3, schedule: Schedule.spaced("5 millis") }),
+          Effect.timeout("300 millis"),
+          Effect.option
+        )
+        yield* Deferred.succeed(release, undefined)
+        yield* bus.lag(MESSAGES_TOPIC, "im-consumer").pipe(Effect.repeat({ until: (lag) => lag === 0, schedule: Schedule.spaced("5 millis") }))
+        yield* Effect.repeat(Effect.sync(() => pushed.flat().length), { until: (entries) => entries === 6, schedule: Schedule.spaced("2 millis") })
+        return { whileHeld: whileHeld._tag === "Some", inbox: yield* inboxOf(b) }
+      }))
+    }).pipe(Effect.provide(layer)))
+    expect(result.whileHeld).toBe(storedWhileHeld)
+    // b's entries reach the pusher once each, in the order of b's inbox.
+    const pushedToB = pushed.flat().filter((d) => d.user_id === b).map((d) => [d.seq, d.message.server_id])
+    expect(pushedToB).toEqual(result.inbox.entries.map((e) => [e.seq, e.message.server_id]))
+    expect(pushedToB.map(([, id]) => id)).toEqual(sent.map((m) => m.server_id))
   })
 
   it.each(["one-to-one", "group"])("stores a %s message published just as the consumer stops: its drain waits for the call in flight", async (kind) => {
