@@ -301,9 +301,9 @@ export class Consumer extends Context.Service<Consumer, {
    * The consumer service, consuming the bus's topics while the layer is alive: each topic
    * (lanesOf) with a consumer group, merged calls, call slots and a line of pushes
    * (pushAhead, CONSUMER_PUSH_AHEAD) of its own, so that a group's fan-out backlog never holds
-   * a one-to-one chat's messages. A lane's steps push through its line: the bus commits a batch
-   * once it is stored, and its pushes follow in store order while the next batch is stored.
-   * The service is the one-to-one lane's consumer.
+   * a one-to-one chat's messages. With CONSUMER_PUSH_AHEAD above 0 a lane's steps push through
+   * its line: the bus commits a batch once it is stored, and its pushes follow in store order
+   * while the next batch is stored. The service is the one-to-one lane's consumer.
    */
   static readonly layer = Layer.effect(
     Consumer,
@@ -322,8 +322,8 @@ export class Consumer extends Context.Service<Consumer, {
       const lanes = lanesOf(options.group)
       const consumers: Array<Consumer["Service"]> = []
       for (const lane of lanes) {
-        // Each lane pushes in a line of its own, so a group's fan-out never waits for a
-        // one-to-one chat's pushes, nor they for it. Made before the merging and the consuming
+        // Each lane pushes (ahead, if asked) in a line of its own, so a group's fan-out never
+        // waits for a one-to-one chat's pushes, nor they for it. Made before the merging and the consuming
         // fiber, so that it stops after them and pushes what they stored.
         const lanePusher = yield* pushAhead(pusher, { capacity: options.pushAhead, drainTimeout: options.drainTimeout })
         const consumer = yield* Consumer.make(options.maxEntries).pipe(Effect.provideService(Pusher, lanePusher))

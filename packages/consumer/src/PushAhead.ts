@@ -2,8 +2,13 @@ import type { Delivery } from "@im/domain/Message"
 import { Pusher } from "@im/pusher/Pusher"
 import { type Cause, Duration, Effect, Fiber, Queue, type Scope } from "effect"
 
-/** How many stored steps' pushes may wait behind the one being pushed (CONSUMER_PUSH_AHEAD). */
-export const DEFAULT_PUSH_AHEAD = 2
+/**
+ * How many stored steps' pushes may wait behind the one being pushed (CONSUMER_PUSH_AHEAD); by
+ * default none: each step pushes before the next starts. Pushing ahead (2) cut the cluster's
+ * median latency at 1,500 messages/s by a fifth and its full speed by a tenth, since the
+ * consumer's calls got smaller and twice as many (docs/benchmarks.md, "Pushing ahead").
+ */
+export const DEFAULT_PUSH_AHEAD = 0
 
 /**
  * A Pusher for one consumer lane that pushes behind the lane's saves instead of between them:
