@@ -161,6 +161,10 @@ export class Consumer extends Context.Service<Consumer, {
     const seqs = yield* SeqStore
     const pusher = yield* Pusher
     const groups = yield* GroupStore
+    const stepExisting = Metrics.consumerStepDuration({ phase: "existing" })
+    const stepSeqs = Metrics.consumerStepDuration({ phase: "seqs" })
+    const stepSave = Metrics.consumerStepDuration({ phase: "save" })
+    const stepPush = Metrics.consumerStepDuration({ phase: "push" })
 
     const handle = Effect.fnUntraced(function*(records: ReadonlyArray<ConsumedRecord>) {
       const messages: Array<Message> = []
@@ -234,12 +238,15 @@ export class Consumer extends Context.Service<Consumer, {
       const wanted = new Map<UserId, number>()
       for (const { user } of plan) wanted.set(user, (wanted.get(user) ?? 0) + 1)
       const [existing, firsts] = yield* Effect.all([
-        db.existing(plan.map(({ message, user }) => ({ user_id: user, server_id: message.server_id }))),
+        db.existing(plan.map(({ message, user }) => ({ user_id: user, server_id: message.server_id }))).pipe(
+          Metrics.timed(stepExisting)
+        ),
         seqs.allocate([...wanted]).pipe(
           Effect.catchTag("PortError", (error) =>
             Effect.logError("seq allocation failed", error).pipe(
               Effect.andThen(Effect.fail(new ServiceUnavailable({ message: "seq store unavailable" })))
-            ))
+            )),
+          Metrics.timed(stepSeqs)
         )
       ], { concurrency: 2 })
       const next = new Map(firsts)
@@ -261,13 +268,13 @@ export class Consumer extends Context.Service<Consumer, {
         deliveries.push({ user_id: user, seq, message })
       }
 
-      const earlier = yield* db.save(messages, fresh, replayed)
+      const earlier = yield* db.save(messages, fresh, replayed).pipe(Metrics.timed(stepSave))
       if (yield* LogLevel.isEnabled("Debug")) {
         yield* Effect.logDebug("stored", { entries: fresh.map((ref) => `${ref.server_id}@${ref.user_id}#${ref.seq}`), earlier: earlier.length })
       }
       // Usually none: another consumer handed the same batch (a rebalance) stored these first.
       // Their entries are pushed under the numbers they hold; the ones taken here stay unused.
-      yield* pusher.push(withStoredSeqs(deliveries, earlier, (delivery) => delivery.message.server_id))
+      yield* pusher.push(withStoredSeqs(deliveries, earlier, (delivery) => delivery.message.server_id)).pipe(Metrics.timed(stepPush))
     })
 
     /**

@@ -105,6 +105,13 @@ export const consumerBatchDuration = labelled(
   seconds("im_consumer_batch_duration_seconds", "Time to handle one batch (seq allocation, store, push), by topic, in seconds."),
   ["topic"]
 )
+export const consumerStepDuration = labelled(
+  seconds(
+    "im_consumer_step_duration_seconds",
+    "Time of each phase of a consumer step, as the consumer waits for it (its calls' round trips included), by phase: existing (stored entries looked up in db), seqs (taken from the SeqStore, at the same time), save, push (handing the entries to the pusher's line, when pushing ahead), in seconds."
+  ),
+  ["phase"]
+)
 export const consumerLag = labelled(
   Metric.gauge("im_consumer_lag", {
     description: "Records of the topic that the consumer group has not committed yet (sampled every few seconds)."

@@ -137,6 +137,11 @@ describe("standalone, observed", () => {
         "im_consumer_records_total{topic=\"im.messages\"} 1",
         "im_consumer_batches_total{topic=\"im.messages\",outcome=\"ok\"} 1",
         "im_consumer_batch_size_count{topic=\"im.messages\"} 1",
+        // One step, each of its phases timed once.
+        "im_consumer_step_duration_seconds_count{phase=\"existing\"} 1",
+        "im_consumer_step_duration_seconds_count{phase=\"seqs\"} 1",
+        "im_consumer_step_duration_seconds_count{phase=\"save\"} 1",
+        "im_consumer_step_duration_seconds_count{phase=\"push\"} 1",
         // The receiver's entry and the sender's own.
         "im_inbox_entries_stored_total 2",
         "im_pusher_deliveries_total{outcome=\"sent\"} 2",
