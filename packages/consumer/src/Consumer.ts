@@ -327,14 +327,15 @@ export class Consumer extends Context.Service<Consumer, {
       })
       const pusher = yield* Pusher
       const lanes = lanesOf(options.group)
-      const consumers: Array<Consumer["Service"]> = []
-      for (const lane of lanes) {
-        // Each lane pushes (ahead, if asked) in a line of its own, so a group's fan-out never
-        // waits for a one-to-one chat's pushes, nor they for it. Made before the merging and the consuming
-        // fiber, so that it stops after them and pushes what they stored.
-        const lanePusher = yield* pushAhead(pusher, { capacity: options.pushAhead, drainTimeout: options.drainTimeout })
-        const consumer = yield* Consumer.make(options.maxEntries).pipe(Effect.provideService(Pusher, lanePusher))
-        consumers.push(consumer)
+      // Each lane pushes (ahead, if asked) in a line of its own, so a group's fan-out never
+      // waits for a one-to-one chat's pushes, nor they for it. All made before any lane's merging
+      // and consuming, so that they stop after every lane stopped storing, and push what was stored.
+      const consumers: ReadonlyArray<Consumer["Service"]> = yield* Effect.forEach(lanes, () =>
+        pushAhead(pusher, { capacity: options.pushAhead, maxEntries: options.maxEntries, drainTimeout: options.drainTimeout }).pipe(
+          Effect.flatMap((lanePusher) => Consumer.make(options.maxEntries).pipe(Effect.provideService(Pusher, lanePusher)))
+        ))
+      for (const [i, lane] of lanes.entries()) {
+        const consumer = consumers[i]!
         // Made before the consuming fiber, so that it stops after it.
         const handle = yield* coalesceBatches(consumer.handleBatch, { concurrency: options.concurrency, maxRecords: options.maxBatch })
         // A lane whose consuming stops for good (the bus gives up) stops the service (Vital):

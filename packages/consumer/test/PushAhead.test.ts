@@ -4,7 +4,7 @@ import { numberedMessage } from "@im/ports/testing/Fixtures"
 import { Pusher } from "@im/pusher/Pusher"
 import { Deferred, Effect, Exit, Fiber, Scope } from "effect"
 import { describe, expect, it } from "vitest"
-import { pushAhead } from "../src/PushAhead.ts"
+import { mergeUpTo, pushAhead } from "../src/PushAhead.ts"
 
 const [a, b] = [UserId.make("u_a"), UserId.make("u_b")]
 
@@ -38,7 +38,7 @@ describe("pushAhead", () => {
   it("returns once the entries are in the line; pushes them in order, what waited meanwhile in one call", async () => {
     const result = await Effect.runPromise(Effect.scoped(Effect.gen(function*() {
       const gated = yield* gatedPusher
-      const ahead = yield* pushAhead(gated.pusher, { capacity: 4 })
+      const ahead = yield* pushAhead(gated.pusher, { capacity: 4, maxEntries: 100 })
       yield* ahead.push(entry(1))
       yield* gated.started(1)
       // Call 0 is held: these return at once all the same.
@@ -61,7 +61,7 @@ describe("pushAhead", () => {
   it("holds a push back while `capacity` pushes wait, and lets it go when one is taken", async () => {
     const result = await Effect.runPromise(Effect.scoped(Effect.gen(function*() {
       const gated = yield* gatedPusher
-      const ahead = yield* pushAhead(gated.pusher, { capacity: 2 })
+      const ahead = yield* pushAhead(gated.pusher, { capacity: 2, maxEntries: 100 })
       yield* ahead.push(entry(1))
       yield* gated.started(1)
       yield* ahead.push(entry(2))
@@ -86,7 +86,7 @@ describe("pushAhead", () => {
     const result = await Effect.runPromise(Effect.gen(function*() {
       const gated = yield* gatedPusher
       const scope = yield* Scope.make()
-      const ahead = yield* pushAhead(gated.pusher, { capacity: 4 }).pipe(Scope.provide(scope))
+      const ahead = yield* pushAhead(gated.pusher, { capacity: 4, maxEntries: 100 }).pipe(Scope.provide(scope))
       yield* ahead.push(entry(1))
       yield* gated.started(1)
       yield* ahead.push(entry(2))
@@ -112,7 +112,7 @@ describe("pushAhead", () => {
         push: (deliveries) => Effect.suspend(() => calls.push(deliveries) === 1 ? Effect.die("boom") : Effect.void),
         signal: () => Effect.void
       })
-      const ahead = yield* pushAhead(dying, { capacity: 1 })
+      const ahead = yield* pushAhead(dying, { capacity: 1, maxEntries: 100 })
       yield* ahead.push(entry(1))
       yield* ahead.push(entry(2))
       yield* Effect.repeat(Effect.sync(() => calls.length), { until: (made) => made >= 2 })
@@ -121,10 +121,38 @@ describe("pushAhead", () => {
     expect(result).toEqual([[1], [2]])
   })
 
+  it("a push that is interrupted from within, or fails, is logged, and the pushes after it are made", async () => {
+    const calls: Array<ReadonlyArray<Delivery>> = []
+    const result = await Effect.runPromise(Effect.scoped(Effect.gen(function*() {
+      const failing = Pusher.of({
+        push: (deliveries) => {
+          const made = calls.push(deliveries)
+          return made === 1 ? Effect.interrupt : made === 2 ? Effect.fail("refused") as unknown as Effect.Effect<void> : Effect.void
+        },
+        signal: () => Effect.void
+      })
+      const ahead = yield* pushAhead(failing, { capacity: 1, maxEntries: 100 })
+      for (const n of [1, 2, 3, 4]) yield* ahead.push(entry(n)).pipe(Effect.timeout("2 seconds"))
+      yield* Effect.repeat(Effect.sync(() => calls.flat().length), { until: (entries) => entries >= 4 }).pipe(Effect.timeout("2 seconds"))
+      return seqs(calls).flat()
+    })))
+    // 3 and 4 may have gone together.
+    expect(result).toEqual([1, 2, 3, 4])
+  })
+
+  it("merges waiting pushes in order up to maxEntries entries a call; a larger one goes alone", () => {
+    const pushes = [entry(1), entry(2), [...entry(3), ...entry(4), ...entry(5)], entry(6), entry(7)]
+    expect(mergeUpTo(pushes, 2).map((call) => call.map((d) => d.seq))).toEqual([[1, 2], [3, 4, 5], [6, 7]])
+    expect(mergeUpTo(pushes, 3).map((call) => call.map((d) => d.seq))).toEqual([[1, 2], [3, 4, 5], [6, 7]])
+    expect(mergeUpTo(pushes, 4).map((call) => call.map((d) => d.seq))).toEqual([[1, 2], [3, 4, 5, 6], [7]])
+    expect(mergeUpTo(pushes, 100).map((call) => call.map((d) => d.seq))).toEqual([[1, 2, 3, 4, 5, 6, 7]])
+    expect(mergeUpTo([], 100)).toEqual([])
+  })
+
   it("with capacity 0 is the pusher itself: a push returns when it is made", async () => {
     const result = await Effect.runPromise(Effect.scoped(Effect.gen(function*() {
       const gated = yield* gatedPusher
-      const ahead = yield* pushAhead(gated.pusher, { capacity: 0 })
+      const ahead = yield* pushAhead(gated.pusher, { capacity: 0, maxEntries: 100 })
       const first = yield* Effect.forkChild(ahead.push(entry(1)))
       yield* gated.started(1)
       for (let i = 0; i < 20; i++) yield* Effect.yieldNow

@@ -31,12 +31,12 @@ export interface EmbeddedPostgresOptions {
  * small and quick to vacuum), and the whole database, with the planner's statistics, a minute
  * after the start (a server restarted often still gets it) and then every hour. PGlite is one
  * backend: while a vacuum runs, other statements wait, so a long one is logged, and the whole
- * database goes a table at a time, with a pause between (see `vacuumDatabase`).
+ * database goes a table at a time, with a pause between (`vacuuming`).
  */
 export interface Vacuum {
   /** How often `conversations` and `user_seq` are vacuumed. */
   readonly tablesEvery: Duration.Input
-  /** When the whole database is first (`VACUUM (ANALYZE)`) … */
+  /** When the whole database is first vacuumed and analyzed, a table at a time … */
   readonly databaseFirstAfter: Duration.Input
   /** … and how often after that. */
   readonly databaseEvery: Duration.Input
