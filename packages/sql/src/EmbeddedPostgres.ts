@@ -212,13 +212,18 @@ export const layer = (
 const vacuuming = (vacuum: Vacuum) =>
   Layer.effectDiscard(Effect.gen(function*() {
     const sql = yield* SqlClient.SqlClient
-    const run = (what: string, statement: Effect.Effect<unknown, SqlError.SqlError>) =>
+    /** The statement, logged when it held the database long. */
+    const timed = (what: string, statement: Effect.Effect<unknown, SqlError.SqlError>) =>
       Effect.timed(statement).pipe(
         Effect.tap(([took]) =>
           Duration.isGreaterThan(took, LONG_VACUUM)
             ? Effect.logInfo(`${what} held the database for ${Duration.format(took)}`)
             : Effect.void
-        ),
+        )
+      )
+    /** … and a failure logged, to be tried again next time. */
+    const run = (what: string, statement: Effect.Effect<unknown, SqlError.SqlError>) =>
+      timed(what, statement).pipe(
         Effect.catchCause((cause) => Effect.logWarning(`${what} failed; it runs again later`, cause)),
         Effect.withTracerEnabled(false)
       )
@@ -239,11 +244,12 @@ const vacuuming = (vacuum: Vacuum) =>
       const tables = yield* sql<{ readonly name: string }>`
         SELECT tablename AS name FROM pg_tables WHERE schemaname = 'public' ORDER BY tablename`
       yield* sql`SET default_statistics_target = ${sql.literal(String(STATISTICS_TARGET))}`
+      // A failure ends the round (one warning, below), not each table's turn.
       for (const { name } of tables) {
-        yield* run(`vacuum of ${name}`, sql`VACUUM (ANALYZE) ${sql(name)}`)
+        yield* timed(`vacuum of ${name}`, sql`VACUUM (ANALYZE) ${sql(name)}`)
         yield* Effect.sleep(BETWEEN_TABLES)
       }
-      yield* run("vacuum of the database", sql`VACUUM`)
+      yield* timed("vacuum of the database", sql`VACUUM`)
     }).pipe(
       Effect.ensuring(Effect.ignore(sql`RESET default_statistics_target`)),
       Effect.catchCause((cause) => Effect.logWarning("vacuum of the database failed; it runs again later", cause)),
