@@ -330,12 +330,12 @@ export class Consumer extends Context.Service<Consumer, {
       // Each lane pushes (ahead, if asked) in a line of its own, so a group's fan-out never
       // waits for a one-to-one chat's pushes, nor they for it. All made before any lane's merging
       // and consuming, so that they stop after every lane stopped storing, and push what was stored.
-      const consumers: ReadonlyArray<Consumer["Service"]> = yield* Effect.forEach(lanes, () =>
+      const laneConsumers = yield* Effect.forEach(lanes, (lane) =>
         pushAhead(pusher, { capacity: options.pushAhead, maxEntries: options.maxEntries, drainTimeout: options.drainTimeout }).pipe(
-          Effect.flatMap((lanePusher) => Consumer.make(options.maxEntries).pipe(Effect.provideService(Pusher, lanePusher)))
+          Effect.flatMap((lanePusher) => Consumer.make(options.maxEntries).pipe(Effect.provideService(Pusher, lanePusher))),
+          Effect.map((consumer) => ({ lane, consumer }))
         ))
-      for (const [i, lane] of lanes.entries()) {
-        const consumer = consumers[i]!
+      for (const { consumer, lane } of laneConsumers) {
         // Made before the consuming fiber, so that it stops after it.
         const handle = yield* coalesceBatches(consumer.handleBatch, { concurrency: options.concurrency, maxRecords: options.maxBatch })
         // A lane whose consuming stops for good (the bus gives up) stops the service (Vital):
@@ -365,7 +365,7 @@ export class Consumer extends Context.Service<Consumer, {
           Effect.forkScoped
         )
       }
-      return consumers[0]!
+      return laneConsumers[0]!.consumer
     }).pipe(Effect.annotateLogs({ service: "consumer" }))
   )
 }
