@@ -33,7 +33,10 @@ export const DEFAULT_MAX_ENTRIES = 10_000
  */
 export const DEFAULT_MAX_BATCH = 2_000
 
-/** How many merged batches the consumer works at once (CONSUMER_CONCURRENCY). */
+/**
+ * How many merged batches the consumer works at once (CONSUMER_CONCURRENCY). Their steps take
+ * turns (`inTurn`): above 1, a call's lookups overlap the save of the call before it.
+ */
 export const DEFAULT_CONCURRENCY = 1
 
 /**
@@ -226,14 +229,35 @@ export class Consumer extends Context.Service<Consumer, {
     })
 
     /**
+     * The turns of the steps of the calls running at once (CONSUMER_CONCURRENCY): a step takes
+     * its seqs (`taking`), then waits for its turn to save and push (`saving`), and only then
+     * lets the next step take seqs. So one step's seqs are taken while the step before saves and
+     * pushes, and the saves and pushes go one at a time, in the order the seqs were taken: a
+     * user's entries are stored and pushed in seq order, whatever the number of calls.
+     */
+    const taking = yield* Semaphore.make(1)
+    const saving = yield* Semaphore.make(1)
+    const inTurn = <A, B, E1, E2>(take: Effect.Effect<A, E1>, save: (taken: A) => Effect.Effect<B, E2>) =>
+      Effect.scoped(Effect.gen(function*() {
+        // The turn to save is released with the scope, after `save`, however it ends.
+        const taken = yield* Semaphore.withPermit(taking, Effect.tap(take, () => Semaphore.takeScoped(saving, 1)))
+        return yield* save(taken)
+      }))
+
+    /**
      * Stores and pushes the entries of `plan`, in order: every message's participants, each with
      * its next seq. The seqs are taken while db looks for entries stored before (in the cluster
      * two calls at once, to db and Redis, instead of one after the other; in standalone two
      * statements in one write to PGlite), as if none were: usually none is, and a replayed entry
      * keeps its stored seq and leaves the one taken for it unused, which a SeqStore allows
      * (numbers may be skipped, never given twice; a client's pull reports what was skipped).
+     * Another call's step may be saving meanwhile (`inTurn`): the entries it saves are not this
+     * step's, since a partition's next batch comes only once its call succeeded.
      */
-    const store = Effect.fnUntraced(function*(plan: ReadonlyArray<PlannedEntry>) {
+    const store = (plan: ReadonlyArray<PlannedEntry>) => inTurn(take(plan), save)
+
+    /** A step's seqs and the entries stored before: its entries, ready to save. */
+    const take = Effect.fnUntraced(function*(plan: ReadonlyArray<PlannedEntry>) {
       const messages = [...new Set(plan.map(({ message }) => message))]
       const wanted = new Map<UserId, number>()
       for (const { user } of plan) wanted.set(user, (wanted.get(user) ?? 0) + 1)
@@ -267,7 +291,16 @@ export class Consumer extends Context.Service<Consumer, {
         }
         deliveries.push({ user_id: user, seq, message })
       }
+      return { messages, fresh, replayed, deliveries }
+    })
 
+    /** Saves a step's entries and pushes them. */
+    const save = Effect.fnUntraced(function*({ deliveries, fresh, messages, replayed }: {
+      readonly messages: ReadonlyArray<Message>
+      readonly fresh: ReadonlyArray<InboxRef>
+      readonly replayed: ReadonlyArray<InboxRef>
+      readonly deliveries: ReadonlyArray<Delivery>
+    }) {
       const earlier = yield* db.save(messages, fresh, replayed).pipe(Metrics.timed(stepSave))
       if (yield* LogLevel.isEnabled("Debug")) {
         yield* Effect.logDebug("stored", { entries: fresh.map((ref) => `${ref.server_id}@${ref.user_id}#${ref.seq}`), earlier: earlier.length })

@@ -1,12 +1,13 @@
 import { flakyInbox } from "@im/ports/testing/FlakyInbox"
 import { numberedMessage } from "@im/ports/testing/Fixtures"
 import { Db } from "@im/db/Db"
+import { ServiceUnavailable } from "@im/domain/Errors"
 import { GroupId, UserId } from "@im/domain/Ids"
 import { busTopicOf, conversationKey, type Delivery, FANOUT_TOPIC, type Message, MESSAGES_TOPIC } from "@im/domain/Message"
 import { GroupStore } from "@im/ports/GroupStore"
 import { ConversationStore } from "@im/ports/ConversationStore"
 import { HistoryStore } from "@im/ports/HistoryStore"
-import { InboxStore } from "@im/ports/InboxStore"
+import { type InboxRef, InboxStore } from "@im/ports/InboxStore"
 import { type ConsumedRecord, MessageBus } from "@im/ports/MessageBus"
 import { PortError } from "@im/ports/PortError"
 import { SeqStore } from "@im/ports/SeqStore"
@@ -292,6 +293,144 @@ describe("Consumer", () => {
       [`u:${a}`, seqOf(result.inboxB, "m_4"), seqOf(result.inboxB, "m_3"), 1]
     ])
     expect(summary(result.a)).toEqual([[`u:${b}`, seqOf(result.inboxA, "m_4"), seqOf(result.inboxA, "m_4"), 0]])
+  })
+
+  /**
+   * A consumer over memory stores whose every save first runs `gate` with the entries it is
+   * given, and every lookup of stored entries `lookupGate`; the saves' entries and the pushes
+   * are recorded, in the order they happen.
+   */
+  const gatedSetup = (
+    gate: (entries: ReadonlyArray<InboxRef>) => Effect.Effect<void, ServiceUnavailable>,
+    lookupGate: Effect.Effect<void> = Effect.void
+  ) => {
+    const saved: Array<ReadonlyArray<InboxRef>> = []
+    const pushed: Array<Delivery> = []
+    const gated = Layer.effect(Db, Effect.map(Effect.service(Db), (db) =>
+      Db.of({
+        ...db,
+        existing: (keys) => Effect.andThen(lookupGate, db.existing(keys)),
+        save: (messages, entries, replayed) =>
+          gate(entries).pipe(
+            Effect.andThen(db.save(messages, entries, replayed)),
+            Effect.tap(() => Effect.sync(() => void saved.push(entries)))
+          )
+      })))
+    const layer = Layer.effect(Consumer, Consumer.make()).pipe(
+      Layer.provideMerge(Layer.succeed(Pusher, Pusher.of({ push: (batch) => Effect.sync(() => void pushed.push(...batch)), signal: () => Effect.void }))),
+      Layer.provideMerge(gated.pipe(Layer.provideMerge(Db.layer))),
+      Layer.provideMerge(Layer.mergeAll(HistoryStore.layerMemory, ConversationStore.layerMemory, InboxStore.layerMemory, SeqStore.layerMemory, GroupStore.layerMemory))
+    )
+    return { layer, saved, pushed }
+  }
+
+  /** Each user's seqs in the order they were saved, and in the order they were pushed. */
+  const seqOrders = (saved: ReadonlyArray<ReadonlyArray<InboxRef>>, pushed: ReadonlyArray<Delivery>) => {
+    const orders = (refs: ReadonlyArray<{ readonly user_id: UserId; readonly seq: number }>) => {
+      const byUser = new Map<UserId, Array<number>>()
+      for (const { seq, user_id } of refs) byUser.set(user_id, [...(byUser.get(user_id) ?? []), seq])
+      return byUser
+    }
+    return { saved: orders(saved.flat()), pushed: orders(pushed) }
+  }
+  const ascending = (seqs: ReadonlyArray<number>) => seqs.every((seq, i) => i === 0 || seq > seqs[i - 1]!)
+
+  it("of two calls at once, the second takes its seqs while the first saves, and saves and pushes after it, in seq order", async () => {
+    const [a, b, c] = users as [UserId, UserId, UserId]
+    const saving = Deferred.makeUnsafe<void>()
+    const release = Deferred.makeUnsafe<void>()
+    let saves = 0
+    // The first save waits for `release`.
+    const { layer, pushed, saved } = gatedSetup(() =>
+      Effect.suspend(() => ++saves === 1 ? Deferred.succeed(saving, undefined).pipe(Effect.andThen(Deferred.await(release))) : Effect.void)
+    )
+    const result = await Effect.runPromise(Effect.gen(function*() {
+      const consumer = yield* Consumer
+      const seqs = yield* SeqStore
+      const first = yield* Effect.forkChild(consumer.handleBatch([record(message(1, a, b), 0)]))
+      yield* Deferred.await(saving)
+      const second = yield* Effect.forkChild(consumer.handleBatch([{ ...record(message(2, c, b), 0), partition: 1 }]))
+      // b's seq 2 is the second call's: taken while the first save is held.
+      const taken = yield* seqs.current(b).pipe(
+        Effect.repeat({ until: (seq) => seq === 2, schedule: Schedule.spaced("2 millis") }),
+        Effect.timeout("2 seconds"),
+        Effect.option
+      )
+      yield* Effect.sleep("30 millis")
+      const savesWhileHeld = saved.length
+      yield* Deferred.succeed(release, undefined)
+      yield* Fiber.join(first)
+      yield* Fiber.join(second)
+      return { taken: taken._tag === "Some", savesWhileHeld, inbox: yield* inboxOf(b) }
+    }).pipe(Effect.provide(layer)))
+    expect(result.taken).toBe(true)
+    expect(result.savesWhileHeld).toBe(0)
+    expect(result.inbox.entries.map((e) => [e.seq, e.message.server_id])).toEqual([[1, "m_1"], [2, "m_2"]])
+    const orders = seqOrders(saved, pushed)
+    expect(orders.saved.get(b)).toEqual([1, 2])
+    expect(orders.pushed.get(b)).toEqual([1, 2])
+  })
+
+  it.each(["fails", "is interrupted"])("a step whose save %s lets the next step save", async (outcome) => {
+    const [a, b, c] = users as [UserId, UserId, UserId]
+    const saving = Deferred.makeUnsafe<void>()
+    const release = Deferred.makeUnsafe<void>()
+    let saves = 0
+    // The first save waits for `release`, then fails (or waits until it is interrupted).
+    const { layer } = gatedSetup(() =>
+      Effect.suspend(() =>
+        ++saves === 1
+          ? Deferred.succeed(saving, undefined).pipe(
+            Effect.andThen(Deferred.await(release)),
+            Effect.andThen(outcome === "fails" ? Effect.fail(new ServiceUnavailable({ message: "refused" })) : Effect.never)
+          )
+          : Effect.void
+      )
+    )
+    const result = await Effect.runPromise(Effect.gen(function*() {
+      const consumer = yield* Consumer
+      const first = yield* Effect.forkChild(consumer.handleBatch([record(message(1, a, b), 0)]))
+      yield* Deferred.await(saving)
+      const second = yield* Effect.forkChild(consumer.handleBatch([{ ...record(message(2, c, b), 0), partition: 1 }]))
+      yield* Effect.sleep("20 millis")
+      if (outcome === "fails") yield* Deferred.succeed(release, undefined)
+      else yield* Fiber.interrupt(first)
+      const firstExit = yield* Fiber.await(first)
+      yield* Fiber.join(second).pipe(Effect.timeout("2 seconds"))
+      return { firstExit, inbox: yield* inboxOf(b) }
+    }).pipe(Effect.provide(layer)))
+    expect(Exit.isFailure(result.firstExit)).toBe(true)
+    expect(result.inbox.entries.map((e) => [e.seq, e.message.server_id])).toEqual([[2, "m_2"]])
+  })
+
+  it("property: calls at once, whatever their lookups' and saves' delays, save and push each user's entries in seq order", async () => {
+    const scenario = fc.record({
+      calls: fc.array(fc.array(fc.tuple(fc.nat(3), fc.nat(3)), { minLength: 1, maxLength: 6 }), { minLength: 2, maxLength: 6 }),
+      delays: fc.array(fc.nat(3), { minLength: 6, maxLength: 6 })
+    })
+    await fc.assert(
+      fc.asyncProperty(scenario, async ({ calls, delays }) => {
+        let waits = 0
+        const delay = Effect.suspend(() => Effect.sleep(`${delays[waits++ % delays.length]!} millis`))
+        const { layer, pushed, saved } = gatedSetup(() => delay, delay)
+        let n = 0
+        const batches = calls.map((sends, partition) => sends.map(([s, r], offset) => ({ ...record(message(n++, users[s]!, users[r]!), offset), partition })))
+        const inboxes = await Effect.runPromise(Effect.gen(function*() {
+          const consumer = yield* Consumer
+          yield* Effect.forEach(batches, (batch) => consumer.handleBatch(batch), { concurrency: "unbounded", discard: true })
+          return yield* Effect.forEach(users, inboxOf)
+        }).pipe(Effect.provide(layer)))
+        const orders = seqOrders(saved, pushed)
+        users.forEach((user, u) => {
+          expect(ascending(orders.saved.get(user) ?? [])).toBe(true)
+          expect(ascending(orders.pushed.get(user) ?? [])).toBe(true)
+          // Every call's entries stored once, with nothing skipped: no save failed.
+          const seqs = inboxes[u]!.entries.map((e) => e.seq)
+          expect(seqs).toEqual(seqs.map((_, i) => i + 1))
+        })
+      }),
+      { numRuns: 60 }
+    )
   })
 
   it("two consumers handed the same batch (a rebalance) push every entry under the seq it is stored with, and count it once", async () => {
