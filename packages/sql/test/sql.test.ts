@@ -187,19 +187,19 @@ layer(database, { ...shared, excludeTestServices: true })("SqlConversationStore 
         )
       yield* conversations.record(entries(1, 1_000))
       assert.deepStrictEqual(yield* stored(), { items: 1_000, chars: 6_001, tail: 0 }, "a new row: all in the text")
-      yield* conversations.record(entries(1_001, 300))
-      assert.deepStrictEqual(yield* stored(), { items: 1_000, chars: 6_001, tail: 300 }, "the text is long: to the tail")
+      yield* conversations.record(entries(1_001, 120))
+      assert.deepStrictEqual(yield* stored(), { items: 1_000, chars: 6_001, tail: 120 }, "the text is long: to the tail")
       assert.strictEqual((yield* conversations.list(user))[0]!.unread, MAX_TRACKED_RUNS, "read as one, the newest runs")
-      yield* conversations.record(entries(1_301, 100))
-      // Past FOLD_ABOVE characters of tail the row was rewritten: the newest MAX_TRACKED_RUNS runs.
+      yield* conversations.record(entries(1_121, 20))
+      // Past FOLD_ABOVE (800) characters of tail the row was rewritten: the newest MAX_TRACKED_RUNS runs.
       assert.deepStrictEqual(yield* stored(), { items: MAX_TRACKED_RUNS, chars: 6_001, tail: 0 }, "folded")
       const [listed] = yield* conversations.list(user)
-      assert.deepStrictEqual([listed!.unread, listed!.last_seq], [MAX_TRACKED_RUNS, 12_800])
-      yield* conversations.record([entry(1_401)])
+      assert.deepStrictEqual([listed!.unread, listed!.last_seq], [MAX_TRACKED_RUNS, 12_280])
+      yield* conversations.record([entry(1_141)])
       assert.deepStrictEqual(yield* stored(), { items: MAX_TRACKED_RUNS, chars: 6_001, tail: 1 }, "appended again, to the tail")
       assert.strictEqual((yield* conversations.list(user))[0]!.unread, MAX_TRACKED_RUNS)
-      // A read rewrites the row, tail included: 12,602 to 12,802 are left.
-      yield* conversations.markRead(user, "u:u_peer", 12_600)
+      // A read rewrites the row, tail included: 12,082 to 12,282 are left.
+      yield* conversations.markRead(user, "u:u_peer", 12_080)
       assert.deepStrictEqual(yield* stored(), { items: 101, chars: 607, tail: 0 })
       assert.strictEqual((yield* conversations.list(user))[0]!.unread, 101)
     }))
