@@ -233,7 +233,8 @@ export class Consumer extends Context.Service<Consumer, {
      * its seqs (`taking`), then waits for its turn to save and push (`saving`), and only then
      * lets the next step take seqs. So one step's seqs are taken while the step before saves and
      * pushes, and the saves and pushes go one at a time, in the order the seqs were taken: a
-     * user's entries are stored and pushed in seq order, whatever the number of calls.
+     * user's entries of this topic (each lane has its consumer and its turns) are stored and
+     * pushed in seq order, whatever the number of calls, and of steps in each.
      */
     const taking = yield* Semaphore.make(1)
     const saving = yield* Semaphore.make(1)
@@ -251,8 +252,11 @@ export class Consumer extends Context.Service<Consumer, {
      * statements in one write to PGlite), as if none were: usually none is, and a replayed entry
      * keeps its stored seq and leaves the one taken for it unused, which a SeqStore allows
      * (numbers may be skipped, never given twice; a client's pull reports what was skipped).
-     * Another call's step may be saving meanwhile (`inTurn`): the entries it saves are not this
-     * step's, since a partition's next batch comes only once its call succeeded.
+     * Another step may be saving meanwhile (`inTurn`), so the lookup may miss what it is storing:
+     * in this process that is never this step's entries (a partition's next batch comes only
+     * once its call succeeded, and a call's messages are distinct); from another consumer (a
+     * rebalance) or a save that timed out but went through, `db.save` answers the entries stored
+     * before (`earlier`), which are pushed under their stored seqs, as without the turns.
      */
     const store = (plan: ReadonlyArray<PlannedEntry>) => inTurn(take(plan), save)
 

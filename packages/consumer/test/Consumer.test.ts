@@ -302,7 +302,8 @@ describe("Consumer", () => {
    */
   const gatedSetup = (
     gate: (entries: ReadonlyArray<InboxRef>) => Effect.Effect<void, ServiceUnavailable>,
-    lookupGate: Effect.Effect<void> = Effect.void
+    lookupGate: Effect.Effect<void> = Effect.void,
+    maxEntries?: number
   ) => {
     const saved: Array<ReadonlyArray<InboxRef>> = []
     const pushed: Array<Delivery> = []
@@ -316,7 +317,7 @@ describe("Consumer", () => {
             Effect.tap(() => Effect.sync(() => void saved.push(entries)))
           )
       })))
-    const layer = Layer.effect(Consumer, Consumer.make()).pipe(
+    const layer = Layer.effect(Consumer, Consumer.make(maxEntries)).pipe(
       Layer.provideMerge(Layer.succeed(Pusher, Pusher.of({ push: (batch) => Effect.sync(() => void pushed.push(...batch)), signal: () => Effect.void }))),
       Layer.provideMerge(gated.pipe(Layer.provideMerge(Db.layer))),
       Layer.provideMerge(Layer.mergeAll(HistoryStore.layerMemory, ConversationStore.layerMemory, InboxStore.layerMemory, SeqStore.layerMemory, GroupStore.layerMemory))
@@ -403,16 +404,18 @@ describe("Consumer", () => {
     expect(result.inbox.entries.map((e) => [e.seq, e.message.server_id])).toEqual([[2, "m_2"]])
   })
 
-  it("property: calls at once, whatever their lookups' and saves' delays, save and push each user's entries in seq order", async () => {
+  it("property: calls at once, in steps, whatever their lookups' and saves' delays, save and push each user's entries in seq order", async () => {
     const scenario = fc.record({
       calls: fc.array(fc.array(fc.tuple(fc.nat(3), fc.nat(3)), { minLength: 1, maxLength: 6 }), { minLength: 2, maxLength: 6 }),
-      delays: fc.array(fc.nat(3), { minLength: 6, maxLength: 6 })
+      delays: fc.array(fc.nat(3), { minLength: 6, maxLength: 6 }),
+      // Steps of a few entries: a call of several steps, and the calls' steps taking turns.
+      maxEntries: fc.integer({ min: 1, max: 4 })
     })
     await fc.assert(
-      fc.asyncProperty(scenario, async ({ calls, delays }) => {
+      fc.asyncProperty(scenario, async ({ calls, delays, maxEntries }) => {
         let waits = 0
         const delay = Effect.suspend(() => Effect.sleep(`${delays[waits++ % delays.length]!} millis`))
-        const { layer, pushed, saved } = gatedSetup(() => delay, delay)
+        const { layer, pushed, saved } = gatedSetup(() => delay, delay, maxEntries)
         let n = 0
         const batches = calls.map((sends, partition) => sends.map(([s, r], offset) => ({ ...record(message(n++, users[s]!, users[r]!), offset), partition })))
         const inboxes = await Effect.runPromise(Effect.gen(function*() {
@@ -431,6 +434,41 @@ describe("Consumer", () => {
       }),
       { numRuns: 60 }
     )
+  }, 60_000)
+
+  it("a step interrupted while it waits for its turn to save lets the steps after it take seqs and save", async () => {
+    const [a, b, c, d] = users as [UserId, UserId, UserId, UserId]
+    const saving = Deferred.makeUnsafe<void>()
+    const release = Deferred.makeUnsafe<void>()
+    let saves = 0
+    // The first save waits for `release`.
+    const { layer } = gatedSetup(() =>
+      Effect.suspend(() => ++saves === 1 ? Deferred.succeed(saving, undefined).pipe(Effect.andThen(Deferred.await(release))) : Effect.void)
+    )
+    const result = await Effect.runPromise(Effect.gen(function*() {
+      const consumer = yield* Consumer
+      const seqs = yield* SeqStore
+      const first = yield* Effect.forkChild(consumer.handleBatch([record(message(1, a, b), 0)]))
+      yield* Deferred.await(saving)
+      // The second takes its seqs (c's first) and waits for the first save, holding the turn to take.
+      const second = yield* Effect.forkChild(consumer.handleBatch([{ ...record(message(2, c, b), 0), partition: 1 }]))
+      yield* seqs.current(c).pipe(Effect.repeat({ until: (seq) => seq === 1, schedule: Schedule.spaced("2 millis") }))
+      yield* Fiber.interrupt(second)
+      const third = yield* Effect.forkChild(consumer.handleBatch([{ ...record(message(3, d, b), 0), partition: 2 }]))
+      // The third takes its seqs while the first save is still held.
+      const taken = yield* seqs.current(d).pipe(
+        Effect.repeat({ until: (seq) => seq === 1, schedule: Schedule.spaced("2 millis") }),
+        Effect.timeout("2 seconds"),
+        Effect.option
+      )
+      yield* Deferred.succeed(release, undefined)
+      yield* Fiber.join(first)
+      yield* Fiber.join(third).pipe(Effect.timeout("2 seconds"))
+      return { taken: taken._tag === "Some", inbox: yield* inboxOf(b) }
+    }).pipe(Effect.provide(layer)))
+    expect(result.taken).toBe(true)
+    // b's seq 2 was taken by the interrupted step and stays unused.
+    expect(result.inbox.entries.map((e) => [e.seq, e.message.server_id])).toEqual([[1, "m_1"], [3, "m_3"]])
   })
 
   it("two consumers handed the same batch (a rebalance) push every entry under the seq it is stored with, and count it once", async () => {

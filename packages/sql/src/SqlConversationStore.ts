@@ -60,7 +60,7 @@ const APPEND_TO_HEAD_UP_TO = 1_000
  * out of line: with 2,000, a standalone step of 112 messages among 200 users that read nothing
  * cost PGlite 7.5 ms after a fold and 12 ms before the next (9.3 on average); with 800, 7.4–9.7 ms
  * throughout (8.3). Steps of 2,000 messages cost the same with either, 52–57 ms
- * (docs/benchmarks.md, "The conversations' fold at 800 characters"); 500 made them 9 % dearer.
+ * (docs/benchmarks.md, "The conversations' fold at 800 characters"); 500 made them 5–9 % dearer.
  */
 const FOLD_ABOVE = 800
 
