@@ -112,6 +112,19 @@ describe("EmbeddedPostgres vacuums, as PGlite runs no autovacuum", () => {
     ), 60_000)
 })
 
+describe("EmbeddedPostgres's settings", () => {
+  it.live("keeps PGlite's start parameters, and makes WAL files without filling them with zeros", () =>
+    Effect.gen(function*() {
+      const sql = yield* SqlClient.SqlClient
+      const setting = (name: string) =>
+        Effect.map(sql<{ readonly setting: string }>`SELECT setting FROM pg_settings WHERE name = ${name}`, (rows) => rows[0]?.setting)
+      assert.strictEqual(yield* setting("wal_init_zero"), "off")
+      // PGlite's own: no parallel workers, and fsync off.
+      assert.strictEqual(yield* setting("max_worker_processes"), "0")
+      assert.strictEqual(yield* setting("fsync"), "off")
+    }).pipe(Effect.provide(EmbeddedPostgres.layer({ dataDir: undefined }))), 120_000)
+})
+
 describe("EmbeddedPostgres in a data folder", () => {
   it.live("keeps users, messages, inbox entries and sequences across a restart", () =>
     Effect.gen(function*() {
