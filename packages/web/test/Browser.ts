@@ -60,9 +60,26 @@ export const register = async (page: Page, who: Person): Promise<void> => {
 export const message = (page: Page, text: string): Locator =>
   page.getByTestId("message").filter({ hasText: text })
 
-/** Waits until the message with `text` has this state (`sending`, `sent`, `failed`, `read`, `received`). */
-export const messageInState = (page: Page, text: string, state: string): Promise<void> =>
-  page.locator(`[data-testid=message][data-state=${state}]`).filter({ hasText: text }).first().waitFor()
+/**
+ * Waits until the message with `text` has this state (`uploading`, `sending`, `sent`, `failed`,
+ * `read`, `received`). If it never does, the error says what the page shows instead: the state
+ * of each message with that text (and a failed one's error), and the connection's status.
+ */
+export const messageInState = async (page: Page, text: string, state: string): Promise<void> => {
+  try {
+    await page.locator(`[data-testid=message][data-state=${state}]`).filter({ hasText: text }).first().waitFor()
+  } catch (error) {
+    const shown = await message(page, text).evaluateAll((nodes) =>
+      nodes.map((node) => {
+        const failure = node.querySelector("[data-testid=send-error]")?.textContent
+        return `${node.getAttribute("data-state")}${failure ? ` (${failure})` : ""}`
+      })
+    ).catch(() => [] as Array<string>)
+    const status = await page.getByTestId("connection-status").getAttribute("data-status", { timeout: 1_000 }).catch(() => "unknown")
+    const seen = shown.length === 0 ? "no such message" : shown.join(", ")
+    throw new Error(`message "${text}" never reached state ${state}: the page shows ${seen}; connection ${status}`, { cause: error })
+  }
+}
 
 export const conversation = (page: Page, title: string): Locator =>
   page.locator(`[data-testid=conversation][data-title="${title}"]`)
