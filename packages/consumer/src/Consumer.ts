@@ -35,7 +35,7 @@ export const DEFAULT_MAX_BATCH = 2_000
 
 /**
  * How many merged batches the consumer works at once (CONSUMER_CONCURRENCY). Their steps take
- * turns (`inTurn`): above 1, a call's lookups overlap the save of the call before it.
+ * turns (`inTurn`): above 1, a step's lookups overlap the save of the step before it.
  */
 export const DEFAULT_CONCURRENCY = 1
 

@@ -29,9 +29,10 @@ const parent = parentPort!
 const describe = (cause: unknown) => cause instanceof Error ? cause.stack ?? cause.message : String(cause)
 
 /**
- * PGlite's own start parameters, and new WAL files not filled with zeros first. PGlite runs no
- * checkpoints while it runs, so it recycles no WAL file: every 16 MB of WAL it made a new one and
- * wrote 16 MB of zeros into it, holding every statement meanwhile. In a run of steps of 112
+ * PGlite's own start parameters, and new WAL files not filled with zeros first. PGlite is one
+ * process without a checkpointer: it recycles WAL files only at a checkpoint, which comes after
+ * `max_wal_size` (1 GB) of WAL, so until then every 16 MB of WAL it made a new file and wrote
+ * 16 MB of zeros into it, holding every statement meanwhile. In a run of steps of 112
  * messages that was a step of 40–65 ms every 60–90 steps (the others 8.5 ms at the median); the
  * zeros only make a file system allocate the space early, which PGlite's in-memory one does not
  * need and a data folder does not rely on (fsync is off in PGlite anyway).
