@@ -336,33 +336,48 @@ describe("Consumer", () => {
   }
   const ascending = (seqs: ReadonlyArray<number>) => seqs.every((seq, i) => i === 0 || seq > seqs[i - 1]!)
 
-  it("of two calls at once, the second takes its seqs while the first saves, and saves and pushes after it, in seq order", async () => {
-    const [a, b, c] = users as [UserId, UserId, UserId]
+  /**
+   * A save gate (gatedSetup) that holds the first save: `saving` is done once it is held, and
+   * after `release` it goes on with `then` (default: the save itself). The other saves go at once.
+   */
+  const firstSaveHeld = (then: Effect.Effect<void, ServiceUnavailable> = Effect.void) => {
     const saving = Deferred.makeUnsafe<void>()
     const release = Deferred.makeUnsafe<void>()
     let saves = 0
-    // The first save waits for `release`.
-    const { layer, pushed, saved } = gatedSetup(() =>
-      Effect.suspend(() => ++saves === 1 ? Deferred.succeed(saving, undefined).pipe(Effect.andThen(Deferred.await(release))) : Effect.void)
-    )
+    const gate = () =>
+      Effect.suspend(() =>
+        ++saves === 1 ? Deferred.succeed(saving, undefined).pipe(Effect.andThen(Deferred.await(release)), Effect.andThen(then)) : Effect.void
+      )
+    return { saving, release, gate }
+  }
+
+  /** Whether `user`'s seqs reach `seq` within 2 seconds. */
+  const seqsReach = (user: UserId, seq: number) =>
+    Effect.flatMap(Effect.service(SeqStore), (seqs) =>
+      seqs.current(user).pipe(
+        Effect.repeat({ until: (current) => current === seq, schedule: Schedule.spaced("2 millis") }),
+        Effect.timeout("2 seconds"),
+        Effect.option,
+        Effect.map((reached) => reached._tag === "Some")
+      ))
+
+  it("of two calls at once, the second takes its seqs while the first saves, and saves and pushes after it, in seq order", async () => {
+    const [a, b, c] = users as [UserId, UserId, UserId]
+    const { gate, release, saving } = firstSaveHeld()
+    const { layer, pushed, saved } = gatedSetup(gate)
     const result = await Effect.runPromise(Effect.gen(function*() {
       const consumer = yield* Consumer
-      const seqs = yield* SeqStore
       const first = yield* Effect.forkChild(consumer.handleBatch([record(message(1, a, b), 0)]))
       yield* Deferred.await(saving)
       const second = yield* Effect.forkChild(consumer.handleBatch([{ ...record(message(2, c, b), 0), partition: 1 }]))
       // b's seq 2 is the second call's: taken while the first save is held.
-      const taken = yield* seqs.current(b).pipe(
-        Effect.repeat({ until: (seq) => seq === 2, schedule: Schedule.spaced("2 millis") }),
-        Effect.timeout("2 seconds"),
-        Effect.option
-      )
+      const taken = yield* seqsReach(b, 2)
       yield* Effect.sleep("30 millis")
       const savesWhileHeld = saved.length
       yield* Deferred.succeed(release, undefined)
       yield* Fiber.join(first)
       yield* Fiber.join(second)
-      return { taken: taken._tag === "Some", savesWhileHeld, inbox: yield* inboxOf(b) }
+      return { taken, savesWhileHeld, inbox: yield* inboxOf(b) }
     }).pipe(Effect.provide(layer)))
     expect(result.taken).toBe(true)
     expect(result.savesWhileHeld).toBe(0)
@@ -374,20 +389,9 @@ describe("Consumer", () => {
 
   it.each(["fails", "is interrupted"])("a step whose save %s lets the next step save", async (outcome) => {
     const [a, b, c] = users as [UserId, UserId, UserId]
-    const saving = Deferred.makeUnsafe<void>()
-    const release = Deferred.makeUnsafe<void>()
-    let saves = 0
     // The first save waits for `release`, then fails (or waits until it is interrupted).
-    const { layer } = gatedSetup(() =>
-      Effect.suspend(() =>
-        ++saves === 1
-          ? Deferred.succeed(saving, undefined).pipe(
-            Effect.andThen(Deferred.await(release)),
-            Effect.andThen(outcome === "fails" ? Effect.fail(new ServiceUnavailable({ message: "refused" })) : Effect.never)
-          )
-          : Effect.void
-      )
-    )
+    const { gate, release, saving } = firstSaveHeld(outcome === "fails" ? Effect.fail(new ServiceUnavailable({ message: "refused" })) : Effect.never)
+    const { layer } = gatedSetup(gate)
     const result = await Effect.runPromise(Effect.gen(function*() {
       const consumer = yield* Consumer
       const first = yield* Effect.forkChild(consumer.handleBatch([record(message(1, a, b), 0)]))
@@ -438,34 +442,25 @@ describe("Consumer", () => {
 
   it("a step interrupted while it waits for its turn to save lets the steps after it take seqs and save", async () => {
     const [a, b, c, d] = users as [UserId, UserId, UserId, UserId]
-    const saving = Deferred.makeUnsafe<void>()
-    const release = Deferred.makeUnsafe<void>()
-    let saves = 0
-    // The first save waits for `release`.
-    const { layer } = gatedSetup(() =>
-      Effect.suspend(() => ++saves === 1 ? Deferred.succeed(saving, undefined).pipe(Effect.andThen(Deferred.await(release))) : Effect.void)
-    )
+    const { gate, release, saving } = firstSaveHeld()
+    const { layer } = gatedSetup(gate)
     const result = await Effect.runPromise(Effect.gen(function*() {
       const consumer = yield* Consumer
-      const seqs = yield* SeqStore
       const first = yield* Effect.forkChild(consumer.handleBatch([record(message(1, a, b), 0)]))
       yield* Deferred.await(saving)
       // The second takes its seqs (c's first) and waits for the first save, holding the turn to take.
       const second = yield* Effect.forkChild(consumer.handleBatch([{ ...record(message(2, c, b), 0), partition: 1 }]))
-      yield* seqs.current(c).pipe(Effect.repeat({ until: (seq) => seq === 1, schedule: Schedule.spaced("2 millis") }))
+      const secondTook = yield* seqsReach(c, 1)
       yield* Fiber.interrupt(second)
       const third = yield* Effect.forkChild(consumer.handleBatch([{ ...record(message(3, d, b), 0), partition: 2 }]))
       // The third takes its seqs while the first save is still held.
-      const taken = yield* seqs.current(d).pipe(
-        Effect.repeat({ until: (seq) => seq === 1, schedule: Schedule.spaced("2 millis") }),
-        Effect.timeout("2 seconds"),
-        Effect.option
-      )
+      const taken = yield* seqsReach(d, 1)
       yield* Deferred.succeed(release, undefined)
       yield* Fiber.join(first)
       yield* Fiber.join(third).pipe(Effect.timeout("2 seconds"))
-      return { taken: taken._tag === "Some", inbox: yield* inboxOf(b) }
+      return { secondTook, taken, inbox: yield* inboxOf(b) }
     }).pipe(Effect.provide(layer)))
+    expect(result.secondTook).toBe(true)
     expect(result.taken).toBe(true)
     // b's seq 2 was taken by the interrupted step and stays unused.
     expect(result.inbox.entries.map((e) => [e.seq, e.message.server_id])).toEqual([[1, "m_1"], [3, "m_3"]])
