@@ -45,7 +45,7 @@ const frames: Array<any> = []
 const session: Session = { id: "s-1", user: "u_bob" as never, sid: "sn-1" as never, offer: (frame) => (frames.push(JSON.parse(frame)), true), close: () => Effect.void }
 
 const Servers = Layer.effectContext(Effect.gen(function*() {
-  const gateway = yield* Gateway.make({ id: GatewayId.make("gw-1"), heartbeatTimeout: Duration.seconds(60), sendQueueCapacity: 10, dropMarkedPushes: false })
+  const gateway = yield* Gateway.make({ id: GatewayId.make("gw-1"), heartbeatTimeout: Duration.seconds(60), sendTimeout: Duration.seconds(10), sendQueueCapacity: 10, dropMarkedPushes: false })
   yield* gateway.attach(session)
   const gatewayLayer = Layer.succeed(Gateway, gateway)
   const gatewayServer = yield* Layer.build(serve(GatewayGrpcServer, { host: "127.0.0.1", port: 0 }).pipe(Layer.provide(gatewayLayer)))

@@ -127,7 +127,7 @@ describe("one trace follows a message across the services", () => {
       )
       const gateway = Layer.effect(
         Gateway,
-        Gateway.make({ id: GatewayId.make("ws-1"), heartbeatTimeout: Duration.seconds(60), sendQueueCapacity: 100, dropMarkedPushes: false })
+        Gateway.make({ id: GatewayId.make("ws-1"), heartbeatTimeout: Duration.seconds(60), sendTimeout: Duration.seconds(10), sendQueueCapacity: 100, dropMarkedPushes: false })
       )
       const ws = yield* Layer.build(
         Layer.mergeAll(

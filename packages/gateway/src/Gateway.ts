@@ -28,6 +28,12 @@ export interface Session {
 export interface GatewayConfig {
   readonly id: GatewayId
   readonly heartbeatTimeout: Duration.Duration
+  /**
+   * How long a send or typing frame may wait for chat before it is answered `unavailable`: a
+   * session answers its frames one at a time, so a call that never returns would hold every
+   * later frame of the socket, and the client's send, while the socket stays open.
+   */
+  readonly sendTimeout: Duration.Duration
   /** Frames queued for one socket before the session is dropped as too slow. */
   readonly sendQueueCapacity: number
   /** Test hook: pushes whose content starts with `__drop_push__` are not sent. Off in production. */
@@ -72,6 +78,7 @@ export class Gateway extends Context.Service<Gateway, {
       Config.map((id) => GatewayId.make(id))
     ),
     heartbeatTimeout: Settings.positiveDuration("WS_HEARTBEAT_TIMEOUT", Duration.seconds(60)),
+    sendTimeout: Settings.positiveDuration("WS_SEND_TIMEOUT", Duration.seconds(10)),
     sendQueueCapacity: Settings.int("WS_SEND_QUEUE", 4096, { minimum: 1 }),
     dropMarkedPushes: Config.Boolean("WS_TEST_HOOKS").pipe(Config.withDefault(false))
   })

@@ -1,6 +1,7 @@
 import { Sessions } from "@im/auth/Sessions"
 import type { TokenRejected } from "@im/auth/Tokens"
 import { Chat } from "@im/chat/Chat"
+import { SendRejected } from "@im/domain/Errors"
 import { ClientFrame, CloseCodes, type SendFrame, type TypingFrame } from "@im/domain/Frames"
 import type { SessionId, UserId } from "@im/domain/Ids"
 import * as Metrics from "@im/observability/Metrics"
@@ -134,6 +135,11 @@ class ClientSession extends SocketSession {
     this.frameLinks = frameLinks
   }
 
+  /** WS_SEND_TIMEOUT (a getter: nothing more stored per session). */
+  get sendTimeout(): Duration.Duration {
+    return this.gateway.config.sendTimeout
+  }
+
   override answer(frame: string | Uint8Array): Effect.Effect<void> {
     return handle(this, frame)
   }
@@ -195,15 +201,18 @@ const send = Effect.fnUntraced(function*(session: ClientSession, frame: SendFram
   if (frame.sender_id !== undefined && frame.sender_id !== session.user) {
     return session.offer(sendFailed(frame.local_id, "forbidden_sender", "sender_id must be the authenticated user"))
   }
-  const result = yield* Effect.result(chat.send({
-    sender_id: session.user,
-    local_id: frame.local_id,
-    receiver_id: frame.receiver_id,
-    group_id: frame.group_id,
-    content_type: frame.content_type,
-    content: frame.content,
-    create_time: frame.create_time
-  }))
+  const result = yield* Effect.result(withinSendTimeout(
+    session,
+    chat.send({
+      sender_id: session.user,
+      local_id: frame.local_id,
+      receiver_id: frame.receiver_id,
+      group_id: frame.group_id,
+      content_type: frame.content_type,
+      content: frame.content,
+      create_time: frame.create_time
+    })
+  ))
   if (result._tag === "Success") {
     yield* Effect.logDebug("accepted", { server_id: result.success.server_id }).pipe(Effect.annotateLogs(session.annotations))
   }
@@ -214,6 +223,28 @@ const send = Effect.fnUntraced(function*(session: ClientSession, frame: SendFram
   )
 })
 
+/**
+ * Chat's answer, or `unavailable` once WS_SEND_TIMEOUT has passed (the call is interrupted): the
+ * session's later frames wait for this one, and the client sends a send again under the same
+ * `local_id`, which chat and the stores keep once, whether or not the interrupted call got its
+ * message onto the bus.
+ */
+const withinSendTimeout = <A>(session: ClientSession, call: Effect.Effect<A, SendRejected>): Effect.Effect<A, SendRejected> => {
+  const timeout = session.sendTimeout
+  return Effect.timeoutOrElse(call, {
+    duration: timeout,
+    orElse: () =>
+      Effect.andThen(
+        Effect.logWarning("chat did not answer a frame in time", { timeout: Duration.format(timeout) }).pipe(
+          Effect.annotateLogs(session.annotations)
+        ),
+        Effect.fail(
+          new SendRejected({ code: "unavailable", message: `the server did not answer within ${Duration.format(timeout)}; send it again` })
+        )
+      )
+  })
+}
+
 // Typing signals pass at most once a second per target; the rest are dropped.
 const typing = Effect.fnUntraced(function*(session: ClientSession, frame: TypingFrame) {
   const target = `${frame.receiver_id ?? ""}\n${frame.group_id ?? ""}`
@@ -222,7 +253,9 @@ const typing = Effect.fnUntraced(function*(session: ClientSession, frame: Typing
   if (now - (lastTyping.get(target) ?? -Infinity) < TYPING_INTERVAL_MS) return
   if (lastTyping.size >= 1_000) lastTyping.clear()
   lastTyping.set(target, now)
-  const result = yield* Effect.result(session.chat.typing({ sender_id: session.user, receiver_id: frame.receiver_id, group_id: frame.group_id }))
+  const result = yield* Effect.result(
+    withinSendTimeout(session, session.chat.typing({ sender_id: session.user, receiver_id: frame.receiver_id, group_id: frame.group_id }))
+  )
   if (result._tag === "Failure") {
     session.offer(JSON.stringify({ type: "error", code: result.failure.code, message: result.failure.message }))
   }

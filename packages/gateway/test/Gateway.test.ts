@@ -20,6 +20,7 @@ const makeGateway = (options: { readonly sendQueueCapacity?: number } = {}) =>
   Gateway.make({
     id: gatewayId,
     heartbeatTimeout: Duration.seconds(4),
+    sendTimeout: Duration.seconds(10),
     sendQueueCapacity: options.sendQueueCapacity ?? 100,
     dropMarkedPushes: false
   })

@@ -30,6 +30,7 @@ const startGateway = (id: string, scope: Scope.Scope) =>
     const gateway = yield* Gateway.make({
       id: GatewayId.make(id),
       heartbeatTimeout: Duration.seconds(60),
+      sendTimeout: Duration.seconds(10),
       sendQueueCapacity: 100,
       dropMarkedPushes: false
     })
