@@ -74,6 +74,12 @@ full_page_writes = off
 EOF
 }
 
+# Sets `name` in postgresql.conf unless the file sets it already (also in a cluster made before
+# the setting was added here).
+conf_ensure() {
+  grep -q "^$1 " "$DATA/postgresql.conf" || printf '%s = %s\n' "$1" "$2" >>"$DATA/postgresql.conf"
+}
+
 up() {
   if ours_running; then
     log "postgres: already running (pid $(<"$PIDF")), leaving it"
@@ -94,6 +100,11 @@ up() {
     bin="$(pg_bin)"
   fi
   [[ -f "$DATA/PG_VERSION" ]] || init_cluster "$bin"
+  # Autovacuum at the pace of PostgreSQL 11 and before (20 ms sleeps between its rounds of work,
+  # not 2): on the two cores the services share with it, a vacuum or analyze of the inbox or the
+  # messages at full pace held the CPU for a second or two, and those were the cluster's worst
+  # seconds (docs/benchmarks.md, "Autovacuum at a gentler pace"). Added to clusters made before.
+  conf_ensure autovacuum_vacuum_cost_delay 20ms
   grant_traverse
   mkdir -p "$SOCK" && chown postgres:postgres "$SOCK"
   rm -f "$PIDF"
