@@ -10,6 +10,7 @@ import { Presence } from "@im/ports/Presence"
 import { SessionStore } from "@im/ports/SessionStore"
 import { Context, Duration, Effect, Layer, Redacted } from "effect"
 import { HttpRouter, HttpServer } from "effect/http"
+import { exposition } from "@im/observability/Prometheus"
 import { randomBytes } from "node:crypto"
 import { openRaw, sendFrame } from "./Raw.ts"
 
@@ -76,11 +77,18 @@ const startServer = Effect.gen(function*() {
   return { connect, interrupted }
 })
 
+/** `im_errors_total{service="ws",kind="chat_timeout"}` as `/metrics` shows it (0 before the first). */
+const chatTimeouts = Effect.map(exposition, (text) => {
+  const line = text.split("\n").find((line) => line.startsWith(`im_errors_total{service="ws",kind="chat_timeout"} `))
+  return line === undefined ? 0 : Number(line.split(" ").at(-1))
+})
+
 describe("WS_SEND_TIMEOUT", () => {
   it.live("a send chat does not answer is answered unavailable, its call interrupted, and the next frames are answered", () =>
     Effect.gen(function*() {
       const { connect, interrupted } = yield* startServer
       const socket = yield* connect
+      const timeoutsBefore = yield* chatTimeouts
       const started = Date.now()
       socket.send(sendFrame(bob, "hang", "l-hang"))
       socket.send(sendFrame(bob, "fine", "l-fine"))
@@ -92,6 +100,7 @@ describe("WS_SEND_TIMEOUT", () => {
       assert.match(hung.error.message, /did not answer within 300ms/)
       assert.isAtLeast(waited, 250, "answered once the timeout passed, not before")
       assert.deepStrictEqual(interrupted, ["send l-hang"])
+      assert.strictEqual((yield* chatTimeouts) - timeoutsBefore, 1, "counted in im_errors_total")
       const fine = yield* Effect.promise(() => socket.next((frame) => frame.type === "send_result"))
       assert.deepStrictEqual(
         { local_id: fine.local_id, ok: fine.ok, server_id: fine.server_id },

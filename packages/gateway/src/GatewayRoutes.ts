@@ -236,7 +236,8 @@ const withinSendTimeout = <A>(session: ClientSession, call: Effect.Effect<A, Sen
     orElse: () =>
       Effect.andThen(
         Effect.logWarning("chat did not answer a frame in time", { timeout: Duration.format(timeout) }).pipe(
-          Effect.annotateLogs(session.annotations)
+          Effect.annotateLogs(session.annotations),
+          Effect.andThen(Metrics.error("ws", "chat_timeout"))
         ),
         Effect.fail(
           new SendRejected({ code: "unavailable", message: `the server did not answer within ${Duration.format(timeout)}; send it again` })
