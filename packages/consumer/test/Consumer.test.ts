@@ -361,15 +361,25 @@ describe("Consumer", () => {
         Effect.map((reached) => reached._tag === "Some")
       ))
 
+  /**
+   * Two calls of one step each, both to b: the first (a's message) held in its save (`saving`
+   * has fired), then the second (c's, from another partition) started.
+   */
+  const firstHeldThenSecond = (a: UserId, b: UserId, c: UserId, saving: Deferred.Deferred<void>) =>
+    Effect.gen(function*() {
+      const consumer = yield* Consumer
+      const first = yield* Effect.forkChild(consumer.handleBatch([record(message(1, a, b), 0)]))
+      yield* Deferred.await(saving)
+      const second = yield* Effect.forkChild(consumer.handleBatch([{ ...record(message(2, c, b), 0), partition: 1 }]))
+      return { consumer, first, second }
+    })
+
   it("of two calls at once, the second takes its seqs while the first saves, and saves and pushes after it, in seq order", async () => {
     const [a, b, c] = users as [UserId, UserId, UserId]
     const { gate, release, saving } = firstSaveHeld()
     const { layer, pushed, saved } = gatedSetup(gate)
     const result = await Effect.runPromise(Effect.gen(function*() {
-      const consumer = yield* Consumer
-      const first = yield* Effect.forkChild(consumer.handleBatch([record(message(1, a, b), 0)]))
-      yield* Deferred.await(saving)
-      const second = yield* Effect.forkChild(consumer.handleBatch([{ ...record(message(2, c, b), 0), partition: 1 }]))
+      const { first, second } = yield* firstHeldThenSecond(a, b, c, saving)
       // b's seq 2 is the second call's: taken while the first save is held.
       const taken = yield* seqsReach(b, 2)
       yield* Effect.sleep("30 millis")
@@ -393,10 +403,7 @@ describe("Consumer", () => {
     const { gate, release, saving } = firstSaveHeld(outcome === "fails" ? Effect.fail(new ServiceUnavailable({ message: "refused" })) : Effect.never)
     const { layer } = gatedSetup(gate)
     const result = await Effect.runPromise(Effect.gen(function*() {
-      const consumer = yield* Consumer
-      const first = yield* Effect.forkChild(consumer.handleBatch([record(message(1, a, b), 0)]))
-      yield* Deferred.await(saving)
-      const second = yield* Effect.forkChild(consumer.handleBatch([{ ...record(message(2, c, b), 0), partition: 1 }]))
+      const { first, second } = yield* firstHeldThenSecond(a, b, c, saving)
       yield* Effect.sleep("20 millis")
       if (outcome === "fails") yield* Deferred.succeed(release, undefined)
       else yield* Fiber.interrupt(first)
@@ -445,11 +452,8 @@ describe("Consumer", () => {
     const { gate, release, saving } = firstSaveHeld()
     const { layer } = gatedSetup(gate)
     const result = await Effect.runPromise(Effect.gen(function*() {
-      const consumer = yield* Consumer
-      const first = yield* Effect.forkChild(consumer.handleBatch([record(message(1, a, b), 0)]))
-      yield* Deferred.await(saving)
       // The second takes its seqs (c's first) and waits for the first save, holding the turn to take.
-      const second = yield* Effect.forkChild(consumer.handleBatch([{ ...record(message(2, c, b), 0), partition: 1 }]))
+      const { consumer, first, second } = yield* firstHeldThenSecond(a, b, c, saving)
       const secondTook = yield* seqsReach(c, 1)
       yield* Fiber.interrupt(second)
       const third = yield* Effect.forkChild(consumer.handleBatch([{ ...record(message(3, d, b), 0), partition: 2 }]))
