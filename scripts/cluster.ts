@@ -34,6 +34,8 @@ export interface ClusterProcess {
   readonly service: string
   readonly child: ChildProcess
   readonly listens: string
+  /** Its Prometheus endpoint. */
+  readonly metricsUrl: string
   readonly exited: Promise<number | null>
 }
 
@@ -90,18 +92,20 @@ export const startCluster = async (options: ClusterOptions = {}): Promise<Cluste
     pkg: string
     env: Record<string, string>
     listens: string
+    metrics: string
     nodeFlags?: ReadonlyArray<string>
   }> = [
-    { name: "db", service: "db", pkg: "db", env: { METRICS_PORT: "8102" }, listens: "gRPC 127.0.0.1:7102, metrics http://127.0.0.1:8102/metrics" },
-    { name: "chat", service: "chat", pkg: "chat", env: { METRICS_PORT: "8101" }, listens: "gRPC 127.0.0.1:7101, metrics http://127.0.0.1:8101/metrics" },
-    { name: "pusher", service: "pusher", pkg: "pusher", env: { METRICS_PORT: "8103" }, listens: "gRPC 127.0.0.1:7103, metrics http://127.0.0.1:8103/metrics" },
+    { name: "db", service: "db", pkg: "db", env: { METRICS_PORT: "8102" }, listens: "gRPC 127.0.0.1:7102", metrics: "http://127.0.0.1:8102/metrics" },
+    { name: "chat", service: "chat", pkg: "chat", env: { METRICS_PORT: "8101" }, listens: "gRPC 127.0.0.1:7101", metrics: "http://127.0.0.1:8101/metrics" },
+    { name: "pusher", service: "pusher", pkg: "pusher", env: { METRICS_PORT: "8103" }, listens: "gRPC 127.0.0.1:7103", metrics: "http://127.0.0.1:8103/metrics" },
     ...Array.from({ length: gateways }, (_, i) => ({
       name: `ws-${i + 1}`,
       service: "ws",
       pkg: "gateway",
       env: { WS_PORT: String(8081 + i), WS_GRPC_PORT: String(7104 + i), GATEWAY_ID: `ws-${i + 1}` },
       nodeFlags: GATEWAY_NODE_FLAGS,
-      listens: `WebSocket ws://127.0.0.1:${8081 + i}/ws, gRPC 127.0.0.1:${7104 + i}, metrics http://127.0.0.1:${8081 + i}/metrics`
+      listens: `WebSocket ws://127.0.0.1:${8081 + i}/ws, gRPC 127.0.0.1:${7104 + i}`,
+      metrics: `http://127.0.0.1:${8081 + i}/metrics`
     })),
     ...Array.from({ length: consumers }, (_, i) => ({
       name: `consumer-${i + 1}`,
@@ -109,9 +113,10 @@ export const startCluster = async (options: ClusterOptions = {}): Promise<Cluste
       pkg: "consumer",
       // Consumers share a host here: each gets its own metrics port.
       env: { METRICS_PORT: String(8110 + i) },
-      listens: `Kafka groups im-consumer (im.messages) and im-consumer.fanout (im.fanout), metrics http://127.0.0.1:${8110 + i}/metrics`
+      listens: "Kafka groups im-consumer (im.messages) and im-consumer.fanout (im.fanout)",
+      metrics: `http://127.0.0.1:${8110 + i}/metrics`
     })),
-    { name: "api", service: "api", pkg: "api", env: {}, listens: "HTTP http://127.0.0.1:8080 (docs: /docs, metrics: /metrics)" }
+    { name: "api", service: "api", pkg: "api", env: {}, listens: "HTTP http://127.0.0.1:8080 (docs: /docs)", metrics: "http://127.0.0.1:8080/metrics" }
   ]
 
   const processes: Array<ClusterProcess> = plan.map((entry) => {
@@ -130,7 +135,7 @@ export const startCluster = async (options: ClusterOptions = {}): Promise<Cluste
       })
     }
     const exited = new Promise<number | null>((resolve) => child.on("exit", (code) => resolve(code)))
-    return { name: entry.name, service: entry.service, child, listens: entry.listens, exited }
+    return { name: entry.name, service: entry.service, child, listens: `${entry.listens}, metrics ${entry.metrics}`, metricsUrl: entry.metrics, exited }
   })
 
   const stopProcess = async (name: string, stopOptions: { readonly hard?: boolean } = {}) => {

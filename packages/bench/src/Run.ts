@@ -24,6 +24,7 @@ import {
   summarize,
   summarizeSpread
 } from "./Stats.ts"
+import { formatServerGc, gcBetween, readGc, type ServerGc } from "./ServerGc.ts"
 import { attach, makeRunDir, repoRoot, startClusterTarget, startStandalone, type Target } from "./Targets.ts"
 
 const workerPath = new URL("./Worker.ts", import.meta.url).pathname
@@ -229,7 +230,7 @@ export const run = async (options: Options): Promise<number> => {
   const names = new Map([...target.processNames, ...workers.map((w) => [w.child.pid!, `bench worker ${w.id}`] as const), [process.pid, "bench main"]])
   const result = options.scenario === "idle"
     ? await idle(options, target, workers, base)
-    : await traffic(options, workers, targets, plans, ready.flatMap((r) => r.wsUrls), base, names)
+    : await traffic(options, workers, targets, plans, ready.flatMap((r) => r.wsUrls), base, names, target.metrics)
 
   await cleanup()
   let profiles: Array<unknown> | undefined
@@ -274,7 +275,8 @@ const traffic = async (
   plans: ReadonlyArray<GroupPlan>,
   wsUrls: ReadonlyArray<string>,
   base: Record<string, unknown>,
-  names: ReadonlyMap<number, string>
+  names: ReadonlyMap<number, string>,
+  metrics: Target["metrics"]
 ) => {
   const group = options.scenario === "group"
   // Deliveries each acknowledged message owes to receivers other than its sender.
@@ -285,6 +287,7 @@ const traffic = async (
       `${group ? ` to ${options.groups} group(s) of ${options.members}` : ""} for ${options.durationS} s at ` +
       `${options.rate === 0 ? `full speed (${options.inflight} in flight per sender)` : `${options.rate} messages/s`}`
   )
+  const gcBefore = await Promise.all(metrics.map(({ url }) => readGc(url)))
   const cpuBefore = cpuSample()
   const goAt = Date.now()
   const goUs = nowUs()
@@ -323,6 +326,12 @@ const traffic = async (
     clearInterval(progress)
     measured = { startUs: goUs, endUs: nowUs() }
     const cpu = cpuUse(cpuBefore, cpuSample(), names)
+    const gcAfter = await Promise.all(metrics.map(({ url }) => readGc(url)))
+    const serverGc: ReadonlyArray<ServerGc> = metrics.map(({ name }, i) => {
+      const before = gcBefore[i]
+      const after = gcAfter[i]
+      return { name, pauses: before === undefined || after === undefined ? null : gcBetween(before, after) }
+    })
 
     const acked = new Map<string, Int32Array>()
     for (const s of sent) for (const [pair, ks] of s.acked) acked.set(pair, ks)
@@ -408,6 +417,7 @@ const traffic = async (
           ? null
           : Math.round((cpu.machine_busy_pct / 100 * cpus() * cpu.seconds * 1000 / counters.acked) * 1000) / 1000
       },
+      server_gc: serverGc,
       notes: [
         group
           ? "delivered/lost/duplicated/reordered count, at every member, each message of every other sender of its group (per-sender order is the guarantee); the sender's own inbox copy is checked separately (sender_copies)."
@@ -419,7 +429,8 @@ const traffic = async (
         "delivered_per_s: distinct deliveries / (first send → last delivery), at least --duration; acked_per_s: acknowledged sends / --duration. When acked_per_s > delivered_per_s the server builds a backlog (sends are acknowledged once on the bus, before they are stored).",
         ...(group ? ["inbox_entries: delivered + the senders' own copies (messages × members); messages_delivered: messages that reached every other member of their group."] : []),
         "notices (kind notice, e.g. group_created) are pushed too; they are counted in notices_ignored and nowhere else.",
-        "cpu: CPU time per process over the send and drain phases, from /proc (machine-wide: other work on the machine shows there too); machine_cpu_ms_per_message: all the machine's busy time over those phases / acknowledged messages."
+        "cpu: CPU time per process over the send and drain phases, from /proc (machine-wide: other work on the machine shows there too); machine_cpu_ms_per_message: all the machine's busy time over those phases / acknowledged messages.",
+        "server_gc: each server process's garbage-collector pauses over the send and drain phases, by kind (minor: scavenges, major: full collections), from its /metrics (the main thread's; standalone's PGlite worker collects on its own); null when its metrics could not be read."
       ]
     }
     console.log([
@@ -446,7 +457,8 @@ const traffic = async (
       ...(result.sockets_closed > 0 ? [`  ${result.sockets_closed} sockets closed by the server: ${result.socket_closes.slice(0, 3).join("; ")}`] : []),
       ...(received.faulty.length > 0 ? [`  faulty pairs: ${received.faulty.slice(0, 5).map((p) => JSON.stringify(p)).join(" ")}`] : []),
       `  notices ignored: ${counters.notices}; load generator CPU: ${result.load_generator_cpu_s} s`,
-      formatCpuUse(cpu, counters.acked)
+      formatCpuUse(cpu, counters.acked),
+      ...(serverGc.length === 0 ? [] : ["server GC pauses over the run (main threads):", ...formatServerGc(serverGc).map((line) => `  ${line}`)])
     ].join("\n"))
     return result
   } finally {

@@ -20,6 +20,8 @@ export interface Target {
   /** pid → a name, for the profiles it writes. */
   readonly processNames: ReadonlyMap<number, string>
   readonly logFile: string | undefined
+  /** The servers' Prometheus endpoints, by process name (for their GC pauses over a run). */
+  readonly metrics: ReadonlyArray<{ readonly name: string; readonly url: string }>
   readonly stop: () => Promise<void>
   /** Cluster: what the run left unconsumed on the bus, known once stopped. */
   readonly backlog?: () => ReadonlyArray<Backlog> | undefined
@@ -90,6 +92,7 @@ export const startStandalone = async (runDir: string, profileDir: string | undef
     gatewayPids: [child.pid!],
     processNames: new Map([[child.pid!, "standalone"]]),
     logFile,
+    metrics: [{ name: "standalone", url: `${baseUrl}/metrics` }],
     stop
   }
 }
@@ -118,6 +121,8 @@ export const startClusterTarget = async (
     gatewayPids: cluster.processes.filter((p) => p.service === "ws").map((p) => p.child.pid!),
     processNames: new Map(cluster.processes.map((p) => [p.child.pid!, p.name])),
     logFile,
+    // A checkout from before metricsUrl (--server-root) has none to read.
+    metrics: cluster.processes.flatMap((p) => p.metricsUrl === undefined ? [] : [{ name: p.name, url: p.metricsUrl }]),
     stop: async () => {
       if (stopped) return
       stopped = true
@@ -150,6 +155,7 @@ export const attach = async (url: string, serverPid: number | undefined): Promis
     gatewayPids: serverPid === undefined ? [] : [serverPid],
     processNames: new Map(),
     logFile: undefined,
+    metrics: [{ name: url, url: `${url}/metrics` }],
     stop: async () => {}
   }
 }
