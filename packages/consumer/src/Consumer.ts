@@ -22,6 +22,16 @@ interface PlannedEntry {
   readonly message: Message
 }
 
+/**
+ * When the consumer looks up the entries stored before, to keep their seqs (`take`): `always`,
+ * where any batch may have been stored already (Kafka hands a batch to another consumer after a
+ * rebalance, or again after a commit that failed); `after-failure`, where a batch comes again
+ * only after a call of this consumer failed with it (standalone's bus, in this process and empty
+ * after a restart): then only a call holding records of a failed call looks up, and the others
+ * go straight to their seqs, a round trip to the database fewer.
+ */
+export type LookUpStored = "always" | "after-failure"
+
 /** The most inbox entries the consumer stores and pushes in one step (CONSUMER_MAX_ENTRIES). */
 export const DEFAULT_MAX_ENTRIES = 10_000
 
@@ -159,7 +169,7 @@ export class Consumer extends Context.Service<Consumer, {
   readonly handleBatch: (records: ReadonlyArray<ConsumedRecord>) => Effect.Effect<void, ServiceUnavailable>
 }>()("@im/consumer/Consumer") {
   /** The consumer; it stores at most `maxEntries` inbox entries per call to db. */
-  static readonly make = (maxEntries: number = DEFAULT_MAX_ENTRIES) => Effect.gen(function*() {
+  static readonly make = (maxEntries: number = DEFAULT_MAX_ENTRIES, lookUpStored: LookUpStored = "always") => Effect.gen(function*() {
     const db = yield* Db
     const seqs = yield* SeqStore
     const pusher = yield* Pusher
@@ -169,7 +179,11 @@ export class Consumer extends Context.Service<Consumer, {
     const stepSave = Metrics.consumerStepDuration({ phase: "save" })
     const stepPush = Metrics.consumerStepDuration({ phase: "push" })
 
-    const handle = Effect.fnUntraced(function*(records: ReadonlyArray<ConsumedRecord>) {
+    /** The records of the calls that failed and have not succeeded since ("after-failure"). */
+    const failedRecords = new Set<string>()
+    const recordKey = (record: ConsumedRecord) => `${record.topic}/${record.partition}/${record.offset}`
+
+    const handle = Effect.fnUntraced(function*(records: ReadonlyArray<ConsumedRecord>, lookUp: boolean) {
       const messages: Array<Message> = []
       const seen = new Set<ServerId>()
       for (const record of records) {
@@ -220,12 +234,12 @@ export class Consumer extends Context.Service<Consumer, {
       for (const message of messages) {
         const users = participants(message)
         if (step.length > 0 && step.length + users.length > maxEntries) {
-          yield* store(step)
+          yield* store(step, lookUp)
           step = []
         }
         for (const user of users) step.push({ user, message })
       }
-      if (step.length > 0) yield* store(step)
+      if (step.length > 0) yield* store(step, lookUp)
     })
 
     /**
@@ -248,8 +262,8 @@ export class Consumer extends Context.Service<Consumer, {
     /**
      * Stores and pushes the entries of `plan`, in order: every message's participants, each with
      * its next seq. The seqs are taken while db looks for entries stored before (in the cluster
-     * two calls at once, to db and Redis, instead of one after the other; in standalone two
-     * statements in one write to PGlite), as if none were: usually none is, and a replayed entry
+     * two calls at once, to db and Redis, instead of one after the other; standalone looks only
+     * when `lookUp`, see LookUpStored), as if none were: usually none is, and a replayed entry
      * keeps its stored seq and leaves the one taken for it unused, which a SeqStore allows
      * (numbers may be skipped, never given twice; a client's pull reports what was skipped).
      * Another step may be saving meanwhile (`inTurn`), so the lookup may miss what it is storing:
@@ -258,17 +272,19 @@ export class Consumer extends Context.Service<Consumer, {
      * rebalance) or a save that timed out but went through, `db.save` answers the entries stored
      * before (`earlier`), which are pushed under their stored seqs, as without the turns.
      */
-    const store = (plan: ReadonlyArray<PlannedEntry>) => inTurn(take(plan), save)
+    const store = (plan: ReadonlyArray<PlannedEntry>, lookUp: boolean) => inTurn(take(plan, lookUp), save)
 
-    /** A step's seqs and the entries stored before: its entries, ready to save. */
-    const take = Effect.fnUntraced(function*(plan: ReadonlyArray<PlannedEntry>) {
+    /** A step's seqs and the entries stored before (if it looks them up): its entries, ready to save. */
+    const take = Effect.fnUntraced(function*(plan: ReadonlyArray<PlannedEntry>, lookUp: boolean) {
       const messages = [...new Set(plan.map(({ message }) => message))]
       const wanted = new Map<UserId, number>()
       for (const { user } of plan) wanted.set(user, (wanted.get(user) ?? 0) + 1)
       const [existing, firsts] = yield* Effect.all([
-        db.existing(plan.map(({ message, user }) => ({ user_id: user, server_id: message.server_id }))).pipe(
-          Metrics.timed(stepExisting)
-        ),
+        lookUp
+          ? db.existing(plan.map(({ message, user }) => ({ user_id: user, server_id: message.server_id }))).pipe(
+            Metrics.timed(stepExisting)
+          )
+          : Effect.succeed([]),
         seqs.allocate([...wanted]).pipe(
           Effect.catchTag("PortError", (error) =>
             Effect.logError("seq allocation failed", error).pipe(
@@ -321,7 +337,7 @@ export class Consumer extends Context.Service<Consumer, {
      */
     const handleBatch = (records: ReadonlyArray<ConsumedRecord>) => {
       const topic = records[0]?.topic ?? "none"
-      return Effect.andThen(Metric.update(Metrics.consumerBatchSize({ topic }), records.length), handle(records)).pipe(
+      return Effect.andThen(Metric.update(Metrics.consumerBatchSize({ topic }), records.length), handleOnce(records)).pipe(
         Effect.tap(() =>
           Effect.andThen(
             Metrics.increment(Metrics.consumerBatches({ topic, outcome: "ok" })),
@@ -338,6 +354,27 @@ export class Consumer extends Context.Service<Consumer, {
       )
     }
 
+    /**
+     * `handle`, looking up the stored entries as `lookUpStored` says. A call that did not succeed
+     * (failed, or was interrupted: it may have stored some) leaves its records marked until a
+     * call holding them succeeds; in between, the calls holding any of them look up.
+     */
+    const handleOnce = (records: ReadonlyArray<ConsumedRecord>) =>
+      lookUpStored === "always" ? handle(records, true) : Effect.suspend(() => {
+        const lookUp = failedRecords.size > 0 && records.some((record) => failedRecords.has(recordKey(record)))
+        return handle(records, lookUp).pipe(
+          Effect.onExit((exit) =>
+            Effect.sync(() => {
+              if (Exit.isSuccess(exit) && !lookUp) return
+              for (const record of records) {
+                if (Exit.isSuccess(exit)) failedRecords.delete(recordKey(record))
+                else failedRecords.add(recordKey(record))
+              }
+            })
+          )
+        )
+      })
+
     return Consumer.of({ handleBatch })
   })
 
@@ -347,9 +384,10 @@ export class Consumer extends Context.Service<Consumer, {
    * (pushAhead, CONSUMER_PUSH_AHEAD) of its own, so that a group's fan-out backlog never holds
    * a one-to-one chat's messages. With CONSUMER_PUSH_AHEAD above 0 a lane's steps push through
    * its line: the bus commits a batch once it is stored, and its pushes follow in store order
-   * while the next batch is stored. The service is the one-to-one lane's consumer.
+   * while the next batch is stored. The service is the one-to-one lane's consumer. It looks up
+   * the stored entries of every batch (`LookUpStored`); standalone's, only after a failure.
    */
-  static readonly layer = Layer.effect(
+  static readonly layerWith = (lookUpStored: LookUpStored) => Layer.effect(
     Consumer,
     Effect.gen(function*() {
       const bus = yield* MessageBus
@@ -369,7 +407,7 @@ export class Consumer extends Context.Service<Consumer, {
       // and consuming, so that they stop after every lane stopped storing, and push what was stored.
       const laneConsumers = yield* Effect.forEach(lanes, (lane) =>
         pushAhead(pusher, { capacity: options.pushAhead, maxEntries: options.maxEntries, drainTimeout: options.drainTimeout }).pipe(
-          Effect.flatMap((lanePusher) => Consumer.make(options.maxEntries).pipe(Effect.provideService(Pusher, lanePusher))),
+          Effect.flatMap((lanePusher) => Consumer.make(options.maxEntries, lookUpStored).pipe(Effect.provideService(Pusher, lanePusher))),
           Effect.map((consumer) => ({ lane, consumer }))
         ))
       for (const { consumer, lane } of laneConsumers) {
@@ -405,4 +443,7 @@ export class Consumer extends Context.Service<Consumer, {
       return laneConsumers[0]!.consumer
     }).pipe(Effect.annotateLogs({ service: "consumer" }))
   )
+
+  /** The cluster's consumer, on Kafka: any batch may have been stored before. */
+  static readonly layer = Consumer.layerWith("always")
 }

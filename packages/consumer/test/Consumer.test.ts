@@ -508,6 +508,70 @@ describe("Consumer", () => {
   })
 })
 
+describe("Consumer, looking up stored entries only after a failure (standalone)", () => {
+  /**
+   * A consumer in "after-failure" mode over memory stores, counting its lookups of stored
+   * entries; its first `lostAnswers` saves go through and then fail (their answer lost).
+   */
+  const setupAfterFailure = (lostAnswers: number) => {
+    const pushed: Array<Delivery> = []
+    const counts = { lookups: 0, lostAnswers }
+    const counting = Layer.effect(Db, Effect.map(Effect.service(Db), (db) =>
+      Db.of({
+        ...db,
+        existing: (keys) => Effect.andThen(Effect.sync(() => void counts.lookups++), db.existing(keys)),
+        save: (messages, entries, replayed) =>
+          Effect.flatMap(db.save(messages, entries, replayed), (earlier) =>
+            counts.lostAnswers-- > 0
+              ? Effect.fail(new ServiceUnavailable({ message: "the save went through; its answer was lost" }))
+              : Effect.succeed(earlier))
+      })))
+    const layer = Layer.effect(Consumer, Consumer.make(undefined, "after-failure")).pipe(
+      Layer.provideMerge(Layer.succeed(Pusher, Pusher.of({ push: (batch) => Effect.sync(() => void pushed.push(...batch)), signal: () => Effect.void }))),
+      Layer.provideMerge(counting.pipe(Layer.provideMerge(Db.layer))),
+      Layer.provideMerge(Layer.mergeAll(HistoryStore.layerMemory, ConversationStore.layerMemory, InboxStore.layerMemory, SeqStore.layerMemory, GroupStore.layerMemory))
+    )
+    return { layer, pushed, counts }
+  }
+
+  it("a batch no call failed with goes straight to its seqs, without a lookup", async () => {
+    const { counts, layer, pushed } = setupAfterFailure(0)
+    const [a, b] = [users[0]!, users[1]!]
+    const inbox = await Effect.runPromise(Effect.gen(function*() {
+      const consumer = yield* Consumer
+      yield* consumer.handleBatch([record(message(1, a, b), 0)])
+      yield* consumer.handleBatch([record(message(2, a, b), 1)])
+      return yield* inboxOf(b)
+    }).pipe(Effect.provide(layer)))
+    expect(counts.lookups).toBe(0)
+    expect(inbox.entries.map((e) => [e.seq, e.message.server_id])).toEqual([[1, "m_1"], [2, "m_2"]])
+    expect(pushed.filter((d) => d.user_id === b).map((d) => d.seq)).toEqual([1, 2])
+  })
+
+  it("the batch of a call that failed after its save went through looks up, keeps its stored seqs, and leaves the numbers it took unused at the end", async () => {
+    const { counts, layer, pushed } = setupAfterFailure(1)
+    const [a, b] = [users[0]!, users[1]!]
+    const batch = [record(message(1, a, b), 0), record(message(2, a, b), 1)]
+    const result = await Effect.runPromise(Effect.gen(function*() {
+      const consumer = yield* Consumer
+      const failed = yield* Effect.flip(consumer.handleBatch(batch))
+      yield* consumer.handleBatch(batch)
+      const afterRetry = counts.lookups
+      // Its records succeeded: the batches after it go straight to their seqs again.
+      yield* consumer.handleBatch([record(message(3, a, b), 2)])
+      const seqs = yield* SeqStore
+      return { failed, afterRetry, b: yield* inboxOf(b), spent: yield* seqs.current(b) }
+    }).pipe(Effect.provide(layer)))
+    expect(result.failed._tag).toBe("ServiceUnavailable")
+    expect(result.afterRetry).toBe(1)
+    expect(counts.lookups).toBe(1)
+    expect(result.b.entries.map((e) => [e.seq, e.message.server_id])).toEqual([[1, "m_1"], [2, "m_2"], [5, "m_3"]])
+    // The retry took 3 and 4 while it looked up, and left them unused; the failed call pushed nothing.
+    expect(pushed.filter((d) => d.user_id === b).map((d) => `${d.message.server_id}#${d.seq}`)).toEqual(["m_1#1", "m_2#2", "m_3#5"])
+    expect(result.spent).toBe(5)
+  })
+})
+
 describe("coalesceBatches", () => {
   /** `size` records of `partition`, offsets from `from`. */
   const batch = (partition: number, from: number, size: number): ReadonlyArray<ConsumedRecord> =>

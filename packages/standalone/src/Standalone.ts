@@ -84,6 +84,7 @@ export const makeStandalone = <E1, R1, E2, R2>(options: {
     Layer.provideMerge(HttpRouter.serve(Layer.mergeAll(ApiRoutes, GatewayRoutes, WebClientRoutes, MetricsHttp))),
     Layer.provideMerge(server)
   )
-  const consumer = Consumer.layer
+  // The in-process bus hands a batch again only after the consumer's call failed with it.
+  const consumer = Consumer.layerWith("after-failure")
   return Layer.mergeAll(http, consumer).pipe(Layer.provideMerge(services), Layer.provideMerge(ports))
 }
