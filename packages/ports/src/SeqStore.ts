@@ -1,5 +1,5 @@
 import type { UserId } from "@im/domain/Ids"
-import { Context, Effect, Layer } from "effect"
+import { Context, Effect, Layer, type Scope, Semaphore } from "effect"
 import type { PortError } from "./PortError.ts"
 
 /**
@@ -31,6 +31,14 @@ export class SeqStore extends Context.Service<SeqStore, {
   ) => Effect.Effect<ReadonlyMap<UserId, number>, PortError>
   /** The highest number handed out for the user; 0 if none. */
   readonly current: (user: UserId) => Effect.Effect<number, PortError>
+  /**
+   * Gives back numbers reserved and never handed out (`reserving`, at a clean shutdown): each
+   * user's counter goes back to `handedUpTo` where it still is `reservedUpTo` (no other call
+   * took numbers since). Optional: a store without it keeps the numbers skipped.
+   */
+  readonly giveBack?: (
+    ranges: ReadonlyArray<{ readonly user: UserId; readonly handedUpTo: number; readonly reservedUpTo: number }>
+  ) => Effect.Effect<void, PortError>
 }>()("@im/ports/SeqStore") {
   static readonly layerMemory = Layer.sync(SeqStore, () => {
     const counters = new Map<UserId, number>()
@@ -45,7 +53,84 @@ export class SeqStore extends Context.Service<SeqStore, {
           }
           return firsts
         }),
-      current: (user) => Effect.sync(() => counters.get(user) ?? 0)
+      current: (user) => Effect.sync(() => counters.get(user) ?? 0),
+      giveBack: (ranges) =>
+        Effect.sync(() => {
+          for (const { handedUpTo, reservedUpTo, user } of ranges) {
+            if (counters.get(user) === reservedUpTo) counters.set(user, handedUpTo)
+          }
+        })
     })
   })
 }
+
+/** Numbers a user's block holds (`SeqStore.layerReserving`): a reservation every 10,000 entries. */
+export const DEFAULT_SEQ_BLOCK = 10_000
+
+/**
+ * `inner` handing out numbers from blocks it reserves in the store, at least `block` at a time
+ * per user: a call that the blocks held in this process cover goes to no store at all (for
+ * standalone, a round trip to PGlite fewer in most consumer steps). A block is reserved before
+ * any of its numbers is handed out, so none is handed out twice across a restart; what was
+ * reserved and not handed out before one is skipped, at most `block - 1` numbers a user, which a
+ * SeqStore may do (a client's pull reports them); a clean shutdown gives them back (`giveBack`,
+ * where the store has it), so a restart goes on from the last number handed out. For a store
+ * this process alone allocates from
+ * (standalone's, in its locked data folder): another allocator's numbers would fall between
+ * this one's, out of the order they are stored in.
+ */
+export const reserving = (inner: SeqStore["Service"], block: number): Effect.Effect<SeqStore["Service"], never, Scope.Scope> =>
+  Effect.gen(function*() {
+    const lock = yield* Semaphore.make(1)
+    /** Per user: the next number to hand out and the last one reserved. */
+    const blocks = new Map<UserId, { next: number; last: number }>()
+    const held = (user: UserId) => {
+      const range = blocks.get(user)
+      return range === undefined ? 0 : range.last - range.next + 1
+    }
+
+    const allocate = (requests: ReadonlyArray<readonly [UserId, number]>) =>
+      Semaphore.withPermit(lock, Effect.gen(function*() {
+        const totals = yield* totalsByUser(requests)
+        const short = [...totals].filter(([user, count]) => held(user) < count)
+        if (short.length > 0) {
+          const sizes = short.map(([user, count]) => [user, Math.max(block, count)] as const)
+          const firsts = yield* inner.allocate(sizes)
+          for (const [user, size] of sizes) {
+            const first = firsts.get(user)!
+            const range = blocks.get(user)
+            // A block right after the one held extends it; else what is left of that is skipped.
+            blocks.set(user, range !== undefined && range.last + 1 === first ? { next: range.next, last: first + size - 1 } : { next: first, last: first + size - 1 })
+          }
+        }
+        const result = new Map<UserId, number>()
+        for (const [user, count] of totals) {
+          const range = blocks.get(user)!
+          result.set(user, range.next)
+          range.next += count
+        }
+        return result
+      }))
+
+    const { giveBack } = inner
+    if (giveBack !== undefined) {
+      yield* Effect.addFinalizer(() =>
+        Semaphore.withPermit(lock, Effect.suspend(() => {
+          const ranges = [...blocks].flatMap(([user, { last, next }]) => next > last ? [] : [{ user, handedUpTo: next - 1, reservedUpTo: last }])
+          return ranges.length === 0 ? Effect.void : giveBack(ranges)
+        })).pipe(Effect.catchTag("PortError", (error) => Effect.logWarning("reserved seqs not given back; they stay skipped", error)))
+      )
+    }
+
+    return SeqStore.of({
+      allocate,
+      current: (user) => Effect.suspend(() => {
+        const range = blocks.get(user)
+        return range === undefined ? inner.current(user) : Effect.succeed(range.next - 1)
+      })
+    })
+  })
+
+/** The SeqStore in context, reserving blocks of `block` numbers (see `reserving`). */
+export const layerReserving = (block: number = DEFAULT_SEQ_BLOCK): Layer.Layer<SeqStore, never, SeqStore> =>
+  Layer.effect(SeqStore, Effect.flatMap(Effect.service(SeqStore), (inner) => reserving(inner, block)))

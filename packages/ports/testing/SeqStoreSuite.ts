@@ -122,6 +122,20 @@ export const seqStoreSuite = (
         }
       }))
 
+    it.effect("giveBack, where the store has it, sets a counter back only where nothing was taken since", () =>
+      Effect.gen(function*() {
+        const store = yield* SeqStore
+        if (store.giveBack === undefined) return
+        const [a, b] = [freshUserId(), freshUserId()]
+        yield* store.allocate([[a, 10], [b, 10]])
+        yield* store.allocate([[b, 1]])
+        yield* store.giveBack([{ user: a, handedUpTo: 3, reservedUpTo: 10 }, { user: b, handedUpTo: 3, reservedUpTo: 10 }])
+        assert.strictEqual(yield* store.current(a), 3)
+        assert.strictEqual((yield* store.allocate([[a, 1]])).get(a), 4)
+        // b's counter moved past 10: its numbers stay taken.
+        assert.strictEqual(yield* store.current(b), 11)
+      }))
+
     it.effect("users are independent", () =>
       Effect.gen(function*() {
         const store = yield* SeqStore

@@ -44,6 +44,20 @@ export const layer: Layer.Layer<SeqStore, never, SqlClient.SqlClient> = Layer.ef
       return toNumber(rows[0]?.seq)
     })
 
-    return SeqStore.of({ allocate, current })
+    const giveBack = Effect.fn("SqlSeqStore.giveBack")(function*(
+      ranges: ReadonlyArray<{ readonly user: UserId; readonly handedUpTo: number; readonly reservedUpTo: number }>
+    ) {
+      for (const part of chunks(ranges, CHUNK)) {
+        yield* sql`
+          UPDATE user_seq SET seq = f.handed
+          FROM unnest(
+            ${part.map((range) => range.user)}::text[], ${part.map((range) => BigInt(range.handedUpTo))}::int8[],
+            ${part.map((range) => BigInt(range.reservedUpTo))}::int8[]
+          ) AS f(user_id, handed, reserved)
+          WHERE user_seq.user_id = f.user_id AND user_seq.seq = f.reserved`.pipe(portCall("SeqStore", "giveBack"))
+      }
+    })
+
+    return SeqStore.of({ allocate, current, giveBack })
   })
 )

@@ -17,6 +17,7 @@ import { FileStore } from "@im/ports/FileStore"
 import { MessageBus } from "@im/ports/MessageBus"
 import type { PortError } from "@im/ports/PortError"
 import { Presence } from "@im/ports/Presence"
+import * as SeqStore from "@im/ports/SeqStore"
 import { Gateways } from "@im/pusher/Gateways"
 import { MetricsHttp } from "@im/observability/Prometheus"
 import { Pusher } from "@im/pusher/Pusher"
@@ -69,8 +70,11 @@ export const makeStandalone = <E1, R1, E2, R2>(options: {
   })
   const ports = Layer.mergeAll(
     // Sends and the consumer read group members, and one-to-one sends check blocks, through
-    // caches in this process; every write to either goes through the same decorators.
-    Layer.mergeAll(CachedGroupStore.layerMemory, CachedFriendStore.layerMemory).pipe(Layer.provideMerge(options.storage)),
+    // caches in this process; every write to either goes through the same decorators. The
+    // consumer's seqs come from blocks reserved in the database (this server is its only user).
+    Layer.mergeAll(CachedGroupStore.layerMemory, CachedFriendStore.layerMemory, SeqStore.layerReserving()).pipe(
+      Layer.provideMerge(options.storage)
+    ),
     MessageBus.layerMemory({ maxPending: options.maxPending ?? 5_000, partitions: options.busPartitions ?? DEFAULT_BUS_PARTITIONS }),
     Presence.layerMemory,
     options.files ?? FileStore.layerLocal()
