@@ -75,9 +75,8 @@ export const DEFAULT_SEQ_BLOCK = 10_000
  * reserved and not handed out before one is skipped, at most `block - 1` numbers a user, which a
  * SeqStore may do (a client's pull reports them); a clean shutdown gives them back (`giveBack`,
  * where the store has it), so a restart goes on from the last number handed out. For a store
- * this process alone allocates from
- * (standalone's, in its locked data folder): another allocator's numbers would fall between
- * this one's, out of the order they are stored in.
+ * this process alone allocates from (standalone's, in its locked data folder): another
+ * allocator's numbers would fall between this one's, out of the order they are stored in.
  */
 export const reserving = (inner: SeqStore["Service"], block: number): Effect.Effect<SeqStore["Service"], never, Scope.Scope> =>
   Effect.gen(function*() {
