@@ -60,6 +60,9 @@ export const lanesOf = (group: string): ReadonlyArray<{ readonly topic: string; 
   { topic: FANOUT_TOPIC, group: `${group}.fanout` }
 ]
 
+/** Where a record sits on the bus: what marks a batch (its first record's) or a record as seen before. */
+const recordKey = (record: ConsumedRecord) => `${record.topic}/${record.partition}/${record.offset}`
+
 /**
  * Folds the batches handed over at once into one call of `handler`. The bus hands each
  * partition's batches over one at a time and concurrently across partitions; a consumer with
@@ -146,7 +149,7 @@ export const coalesceBatches = <E, R>(
     return (records: ReadonlyArray<ConsumedRecord>) =>
       Effect.gen(function*() {
         const first = records[0]
-        const key = first === undefined ? "" : `${first.topic}/${first.partition}/${first.offset}`
+        const key = first === undefined ? "" : recordKey(first)
         const done = yield* Deferred.make<void, E>()
         const offered = yield* Queue.offer(arriving, { records, key, alone: failed.delete(key), done })
         return offered ? yield* Deferred.await(done) : yield* Effect.interrupt
@@ -181,7 +184,6 @@ export class Consumer extends Context.Service<Consumer, {
 
     /** The records of the calls that failed and have not succeeded since ("after-failure"). */
     const failedRecords = new Set<string>()
-    const recordKey = (record: ConsumedRecord) => `${record.topic}/${record.partition}/${record.offset}`
 
     const handle = Effect.fnUntraced(function*(records: ReadonlyArray<ConsumedRecord>, lookUp: boolean) {
       const messages: Array<Message> = []

@@ -18,6 +18,13 @@ export const totalsByUser = (requests: ReadonlyArray<readonly [UserId, number]>)
     return Effect.succeed(totals)
   })
 
+/** Numbers of `user` reserved up to `reservedUpTo` and handed out up to `handedUpTo` (`giveBack`). */
+export interface ReservedRange {
+  readonly user: UserId
+  readonly handedUpTo: number
+  readonly reservedUpTo: number
+}
+
 /**
  * Per-user inbox sequence numbers. `allocate` reserves a block of consecutive numbers for each
  * user in one atomic step; a number is never handed out twice, even after the backing store
@@ -36,9 +43,7 @@ export class SeqStore extends Context.Service<SeqStore, {
    * user's counter goes back to `handedUpTo` where it still is `reservedUpTo` (no other call
    * took numbers since). Optional: a store without it keeps the numbers skipped.
    */
-  readonly giveBack?: (
-    ranges: ReadonlyArray<{ readonly user: UserId; readonly handedUpTo: number; readonly reservedUpTo: number }>
-  ) => Effect.Effect<void, PortError>
+  readonly giveBack?: (ranges: ReadonlyArray<ReservedRange>) => Effect.Effect<void, PortError>
 }>()("@im/ports/SeqStore") {
   static readonly layerMemory = Layer.sync(SeqStore, () => {
     const counters = new Map<UserId, number>()
@@ -99,7 +104,8 @@ export const reserving = (inner: SeqStore["Service"], block: number): Effect.Eff
             const first = firsts.get(user)!
             const range = blocks.get(user)
             // A block right after the one held extends it; else what is left of that is skipped.
-            blocks.set(user, range !== undefined && range.last + 1 === first ? { next: range.next, last: first + size - 1 } : { next: first, last: first + size - 1 })
+            const follows = range !== undefined && range.last + 1 === first
+            blocks.set(user, { next: follows ? range.next : first, last: first + size - 1 })
           }
         }
         const result = new Map<UserId, number>()

@@ -1,5 +1,5 @@
 import type { UserId } from "@im/domain/Ids"
-import { SeqStore, totalsByUser } from "@im/ports/SeqStore"
+import { type ReservedRange, SeqStore, totalsByUser } from "@im/ports/SeqStore"
 import { Array as Arr, Effect, Layer } from "effect"
 import { SqlClient } from "effect/sql"
 import { chunks, portCall, toNumber } from "./SqlErrors.ts"
@@ -44,9 +44,7 @@ export const layer: Layer.Layer<SeqStore, never, SqlClient.SqlClient> = Layer.ef
       return toNumber(rows[0]?.seq)
     })
 
-    const giveBack = Effect.fn("SqlSeqStore.giveBack")(function*(
-      ranges: ReadonlyArray<{ readonly user: UserId; readonly handedUpTo: number; readonly reservedUpTo: number }>
-    ) {
+    const giveBack = Effect.fn("SqlSeqStore.giveBack")(function*(ranges: ReadonlyArray<ReservedRange>) {
       for (const part of chunks(ranges, CHUNK)) {
         yield* sql`
           UPDATE user_seq SET seq = f.handed
