@@ -15,6 +15,12 @@ export interface ConsumedRecord extends BusRecord {
   readonly offset: number
 }
 
+/**
+ * A record that an in-process bus hands over again after a restart (from its journal, see
+ * BusJournal.ts) carries this header: it may have been stored before the process stopped.
+ */
+export const REPLAYED_HEADER = "im-replayed"
+
 export interface ConsumeOptions {
   readonly topic: string
   readonly group: string
@@ -43,7 +49,7 @@ export class MessageBus extends Context.Service<MessageBus, {
   /**
    * An in-process bus with Kafka's ordering and redelivery rules. One consumer per group is
    * active at a time (a second one waits as a standby). Records every group has committed are
-   * dropped. Nothing survives the process.
+   * dropped. Nothing survives the process (BusJournal.layer's does: standalone's).
    */
   static readonly layerMemory = (options: {
     readonly partitions?: number
@@ -55,10 +61,18 @@ export class MessageBus extends Context.Service<MessageBus, {
   } = {}) => Layer.sync(MessageBus, () => makeMemoryBus(options.partitions ?? 1, options.maxPending ?? Infinity))
 }
 
+/** What an in-process bus tells a journal (BusJournal.ts) that keeps its records across a crash. */
+export interface MemoryBusJournal {
+  /** The records just added to their partitions: `publish` succeeds once this has. */
+  readonly appended: (records: ReadonlyArray<ConsumedRecord>) => Effect.Effect<void, PortError>
+  /** Every group has committed the topic's partition below `offset`. */
+  readonly committed: (topic: string, partition: number, offset: number) => void
+}
+
 /** Delay before a failed batch is handed over again: grows to 5 s and stays there. */
 export const redeliverySchedule = Schedule.min([Schedule.exponential("50 millis"), Schedule.spaced("5 seconds")])
 
-const makeMemoryBus = (partitionCount: number, maxPending: number): MessageBus["Service"] => {
+export const makeMemoryBus = (partitionCount: number, maxPending: number, journal?: MemoryBusJournal): MessageBus["Service"] => {
   interface Partition {
     records: Array<ConsumedRecord>
     /** Offset of records[0]. */
@@ -67,6 +81,7 @@ const makeMemoryBus = (partitionCount: number, maxPending: number): MessageBus["
     wakeUp: Deferred.Deferred<void> | undefined
   }
   interface Topic {
+    readonly name: string
     readonly partitions: ReadonlyArray<Partition>
     /** group → committed offset (next to read) per partition. */
     readonly committed: Map<string, Array<number>>
@@ -81,6 +96,7 @@ const makeMemoryBus = (partitionCount: number, maxPending: number): MessageBus["
     let topic = topics.get(name)
     if (topic === undefined) {
       topic = {
+        name,
         partitions: Array.from({ length: partitionCount }, () => ({ records: [], base: 0, next: 0, wakeUp: undefined })),
         committed: new Map(),
         groupLocks: new Map(),
@@ -106,6 +122,7 @@ const makeMemoryBus = (partitionCount: number, maxPending: number): MessageBus["
       topic.retained -= low - partition.base
       partition.records = partition.records.slice(low - partition.base)
       partition.base = low
+      journal?.committed(topic.name, index, low)
     }
     if (topic.room !== undefined && topic.retained < maxPending) {
       Deferred.doneUnsafe(topic.room, Effect.void)
@@ -122,25 +139,29 @@ const makeMemoryBus = (partitionCount: number, maxPending: number): MessageBus["
     })
 
   const publish = (name: string, records: ReadonlyArray<BusRecord>) =>
-    Effect.andThen(waitForRoom(topicOf(name)), Effect.sync(() => {
+    Effect.andThen(waitForRoom(topicOf(name)), Effect.suspend(() => {
       const topic = topicOf(name)
       topic.retained += records.length
+      const added: Array<ConsumedRecord> = []
       for (const record of records) {
         const index = partitionFor(record.key)
         const partition = topic.partitions[index]!
-        partition.records.push({
+        const consumed: ConsumedRecord = {
           topic: name,
           partition: index,
           offset: partition.next++,
           key: record.key,
           value: record.value,
           ...(record.headers === undefined ? {} : { headers: { ...record.headers } })
-        })
+        }
+        partition.records.push(consumed)
+        added.push(consumed)
         if (partition.wakeUp !== undefined) {
           Deferred.doneUnsafe(partition.wakeUp, Effect.void)
           partition.wakeUp = undefined
         }
       }
+      return journal === undefined ? Effect.void : journal.appended(added)
     }))
 
   const consumePartition = <E, R>(
