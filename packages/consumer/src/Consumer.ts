@@ -7,7 +7,7 @@ import * as Metrics from "@im/observability/Metrics"
 import * as TraceContext from "@im/observability/TraceContext"
 import { GroupStore } from "@im/ports/GroupStore"
 import { type InboxRef, storedSeqOf, withStoredSeqs } from "@im/ports/InboxStore"
-import { type ConsumedRecord, MessageBus } from "@im/ports/MessageBus"
+import { type ConsumedRecord, MessageBus, REPLAYED_HEADER } from "@im/ports/MessageBus"
 import { SeqStore } from "@im/ports/SeqStore"
 import * as Vital from "@im/ports/Vital"
 import { Pusher } from "@im/pusher/Pusher"
@@ -26,9 +26,10 @@ interface PlannedEntry {
  * When the consumer looks up the entries stored before, to keep their seqs (`take`): `always`,
  * where any batch may have been stored already (Kafka hands a batch to another consumer after a
  * rebalance, or again after a commit that failed); `after-failure`, where a batch comes again
- * only after a call of this consumer failed with it (standalone's bus, in this process and empty
- * after a restart): then only a call holding records of a failed call looks up, and the others
- * go straight to their seqs, a round trip to the database fewer.
+ * only after a call of this consumer failed with it (standalone's bus, in this process), or after
+ * a restart from its journal, marked (REPLAYED_HEADER): then only a call holding records of a
+ * failed call, or replayed ones, looks up, and the others go straight to their seqs, a round
+ * trip to the database fewer.
  */
 export type LookUpStored = "always" | "after-failure"
 
@@ -363,7 +364,9 @@ export class Consumer extends Context.Service<Consumer, {
      */
     const handleOnce = (records: ReadonlyArray<ConsumedRecord>) =>
       lookUpStored === "always" ? handle(records, true) : Effect.suspend(() => {
-        const lookUp = failedRecords.size > 0 && records.some((record) => failedRecords.has(recordKey(record)))
+        const lookUp = records.some((record) =>
+          record.headers?.[REPLAYED_HEADER] !== undefined || (failedRecords.size > 0 && failedRecords.has(recordKey(record)))
+        )
         return handle(records, lookUp).pipe(
           Effect.onExit((exit) =>
             Effect.sync(() => {

@@ -8,7 +8,7 @@ import { GroupStore } from "@im/ports/GroupStore"
 import { ConversationStore } from "@im/ports/ConversationStore"
 import { HistoryStore } from "@im/ports/HistoryStore"
 import { type InboxRef, InboxStore } from "@im/ports/InboxStore"
-import { type ConsumedRecord, MessageBus } from "@im/ports/MessageBus"
+import { type ConsumedRecord, MessageBus, REPLAYED_HEADER } from "@im/ports/MessageBus"
 import { PortError } from "@im/ports/PortError"
 import { SeqStore } from "@im/ports/SeqStore"
 import { recordingVital } from "@im/ports/testing/Vitals"
@@ -569,6 +569,25 @@ describe("Consumer, looking up stored entries only after a failure (standalone)"
     // The retry took 3 and 4 while it looked up, and left them unused; the failed call pushed nothing.
     expect(pushed.filter((d) => d.user_id === b).map((d) => `${d.message.server_id}#${d.seq}`)).toEqual(["m_1#1", "m_2#2", "m_3#5"])
     expect(result.spent).toBe(5)
+  })
+
+  it("a record its bus replayed after a restart looks up: one stored before keeps its seq, and is not stored twice", async () => {
+    const { counts, layer, pushed } = setupAfterFailure(0)
+    const [a, b] = [users[0]!, users[1]!]
+    const result = await Effect.runPromise(Effect.gen(function*() {
+      const consumer = yield* Consumer
+      yield* consumer.handleBatch([record(message(1, a, b), 0)])
+      const before = counts.lookups
+      // The process stopped before the bus committed it: its journal hands it over again, marked.
+      yield* consumer.handleBatch([{ ...record(message(1, a, b), 0), headers: { [REPLAYED_HEADER]: "1" } }, record(message(2, a, b), 1)])
+      return { before, b: yield* inboxOf(b) }
+    }).pipe(Effect.provide(layer)))
+    expect(result.before).toBe(0)
+    expect(counts.lookups).toBe(1)
+    // Found before its seqs were handed out: m_2 gets the next (the number taken for m_1 is left at the end).
+    expect(result.b.entries.map((e) => [e.seq, e.message.server_id])).toEqual([[1, "m_1"], [2, "m_2"]])
+    // Pushed again under its stored seq (clients keep it once, by server_id).
+    expect(pushed.filter((d) => d.user_id === b).map((d) => `${d.message.server_id}#${d.seq}`)).toEqual(["m_1#1", "m_1#1", "m_2#2"])
   })
 })
 
