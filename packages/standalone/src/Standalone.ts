@@ -52,7 +52,7 @@ export type { Storage }
  * neighbours (local Chat, local Gateways) instead of gRPC clients, and the in-process bus.
  * The HTTP API and the WebSocket endpoint share the one HTTP server.
  */
-export const makeStandalone = <E1, R1, E2, R2>(options: {
+export const makeStandalone = <E1, R1, E2, R2, E3 = never>(options: {
   readonly storage: Layer.Layer<Storage, E1, R1>
   readonly tokens: Layer.Layer<Tokens, E2, R2>
   readonly listen: Listen
@@ -62,6 +62,11 @@ export const makeStandalone = <E1, R1, E2, R2>(options: {
   readonly busPartitions?: number
   /** Where uploaded files are kept (default: in memory, served on a free port of 127.0.0.1). */
   readonly files?: Layer.Layer<FileStore, PortError>
+  /**
+   * The bus, given the defaults above: `npm start`'s keeps a journal in the data folder
+   * (BusJournal), so that a send acknowledged survives a crash; default, in memory only.
+   */
+  readonly bus?: (options: { readonly maxPending: number; readonly partitions: number }) => Layer.Layer<MessageBus, E3>
 }) => {
   const server = HttpServer.layer({
     host: options.listen.host,
@@ -75,7 +80,7 @@ export const makeStandalone = <E1, R1, E2, R2>(options: {
     Layer.mergeAll(CachedGroupStore.layerMemory, CachedFriendStore.layerMemory, SeqStore.layerReserving()).pipe(
       Layer.provideMerge(options.storage)
     ),
-    MessageBus.layerMemory({ maxPending: options.maxPending ?? 5_000, partitions: options.busPartitions ?? DEFAULT_BUS_PARTITIONS }),
+    (options.bus ?? MessageBus.layerMemory)({ maxPending: options.maxPending ?? 5_000, partitions: options.busPartitions ?? DEFAULT_BUS_PARTITIONS }),
     Presence.layerMemory,
     options.files ?? FileStore.layerLocal()
   )

@@ -1,3 +1,4 @@
+import * as BusJournal from "@im/ports/BusJournal"
 import { FileStore } from "@im/ports/FileStore"
 import { EmbeddedPostgres } from "@im/sql/EmbeddedPostgres"
 import * as SqlStorage from "@im/sql/SqlStorage"
@@ -11,9 +12,11 @@ import { StandaloneConfig, tokensLayer } from "./StandaloneConfig.ts"
 export const Standalone = Layer.unwrap(
   Effect.gen(function*() {
     const config = yield* StandaloneConfig
+    // One lock for the store and the bus's journal: neither is opened before it is held.
+    const lock = DataDirLock.layer(config.dataDir)
     const storage = SqlStorage.layer.pipe(
       Layer.provide(EmbeddedPostgres.layer({ dataDir: config.dataDir, vacuum: config.vacuum })),
-      Layer.provide(DataDirLock.layer(config.dataDir))
+      Layer.provide(lock)
     )
     const announce = Effect.logInfo(
       [
@@ -29,7 +32,8 @@ export const Standalone = Layer.unwrap(
       listen: { host: config.host, port: config.port, maxFrameBytes: config.maxFrameBytes },
       maxPending: config.maxPending,
       busPartitions: config.busPartitions,
-      files: FileStore.layerLocal({ dir: join(config.dataDir, "files") })
+      files: FileStore.layerLocal({ dir: join(config.dataDir, "files") }),
+      bus: (options) => BusJournal.layer({ ...options, dir: join(config.dataDir, "bus") }).pipe(Layer.provide(lock))
     }).pipe(Layer.tap(() => announce))
   })
 )
