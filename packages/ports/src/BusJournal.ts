@@ -21,7 +21,7 @@ export interface JournalOptions {
   readonly segmentBytes?: number
 }
 
-/** One line of a segment: a record, and where the bus put it (for a reader; a replay puts it anew). */
+/** One line of a segment: a record, and where the bus put it (for a person reading the file; a replay puts it anew). */
 interface Line {
   readonly t: string
   readonly p: number
@@ -82,23 +82,24 @@ const readSegments = (dir: string) => {
 /**
  * The segments the bus writes to and deletes: records are written in batches (every record
  * published in one turn of the event loop, in one write), and a closed segment is deleted once
- * every group has committed every record in it.
+ * every group has committed every record in it. (Exported for its tests; the bus is `layer`.)
  */
-const makeJournal = (dir: string, first: number, segmentBytes: number) => {
+export const makeJournal = (dir: string, first: number, segmentBytes: number) => {
   let number = first
   const open = (): Segment => ({ path: segmentPath(dir, number), bytes: 0, newest: new Map() })
   let current = open()
-  let fd = openSync(current.path, "a")
+  /** The current segment's file; undefined after it could not be opened (the next write tries again). */
+  let fd: number | undefined = openSync(current.path, "a")
   const closed: Array<Segment> = []
-  /** `topic/partition` → the offset every group has committed up to. */
-  const committedUpTo = new Map<string, number>()
+  /** `topic/partition` → the offset every group has committed below. */
+  const committedBelow = new Map<string, number>()
   let pending: Array<string> = []
   let waiting: Array<Deferred.Deferred<void, PortError>> = []
   let flushing = false
 
   const isCommitted = (segment: Segment) => {
     for (const [key, newest] of segment.newest) {
-      if (newest >= (committedUpTo.get(key) ?? 0)) return false
+      if (newest >= (committedBelow.get(key) ?? 0)) return false
     }
     return true
   }
@@ -116,7 +117,20 @@ const makeJournal = (dir: string, first: number, segmentBytes: number) => {
     }
   }
 
-  /** Writes what is pending, in one write; a segment that grew past `segmentBytes` is closed. */
+  /** Closes the current segment (kept until its records are committed) and begins the next. */
+  const nextSegment = () => {
+    if (fd !== undefined) {
+      const closing = fd
+      fd = undefined
+      closeSync(closing)
+    }
+    closed.push(current)
+    number++
+    current = open()
+    fd = openSync(current.path, "a")
+  }
+
+  /** Writes what is pending, all of it, in one write; a segment that grew past `segmentBytes` is closed. */
   const flush = () => {
     flushing = false
     const lines = pending
@@ -124,59 +138,66 @@ const makeJournal = (dir: string, first: number, segmentBytes: number) => {
     pending = []
     waiting = []
     if (waiters.length === 0) return
-    let outcome: Effect.Effect<void, PortError> = Effect.void
+    let failure: PortError | undefined
     try {
-      writeSync(fd, lines.join(""))
-      if (current.bytes >= segmentBytes) {
-        closeSync(fd)
-        closed.push(current)
-        number++
-        current = open()
-        fd = openSync(current.path, "a")
-        deleteCommitted()
-      }
+      fd ??= openSync(current.path, "a")
+      const data = Buffer.from(lines.join(""))
+      for (let at = 0; at < data.length;) at += writeSync(fd, data, at)
     } catch (cause) {
-      outcome = Effect.fail(journalError(cause))
+      failure = journalError(cause)
     }
+    // After a failed write the segment may end in a line cut short: the next go to a new one.
+    if (failure !== undefined || current.bytes >= segmentBytes) {
+      try {
+        nextSegment()
+      } catch {
+        // The new segment could not be opened: the next write tries again.
+      }
+      deleteCommitted()
+    }
+    const outcome = failure === undefined ? Effect.void : Effect.fail(failure)
     for (const waiter of waiters) Deferred.doneUnsafe(waiter, outcome)
   }
 
   const hooks: MemoryBusJournal = {
-    appended: (records) =>
-      records.length === 0 ? Effect.void : Effect.suspend(() => {
-        for (const record of records) {
-          const line: Line = {
-            t: record.topic,
-            p: record.partition,
-            o: record.offset,
-            k: record.key,
-            v: record.value,
-            ...(record.headers === undefined ? {} : { h: record.headers })
-          }
-          const text = `${JSON.stringify(line)}\n`
-          pending.push(text)
-          current.bytes += Buffer.byteLength(text)
-          current.newest.set(positionKey(record.topic, record.partition), record.offset)
+    appended: (records) => {
+      if (records.length === 0) return Effect.void
+      // Taken now, in the step that put them in their partitions: lines in offset order.
+      for (const record of records) {
+        const line: Line = {
+          t: record.topic,
+          p: record.partition,
+          o: record.offset,
+          k: record.key,
+          v: record.value,
+          ...(record.headers === undefined ? {} : { h: record.headers })
         }
-        const written = Deferred.makeUnsafe<void, PortError>()
-        waiting.push(written)
-        if (!flushing) {
-          flushing = true
-          // Everything published in this turn of the event loop goes in one write.
-          setImmediate(flush)
-        }
-        return Deferred.await(written)
-      }),
-    committed: (topic, partition, offset) => {
-      committedUpTo.set(positionKey(topic, partition), offset)
+        const text = `${JSON.stringify(line)}\n`
+        pending.push(text)
+        current.bytes += Buffer.byteLength(text)
+        const key = positionKey(record.topic, record.partition)
+        current.newest.set(key, Math.max(record.offset, current.newest.get(key) ?? -1))
+      }
+      const written = Deferred.makeUnsafe<void, PortError>()
+      waiting.push(written)
+      if (!flushing) {
+        flushing = true
+        // Everything published in this turn of the event loop goes in one write.
+        setImmediate(flush)
+      }
+      return Deferred.await(written)
+    },
+    committedBelow: (topic, partition, offset) => {
+      committedBelow.set(positionKey(topic, partition), offset)
       if (closed.length > 0) deleteCommitted()
     }
   }
 
-  /** Writes what is pending; the segments whose every record was committed go (on a clean stop, all). */
+  /** Writes what is pending; the segments whose every record was committed go (after a clean stop that stored everything, all). */
   const close = Effect.sync(() => {
     flush()
-    closeSync(fd)
+    if (fd !== undefined) closeSync(fd)
+    fd = undefined
     closed.push(current)
     deleteCommitted()
     return closed.length
@@ -232,7 +253,16 @@ export const layer = (options: JournalOptions): Layer.Layer<MessageBus, PortErro
         for (const [topic, records] of byTopic) yield* bus.publish(topic, records)
         yield* Effect.logInfo("bus journal: records of the last run handed over again", { records: found.records.length })
       }
-      yield* Effect.try({ try: () => found.paths.forEach((path) => unlinkSync(path)), catch: journalError })
+      // Their records are in the new segment now. One left behind is replayed again next time,
+      // which stores nothing twice (the consumer looks replayed records up).
+      for (const path of found.paths) {
+        yield* Effect.try({ try: () => unlinkSync(path), catch: (cause) => cause }).pipe(
+          Effect.catch((cause) =>
+            (cause as NodeJS.ErrnoException).code === "ENOENT"
+              ? Effect.void
+              : Effect.logWarning("bus journal: a replayed segment could not be deleted", { path, cause: String(cause) }))
+        )
+      }
       return bus
     })
   )

@@ -63,10 +63,14 @@ export class MessageBus extends Context.Service<MessageBus, {
 
 /** What an in-process bus tells a journal (BusJournal.ts) that keeps its records across a crash. */
 export interface MemoryBusJournal {
-  /** The records just added to their partitions: `publish` succeeds once this has. */
+  /**
+   * The records just added to their partitions, called in the same synchronous step (so the
+   * journal takes them in their partitions' order); `publish` succeeds once the effect returned,
+   * the wait for their write, has.
+   */
   readonly appended: (records: ReadonlyArray<ConsumedRecord>) => Effect.Effect<void, PortError>
   /** Every group has committed the topic's partition below `offset`. */
-  readonly committed: (topic: string, partition: number, offset: number) => void
+  readonly committedBelow: (topic: string, partition: number, offset: number) => void
 }
 
 /** Delay before a failed batch is handed over again: grows to 5 s and stays there. */
@@ -122,7 +126,7 @@ export const makeMemoryBus = (partitionCount: number, maxPending: number, journa
       topic.retained -= low - partition.base
       partition.records = partition.records.slice(low - partition.base)
       partition.base = low
-      journal?.committed(topic.name, index, low)
+      journal?.committedBelow(topic.name, index, low)
     }
     if (topic.room !== undefined && topic.retained < maxPending) {
       Deferred.doneUnsafe(topic.room, Effect.void)

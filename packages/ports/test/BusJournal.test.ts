@@ -93,6 +93,21 @@ describe("BusJournal", () => {
         }))
     }))
 
+  it.live("records are written in the order they were put in their partitions, whichever publish's wait runs first", () =>
+    Effect.gen(function*() {
+      const dir = freshDir()
+      const journal = BusJournal.makeJournal(dir, 1, 1024)
+      const record = (offset: number): ConsumedRecord => ({ topic: "t", partition: 0, offset, key: "k", value: `v${offset}` })
+      // Two publishes, each past its step into the partition; the second one's wait runs first.
+      const first = journal.hooks.appended([record(0)])
+      const second = journal.hooks.appended([record(1)])
+      yield* second
+      yield* first
+      yield* journal.close
+      const lines = readFileSync(join(dir, "bus-00000001.journal"), "utf8").trim().split("\n").map((line) => JSON.parse(line).v)
+      assert.deepStrictEqual(lines, ["v0", "v1"])
+    }))
+
   it.live("a line cut short by a crash is skipped; the lines before it are handed over", () =>
     Effect.gen(function*() {
       const dir = freshDir()
