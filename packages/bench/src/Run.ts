@@ -246,7 +246,20 @@ export const run = async (options: Options): Promise<number> => {
     }
   }
   const backlog = target.backlog?.()
-  const output = { ...result, ...(backlog === undefined ? {} : { backlog_after_stop: backlog }), ...(profiles === undefined ? {} : { profiles }) }
+  // A server that crashed mid-run explains lost messages and closed sockets: said plainly.
+  const exits = target.exits()
+  if (exits.length > 0) {
+    console.log(
+      `\nSERVER PROCESSES ENDED DURING THE RUN: ${exits.map((e) => `${e.name} (${e.signal === null ? `exit code ${e.code}` : `signal ${e.signal}`})`).join(", ")}` +
+        (target.logFile === undefined ? "" : `; see ${target.logFile}`)
+    )
+  }
+  const output = {
+    ...result,
+    server_exits: exits,
+    ...(backlog === undefined ? {} : { backlog_after_stop: backlog }),
+    ...(profiles === undefined ? {} : { profiles })
+  }
   if (options.json !== undefined) {
     writeFileSync(resolve(process.env["INIT_CWD"] ?? repoRoot, options.json), JSON.stringify(output, null, 2) + "\n")
     console.log(`\nwrote ${options.json}`)

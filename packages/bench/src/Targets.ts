@@ -12,6 +12,13 @@ import { type Backlog, checkBacklog } from "./Backlog.ts"
 
 export const repoRoot = fileURLToPath(new URL("../../..", import.meta.url))
 
+/** A server process the bench started that ended on its own, before the bench stopped it. */
+export interface ServerExit {
+  readonly name: string
+  readonly code: number | null
+  readonly signal: string | null
+}
+
 export interface Target {
   readonly name: string
   readonly baseUrl: string
@@ -23,6 +30,8 @@ export interface Target {
   /** The servers' Prometheus endpoints, by process name (for their GC pauses over a run). */
   readonly metrics: ReadonlyArray<{ readonly name: string; readonly url: string }>
   readonly stop: () => Promise<void>
+  /** The processes it started that ended on their own (a crash); none known of a server attached to. */
+  readonly exits: () => ReadonlyArray<ServerExit>
   /** Cluster: what the run left unconsumed on the bus, known once stopped. */
   readonly backlog?: () => ReadonlyArray<Backlog> | undefined
 }
@@ -67,8 +76,14 @@ export const startStandalone = async (runDir: string, profileDir: string | undef
   )
   child.stdout!.pipe(log, { end: false })
   child.stderr!.pipe(log, { end: false })
-  const exited = new Promise<void>((resolve) => child.once("exit", () => resolve()))
   let stopped = false
+  const exits: Array<ServerExit> = []
+  const exited = new Promise<void>((resolve) =>
+    child.once("exit", (code, signal) => {
+      if (!stopped) exits.push({ name: "standalone", code, signal })
+      resolve()
+    })
+  )
   const stop = async () => {
     if (stopped) return
     stopped = true
@@ -93,7 +108,8 @@ export const startStandalone = async (runDir: string, profileDir: string | undef
     processNames: new Map([[child.pid!, "standalone"]]),
     logFile,
     metrics: [{ name: "standalone", url: `${baseUrl}/metrics` }],
-    stop
+    stop,
+    exits: () => exits
   }
 }
 
@@ -113,8 +129,15 @@ export const startClusterTarget = async (
     onOutput: (name, line) => log.write(`[${name}] ${line}\n`)
   })
   let stopped = false
+  const exits: Array<ServerExit> = []
+  for (const p of cluster.processes) {
+    p.child.once("exit", (code, signal) => {
+      if (!stopped) exits.push({ name: p.name, code, signal })
+    })
+  }
   let backlogs: ReadonlyArray<Backlog> | undefined
   return {
+    exits: () => exits,
     name: "cluster",
     backlog: () => backlogs,
     baseUrl: cluster.apiUrl,
@@ -156,7 +179,8 @@ export const attach = async (url: string, serverPid: number | undefined): Promis
     processNames: new Map(),
     logFile: undefined,
     metrics: [{ name: url, url: `${url}/metrics` }],
-    stop: async () => {}
+    stop: async () => {},
+    exits: () => []
   }
 }
 
