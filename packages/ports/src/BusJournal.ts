@@ -143,6 +143,7 @@ export const makeJournal = (dir: string, first: number, segmentBytes: number) =>
       fd ??= openSync(current.path, "a")
       const data = Buffer.from(lines.join(""))
       for (let at = 0; at < data.length;) at += writeSync(fd, data, at)
+      current.bytes += data.length
     } catch (cause) {
       failure = journalError(cause)
     }
@@ -172,9 +173,7 @@ export const makeJournal = (dir: string, first: number, segmentBytes: number) =>
           v: record.value,
           ...(record.headers === undefined ? {} : { h: record.headers })
         }
-        const text = `${JSON.stringify(line)}\n`
-        pending.push(text)
-        current.bytes += Buffer.byteLength(text)
+        pending.push(`${JSON.stringify(line)}\n`)
         const key = positionKey(record.topic, record.partition)
         current.newest.set(key, Math.max(record.offset, current.newest.get(key) ?? -1))
       }
