@@ -7,7 +7,7 @@ import * as Metrics from "@im/observability/Metrics"
 import * as TraceContext from "@im/observability/TraceContext"
 import { GroupStore } from "@im/ports/GroupStore"
 import { type InboxRef, storedSeqOf, withStoredSeqs } from "@im/ports/InboxStore"
-import { type ConsumedRecord, MessageBus, REPLAYED_HEADER } from "@im/ports/MessageBus"
+import { type ConsumedRecord, MessageBus } from "@im/ports/MessageBus"
 import { SeqStore } from "@im/ports/SeqStore"
 import * as Vital from "@im/ports/Vital"
 import { Pusher } from "@im/pusher/Pusher"
@@ -21,17 +21,6 @@ interface PlannedEntry {
   readonly user: UserId
   readonly message: Message
 }
-
-/**
- * When the consumer looks up the entries stored before, to keep their seqs (`take`): `always`,
- * where any batch may have been stored already (Kafka hands a batch to another consumer after a
- * rebalance, or again after a commit that failed); `after-failure`, where a batch comes again
- * only after a call of this consumer failed with it (standalone's bus, in this process), or after
- * a restart from its journal, marked (REPLAYED_HEADER): then only a call holding records of a
- * failed call, or replayed ones, looks up, and the others go straight to their seqs, a round
- * trip to the database fewer.
- */
-export type LookUpStored = "always" | "after-failure"
 
 /** The most inbox entries the consumer stores and pushes in one step (CONSUMER_MAX_ENTRIES). */
 export const DEFAULT_MAX_ENTRIES = 10_000
@@ -61,7 +50,7 @@ export const lanesOf = (group: string): ReadonlyArray<{ readonly topic: string; 
   { topic: FANOUT_TOPIC, group: `${group}.fanout` }
 ]
 
-/** Where a record sits on the bus: what marks a batch (its first record's) or a record as seen before. */
+/** Where a record sits on the bus: what marks a batch (its first record's) as failed before. */
 const recordKey = (record: ConsumedRecord) => `${record.topic}/${record.partition}/${record.offset}`
 
 /**
@@ -173,7 +162,7 @@ export class Consumer extends Context.Service<Consumer, {
   readonly handleBatch: (records: ReadonlyArray<ConsumedRecord>) => Effect.Effect<void, ServiceUnavailable>
 }>()("@im/consumer/Consumer") {
   /** The consumer; it stores at most `maxEntries` inbox entries per call to db. */
-  static readonly make = (maxEntries: number = DEFAULT_MAX_ENTRIES, lookUpStored: LookUpStored = "always") => Effect.gen(function*() {
+  static readonly make = (maxEntries: number = DEFAULT_MAX_ENTRIES) => Effect.gen(function*() {
     const db = yield* Db
     const seqs = yield* SeqStore
     const pusher = yield* Pusher
@@ -182,9 +171,6 @@ export class Consumer extends Context.Service<Consumer, {
     const stepSeqs = Metrics.consumerStepDuration({ phase: "seqs" })
     const stepSave = Metrics.consumerStepDuration({ phase: "save" })
     const stepPush = Metrics.consumerStepDuration({ phase: "push" })
-
-    /** The records of the calls that failed and have not succeeded since ("after-failure"). */
-    const failedRecords = new Set<string>()
 
     const handle = Effect.fnUntraced(function*(records: ReadonlyArray<ConsumedRecord>, lookUp: boolean) {
       const messages: Array<Message> = []
@@ -265,8 +251,8 @@ export class Consumer extends Context.Service<Consumer, {
     /**
      * Stores and pushes the entries of `plan`, in order: every message's participants, each with
      * its next seq. The seqs are taken while db looks for entries stored before (in the cluster
-     * two calls at once, to db and Redis, instead of one after the other; standalone looks only
-     * when `lookUp`, see LookUpStored), as if none were: usually none is, and a replayed entry
+     * two calls at once, to db and Redis, instead of one after the other; only when `lookUp`, see
+     * handleBatch), as if none were: usually none is, and a replayed entry
      * keeps its stored seq and leaves the one taken for it unused, which a SeqStore allows
      * (numbers may be skipped, never given twice; a client's pull reports what was skipped).
      * Another step may be saving meanwhile (`inTurn`), so the lookup may miss what it is storing:
@@ -337,10 +323,18 @@ export class Consumer extends Context.Service<Consumer, {
      * One span per batch, continuing the trace of the batch's first message (its publisher's
      * span, from the record headers) and linking the others'; counted and timed by its topic
      * (a batch, merged or not, is one lane's).
+     *
+     * The entries stored before are looked up (to keep their seqs) for a batch holding a record
+     * the bus may have handed over before (`redelivered`, or a bus that cannot tell: Kafka, where
+     * after a rebalance, or a commit that failed, another consumer may have stored it). The
+     * in-process bus knows (a batch it hands over again after a failure, an interruption, or from
+     * its journal after a restart): its other batches go straight to their seqs, a round trip to
+     * the database fewer.
      */
     const handleBatch = (records: ReadonlyArray<ConsumedRecord>) => {
       const topic = records[0]?.topic ?? "none"
-      return Effect.andThen(Metric.update(Metrics.consumerBatchSize({ topic }), records.length), handleOnce(records)).pipe(
+      const lookUp = records.some((record) => record.redelivered !== false)
+      return Effect.andThen(Metric.update(Metrics.consumerBatchSize({ topic }), records.length), handle(records, lookUp)).pipe(
         Effect.tap(() =>
           Effect.andThen(
             Metrics.increment(Metrics.consumerBatches({ topic, outcome: "ok" })),
@@ -357,29 +351,6 @@ export class Consumer extends Context.Service<Consumer, {
       )
     }
 
-    /**
-     * `handle`, looking up the stored entries as `lookUpStored` says. A call that did not succeed
-     * (failed, or was interrupted: it may have stored some) leaves its records marked until a
-     * call holding them succeeds; in between, the calls holding any of them look up.
-     */
-    const handleOnce = (records: ReadonlyArray<ConsumedRecord>) =>
-      lookUpStored === "always" ? handle(records, true) : Effect.suspend(() => {
-        const lookUp = records.some((record) =>
-          record.headers?.[REPLAYED_HEADER] !== undefined || (failedRecords.size > 0 && failedRecords.has(recordKey(record)))
-        )
-        return handle(records, lookUp).pipe(
-          Effect.onExit((exit) =>
-            Effect.sync(() => {
-              if (Exit.isSuccess(exit) && !lookUp) return
-              for (const record of records) {
-                if (Exit.isSuccess(exit)) failedRecords.delete(recordKey(record))
-                else failedRecords.add(recordKey(record))
-              }
-            })
-          )
-        )
-      })
-
     return Consumer.of({ handleBatch })
   })
 
@@ -389,10 +360,9 @@ export class Consumer extends Context.Service<Consumer, {
    * (pushAhead, CONSUMER_PUSH_AHEAD) of its own, so that a group's fan-out backlog never holds
    * a one-to-one chat's messages. With CONSUMER_PUSH_AHEAD above 0 a lane's steps push through
    * its line: the bus commits a batch once it is stored, and its pushes follow in store order
-   * while the next batch is stored. The service is the one-to-one lane's consumer. It looks up
-   * the stored entries of every batch (`LookUpStored`); standalone's, only after a failure.
+   * while the next batch is stored. The service is the one-to-one lane's consumer.
    */
-  static readonly layerWith = (lookUpStored: LookUpStored) => Layer.effect(
+  static readonly layer = Layer.effect(
     Consumer,
     Effect.gen(function*() {
       const bus = yield* MessageBus
@@ -412,7 +382,7 @@ export class Consumer extends Context.Service<Consumer, {
       // and consuming, so that they stop after every lane stopped storing, and push what was stored.
       const laneConsumers = yield* Effect.forEach(lanes, (lane) =>
         pushAhead(pusher, { capacity: options.pushAhead, maxEntries: options.maxEntries, drainTimeout: options.drainTimeout }).pipe(
-          Effect.flatMap((lanePusher) => Consumer.make(options.maxEntries, lookUpStored).pipe(Effect.provideService(Pusher, lanePusher))),
+          Effect.flatMap((lanePusher) => Consumer.make(options.maxEntries).pipe(Effect.provideService(Pusher, lanePusher))),
           Effect.map((consumer) => ({ lane, consumer }))
         ))
       for (const { consumer, lane } of laneConsumers) {
@@ -448,7 +418,4 @@ export class Consumer extends Context.Service<Consumer, {
       return laneConsumers[0]!.consumer
     }).pipe(Effect.annotateLogs({ service: "consumer" }))
   )
-
-  /** The cluster's consumer, on Kafka: any batch may have been stored before. */
-  static readonly layer = Consumer.layerWith("always")
 }

@@ -8,7 +8,7 @@ import { GroupStore } from "@im/ports/GroupStore"
 import { ConversationStore } from "@im/ports/ConversationStore"
 import { HistoryStore } from "@im/ports/HistoryStore"
 import { type InboxRef, InboxStore } from "@im/ports/InboxStore"
-import { type ConsumedRecord, MessageBus, REPLAYED_HEADER } from "@im/ports/MessageBus"
+import { type ConsumedRecord, MessageBus } from "@im/ports/MessageBus"
 import { PortError } from "@im/ports/PortError"
 import { SeqStore } from "@im/ports/SeqStore"
 import { recordingVital } from "@im/ports/testing/Vitals"
@@ -508,12 +508,15 @@ describe("Consumer", () => {
   })
 })
 
-describe("Consumer, looking up stored entries only after a failure (standalone)", () => {
+describe("Consumer, on a bus that says what it hands over again (standalone's)", () => {
+  /** `record`, as a bus that knows whether it handed it over before hands it. */
+  const handed = (value: Message, offset: number, redelivered: boolean): ConsumedRecord => ({ ...record(value, offset), redelivered })
+
   /**
-   * A consumer in "after-failure" mode over memory stores, counting its lookups of stored
-   * entries; its first `lostAnswers` saves go through and then fail (their answer lost).
+   * A consumer over memory stores, counting its lookups of stored entries; its first
+   * `lostAnswers` saves go through and then fail (their answer lost).
    */
-  const setupAfterFailure = (lostAnswers: number) => {
+  const setupCountingLookups = (lostAnswers: number) => {
     const pushed: Array<Delivery> = []
     const counts = { lookups: 0, lostAnswers }
     const counting = Layer.effect(Db, Effect.map(Effect.service(Db), (db) =>
@@ -526,7 +529,7 @@ describe("Consumer, looking up stored entries only after a failure (standalone)"
               ? Effect.fail(new ServiceUnavailable({ message: "the save went through; its answer was lost" }))
               : Effect.succeed(earlier))
       })))
-    const layer = Layer.effect(Consumer, Consumer.make(undefined, "after-failure")).pipe(
+    const layer = Layer.effect(Consumer, Consumer.make()).pipe(
       Layer.provideMerge(Layer.succeed(Pusher, Pusher.of({ push: (batch) => Effect.sync(() => void pushed.push(...batch)), signal: () => Effect.void }))),
       Layer.provideMerge(counting.pipe(Layer.provideMerge(Db.layer))),
       Layer.provideMerge(Layer.mergeAll(HistoryStore.layerMemory, ConversationStore.layerMemory, InboxStore.layerMemory, SeqStore.layerMemory, GroupStore.layerMemory))
@@ -534,31 +537,35 @@ describe("Consumer, looking up stored entries only after a failure (standalone)"
     return { layer, pushed, counts }
   }
 
-  it("a batch no call failed with goes straight to its seqs, without a lookup", async () => {
-    const { counts, layer, pushed } = setupAfterFailure(0)
+  it("a batch handed over for the first time goes straight to its seqs, without a lookup; one from a bus that cannot tell is looked up", async () => {
+    const { counts, layer, pushed } = setupCountingLookups(0)
     const [a, b] = [users[0]!, users[1]!]
-    const inbox = await Effect.runPromise(Effect.gen(function*() {
-      const consumer = yield* Consumer
-      yield* consumer.handleBatch([record(message(1, a, b), 0)])
-      yield* consumer.handleBatch([record(message(2, a, b), 1)])
-      return yield* inboxOf(b)
-    }).pipe(Effect.provide(layer)))
-    expect(counts.lookups).toBe(0)
-    expect(inbox.entries.map((e) => [e.seq, e.message.server_id])).toEqual([[1, "m_1"], [2, "m_2"]])
-    expect(pushed.filter((d) => d.user_id === b).map((d) => d.seq)).toEqual([1, 2])
-  })
-
-  it("the batch of a call that failed after its save went through looks up, keeps its stored seqs, and leaves the numbers it took unused at the end", async () => {
-    const { counts, layer, pushed } = setupAfterFailure(1)
-    const [a, b] = [users[0]!, users[1]!]
-    const batch = [record(message(1, a, b), 0), record(message(2, a, b), 1)]
     const result = await Effect.runPromise(Effect.gen(function*() {
       const consumer = yield* Consumer
-      const failed = yield* Effect.flip(consumer.handleBatch(batch))
-      yield* consumer.handleBatch(batch)
-      const afterRetry = counts.lookups
-      // Its records succeeded: the batches after it go straight to their seqs again.
+      yield* consumer.handleBatch([handed(message(1, a, b), 0, false)])
+      yield* consumer.handleBatch([handed(message(2, a, b), 1, false)])
+      const firstTimes = counts.lookups
+      // Kafka's records say nothing: another consumer may have stored them before a rebalance.
       yield* consumer.handleBatch([record(message(3, a, b), 2)])
+      return { firstTimes, inbox: yield* inboxOf(b) }
+    }).pipe(Effect.provide(layer)))
+    expect(result.firstTimes).toBe(0)
+    expect(counts.lookups).toBe(1)
+    expect(result.inbox.entries.map((e) => [e.seq, e.message.server_id])).toEqual([[1, "m_1"], [2, "m_2"], [3, "m_3"]])
+    expect(pushed.filter((d) => d.user_id === b).map((d) => d.seq)).toEqual([1, 2, 3])
+  })
+
+  it("a batch handed over again after its save went through (its answer lost) looks up, keeps its stored seqs, and leaves the numbers it took unused at the end", async () => {
+    const { counts, layer, pushed } = setupCountingLookups(1)
+    const [a, b] = [users[0]!, users[1]!]
+    const batch = [message(1, a, b), message(2, a, b)]
+    const result = await Effect.runPromise(Effect.gen(function*() {
+      const consumer = yield* Consumer
+      const failed = yield* Effect.flip(consumer.handleBatch(batch.map((m, i) => handed(m, i, false))))
+      // The bus hands the failed batch over again, marked.
+      yield* consumer.handleBatch(batch.map((m, i) => handed(m, i, true)))
+      const afterRetry = counts.lookups
+      yield* consumer.handleBatch([handed(message(3, a, b), 2, false)])
       const seqs = yield* SeqStore
       return { failed, afterRetry, b: yield* inboxOf(b), spent: yield* seqs.current(b) }
     }).pipe(Effect.provide(layer)))
@@ -571,15 +578,15 @@ describe("Consumer, looking up stored entries only after a failure (standalone)"
     expect(result.spent).toBe(5)
   })
 
-  it("a record its bus replayed after a restart looks up: one stored before keeps its seq, and is not stored twice", async () => {
-    const { counts, layer, pushed } = setupAfterFailure(0)
+  it("a batch holding one record handed over again (a journal's, after a restart) looks up: the one stored before keeps its seq, and is not stored twice", async () => {
+    const { counts, layer, pushed } = setupCountingLookups(0)
     const [a, b] = [users[0]!, users[1]!]
     const result = await Effect.runPromise(Effect.gen(function*() {
       const consumer = yield* Consumer
-      yield* consumer.handleBatch([record(message(1, a, b), 0)])
+      yield* consumer.handleBatch([handed(message(1, a, b), 0, false)])
       const before = counts.lookups
       // The process stopped before the bus committed it: its journal hands it over again, marked.
-      yield* consumer.handleBatch([{ ...record(message(1, a, b), 0), headers: { [REPLAYED_HEADER]: "1" } }, record(message(2, a, b), 1)])
+      yield* consumer.handleBatch([handed(message(1, a, b), 0, true), handed(message(2, a, b), 1, false)])
       return { before, b: yield* inboxOf(b) }
     }).pipe(Effect.provide(layer)))
     expect(result.before).toBe(0)

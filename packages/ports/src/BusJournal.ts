@@ -1,7 +1,7 @@
 import { Deferred, Effect, Layer } from "effect"
 import { closeSync, mkdirSync, openSync, readdirSync, readFileSync, unlinkSync, writeSync } from "node:fs"
 import { join } from "node:path"
-import { type BusRecord, makeMemoryBus, MessageBus, type MemoryBusJournal, REPLAYED_HEADER } from "./MessageBus.ts"
+import { type BusRecord, makeMemoryBus, MessageBus, type MemoryBusJournal } from "./MessageBus.ts"
 import { PortError } from "./PortError.ts"
 
 /**
@@ -72,7 +72,7 @@ const readSegments = (dir: string) => {
         unreadable++
         continue
       }
-      records.push({ topic: line.t, record: { key: line.k, value: line.v, headers: { ...line.h, [REPLAYED_HEADER]: "1" } } })
+      records.push({ topic: line.t, record: { key: line.k, value: line.v, ...(line.h === undefined ? {} : { headers: line.h }) } })
     }
   }
   const last = names.length === 0 ? 0 : segmentNumber(names.at(-1)!)
@@ -210,7 +210,7 @@ export const makeJournal = (dir: string, first: number, segmentBytes: number) =>
  * the journal before `publish` succeeds, so a record the bus accepted (a send acknowledged)
  * survives a crash of the process (not of the machine: nothing is synced to disk, as PGlite syncs
  * nothing either). On start, the records of the segments left by the last run are published again
- * before anything else, in their order, carrying REPLAYED_HEADER (the consumer looks up whether
+ * before anything else, in their order, marked `redelivered` (the consumer looks up whether
  * they were stored before), and those segments are deleted once they are in the new one. After
  * a clean stop, with every record committed, nothing is left to replay. A write that fails fails
  * its publishes (a send is answered `unavailable`): their records are in the bus already and may
@@ -249,7 +249,7 @@ export const layer = (options: JournalOptions): Layer.Layer<MessageBus, PortErro
           if (records === undefined) byTopic.set(topic, [record])
           else records.push(record)
         }
-        for (const [topic, records] of byTopic) yield* bus.publish(topic, records)
+        for (const [topic, records] of byTopic) yield* bus.republish(topic, records)
         yield* Effect.logInfo("bus journal: records of the last run handed over again", { records: found.records.length })
       }
       // Their records are in the new segment now. One left behind is replayed again next time,

@@ -13,13 +13,15 @@ export interface ConsumedRecord extends BusRecord {
   readonly topic: string
   readonly partition: number
   readonly offset: number
+  /**
+   * Whether the bus handed this record to a handler of the group before (a failed or interrupted
+   * batch, or, from its journal, a record of the run before a restart), so that it may have been
+   * handled already: `true` or `false` where the bus knows (the in-process bus), left out where
+   * it cannot tell (Kafka: another consumer may have had it before a rebalance, or before a commit
+   * that failed).
+   */
+  readonly redelivered?: boolean
 }
-
-/**
- * A record that an in-process bus hands over again after a restart (from its journal, see
- * BusJournal.ts) carries this header: it may have been stored before the process stopped.
- */
-export const REPLAYED_HEADER = "im-replayed"
 
 export interface ConsumeOptions {
   readonly topic: string
@@ -49,7 +51,8 @@ export class MessageBus extends Context.Service<MessageBus, {
   /**
    * An in-process bus with Kafka's ordering and redelivery rules. One consumer per group is
    * active at a time (a second one waits as a standby). Records every group has committed are
-   * dropped. Nothing survives the process (BusJournal.layer's does: standalone's).
+   * dropped. It knows what it handed over before, and says so (`redelivered`). Nothing survives
+   * the process (BusJournal.layer's does: standalone's).
    */
   static readonly layerMemory = (options: {
     readonly partitions?: number
@@ -76,7 +79,13 @@ export interface MemoryBusJournal {
 /** Delay before a failed batch is handed over again: grows to 5 s and stays there. */
 export const redeliverySchedule = Schedule.min([Schedule.exponential("50 millis"), Schedule.spaced("5 seconds")])
 
-export const makeMemoryBus = (partitionCount: number, maxPending: number, journal?: MemoryBusJournal): MessageBus["Service"] => {
+/** The in-process bus, and what its journal needs of it. */
+export type MemoryBus = MessageBus["Service"] & {
+  /** `publish`, for records a handler may have had before (a journal's, after a restart): they are marked `redelivered`. */
+  readonly republish: (topic: string, records: ReadonlyArray<BusRecord>) => Effect.Effect<void, PortError>
+}
+
+export const makeMemoryBus = (partitionCount: number, maxPending: number, journal?: MemoryBusJournal): MemoryBus => {
   interface Partition {
     records: Array<ConsumedRecord>
     /** Offset of records[0]. */
@@ -89,6 +98,8 @@ export const makeMemoryBus = (partitionCount: number, maxPending: number, journa
     readonly partitions: ReadonlyArray<Partition>
     /** group → committed offset (next to read) per partition. */
     readonly committed: Map<string, Array<number>>
+    /** group → per partition, the offset below which every record was handed to a handler of the group. */
+    readonly handed: Map<string, Array<number>>
     readonly groupLocks: Map<string, Semaphore.Semaphore>
     /** Records held (not yet committed by every group), and publishers waiting for room. */
     retained: number
@@ -103,6 +114,7 @@ export const makeMemoryBus = (partitionCount: number, maxPending: number, journa
         name,
         partitions: Array.from({ length: partitionCount }, () => ({ records: [], base: 0, next: 0, wakeUp: undefined })),
         committed: new Map(),
+        handed: new Map(),
         groupLocks: new Map(),
         retained: 0,
         room: undefined
@@ -142,7 +154,7 @@ export const makeMemoryBus = (partitionCount: number, maxPending: number, journa
       return Effect.flatMap(Deferred.await(room), () => waitForRoom(topic))
     })
 
-  const publish = (name: string, records: ReadonlyArray<BusRecord>) =>
+  const append = (name: string, records: ReadonlyArray<BusRecord>, redelivered: boolean) =>
     Effect.andThen(waitForRoom(topicOf(name)), Effect.suspend(() => {
       const topic = topicOf(name)
       topic.retained += records.length
@@ -156,7 +168,8 @@ export const makeMemoryBus = (partitionCount: number, maxPending: number, journa
           offset: partition.next++,
           key: record.key,
           value: record.value,
-          ...(record.headers === undefined ? {} : { headers: { ...record.headers } })
+          ...(record.headers === undefined ? {} : { headers: { ...record.headers } }),
+          redelivered
         }
         partition.records.push(consumed)
         added.push(consumed)
@@ -167,11 +180,14 @@ export const makeMemoryBus = (partitionCount: number, maxPending: number, journa
       }
       return journal === undefined ? Effect.void : journal.appended(added)
     }))
+  const publish = (name: string, records: ReadonlyArray<BusRecord>) => append(name, records, false)
+  const republish = (name: string, records: ReadonlyArray<BusRecord>) => append(name, records, true)
 
   const consumePartition = <E, R>(
     topic: Topic,
     index: number,
     offsets: Array<number>,
+    handed: Array<number>,
     options: ConsumeOptions,
     handler: (batch: ReadonlyArray<ConsumedRecord>) => Effect.Effect<void, E, R>
   ): Effect.Effect<never, never, R> => {
@@ -184,8 +200,15 @@ export const makeMemoryBus = (partitionCount: number, maxPending: number, journa
       const wakeUp = partition.wakeUp ?? (partition.wakeUp = Deferred.makeUnsafe<void>())
       return Effect.flatMap(Deferred.await(wakeUp), loop)
     })
+    /** The batch as handed over now: its records this group's handlers had before are marked. */
+    const handOver = (batch: ReadonlyArray<ConsumedRecord>): ReadonlyArray<ConsumedRecord> => {
+      const before = handed[index]!
+      handed[index] = Math.max(before, batch.at(-1)!.offset + 1)
+      if (batch[0]!.offset >= before) return batch
+      return batch.map((record) => record.offset < before && !record.redelivered ? { ...record, redelivered: true } : record)
+    }
     const handleOnce = (batch: ReadonlyArray<ConsumedRecord>) =>
-      handler(batch).pipe(
+      Effect.suspend(() => handler(handOver(batch))).pipe(
         // Failures and defects alike: the batch stays uncommitted and is handed over again.
         Effect.sandbox,
         Effect.tapError((cause) =>
@@ -224,10 +247,12 @@ export const makeMemoryBus = (partitionCount: number, maxPending: number, journa
             offsets = topic.partitions.map((p) => p.base)
             topic.committed.set(options.group, offsets)
           }
+          const handed = topic.handed.get(options.group) ?? [...offsets]
+          topic.handed.set(options.group, handed)
           const committed = offsets
           return Effect.forEach(
             topic.partitions,
-            (_, index) => consumePartition(topic, index, committed, options, handler),
+            (_, index) => consumePartition(topic, index, committed, handed, options, handler),
             { concurrency: "unbounded", discard: true }
           )
         })
@@ -241,5 +266,5 @@ export const makeMemoryBus = (partitionCount: number, maxPending: number, journa
       return topic.partitions.reduce((sum, partition, index) => sum + partition.next - (committed?.[index] ?? partition.base), 0)
     })
 
-  return MessageBus.of({ publish, consume, lag })
+  return { ...MessageBus.of({ publish, consume, lag }), republish }
 }

@@ -28,14 +28,25 @@ const startConsumer = <E>(
 /**
  * The MessageBus contract: keyed order, at-least-once batches committed after the handler
  * succeeds, consumer groups. `patience` bounds every wait (a Kafka group join takes seconds).
+ * `marksRedelivered`: the bus says whether it handed a record over before (the in-process bus);
+ * one that cannot tell (Kafka) must leave `redelivered` out, never say `false`.
  */
 export const messageBusSuite = (
   name: string,
   adapter: Layer.Layer<MessageBus, unknown>,
-  options: SuiteOptions & { readonly patience?: Duration.Input } = {}
+  options: SuiteOptions & { readonly patience?: Duration.Input; readonly marksRedelivered: boolean }
 ) => {
   const patience = options.patience ?? "15 seconds"
   const testTimeout = 120_000
+
+  /** Every record says it was handed over before (`true`), or not, where the bus tells; nothing where it cannot. */
+  const assertMarked = (records: ReadonlyArray<ConsumedRecord>, redelivered: boolean, what: string) =>
+    assert.deepStrictEqual(
+      records.map((r) => r.redelivered),
+      records.map(() => options.marksRedelivered ? redelivered : undefined),
+      what
+    )
+  const withoutMark = ({ redelivered: _, ...record }: ConsumedRecord) => record
 
   /** Takes batches until `enough` holds for the records received so far. */
   const receive = (
@@ -72,6 +83,7 @@ export const messageBusSuite = (
         assert.deepStrictEqual(byValue.map(({ key, value }) => ({ key, value })), published)
         for (const record of records) assert.strictEqual(record.topic, options.topic)
         assert.strictEqual(new Set(records.map(position)).size, 3, "each record has its own (partition, offset)")
+        assertMarked(records, false, "handed over for the first time")
       }), testTimeout)
 
     it.effect("a record's headers (the sender's trace context) reach the consumer with it; a record without has none", () =>
@@ -131,10 +143,15 @@ export const messageBusSuite = (
           (records) => failed!.every((f) => records.some((r) => position(r) === position(f))),
           "the failed batch's records again"
         )
-        assert.deepStrictEqual(again.records[0], failed![0], "redelivery starts where the failed batch did")
+        assert.deepStrictEqual(withoutMark(again.records[0]!), withoutMark(failed![0]!), "redelivery starts where the failed batch did")
         const hasLast = (records: ReadonlyArray<ConsumedRecord>) => records.some((r) => r.value === "4")
         const rest = hasLast(again.records) ? [] : (yield* receive(batches, hasLast, "the rest")).records
-        assert.deepStrictEqual([...again.records, ...rest].map((r) => r.value), ["1", "2", "3", "4"])
+        const all = [...again.records, ...rest]
+        assert.deepStrictEqual(all.map((r) => r.value), ["1", "2", "3", "4"])
+        assertMarked(failed!, false, "the failed batch, the first time")
+        const wasFailed = (r: ConsumedRecord) => failed!.some((f) => position(f) === position(r))
+        assertMarked(all.filter(wasFailed), true, "the failed batch's records again")
+        assertMarked(all.filter((r) => !wasFailed(r)), false, "the records after it")
       }), testTimeout)
 
     it.effect("a batch whose handler dies is handed over again", () =>
@@ -148,6 +165,8 @@ export const messageBusSuite = (
         const { records } = yield* receive(batches, atLeast(2), "the record twice")
         assert.deepStrictEqual(records.map((r) => r.value), ["only", "only"])
         assert.strictEqual(position(records[0]!), position(records[1]!))
+        assertMarked(records.slice(0, 1), false, "the first time")
+        assertMarked(records.slice(1), true, "again")
       }), testTimeout)
 
     it.effect("a consumer interrupted before its handler succeeds commits nothing", () =>
@@ -161,7 +180,9 @@ export const messageBusSuite = (
 
         const restarted = yield* startConsumer(options)
         const { records } = yield* receive(restarted.batches, atLeast(held!.length), "the same records again")
-        assert.deepStrictEqual(records.slice(0, held!.length), [...held!])
+        assert.deepStrictEqual(records.slice(0, held!.length).map(withoutMark), held!.map(withoutMark))
+        assertMarked(held!, false, "the first consumer's batch")
+        assertMarked(records.slice(0, held!.length), true, "the same records, to the restarted consumer")
       }), testTimeout)
 
     it.effect("committed records are not handed to a restarted consumer of the group", () =>
@@ -182,6 +203,7 @@ export const messageBusSuite = (
         const values = records.map((r) => r.value)
         for (const done of ["1", "2", "3"]) assert.notInclude(values, done)
         assert.strictEqual(values.at(-1), "4")
+        assertMarked(records.filter((r) => r.value === "4"), false, "a record the group's first consumer never had")
       }), testTimeout)
 
     it.effect("every group gets every record", () =>

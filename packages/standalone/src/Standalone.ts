@@ -93,7 +93,5 @@ export const makeStandalone = <E1, R1, E2, R2, E3 = never>(options: {
     Layer.provideMerge(HttpRouter.serve(Layer.mergeAll(ApiRoutes, GatewayRoutes, WebClientRoutes, MetricsHttp))),
     Layer.provideMerge(server)
   )
-  // The in-process bus hands a batch again only after the consumer's call failed with it.
-  const consumer = Consumer.layerWith("after-failure")
-  return Layer.mergeAll(http, consumer).pipe(Layer.provideMerge(services), Layer.provideMerge(ports))
+  return Layer.mergeAll(http, Consumer.layer).pipe(Layer.provideMerge(services), Layer.provideMerge(ports))
 }
