@@ -45,6 +45,8 @@ export interface Cluster {
   readonly processes: ReadonlyArray<ClusterProcess>
   /** Sends SIGTERM to one process (or SIGKILL with `hard`) and waits for it to exit. */
   readonly stopProcess: (name: string, options?: { readonly hard?: boolean }) => Promise<number | null>
+  /** Starts a stopped process again, as it was first started; resolves with its pid once it is registered and passing. */
+  readonly startProcess: (name: string) => Promise<number>
   readonly stop: () => Promise<void>
 }
 
@@ -119,7 +121,7 @@ export const startCluster = async (options: ClusterOptions = {}): Promise<Cluste
     { name: "api", service: "api", pkg: "api", env: {}, listens: "HTTP http://127.0.0.1:8080 (docs: /docs)", metrics: "http://127.0.0.1:8080/metrics" }
   ]
 
-  const processes: Array<ClusterProcess> = plan.map((entry) => {
+  const spawnProcess = (entry: (typeof plan)[number]): ClusterProcess => {
     const child = spawn(process.execPath, [...(entry.nodeFlags ?? []), `packages/${entry.pkg}/src/main.ts`], {
       cwd: repoRoot,
       env: { ...env, ...entry.env },
@@ -136,18 +138,40 @@ export const startCluster = async (options: ClusterOptions = {}): Promise<Cluste
     }
     const exited = new Promise<number | null>((resolve) => child.on("exit", (code) => resolve(code)))
     return { name: entry.name, service: entry.service, child, listens: `${entry.listens}, metrics ${entry.metrics}`, metricsUrl: entry.metrics, exited }
-  })
+  }
+  /** The processes by name; a process started again takes its place. */
+  const processes: Array<ClusterProcess> = plan.map(spawnProcess)
+  const isRunning = (p: ClusterProcess) => p.child.exitCode === null && p.child.signalCode === null
+
+  /** Its instance (named by its pid, Registration.ts) is registered and passing. */
+  const registered = async (p: ClusterProcess) => {
+    const response = await fetch(`http://${consulAddress}/v1/health/service/${p.service}?passing`)
+    const instances = await response.json() as Array<{ readonly Service: { readonly ID: string } }>
+    return instances.some((instance) => instance.Service.ID.endsWith(`-${p.child.pid}`))
+  }
 
   const stopProcess = async (name: string, stopOptions: { readonly hard?: boolean } = {}) => {
     const found = processes.find((p) => p.name === name)
     if (found === undefined) throw new Error(`no process ${name}`)
-    if (found.child.exitCode === null && found.child.signalCode === null) {
+    if (isRunning(found)) {
       found.child.kill(stopOptions.hard === true ? "SIGKILL" : "SIGTERM")
     }
     const timer = setTimeout(() => found.child.kill("SIGKILL"), 30_000)
     const code = await found.exited
     clearTimeout(timer)
     return code
+  }
+
+  const startProcess = async (name: string) => {
+    const index = processes.findIndex((p) => p.name === name)
+    if (index === -1) throw new Error(`no process ${name}`)
+    if (isRunning(processes[index]!)) throw new Error(`${name} is running`)
+    const started = processes[index] = spawnProcess(plan[index]!)
+    await waitFor(`${name} to register`, async () => {
+      if (!isRunning(started)) throw new Error(`${name} exited during start (code ${started.child.exitCode})`)
+      return registered(started)
+    })
+    return started.child.pid!
   }
 
   const stop = async () => {
@@ -185,7 +209,7 @@ export const startCluster = async (options: ClusterOptions = {}): Promise<Cluste
     await stop()
     throw error
   }
-  return { apiUrl: "http://127.0.0.1:8080", consulAddress, processes, stopProcess, stop }
+  return { apiUrl: "http://127.0.0.1:8080", consulAddress, processes, stopProcess, startProcess, stop }
 }
 
 if (import.meta.url === `file://${process.argv[1]}`) {

@@ -5,8 +5,8 @@
  * must be up (`npm run infra:up`, which the npm script runs first).
  *
  * The tests reach the cluster through IM_E2E_URL / IM_E2E_WS_URL, read its log (IM_CLUSTER_LOG)
- * and its spans (IM_CLUSTER_TRACES, exported over OTLP to a receiver here) and stop or kill its
- * processes through a small control endpoint (IM_CLUSTER_CONTROL).
+ * and its spans (IM_CLUSTER_TRACES, exported over OTLP to a receiver here) and stop, kill and
+ * start again its processes through a small control endpoint (IM_CLUSTER_CONTROL).
  */
 import { spawn } from "node:child_process"
 import { appendFileSync, mkdirSync, rmSync } from "node:fs"
@@ -90,14 +90,19 @@ if (left > 0) {
 const control = createServer((request, response) => {
   const url = new URL(request.url ?? "/", "http://control")
   const name = url.searchParams.get("name") ?? ""
-  const hard = url.pathname === "/kill"
-  if (request.method !== "POST" || (url.pathname !== "/stop" && url.pathname !== "/kill")) {
+  const action = request.method === "POST" ? url.pathname.slice(1) : ""
+  const run = action === "stop" || action === "kill"
+    ? () => cluster.stopProcess(name, { hard: action === "kill" }).then((code) => ({ code }))
+    : action === "start"
+    ? () => cluster.startProcess(name).then((pid) => ({ pid }))
+    : undefined
+  if (run === undefined) {
     response.writeHead(404).end()
     return
   }
-  appendFileSync(logFile, `[control] ${hard ? "kill -9" : "stop"} ${name} at ${new Date().toISOString()}\n`)
-  cluster.stopProcess(name, { hard }).then(
-    (code) => response.writeHead(200, { "content-type": "application/json" }).end(JSON.stringify({ code })),
+  appendFileSync(logFile, `[control] ${action === "kill" ? "kill -9" : action} ${name} at ${new Date().toISOString()}\n`)
+  run().then(
+    (result) => response.writeHead(200, { "content-type": "application/json" }).end(JSON.stringify(result)),
     (error) => response.writeHead(400).end(String(error))
   )
 })

@@ -3,6 +3,7 @@ import { SendRejected } from "@im/domain/Errors"
 import { SendErrorCode } from "@im/domain/Frames"
 import { GroupId, LocalId, ServerId, UserId } from "@im/domain/Ids"
 import { Content, ContentType, Millis } from "@im/domain/Message"
+import * as Metrics from "@im/observability/Metrics"
 import * as TraceContext from "@im/observability/TraceContext"
 import { discover, type NoInstance } from "@im/proto/Discovery"
 import { type EffectClient, type GrpcRoutes, implement, makeClient } from "@im/proto/Grpc"
@@ -158,6 +159,10 @@ export const ChatGrpcServer: Layer.Layer<never, never, GrpcRoutes | Chat> = impl
 
 const isSendErrorCode = Schema.is(SendErrorCode)
 
+/** The call did not reach chat, or chat's answer did not come back: no instance, a refused or broken connection. */
+const isUnreachable = (error: ConnectError | NoInstance) =>
+  !(error instanceof ConnectError) || errorDetailOf(error)?.tag !== "SendRejected"
+
 const rejectedFrom = (error: ConnectError | NoInstance) => {
   if (!(error instanceof ConnectError)) return new SendRejected({ code: "unavailable", message: error.message })
   const detail = errorDetailOf(error)
@@ -212,6 +217,15 @@ const remote = (client: Effect.Effect<EffectClient<typeof ChatService>, NoInstan
   const batched = RequestResolver.make<SendCall>((entries) =>
     client.pipe(
       Effect.flatMap((client) => client.sendBatch({ sends: entries.map(({ request }) => sendToProto(request.request, request.traceparent)) })),
+      // Its sends are answered unavailable, and sent again by their clients: an operator sees it here.
+      Effect.tapError((error) =>
+        isUnreachable(error)
+          ? Effect.andThen(
+            Effect.logWarning("chat is unreachable; its sends are answered unavailable", { sends: entries.length, cause: error.message }),
+            Metrics.error("ws", "chat_unreachable")
+          )
+          : Effect.void
+      ),
       Effect.mapError(rejectedFrom),
       Effect.exit,
       Effect.map((exit) => {

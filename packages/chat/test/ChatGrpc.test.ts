@@ -2,6 +2,8 @@ import * as grpc from "@grpc/grpc-js"
 import * as protoLoader from "@grpc/proto-loader"
 import { assert, describe, it, layer } from "@effect/vitest"
 import { LocalId, UserId } from "@im/domain/Ids"
+import { SendRejected } from "@im/domain/Errors"
+import { Code, toConnectError } from "@im/proto/Errors"
 import { GrpcServer, implement, serve } from "@im/proto/Grpc"
 import { ChatService } from "@im/proto/gen/im/chat/v1/chat_pb"
 import { FriendStore } from "@im/ports/FriendStore"
@@ -10,7 +12,8 @@ import { MessageBus } from "@im/ports/MessageBus"
 import { ServiceRegistry } from "@im/ports/ServiceRegistry"
 import { UserStore } from "@im/ports/UserStore"
 import { recordingPusher } from "@im/pusher/testing/RecordingPusher"
-import { Context, type Duration, Effect, Exit, Layer, Option, Scope, Tracer } from "effect"
+import * as Metrics from "@im/observability/Metrics"
+import { Context, type Duration, Effect, Exit, Layer, Metric, Option, Scope, Tracer } from "effect"
 import { fileURLToPath } from "node:url"
 import { Chat, serverIdOf } from "../src/Chat.ts"
 import { ChatGrpcServer, layerGrpc, layerRegistry } from "../src/ChatGrpc.ts"
@@ -46,6 +49,9 @@ const recordingTracer = () => {
   })
   return { recording, spans }
 }
+
+/** `im_errors_total{service="ws",kind="chat_unreachable"}`: sends' calls that did not reach chat. */
+const unreachableCount = Effect.map(Metric.value(Metrics.errors({ service: "ws", kind: "chat_unreachable" })), (state) => state.count)
 
 const protoRoot = fileURLToPath(new URL("../../../proto", import.meta.url))
 
@@ -171,21 +177,47 @@ describe("chat client against a server answering a batch wrongly", () => {
       )
       const server = yield* Layer.build(serve(oneResult, { host: "127.0.0.1", port: 0 }))
       const chat = Context.get(yield* Layer.build(layerGrpc(`http://127.0.0.1:${Context.get(server, GrpcServer).port}`)), Chat)
+      const before = yield* unreachableCount
       const results = yield* Effect.forEach(
         [1, 2, 3],
         (i) => Effect.flip(chat.send({ sender_id: alice, local_id: LocalId.make(`w-${i}`), receiver_id: bob, content_type: "text", content: "x", create_time: 1 })),
         { concurrency: "unbounded" }
       )
       assert.deepStrictEqual(results.map((error) => error.code), ["unavailable", "unavailable", "unavailable"])
+      assert.strictEqual((yield* unreachableCount) - before, 0, "chat answered: it was reached")
+    }))
+})
+
+describe("chat client against a chat whose own dependencies are down", () => {
+  it.live("a batch chat refuses as a whole is `unavailable`, and chat was reached: not counted as chat_unreachable", () =>
+    Effect.gen(function*() {
+      const refusing = implement<typeof ChatService, SendRejected, never, never, never>(
+        ChatService,
+        Effect.succeed({
+          send: () => Effect.die("unused"),
+          notify: () => Effect.die("unused"),
+          typing: () => Effect.die("unused"),
+          sendBatch: () => Effect.fail(new SendRejected({ code: "unavailable", message: "the bus is down" }))
+        }),
+        { toConnectError: (error: SendRejected) => toConnectError(Code.Unavailable, { tag: error._tag, code: error.code, message: error.message }) }
+      )
+      const server = yield* Layer.build(serve(refusing, { host: "127.0.0.1", port: 0 }))
+      const chat = Context.get(yield* Layer.build(layerGrpc(`http://127.0.0.1:${Context.get(server, GrpcServer).port}`)), Chat)
+      const before = yield* unreachableCount
+      const error = yield* Effect.flip(chat.send({ sender_id: alice, local_id: LocalId.make("d"), receiver_id: bob, content_type: "text", content: "x", create_time: 1 }))
+      assert.deepStrictEqual([error.code, error.message], ["unavailable", "the bus is down"])
+      assert.strictEqual((yield* unreachableCount) - before, 0)
     }))
 })
 
 describe("chat client without a server", () => {
-  it.live("a send to an unreachable chat is `unavailable`", () =>
+  it.live("a send to an unreachable chat is `unavailable`, and counted as chat_unreachable", () =>
     Effect.gen(function*() {
       const chat = Context.get(yield* Layer.build(layerGrpc("http://127.0.0.1:1", { timeoutMs: 2_000 })), Chat)
+      const before = yield* unreachableCount
       const error = yield* Effect.flip(chat.send({ sender_id: alice, local_id: LocalId.make("l"), receiver_id: bob, content_type: "text", content: "x", create_time: 1 }))
       assert.strictEqual(error.code, "unavailable")
+      assert.strictEqual((yield* unreachableCount) - before, 1)
     }))
 })
 

@@ -13,9 +13,14 @@ export const logLines = (): ReadonlyArray<{ readonly process: string; readonly l
     return match === null ? [] : [{ process: match[1]!, line: match[2]! }]
   })
 
-/** Stops (SIGTERM) or kills (SIGKILL) one of the cluster's processes; resolves when it has exited. */
-export const stopProcess = async (name: string, how: "stop" | "kill") => {
-  const response = await fetch(`${clusterControl}/${how}?name=${encodeURIComponent(name)}`, { method: "POST" })
-  if (!response.ok) throw new Error(`cannot ${how} ${name}: ${await response.text()}`)
-  return (await response.json() as { code: number | null }).code
+const control = async <A>(action: string, name: string): Promise<A> => {
+  const response = await fetch(`${clusterControl}/${action}?name=${encodeURIComponent(name)}`, { method: "POST" })
+  if (!response.ok) throw new Error(`cannot ${action} ${name}: ${await response.text()}`)
+  return await response.json() as A
 }
+
+/** Stops (SIGTERM) or kills (SIGKILL) one of the cluster's processes; resolves with its exit code once it has exited. */
+export const stopProcess = async (name: string, how: "stop" | "kill") => (await control<{ code: number | null }>(how, name)).code
+
+/** Starts a stopped process of the cluster again; resolves with its pid once it is registered and passing. */
+export const startProcess = async (name: string) => (await control<{ pid: number }>("start", name)).pid

@@ -15,14 +15,15 @@ export interface Device {
 
 /**
  * `device(user)` logs an SDK client in (so it connects to the gateway login names, in a
- * cluster) and, unless `connect: false`, connects it. Every device is closed after each test.
+ * cluster) and, unless `connect: false`, connects it; `maxSendAttempts` as the SDK's. Every
+ * device is closed after each test.
  */
 export const devices = (target: () => Target) => {
   const open: Array<ImClient> = []
   afterEach(() => {
     for (const client of open.splice(0)) client.close()
   })
-  return async (user: TestUser, options: { readonly connect?: boolean } = {}): Promise<Device> => {
+  return async (user: TestUser, options: { readonly connect?: boolean; readonly maxSendAttempts?: number } = {}): Promise<Device> => {
     const requests: Array<string> = []
     const recordingFetch: Fetch = (url, init) => {
       requests.push(url)
@@ -31,7 +32,8 @@ export const devices = (target: () => Target) => {
     const client = new ImClient({
       baseUrl: target().baseUrl,
       fetch: recordingFetch,
-      backoff: { initialDelayMs: 200, maxDelayMs: 2_000 }
+      backoff: { initialDelayMs: 200, maxDelayMs: 2_000 },
+      ...(options.maxSendAttempts === undefined ? {} : { maxSendAttempts: options.maxSendAttempts })
     })
     open.push(client)
     const { ws_url } = await client.login(user.account, user.password)

@@ -4,6 +4,7 @@ import { UserId } from "@im/domain/Ids"
 import { Code, ConnectError } from "@im/proto/Errors"
 import { type PushRequest, PusherService, type SignalRequest } from "@im/proto/gen/im/pusher/v1/pusher_pb"
 import { deliveriesFromProto, deliveriesToProto } from "@im/proto/MessageCodec"
+import * as Metrics from "@im/observability/Metrics"
 import { Effect, Layer, Schema } from "effect"
 import { Pusher } from "./Pusher.ts"
 
@@ -34,7 +35,7 @@ const remote = (client: Effect.Effect<EffectClient<typeof PusherService>, NoInst
       client.pipe(
         Effect.flatMap((client) => client.push({ batch: deliveriesToProto(deliveries) })),
         Effect.asVoid,
-        Effect.catch((error) => Effect.logWarning("push failed; clients will pull", error.message))
+        Effect.catch((error) => Effect.andThen(Effect.logWarning("push failed; clients will pull", error.message), Metrics.error("consumer", "push_failed")))
       ),
     signal: (users, frame) =>
       client.pipe(

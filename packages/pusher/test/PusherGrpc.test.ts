@@ -7,7 +7,8 @@ import { GatewayGrpcServer } from "@im/gateway/GatewayGrpc"
 import { Presence } from "@im/ports/Presence"
 import { ServiceRegistry } from "@im/ports/ServiceRegistry"
 import { GrpcServer, serve } from "@im/proto/Grpc"
-import { Context, Duration, Effect, Exit, Layer, Scope } from "effect"
+import * as Metrics from "@im/observability/Metrics"
+import { Context, Duration, Effect, Exit, Layer, Metric, Scope } from "effect"
 import { Gateways } from "../src/Gateways.ts"
 import { Pusher } from "../src/Pusher.ts"
 import { layerGrpc, PusherGrpcServer } from "../src/PusherGrpc.ts"
@@ -78,4 +79,15 @@ describe("pusher over gRPC to gateways over gRPC", () => {
       Effect.scoped,
       Effect.provide(Layer.mergeAll(ServiceRegistry.layerMemory, Presence.layerMemory))
     ), 20_000)
+})
+
+describe("pusher client without a pusher", () => {
+  it.live("a push to an unreachable pusher is dropped (clients pull), and counted as push_failed", () =>
+    Effect.gen(function*() {
+      const failed = Effect.map(Metric.value(Metrics.errors({ service: "consumer", kind: "push_failed" })), (state) => state.count)
+      const pusher = Context.get(yield* Layer.build(layerGrpc("http://127.0.0.1:1", { timeoutMs: 2_000 })), Pusher)
+      const before = yield* failed
+      yield* pusher.push([delivery(bob, 1)])
+      assert.strictEqual((yield* failed) - before, 1)
+    }).pipe(Effect.scoped))
 })
