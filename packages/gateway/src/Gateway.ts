@@ -173,11 +173,30 @@ export class Gateway extends Context.Service<Gateway, {
       return own.length
     })
 
+    /**
+     * Registers every session again. The store forgot this gateway: at start, or after it lost
+     * its data (a Redis restarted empty), when the pusher would find none of this gateway's users
+     * and they would get no push until they reconnect.
+     */
+    const restorePresence = Effect.gen(function*() {
+      const held = [...sessions.values()].flatMap((own) => [...own])
+      yield* presence.restore(config.id, held.map((session) => ({ user: session.user, connection: session.id })))
+      // A session detached meanwhile was registered again after its own unregister: undo that.
+      const gone = held.filter((session) => sessions.get(session.user)?.has(session) !== true)
+      yield* Effect.forEach(gone, (session) => presence.unregister(session.user, config.id, session.id), { discard: true })
+      if (held.length > 0) {
+        yield* Effect.logWarning("presence did not know this gateway (its store lost its data?); its sessions are registered again", {
+          sessions: held.length - gone.length
+        })
+      }
+    })
+
     // Keep this gateway's presence entries alive while it runs: without it they expire, and
     // nothing is pushed here any more (Vital: the gateway stops instead).
     yield* Vital.forkScoped(
       "refreshing the gateway's presence",
       presence.refresh(config.id).pipe(
+        Effect.flatMap((known) => known ? Effect.void : restorePresence),
         Effect.catch((error) => Effect.logWarning("presence refresh failed", error)),
         Effect.repeat(Schedule.spaced(Duration.millis(Duration.toMillis(config.heartbeatTimeout) / 3)))
       )

@@ -365,6 +365,79 @@ describe("Gateway", () => {
     }).pipe(Effect.provide(Presence.layerMemory)))
 })
 
+describe("Gateway and a presence store that loses its data", () => {
+  /**
+   * Presence in memory that can forget everything at once, as a Redis restarted without
+   * persistence does; `holdRestores` makes each restore wait until `releaseRestore`.
+   */
+  const forgetfulPresence = Effect.gen(function*() {
+    const fresh = Effect.provide(Effect.service(Presence), Presence.layerMemory)
+    let current = yield* fresh
+    let gate: Deferred.Deferred<void> | undefined
+    const restores: Array<number> = []
+    const presence = Presence.of({
+      register: (...args) => Effect.suspend(() => current.register(...args)),
+      unregister: (...args) => Effect.suspend(() => current.unregister(...args)),
+      refresh: (gateway) => Effect.suspend(() => current.refresh(gateway)),
+      restore: (gateway, entries) =>
+        Effect.suspend(() => {
+          restores.push(entries.length)
+          return Effect.andThen(gate === undefined ? Effect.void : Deferred.await(gate), Effect.suspend(() => current.restore(gateway, entries)))
+        }),
+      lookup: (users) => Effect.suspend(() => current.lookup(users))
+    })
+    return {
+      presence,
+      restores,
+      forget: Effect.map(fresh, (emptied) => void (current = emptied)),
+      holdRestores: Effect.sync(() => void (gate = Deferred.makeUnsafe<void>())),
+      releaseRestore: Effect.suspend(() => gate === undefined ? Effect.void : Deferred.succeed(gate, undefined))
+    }
+  })
+
+  it.effect("the next refresh registers every session again", () =>
+    Effect.gen(function*() {
+      const store = yield* forgetfulPresence
+      yield* Effect.gen(function*() {
+        const gateway = yield* makeGateway()
+        yield* openSession(gateway, alice, "a-1")
+        yield* openSession(gateway, bob, "b-1")
+        yield* TestClock.adjust("2 seconds")
+        assert.deepStrictEqual(yield* presenceOf(alice), [gatewayId])
+        const restoresBefore = store.restores.length
+        yield* store.forget
+        assert.deepStrictEqual(yield* presenceOf(alice), [], "the store restarted empty")
+        // Refreshes come every heartbeat timeout / 3 (4 s here).
+        yield* TestClock.adjust("2 seconds")
+        assert.deepStrictEqual(yield* presenceOf(alice), [gatewayId])
+        assert.deepStrictEqual(yield* presenceOf(bob), [gatewayId])
+        assert.deepStrictEqual(store.restores.slice(restoresBefore), [2], "one restore of both sessions")
+        yield* TestClock.adjust("2 seconds")
+        assert.strictEqual(store.restores.length, restoresBefore + 1, "known again: no more restores")
+      }).pipe(Effect.provideService(Presence, store.presence), Effect.scoped)
+    }))
+
+  it.effect("a session that leaves while its gateway restores is not left behind in the store", () =>
+    Effect.gen(function*() {
+      const store = yield* forgetfulPresence
+      yield* Effect.gen(function*() {
+        const gateway = yield* makeGateway()
+        yield* openSession(gateway, alice, "a-1")
+        const b = yield* openSession(gateway, bob, "b-1")
+        yield* TestClock.adjust("2 seconds")
+        yield* store.forget
+        yield* store.holdRestores
+        yield* TestClock.adjust("2 seconds")
+        // The restore took both sessions; bob's leaves before it is written.
+        yield* gateway.detach(b.session)
+        yield* store.releaseRestore
+        yield* settle
+        assert.deepStrictEqual(yield* presenceOf(alice), [gatewayId])
+        assert.deepStrictEqual(yield* presenceOf(bob), [], "bob left: his connection is not registered again")
+      }).pipe(Effect.provideService(Presence, store.presence), Effect.scoped)
+    }))
+})
+
 describe("Gateway's loops under Vital", () => {
   it.live("a presence refresh that dies tells the service's Vital: the gateway stops rather than go unfound", () =>
     Effect.gen(function*() {

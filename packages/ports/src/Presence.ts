@@ -2,6 +2,12 @@ import type { GatewayId, UserId } from "@im/domain/Ids"
 import { Context, Effect, Layer } from "effect"
 import type { PortError } from "./PortError.ts"
 
+/** One connection a gateway holds. */
+export interface PresenceEntry {
+  readonly user: UserId
+  readonly connection: string
+}
+
 /**
  * Which gateway instances hold which users' connections. A gateway registers each connection
  * and removes it on close; entries of a gateway that dies expire (real adapters use a TTL that
@@ -10,23 +16,30 @@ import type { PortError } from "./PortError.ts"
 export class Presence extends Context.Service<Presence, {
   readonly register: (user: UserId, gateway: GatewayId, connection: string) => Effect.Effect<void, PortError>
   readonly unregister: (user: UserId, gateway: GatewayId, connection: string) => Effect.Effect<void, PortError>
-  /** Keeps the gateway's entries alive; a gateway calls it periodically. */
-  readonly refresh: (gateway: GatewayId) => Effect.Effect<void, PortError>
+  /**
+   * Keeps the gateway's entries alive; a gateway calls it periodically. `false` when the store
+   * does not know the gateway: before its first `restore`, or after the store lost its entries (a
+   * Redis restarted empty, or entries left to expire); the gateway then `restore`s them.
+   */
+  readonly refresh: (gateway: GatewayId) => Effect.Effect<boolean, PortError>
+  /** Registers every connection the gateway holds, and makes the gateway known to `refresh` again. */
+  readonly restore: (gateway: GatewayId, entries: ReadonlyArray<PresenceEntry>) => Effect.Effect<void, PortError>
   /** The gateways holding at least one connection of each user; users with none are absent. */
   readonly lookup: (users: ReadonlyArray<UserId>) => Effect.Effect<ReadonlyMap<UserId, ReadonlyArray<GatewayId>>, PortError>
 }>()("@im/ports/Presence") {
   static readonly layerMemory = Layer.sync(Presence, () => {
     // user → gateway → connection ids
     const connections = new Map<UserId, Map<GatewayId, Set<string>>>()
+    const known = new Set<GatewayId>()
+    const add = (user: UserId, gateway: GatewayId, connection: string) => {
+      let gateways = connections.get(user)
+      if (gateways === undefined) connections.set(user, gateways = new Map())
+      let ids = gateways.get(gateway)
+      if (ids === undefined) gateways.set(gateway, ids = new Set())
+      ids.add(connection)
+    }
     return Presence.of({
-      register: (user, gateway, connection) =>
-        Effect.sync(() => {
-          let gateways = connections.get(user)
-          if (gateways === undefined) connections.set(user, gateways = new Map())
-          let ids = gateways.get(gateway)
-          if (ids === undefined) gateways.set(gateway, ids = new Set())
-          ids.add(connection)
-        }),
+      register: (user, gateway, connection) => Effect.sync(() => add(user, gateway, connection)),
       unregister: (user, gateway, connection) =>
         Effect.sync(() => {
           const gateways = connections.get(user)
@@ -36,7 +49,12 @@ export class Presence extends Context.Service<Presence, {
           if (ids.size === 0) gateways.delete(gateway)
           if (gateways.size === 0) connections.delete(user)
         }),
-      refresh: () => Effect.void,
+      refresh: (gateway) => Effect.sync(() => known.has(gateway)),
+      restore: (gateway, entries) =>
+        Effect.sync(() => {
+          for (const { connection, user } of entries) add(user, gateway, connection)
+          known.add(gateway)
+        }),
       lookup: (users) =>
         Effect.sync(() => {
           const found = new Map<UserId, ReadonlyArray<GatewayId>>()

@@ -91,6 +91,35 @@ export const presenceSuite = (name: string, adapter: Layer.Layer<Presence, unkno
         assert.isFalse((yield* presence.lookup([user])).has(user))
       }))
 
+    it.effect("refresh does not know a gateway until it restores its connections; restore registers each of them", () =>
+      Effect.gen(function*() {
+        const presence = yield* Presence
+        const gateway = freshGatewayId()
+        const [one, two] = [freshUserId(), freshUserId()]
+        const [c1, c2, c3] = [unique("c"), unique("c"), unique("c")]
+        assert.isFalse(yield* presence.refresh(gateway), "never restored")
+        yield* presence.restore(gateway, [{ user: one, connection: c1 }, { user: one, connection: c2 }, { user: two, connection: c3 }])
+        assert.isTrue(yield* presence.refresh(gateway))
+        const found = yield* presence.lookup([one, two])
+        assert.deepStrictEqual([gatewaysOf(found, one), gatewaysOf(found, two)], [[gateway], [gateway]])
+        // Each connection was registered: the user stays until the last one is gone.
+        yield* presence.unregister(one, gateway, c1)
+        assert.deepStrictEqual(gatewaysOf(yield* presence.lookup([one]), one), [gateway])
+        yield* presence.unregister(one, gateway, c2)
+        assert.isFalse((yield* presence.lookup([one])).has(one))
+      }))
+
+    it.effect("a restore of more connections than one call carries registers them all", () =>
+      Effect.gen(function*() {
+        const presence = yield* Presence
+        const gateway = freshGatewayId()
+        const users = Array.from({ length: 1_234 }, () => freshUserId())
+        yield* presence.restore(gateway, users.map((user) => ({ user, connection: unique("c") })))
+        const found = yield* presence.lookup(users)
+        assert.strictEqual(users.filter((user) => gatewaysOf(found, user)[0] === gateway).length, users.length)
+        assert.isTrue(yield* presence.refresh(gateway))
+      }))
+
     it.effect("refresh keeps a gateway's entries", () =>
       Effect.gen(function*() {
         const presence = yield* Presence

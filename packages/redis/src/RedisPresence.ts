@@ -1,7 +1,7 @@
 import * as Settings from "@im/ports/Settings"
 import type { GatewayId, UserId } from "@im/domain/Ids"
 import type { PortError } from "@im/ports/PortError"
-import { Presence } from "@im/ports/Presence"
+import { Presence, type PresenceEntry } from "@im/ports/Presence"
 import { Config, Duration, Effect, Layer, Redacted, type Scope } from "effect"
 import { connectionSettings, redisCall } from "./RedisClient.ts"
 import { connectWithScripts, script } from "./RedisScripts.ts"
@@ -11,10 +11,13 @@ import { connectWithScripts, script } from "./RedisScripts.ts"
  *   <prefix>presence:c:<len(user)>:<user>:<gateway>  set of the user's connection ids on the gateway
  *   <prefix>presence:u:<user>                        set of gateways that may hold the user
  *   <prefix>presence:g:<gateway>                     set of users the gateway holds
+ *   <prefix>presence:k:<gateway>                     the gateway is known: set by its last restore
  * The connection set is the truth: a gateway listed for a user counts only while its connection
  * set exists, so a gateway that stops refreshing drops out when its sets expire. The index sets
- * are cleaned as scripts come across stale members. The scripts build keys from the prefix
- * (standalone Redis, not Cluster); `<len(user)>` is in bytes, the same in JS and in Lua.
+ * are cleaned as scripts come across stale members. Redis may lose everything (a restart with no
+ * persistence): the known key goes with the rest, `refresh` answers false, and the gateway
+ * restores its connections. The scripts build keys from the prefix (standalone Redis, not
+ * Cluster); `<len(user)>` is in bytes, the same in JS and in Lua.
  */
 
 const CONNECTIONS_KEY_LUA = `
@@ -42,7 +45,7 @@ end
 return 1
 `)
 
-/** KEYS: gateway's users. ARGV: prefix, gateway, ttl ms. */
+/** KEYS: gateway's users, gateway's known key. ARGV: prefix, gateway, ttl ms. Returns 1 while the gateway is known. */
 const REFRESH = script<number>("imPresenceRefresh", `${CONNECTIONS_KEY_LUA}
 local prefix, gateway, ttl = ARGV[1], ARGV[2], ARGV[3]
 for _, user in ipairs(redis.call('SMEMBERS', KEYS[1])) do
@@ -53,8 +56,33 @@ for _, user in ipairs(redis.call('SMEMBERS', KEYS[1])) do
   end
 end
 redis.call('PEXPIRE', KEYS[1], ttl)
+return redis.call('PEXPIRE', KEYS[2], ttl)
+`)
+
+/** KEYS: gateway's users. ARGV: prefix, gateway, ttl ms, then user and connection, pairwise. */
+const RESTORE = script<number>("imPresenceRestore", `${CONNECTIONS_KEY_LUA}
+local prefix, gateway, ttl = ARGV[1], ARGV[2], ARGV[3]
+for i = 4, #ARGV, 2 do
+  local user, connection = ARGV[i], ARGV[i + 1]
+  local connections, gateways = connectionsKey(prefix, user, gateway), prefix .. 'presence:u:' .. user
+  redis.call('SADD', connections, connection)
+  redis.call('SADD', gateways, gateway)
+  redis.call('SADD', KEYS[1], user)
+  redis.call('PEXPIRE', connections, ttl)
+  redis.call('PEXPIRE', gateways, ttl)
+end
+redis.call('PEXPIRE', KEYS[1], ttl)
 return 1
 `)
+
+/** KEYS: gateway's known key. ARGV: ttl ms. */
+const KNOWN = script<number>("imPresenceKnown", `
+redis.call('SET', KEYS[1], '1', 'PX', ARGV[1])
+return 1
+`)
+
+/** Connections per RESTORE call. */
+const RESTORE_CHUNK = 500
 
 /** ARGV: prefix, then users. Returns, per user, the gateways with a live connection set. */
 const LOOKUP = script<Array<Array<string>>>("imPresenceLookup", `${CONNECTIONS_KEY_LUA}
@@ -92,6 +120,8 @@ export const make = (options: RedisPresenceOptions): Effect.Effect<Presence["Ser
       REGISTER,
       UNREGISTER,
       REFRESH,
+      RESTORE,
+      KNOWN,
       LOOKUP
     ])
 
@@ -100,6 +130,7 @@ export const make = (options: RedisPresenceOptions): Effect.Effect<Presence["Ser
       `${prefix}presence:c:${Buffer.byteLength(user)}:${user}:${gateway}`
     const gatewaysKey = (user: UserId) => `${prefix}presence:u:${user}`
     const usersKey = (gateway: GatewayId) => `${prefix}presence:g:${gateway}`
+    const knownKey = (gateway: GatewayId) => `${prefix}presence:k:${gateway}`
 
     const register = Effect.fn("RedisPresence.register")(function*(user: UserId, gateway: GatewayId, connection: string) {
       yield* redisCall("Presence", "register", () =>
@@ -114,7 +145,16 @@ export const make = (options: RedisPresenceOptions): Effect.Effect<Presence["Ser
     )
 
     const refresh = Effect.fn("RedisPresence.refresh")(function*(gateway: GatewayId) {
-      yield* redisCall("Presence", "refresh", () => run(REFRESH, [usersKey(gateway)], [prefix, gateway, ttlMs]))
+      return (yield* redisCall("Presence", "refresh", () => run(REFRESH, [usersKey(gateway), knownKey(gateway)], [prefix, gateway, ttlMs]))) === 1
+    })
+
+    // Known only once every connection is back: a restore cut short is done again at the next refresh.
+    const restore = Effect.fn("RedisPresence.restore")(function*(gateway: GatewayId, entries: ReadonlyArray<PresenceEntry>) {
+      for (let i = 0; i < entries.length; i += RESTORE_CHUNK) {
+        const pairs = entries.slice(i, i + RESTORE_CHUNK).flatMap(({ connection, user }) => [user, connection])
+        yield* redisCall("Presence", "restore", () => run(RESTORE, [usersKey(gateway)], [prefix, gateway, ttlMs, ...pairs]))
+      }
+      yield* redisCall("Presence", "restore", () => run(KNOWN, [knownKey(gateway)], [ttlMs]))
     })
 
     const lookup = Effect.fn("RedisPresence.lookup")(function*(users: ReadonlyArray<UserId>) {
@@ -129,7 +169,7 @@ export const make = (options: RedisPresenceOptions): Effect.Effect<Presence["Ser
       return found
     })
 
-    return Presence.of({ register, unregister, refresh, lookup })
+    return Presence.of({ register, unregister, refresh, restore, lookup })
   }).pipe(Effect.annotateLogs({ service: "RedisPresence" }))
 
 /** Config: REDIS_URL, REDIS_KEY_PREFIX, PRESENCE_TTL, REDIS_CONNECT_TIMEOUT. */

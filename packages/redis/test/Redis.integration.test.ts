@@ -151,6 +151,29 @@ describe("RedisSeqStore after Redis loses its data", () => {
   })
 })
 
+describe("RedisPresence after Redis lost its data", () => {
+  layer(presence("90 seconds"), { ...shared, excludeTestServices: true })("a restart without persistence", (it) => {
+    it.effect("refresh answers false, and the gateway's restore brings its connections back", () =>
+      Effect.gen(function*() {
+        const presence = yield* Presence
+        const gateway = freshGatewayId()
+        const user = freshUserId()
+        const connection = unique("c")
+        yield* presence.restore(gateway, [])
+        yield* presence.register(user, gateway, connection)
+        assert.isTrue(yield* presence.refresh(gateway))
+        yield* flushAll
+        assert.isFalse((yield* presence.lookup([user])).has(user), "Redis lost it")
+        // A connection registered since does not make the gateway known again: the others are still lost.
+        yield* presence.register(freshUserId(), gateway, unique("c"))
+        assert.isFalse(yield* presence.refresh(gateway))
+        yield* presence.restore(gateway, [{ user, connection }])
+        assert.deepStrictEqual([...((yield* presence.lookup([user])).get(user) ?? [])], [gateway])
+        assert.isTrue(yield* presence.refresh(gateway))
+      }))
+  })
+})
+
 describe("RedisPresence expiry", () => {
   layer(presence("400 millis"), { ...shared, excludeTestServices: true })("TTL 400 ms", (it) => {
     it.effect("entries of a gateway that stops refreshing expire; a refreshed gateway's stay", () =>
