@@ -5,8 +5,9 @@
  * must be up (`npm run infra:up`, which the npm script runs first).
  *
  * The tests reach the cluster through IM_E2E_URL / IM_E2E_WS_URL, read its log (IM_CLUSTER_LOG)
- * and its spans (IM_CLUSTER_TRACES, exported over OTLP to a receiver here) and stop, kill and
- * start again its processes through a small control endpoint (IM_CLUSTER_CONTROL).
+ * and its spans (IM_CLUSTER_TRACES, exported over OTLP to a receiver here), and stop, kill and
+ * start again its processes, and restart parts of the local stack, through a small control
+ * endpoint (IM_CLUSTER_CONTROL).
  */
 import { spawn } from "node:child_process"
 import { appendFileSync, mkdirSync, rmSync } from "node:fs"
@@ -87,6 +88,31 @@ if (left > 0) {
   }
 }
 
+/** A script of scripts/infra with its arguments; resolves with its output, rejects with it. */
+const infraScript = (part: string, action: string) =>
+  new Promise<string>((resolve, reject) => {
+    const child = spawn("bash", [`${repoRoot}scripts/infra/${part}.sh`, action], { cwd: repoRoot, stdio: ["ignore", "pipe", "pipe"] })
+    let output = ""
+    for (const stream of [child.stdout, child.stderr]) stream.on("data", (chunk) => void (output += String(chunk)))
+    child.on("exit", (code) => code === 0 ? resolve(output) : reject(new Error(`infra ${part} ${action} failed (${code}): ${output}`)))
+  })
+
+/** A part of the stack the tests may restart; a server infra:up did not start is not theirs to stop. */
+class NotOurs extends Error {}
+const RESTARTABLE = new Set(["redis", "postgres", "kafka", "mongo"])
+const restartPart = async (part: string) => {
+  if (!RESTARTABLE.has(part)) throw new Error(`no part ${part} (restartable: ${[...RESTARTABLE].join(", ")})`)
+  const pidOf = async () => {
+    const status = await infraScript(part, "status")
+    if (status.includes("not started by infra:up")) throw new NotOurs(`${part} was not started by infra:up; it is left alone`)
+    return /pid (\d+)/.exec(status)?.[1] ?? "unknown"
+  }
+  const before = await pidOf()
+  await infraScript(part, "down")
+  await infraScript(part, "up")
+  return { before, after: await pidOf() }
+}
+
 const control = createServer((request, response) => {
   const url = new URL(request.url ?? "/", "http://control")
   const name = url.searchParams.get("name") ?? ""
@@ -95,6 +121,8 @@ const control = createServer((request, response) => {
     ? () => cluster.stopProcess(name, { hard: action === "kill" }).then((code) => ({ code }))
     : action === "start"
     ? () => cluster.startProcess(name).then((pid) => ({ pid }))
+    : action === "restart-part"
+    ? () => restartPart(name)
     : undefined
   if (run === undefined) {
     response.writeHead(404).end()
@@ -102,8 +130,11 @@ const control = createServer((request, response) => {
   }
   appendFileSync(logFile, `[control] ${action === "kill" ? "kill -9" : action} ${name} at ${new Date().toISOString()}\n`)
   run().then(
-    (result) => response.writeHead(200, { "content-type": "application/json" }).end(JSON.stringify(result)),
-    (error) => response.writeHead(400).end(String(error))
+    (result) => {
+      appendFileSync(logFile, `[control] ${action} ${name} done at ${new Date().toISOString()}\n`)
+      response.writeHead(200, { "content-type": "application/json" }).end(JSON.stringify(result))
+    },
+    (error) => response.writeHead(error instanceof NotOurs ? 409 : 400).end(String(error))
   )
 })
 await new Promise<void>((resolve) => control.listen(0, "127.0.0.1", resolve))

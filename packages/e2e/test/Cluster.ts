@@ -24,3 +24,19 @@ export const stopProcess = async (name: string, how: "stop" | "kill") => (await 
 
 /** Starts a stopped process of the cluster again; resolves with its pid once it is registered and passing. */
 export const startProcess = async (name: string) => (await control<{ pid: number }>("start", name)).pid
+
+/**
+ * Restarts a part of the local stack (`redis`, `postgres`, `kafka`, `mongo`) with its
+ * scripts/infra script, down then up (Redis comes back empty: it keeps nothing on disk); resolves
+ * with its server's pid before and after. Resolves with a reason instead when the part is not the stack's to restart (a server
+ * infra:up did not start, e.g. a Redis the machine already ran).
+ */
+export const restartPart = async (
+  part: string
+): Promise<{ readonly skipped: string } | { readonly skipped?: undefined; readonly pids: readonly [string, string] }> => {
+  const response = await fetch(`${clusterControl}/restart-part?name=${encodeURIComponent(part)}`, { method: "POST" })
+  if (response.status === 409) return { skipped: await response.text() }
+  if (!response.ok) throw new Error(`cannot restart ${part}: ${await response.text()}`)
+  const { after, before } = await response.json() as { before: string; after: string }
+  return { pids: [before, after] }
+}

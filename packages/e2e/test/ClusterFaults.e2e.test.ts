@@ -1,6 +1,6 @@
 import { describe, expect, it } from "vitest"
 import { devices } from "./Devices.ts"
-import { clusterControl, logLines, SKIP_REASON, startProcess, stopProcess } from "./Cluster.ts"
+import { clusterControl, logLines, restartPart, SKIP_REASON, startProcess, stopProcess } from "./Cluster.ts"
 import { eventually, makeUser, pullAll, type TestUser } from "./Raw.ts"
 import { useTarget } from "./Target.ts"
 
@@ -30,51 +30,78 @@ const GATEWAYS = ["http://127.0.0.1:8081/metrics", "http://127.0.0.1:8082/metric
 const CONSUMERS = ["http://127.0.0.1:8110/metrics", "http://127.0.0.1:8111/metrics"]
 
 /**
- * Six senders, each sending `perPair` messages to a receiver of its own, all at once, each
- * waiting for a message's result before the next; `fault` starts once a third are sent, and the
- * sending goes on meanwhile (a send the fault answers `unavailable`, or whose result it loses, is
- * sent again by the SDK with the same local_id), and once it is over each sender sends one more.
- * Then every receiver's device, and the stored inboxes of both sides, hold each pair's messages
- * exactly once, in the order sent.
+ * Six senders, each sending to a receiver of its own, all at once, each waiting for a message's
+ * result before the next (a send the fault answers `unavailable`, or whose result it loses, is
+ * sent again by the SDK with the same local_id). `fault` starts once `faultAfter` messages are
+ * sent; each sender goes on until it has sent `atLeast` and one of its sends began after the
+ * fault was over, so the flow spans the fault, and a device learns from that last push of any
+ * push it missed. Then every receiver's device, and the stored inboxes of both sides, hold each
+ * pair's messages exactly once, in the order sent.
  */
 const sendThrough = async (
-  fault: () => Promise<unknown>,
+  fault: () => Promise<{ readonly skipped?: string } | unknown>,
   options: {
-    readonly perPair?: number
+    readonly atLeast?: number
+    readonly faultAfter?: number
+    /** Between a send's result and the next send of the same sender. */
+    readonly pauseMs?: number
     readonly maxSendAttempts?: number
     /** A counter the fault must raise (so the test shows it was felt): `series` summed over `urls`. */
     readonly felt?: { readonly urls: ReadonlyArray<string>; readonly series: string }
+    /** A line the fault must make a process log: `text` in a line of a process whose name starts with `process`. */
+    readonly logged?: { readonly process: string; readonly text: string }
   } = {}
-) => {
-  const perPair = options.perPair ?? 30
+): Promise<{ readonly skipped?: string }> => {
+  const atLeast = options.atLeast ?? 30
+  const faultAfter = options.faultAfter ?? 60
   const felt = options.felt
   const feltBefore = felt === undefined ? 0 : await counter(felt.urls, felt.series)
+  const logFrom = logLines().length
   const connect = (user: TestUser) => online(user, options.maxSendAttempts === undefined ? {} : { maxSendAttempts: options.maxSendAttempts })
   const pairs = await Promise.all(Array.from({ length: 6 }, async (_, i) => {
     const sender = await makeUser(target, `s${i}`)
     const receiver = await makeUser(target, `r${i}`)
-    return { sender, receiver, from: await connect(sender), to: await connect(receiver) }
+    return { sender, receiver, from: await connect(sender), to: await connect(receiver), contents: [] as Array<string> }
   }))
   let sent = 0
-  let faulted: Promise<unknown> | undefined
-  await Promise.all(pairs.map(async ({ from, receiver }, i) => {
-    for (let n = 0; n < perPair; n++) {
+  let faulted: Promise<{ readonly skipped?: string } | unknown> | undefined
+  let over = false
+  await Promise.all(pairs.map(async ({ contents, from, receiver }, i) => {
+    for (let n = 0;; n++) {
+      const afterFault = over
+      contents.push(`p${i}-${n}`)
       await from.client.send({ receiver_id: receiver.id, content: `p${i}-${n}` })
-      if (++sent === Math.floor((pairs.length * perPair) / 3)) faulted = fault()
+      if (++sent === faultAfter) faulted = fault().finally(() => void (over = true))
+      if (afterFault && n + 1 >= atLeast) break
+      if (options.pauseMs !== undefined) await new Promise((resolve) => setTimeout(resolve, options.pauseMs))
+      // A fault that has not begun yet (a slow sender) is waited for, not passed by.
+      if (faulted === undefined && n + 1 >= atLeast) await eventually(() => faulted !== undefined, "the fault to begin", 60_000)
     }
   }))
-  await faulted
-  // One more each once the fault is over: a device learns of a push it missed from the next one.
-  await Promise.all(pairs.map(({ from, receiver }, i) => from.client.send({ receiver_id: receiver.id, content: `p${i}-after` })))
-  for (const [i, { receiver, sender, to }] of pairs.entries()) {
-    const expected = [...Array.from({ length: perPair }, (_, n) => `p${i}-${n}`), `p${i}-after`]
-    await eventually(() => to.received.length >= expected.length, `${expected.length} messages at receiver ${i}`, 60_000)
-    expect((await to.client.messages()).map((e) => e.message.content)).toEqual(expected)
-    expect(to.received).toHaveLength(expected.length)
-    expect((await storedInbox(receiver)).map((e) => e.message.content)).toEqual(expected)
-    expect((await storedInbox(sender)).map((e) => e.message.content)).toEqual(expected)
+  const outcome = await faulted
+  const skipped = typeof outcome === "object" && outcome !== null && "skipped" in outcome ? String(outcome.skipped) : undefined
+  for (const [i, { contents, receiver, sender, to }] of pairs.entries()) {
+    await eventually(() => to.received.length >= contents.length, `${contents.length} messages at receiver ${i}`, 60_000)
+    expect((await to.client.messages()).map((e) => e.message.content)).toEqual(contents)
+    expect(to.received).toHaveLength(contents.length)
+    expect((await storedInbox(receiver)).map((e) => e.message.content)).toEqual(contents)
+    expect((await storedInbox(sender)).map((e) => e.message.content)).toEqual(contents)
   }
+  if (skipped !== undefined) return { skipped }
   if (felt !== undefined) expect(await counter(felt.urls, felt.series), felt.series).toBeGreaterThan(feltBefore)
+  const logged = options.logged
+  if (logged !== undefined) {
+    const lines = logLines().slice(logFrom).filter((l) => l.process.startsWith(logged.process) && l.line.includes(logged.text))
+    expect(lines.length, `"${logged.text}" in the log of ${logged.process}`).toBeGreaterThan(0)
+  }
+  return {}
+}
+
+/** Restarts a part of the stack; one that restarted has a new process. */
+const restarted = (part: string) => async () => {
+  const result = await restartPart(part)
+  if (result.skipped === undefined) expect(result.pids[1], `${part}'s new process`).not.toBe(result.pids[0])
+  return result
 }
 
 describe.skipIf(clusterControl === undefined)(`faults in the cluster${clusterControl === undefined ? ` (${SKIP_REASON})` : ""}`, () => {
@@ -109,6 +136,29 @@ describe.skipIf(clusterControl === undefined)(`faults in the cluster${clusterCon
       await startProcess("pusher")
     }, { felt: { urls: CONSUMERS, series: `im_errors_total{service="consumer",kind="push_failed"}` } })
   }, 120_000)
+
+  it("Redis restarted empty while messages flow: seqs go on above what was handed out, and each gateway registers its sessions again, so pushes resume", async (context) => {
+    const { skipped } = await sendThrough(restarted("redis"), {
+      maxSendAttempts: 40,
+      logged: { process: "ws-", text: "presence did not know this gateway" }
+    })
+    if (skipped !== undefined) context.skip(skipped)
+  }, 120_000)
+
+  it("PostgreSQL restarted while messages flow: db and the inbox store reconnect, and every message is stored once, in order", async (context) => {
+    const { skipped } = await sendThrough(restarted("postgres"), { maxSendAttempts: 40 })
+    if (skipped !== undefined) context.skip(skipped)
+  }, 120_000)
+
+  it("the MongoDB-wire inbox store restarted while messages flow: every message is stored once, in order", async (context) => {
+    const { skipped } = await sendThrough(restarted("mongo"), { maxSendAttempts: 40, pauseMs: 20 })
+    if (skipped !== undefined) context.skip(skipped)
+  }, 120_000)
+
+  it("Kafka restarted while messages are sent: sends wait for it, or are sent again, and each is kept once, in order", async (context) => {
+    const { skipped } = await sendThrough(restarted("kafka"), { maxSendAttempts: 60, pauseMs: 20 })
+    if (skipped !== undefined) context.skip(skipped)
+  }, 180_000)
 
   it("stopping a gateway: its clients reconnect to the other one and sync with nothing lost; the pusher stops calling it", async () => {
     // Login names the gateways round-robin: log in until it names the one wanted.
