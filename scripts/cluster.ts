@@ -29,6 +29,9 @@ const repoRoot = fileURLToPath(new URL("..", import.meta.url))
  */
 export const GATEWAY_NODE_FLAGS: ReadonlyArray<string> = ["--max-semi-space-size=16", "--heap-growing-percent=50"]
 
+/** The line a service logs once it is in the registry (packages/platform/src/Registration.ts), with its instance id. */
+const REGISTERED = /registered as ([^"\s,]+)/
+
 export interface ClusterProcess {
   readonly name: string
   readonly service: string
@@ -37,6 +40,8 @@ export interface ClusterProcess {
   /** Its Prometheus endpoint. */
   readonly metricsUrl: string
   readonly exited: Promise<number | null>
+  /** Its instance id in the registry, once it has logged its registration (Registration.ts). */
+  readonly instanceId: () => string | undefined
 }
 
 export interface Cluster {
@@ -127,27 +132,41 @@ export const startCluster = async (options: ClusterOptions = {}): Promise<Cluste
       env: { ...env, ...entry.env },
       stdio: ["ignore", "pipe", "pipe"]
     })
+    let instanceId: string | undefined
     for (const stream of [child.stdout!, child.stderr!]) {
       let buffered = ""
       stream.on("data", (chunk) => {
         buffered += String(chunk)
         const lines = buffered.split("\n")
         buffered = lines.pop()!
-        for (const line of lines) output(entry.name, line)
+        for (const line of lines) {
+          instanceId ??= REGISTERED.exec(line)?.[1]
+          output(entry.name, line)
+        }
       })
     }
     const exited = new Promise<number | null>((resolve) => child.on("exit", (code) => resolve(code)))
-    return { name: entry.name, service: entry.service, child, listens: `${entry.listens}, metrics ${entry.metrics}`, metricsUrl: entry.metrics, exited }
+    return {
+      name: entry.name,
+      service: entry.service,
+      child,
+      listens: `${entry.listens}, metrics ${entry.metrics}`,
+      metricsUrl: entry.metrics,
+      exited,
+      instanceId: () => instanceId
+    }
   }
   /** The processes by name; a process started again takes its place. */
   const processes: Array<ClusterProcess> = plan.map(spawnProcess)
   const isRunning = (p: ClusterProcess) => p.child.exitCode === null && p.child.signalCode === null
 
-  /** Its instance (named by its pid, Registration.ts) is registered and passing. */
+  /** It has registered its instance, and the registry counts it passing. */
   const registered = async (p: ClusterProcess) => {
+    const id = p.instanceId()
+    if (id === undefined) return false
     const response = await fetch(`http://${consulAddress}/v1/health/service/${p.service}?passing`)
     const instances = await response.json() as Array<{ readonly Service: { readonly ID: string } }>
-    return instances.some((instance) => instance.Service.ID.endsWith(`-${p.child.pid}`))
+    return instances.some((instance) => instance.Service.ID === id)
   }
 
   const stopProcess = async (name: string, stopOptions: { readonly hard?: boolean } = {}) => {

@@ -50,6 +50,8 @@ const sendThrough = async (
     readonly felt?: { readonly urls: ReadonlyArray<string>; readonly series: string }
     /** A line the fault must make a process log: `text` in a line of a process whose name starts with `process`. */
     readonly logged?: { readonly process: string; readonly text: string }
+    /** The fault must make some devices connect again. */
+    readonly reconnects?: boolean
   } = {}
 ): Promise<{ readonly skipped?: string }> => {
   const atLeast = options.atLeast ?? 30
@@ -63,6 +65,10 @@ const sendThrough = async (
     const receiver = await makeUser(target, `r${i}`)
     return { sender, receiver, from: await connect(sender), to: await connect(receiver), contents: [] as Array<string> }
   }))
+  let reconnects = 0
+  for (const { from, to } of pairs) {
+    for (const device of [from, to]) device.client.on("status", (status) => void (status === "connecting" && reconnects++))
+  }
   let sent = 0
   let faulted: Promise<{ readonly skipped?: string } | unknown> | undefined
   let over = false
@@ -88,6 +94,7 @@ const sendThrough = async (
     expect((await storedInbox(sender)).map((e) => e.message.content)).toEqual(contents)
   }
   if (skipped !== undefined) return { skipped }
+  if (options.reconnects === true) expect(reconnects, "devices that connected again").toBeGreaterThan(0)
   if (felt !== undefined) expect(await counter(felt.urls, felt.series), felt.series).toBeGreaterThan(feltBefore)
   const logged = options.logged
   if (logged !== undefined) {
@@ -135,6 +142,13 @@ describe.skipIf(clusterControl === undefined)(`faults in the cluster${clusterCon
       await stopProcess("pusher", "kill")
       await startProcess("pusher")
     }, { felt: { urls: CONSUMERS, series: `im_errors_total{service="consumer",kind="push_failed"}` } })
+  }, 120_000)
+
+  it("kill -9 of a gateway while its clients send and receive, and a new one: they reconnect, resend by local_id and pull, nothing lost or twice", async () => {
+    await sendThrough(async () => {
+      await stopProcess("ws-1", "kill")
+      await startProcess("ws-1")
+    }, { maxSendAttempts: 40, reconnects: true })
   }, 120_000)
 
   it("Redis restarted empty while messages flow: seqs go on above what was handed out, and each gateway registers its sessions again, so pushes resume", async (context) => {
