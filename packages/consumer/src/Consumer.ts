@@ -252,9 +252,8 @@ export class Consumer extends Context.Service<Consumer, {
      * Stores and pushes the entries of `plan`, in order: every message's participants, each with
      * its next seq. The seqs are taken while db looks for entries stored before (in the cluster
      * two calls at once, to db and Redis, instead of one after the other; only when `lookUp`, see
-     * handleBatch), as if none were: usually none is, and a replayed entry
-     * keeps its stored seq and leaves the one taken for it unused, which a SeqStore allows
-     * (numbers may be skipped, never given twice; a client's pull reports what was skipped).
+     * handleBatch), as if none were: usually none is, and a replayed entry keeps its stored seq
+     * and the one taken for it goes back (`giveBackUnused`).
      * Another step may be saving meanwhile (`inTurn`), so the lookup may miss what it is storing:
      * in this process that is never this step's entries (a partition's next batch comes only
      * once its call succeeded, and a call's messages are distinct); from another consumer (a
@@ -300,8 +299,26 @@ export class Consumer extends Context.Service<Consumer, {
         }
         deliveries.push({ user_id: user, seq, message })
       }
+      if (replayed.length > 0) yield* giveBackUnused(firsts, wanted, next)
       return { messages, fresh, replayed, deliveries }
     })
+
+    /**
+     * A replayed entry keeps the number it was stored with, so its user's block ends in numbers
+     * taken and not used: they go back where no other call took numbers since (in the cluster,
+     * the other lane or another consumer may have), so a replay spends no number; else they stay
+     * skipped (a pull reports them).
+     */
+    const giveBackUnused = (firsts: ReadonlyMap<UserId, number>, wanted: ReadonlyMap<UserId, number>, next: ReadonlyMap<UserId, number>) => {
+      const ranges = [...wanted].flatMap(([user, count]) => {
+        const reservedUpTo = firsts.get(user)! + count - 1
+        const handedUpTo = next.get(user)! - 1
+        return handedUpTo < reservedUpTo ? [{ user, handedUpTo, reservedUpTo }] : []
+      })
+      return ranges.length === 0 ? Effect.void : seqs.giveBack(ranges).pipe(
+        Effect.catchTag("PortError", (error) => Effect.logWarning("seqs a replay did not use were not given back; they stay skipped", error))
+      )
+    }
 
     /** Saves a step's entries and pushes them. */
     const save = Effect.fnUntraced(function*({ deliveries, fresh, messages, replayed }: {

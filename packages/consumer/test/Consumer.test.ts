@@ -91,9 +91,29 @@ describe("Consumer", () => {
       return { b: yield* inboxOf(b), spent: yield* seqs.current(b) }
     }).pipe(Effect.provide(layer)))
     expect(result.b.entries.map((e) => e.seq)).toEqual([1, 2])
-    // The seqs are taken while the stored entries are looked up: the replay's two go unused.
-    expect(result.spent).toBe(4)
+    // The seqs are taken while the stored entries are looked up; the replay's two are given back.
+    expect(result.spent).toBe(2)
     expect(pushed.filter((d) => d.user_id === b).map((d) => d.seq)).toEqual([1, 2, 1, 2])
+  })
+
+  it("a replay whose numbers cannot be given back still stores and pushes; they stay skipped", async () => {
+    const { layer, pushed } = setup()
+    const [a, b] = [users[0]!, users[1]!]
+    const batch = [record(message(1, a, b), 0), record(message(2, a, b), 1)]
+    const refusing = Layer.effect(SeqStore, Effect.map(Effect.service(SeqStore), (seqs) =>
+      SeqStore.of({ ...seqs, giveBack: () => Effect.fail(new PortError({ port: "SeqStore", operation: "giveBack", retryable: true })) })))
+    const result = await Effect.runPromise(Effect.gen(function*() {
+      const consumer = yield* Consumer
+      yield* consumer.handleBatch(batch)
+      yield* consumer.handleBatch(batch)
+      yield* consumer.handleBatch([record(message(3, a, b), 2)])
+      const seqs = yield* SeqStore
+      return { b: yield* inboxOf(b), spent: yield* seqs.current(b) }
+    }).pipe(Effect.provide(Layer.effect(Consumer, Consumer.make()).pipe(Layer.provide(refusing), Layer.provideMerge(layer)))))
+    expect(result.b.entries.map((e) => e.seq)).toEqual([1, 2, 5])
+    expect(result.b.through).toBe(5)
+    expect(result.spent).toBe(5)
+    expect(pushed.filter((d) => d.user_id === b).map((d) => d.seq)).toEqual([1, 2, 1, 2, 5])
   })
 
   it("skips an undecodable record and stores the rest", async () => {
@@ -163,10 +183,11 @@ describe("Consumer", () => {
     for (const page of result.inboxes) {
       const held = page.entries.map((e) => e.message.server_id)
       expect(held).toEqual(["m_1", "m_2", "m_3", "m_4", "m_5"])
-      // The failed step spent seqs 3 and 4 of every member, the retry of the stored first step
-      // 5 and 6 (taken while its entries were found stored); the rest are consecutive.
-      expect(page.entries.map((e) => e.seq)).toEqual([1, 2, 7, 8, 9])
-      expect(page.through).toBe(9)
+      // The failed step spent seqs 3 and 4 of every member (its save may have gone through: they
+      // are not given back); the retry of the stored first step took 5 and 6 while its entries
+      // were found stored, and gave them back; the rest are consecutive.
+      expect(page.entries.map((e) => e.seq)).toEqual([1, 2, 5, 6, 7])
+      expect(page.through).toBe(7)
     }
     // Pushed as stored: the first step on both attempts.
     expect(pushed.filter((d) => d.message.server_id === "m_1")).toHaveLength(400)
@@ -555,7 +576,7 @@ describe("Consumer, on a bus that says what it hands over again (standalone's)",
     expect(pushed.filter((d) => d.user_id === b).map((d) => d.seq)).toEqual([1, 2, 3])
   })
 
-  it("a batch handed over again after its save went through (its answer lost) looks up, keeps its stored seqs, and leaves the numbers it took unused at the end", async () => {
+  it("a batch handed over again after its save went through (its answer lost) looks up, keeps its stored seqs, and gives back the numbers it took", async () => {
     const { counts, layer, pushed } = setupCountingLookups(1)
     const [a, b] = [users[0]!, users[1]!]
     const batch = [message(1, a, b), message(2, a, b)]
@@ -572,10 +593,10 @@ describe("Consumer, on a bus that says what it hands over again (standalone's)",
     expect(result.failed._tag).toBe("ServiceUnavailable")
     expect(result.afterRetry).toBe(1)
     expect(counts.lookups).toBe(1)
-    expect(result.b.entries.map((e) => [e.seq, e.message.server_id])).toEqual([[1, "m_1"], [2, "m_2"], [5, "m_3"]])
-    // The retry took 3 and 4 while it looked up, and left them unused; the failed call pushed nothing.
-    expect(pushed.filter((d) => d.user_id === b).map((d) => `${d.message.server_id}#${d.seq}`)).toEqual(["m_1#1", "m_2#2", "m_3#5"])
-    expect(result.spent).toBe(5)
+    expect(result.b.entries.map((e) => [e.seq, e.message.server_id])).toEqual([[1, "m_1"], [2, "m_2"], [3, "m_3"]])
+    // The retry took 3 and 4 while it looked up, and gave them back; the failed call pushed nothing.
+    expect(pushed.filter((d) => d.user_id === b).map((d) => `${d.message.server_id}#${d.seq}`)).toEqual(["m_1#1", "m_2#2", "m_3#3"])
+    expect(result.spent).toBe(3)
   })
 
   it("a batch holding one record handed over again (a journal's, after a restart) looks up: the one stored before keeps its seq, and is not stored twice", async () => {
@@ -591,7 +612,7 @@ describe("Consumer, on a bus that says what it hands over again (standalone's)",
     }).pipe(Effect.provide(layer)))
     expect(result.before).toBe(0)
     expect(counts.lookups).toBe(1)
-    // Found before its seqs were handed out: m_2 gets the next (the number taken for m_1 is left at the end).
+    // Found before its seqs were handed out: m_2 gets the next (the number taken for m_1 goes back).
     expect(result.b.entries.map((e) => [e.seq, e.message.server_id])).toEqual([[1, "m_1"], [2, "m_2"]])
     // Pushed again under its stored seq (clients keep it once, by server_id).
     expect(pushed.filter((d) => d.user_id === b).map((d) => `${d.message.server_id}#${d.seq}`)).toEqual(["m_1#1", "m_1#1", "m_2#2"])

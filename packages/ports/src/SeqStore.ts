@@ -39,11 +39,12 @@ export class SeqStore extends Context.Service<SeqStore, {
   /** The highest number handed out for the user; 0 if none. */
   readonly current: (user: UserId) => Effect.Effect<number, PortError>
   /**
-   * Gives back numbers reserved and never handed out (`reserving`, at a clean shutdown): each
-   * user's counter goes back to `handedUpTo` where it still is `reservedUpTo` (no other call
-   * took numbers since). Optional: a store without it keeps the numbers skipped.
+   * Gives back numbers reserved and never used (`reserving`, at a clean shutdown; the consumer,
+   * for the numbers a replayed batch took and did not need): each user's counter goes back to
+   * `handedUpTo` where it still is `reservedUpTo` (no other call took numbers since); elsewhere
+   * the numbers stay skipped.
    */
-  readonly giveBack?: (ranges: ReadonlyArray<ReservedRange>) => Effect.Effect<void, PortError>
+  readonly giveBack: (ranges: ReadonlyArray<ReservedRange>) => Effect.Effect<void, PortError>
 }>()("@im/ports/SeqStore") {
   static readonly layerMemory = Layer.sync(SeqStore, () => {
     const counters = new Map<UserId, number>()
@@ -78,8 +79,8 @@ export const DEFAULT_SEQ_BLOCK = 10_000
  * standalone, a round trip to PGlite fewer in most consumer steps). A block is reserved before
  * any of its numbers is handed out, so none is handed out twice across a restart; what was
  * reserved and not handed out before one is skipped, at most `block - 1` numbers a user, which a
- * SeqStore may do (a client's pull reports them); a clean shutdown gives them back (`giveBack`,
- * where the store has it), so a restart goes on from the last number handed out. For a store
+ * SeqStore may do (a client's pull reports them); a clean shutdown gives them back (`giveBack`),
+ * so a restart goes on from the last number handed out. For a store
  * this process alone allocates from (standalone's, in its locked data folder): another
  * allocator's numbers would fall between this one's, out of the order they are stored in.
  */
@@ -117,22 +118,27 @@ export const reserving = (inner: SeqStore["Service"], block: number): Effect.Eff
         return result
       }))
 
-    const { giveBack } = inner
-    if (giveBack !== undefined) {
-      yield* Effect.addFinalizer(() =>
-        Semaphore.withPermit(lock, Effect.suspend(() => {
-          const ranges = [...blocks].flatMap(([user, { last, next }]) => next > last ? [] : [{ user, handedUpTo: next - 1, reservedUpTo: last }])
-          return ranges.length === 0 ? Effect.void : giveBack(ranges)
-        })).pipe(Effect.catchTag("PortError", (error) => Effect.logWarning("reserved seqs not given back; they stay skipped", error)))
-      )
-    }
+    yield* Effect.addFinalizer(() =>
+      Semaphore.withPermit(lock, Effect.suspend(() => {
+        const ranges = [...blocks].flatMap(([user, { last, next }]) => next > last ? [] : [{ user, handedUpTo: next - 1, reservedUpTo: last }])
+        return ranges.length === 0 ? Effect.void : inner.giveBack(ranges)
+      })).pipe(Effect.catchTag("PortError", (error) => Effect.logWarning("reserved seqs not given back; they stay skipped", error)))
+    )
 
     return SeqStore.of({
       allocate,
       current: (user) => Effect.suspend(() => {
         const range = blocks.get(user)
         return range === undefined ? inner.current(user) : Effect.succeed(range.next - 1)
-      })
+      }),
+      // Back into the block held here (the store's counter is this block's end, and stays).
+      giveBack: (ranges) =>
+        Semaphore.withPermit(lock, Effect.sync(() => {
+          for (const { handedUpTo, reservedUpTo, user } of ranges) {
+            const range = blocks.get(user)
+            if (range !== undefined && range.next - 1 === reservedUpTo && handedUpTo < reservedUpTo) range.next = handedUpTo + 1
+          }
+        }))
     })
   })
 

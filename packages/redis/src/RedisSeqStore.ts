@@ -2,7 +2,7 @@ import * as Settings from "@im/ports/Settings"
 import { PgClient } from "@effect/sql-pg"
 import type { UserId } from "@im/domain/Ids"
 import { PortError } from "@im/ports/PortError"
-import { SeqStore, totalsByUser } from "@im/ports/SeqStore"
+import { type ReservedRange, SeqStore, totalsByUser } from "@im/ports/SeqStore"
 import * as Migrations from "@im/sql/Migrations"
 import { chunks, portCall, toNumber } from "@im/sql/SqlErrors"
 import { Array as Arr, Config, Duration, Effect, Layer, Redacted, type Scope } from "effect"
@@ -74,8 +74,24 @@ return firsts
 
 type AllocateReply = [epoch: string, ok: 0 | 1, ...rest: Array<number>]
 
+/**
+ * Per user (KEYS: the users' hashes; ARGV: handed up to, reserved up to, pairwise): sets `n`
+ * back to what was handed out where it still is the end of the range (no call took numbers
+ * since, and Redis kept its data or restored the counter no lower). The cap stays.
+ */
+const GIVE_BACK_LUA = `
+for i = 1, #KEYS do
+  local n = tonumber(redis.call('HGET', KEYS[i], 'n'))
+  if n ~= nil and n == tonumber(ARGV[2 * i]) then
+    redis.call('HSET', KEYS[i], 'n', ARGV[2 * i - 1])
+  end
+end
+return 1
+`
+
 interface SeqRedis extends Redis {
   imSeqAllocate(...keysAndArgs: Array<string | number>): Promise<AllocateReply>
+  imSeqGiveBack(...keysAndArgs: Array<string | number>): Promise<number>
 }
 
 /** A durable block: numbers in (start, cap] are reserved for the user in PostgreSQL. */
@@ -119,6 +135,7 @@ export const make = (
     // Sent as EVALSHA; ioredis loads the script again when Redis answers NOSCRIPT (after a
     // restart or SCRIPT FLUSH).
     redis.defineCommand("imSeqAllocate", { lua: ALLOCATE_LUA })
+    redis.defineCommand("imSeqGiveBack", { lua: GIVE_BACK_LUA })
 
     const epochKey = `${options.keyPrefix}seq:epoch`
     const userKey = (user: UserId) => `${options.keyPrefix}seq:u:${user}`
@@ -212,7 +229,15 @@ export const make = (
       return yield* new PortError({ port: "SeqStore", operation: "current (Redis data lost repeatedly)", retryable: true })
     })
 
-    return SeqStore.of({ allocate, current })
+    const giveBack = Effect.fn("RedisSeqStore.giveBack")(function*(ranges: ReadonlyArray<ReservedRange>) {
+      for (const part of chunks(ranges, SQL_CHUNK)) {
+        const keys = part.map(({ user }) => userKey(user))
+        const args = part.flatMap(({ handedUpTo, reservedUpTo }) => [handedUpTo, reservedUpTo])
+        yield* redisCall("SeqStore", "giveBack", () => redis.imSeqGiveBack(keys.length, ...keys, ...args))
+      }
+    })
+
+    return SeqStore.of({ allocate, current, giveBack })
   }).pipe(Effect.annotateLogs({ service: "RedisSeqStore" }))
 
 /** Config: REDIS_URL, REDIS_KEY_PREFIX, SEQ_BLOCK_SIZE, REDIS_CONNECT_TIMEOUT. */
