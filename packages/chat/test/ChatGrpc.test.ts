@@ -3,8 +3,8 @@ import * as protoLoader from "@grpc/proto-loader"
 import { assert, describe, it, layer } from "@effect/vitest"
 import { LocalId, UserId } from "@im/domain/Ids"
 import { SendRejected } from "@im/domain/Errors"
-import { Code, toConnectError } from "@im/proto/Errors"
-import { GrpcServer, implement, serve } from "@im/proto/Grpc"
+import { Code, type ConnectError, toConnectError } from "@im/proto/Errors"
+import { type EffectImpl, GrpcServer, implement, serve } from "@im/proto/Grpc"
 import { ChatService } from "@im/proto/gen/im/chat/v1/chat_pb"
 import { FriendStore } from "@im/ports/FriendStore"
 import { GroupStore } from "@im/ports/GroupStore"
@@ -161,22 +161,24 @@ layer(Server)("chat over gRPC", (it) => {
     }))
 })
 
-describe("chat client against a server answering a batch wrongly", () => {
+/** A chat client of a ChatService that answers every SendBatch with `sendBatch` (its other calls are unused). */
+const clientOfFakeChat = (sendBatch: EffectImpl<typeof ChatService, SendRejected | ConnectError, never>["sendBatch"]) =>
+  Effect.gen(function*() {
+    const fake = implement<typeof ChatService, SendRejected, never, never, never>(
+      ChatService,
+      Effect.succeed({ send: () => Effect.die("unused"), notify: () => Effect.die("unused"), typing: () => Effect.die("unused"), sendBatch }),
+      { toConnectError: (error: SendRejected) => toConnectError(Code.Unavailable, { tag: error._tag, code: error.code, message: error.message }) }
+    )
+    const server = yield* Layer.build(serve(fake, { host: "127.0.0.1", port: 0 }))
+    return Context.get(yield* Layer.build(layerGrpc(`http://127.0.0.1:${Context.get(server, GrpcServer).port}`)), Chat)
+  })
+
+describe("chat client against a chat that answers wrongly or refuses", () => {
   it.live("a SendBatch answer without one result per send fails every send of it as `unavailable`", () =>
     Effect.gen(function*() {
-      // A ChatService that answers any batch with a single accepted result.
-      const oneResult = implement<typeof ChatService, never, never, never, never>(
-        ChatService,
-        Effect.succeed({
-          send: () => Effect.die("unused"),
-          notify: () => Effect.die("unused"),
-          typing: () => Effect.die("unused"),
-          sendBatch: () => Effect.succeed({ results: [{ outcome: { case: "accepted" as const, value: { serverId: "m_x", sendTime: 1n } } }] })
-        }),
-        { toConnectError: (error: never) => error }
+      const chat = yield* clientOfFakeChat(() =>
+        Effect.succeed({ results: [{ outcome: { case: "accepted" as const, value: { serverId: "m_x", sendTime: 1n } } }] })
       )
-      const server = yield* Layer.build(serve(oneResult, { host: "127.0.0.1", port: 0 }))
-      const chat = Context.get(yield* Layer.build(layerGrpc(`http://127.0.0.1:${Context.get(server, GrpcServer).port}`)), Chat)
       const before = yield* unreachableCount
       const results = yield* Effect.forEach(
         [1, 2, 3],
@@ -186,23 +188,10 @@ describe("chat client against a server answering a batch wrongly", () => {
       assert.deepStrictEqual(results.map((error) => error.code), ["unavailable", "unavailable", "unavailable"])
       assert.strictEqual((yield* unreachableCount) - before, 0, "chat answered: it was reached")
     }))
-})
 
-describe("chat client against a chat whose own dependencies are down", () => {
-  it.live("a batch chat refuses as a whole is `unavailable`, and chat was reached: not counted as chat_unreachable", () =>
+  it.live("a batch chat refuses as a whole (its own bus down) is `unavailable`, and chat was reached: not counted as chat_unreachable", () =>
     Effect.gen(function*() {
-      const refusing = implement<typeof ChatService, SendRejected, never, never, never>(
-        ChatService,
-        Effect.succeed({
-          send: () => Effect.die("unused"),
-          notify: () => Effect.die("unused"),
-          typing: () => Effect.die("unused"),
-          sendBatch: () => Effect.fail(new SendRejected({ code: "unavailable", message: "the bus is down" }))
-        }),
-        { toConnectError: (error: SendRejected) => toConnectError(Code.Unavailable, { tag: error._tag, code: error.code, message: error.message }) }
-      )
-      const server = yield* Layer.build(serve(refusing, { host: "127.0.0.1", port: 0 }))
-      const chat = Context.get(yield* Layer.build(layerGrpc(`http://127.0.0.1:${Context.get(server, GrpcServer).port}`)), Chat)
+      const chat = yield* clientOfFakeChat(() => Effect.fail(new SendRejected({ code: "unavailable", message: "the bus is down" })))
       const before = yield* unreachableCount
       const error = yield* Effect.flip(chat.send({ sender_id: alice, local_id: LocalId.make("d"), receiver_id: bob, content_type: "text", content: "x", create_time: 1 }))
       assert.deepStrictEqual([error.code, error.message], ["unavailable", "the bus is down"])

@@ -1,4 +1,4 @@
-import { describe, expect, it } from "vitest"
+import { describe, expect, it, type TestContext } from "vitest"
 import { devices } from "./Devices.ts"
 import { clusterControl, logLines, restartPart, SKIP_REASON, startProcess, stopProcess } from "./Cluster.ts"
 import { eventually, makeUser, pullAll, type TestUser } from "./Raw.ts"
@@ -104,74 +104,74 @@ const sendThrough = async (
   return {}
 }
 
-/** Restarts a part of the stack; one that restarted has a new process. */
-const restarted = (part: string) => async () => {
-  const result = await restartPart(part)
-  if (result.skipped === undefined) expect(result.pids[1], `${part}'s new process`).not.toBe(result.pids[0])
-  return result
+/** kill -9 of one of the cluster's processes, then the same process started again. */
+const killedAndStarted = (name: string) => async () => {
+  await stopProcess(name, "kill")
+  await startProcess(name)
+}
+
+/**
+ * `sendThrough` a restart of a part of the stack, which then has a new process; reported skipped
+ * where the part is not the stack's to restart.
+ */
+const throughRestart = async (context: TestContext, part: string, options: Parameters<typeof sendThrough>[1]) => {
+  const { skipped } = await sendThrough(async () => {
+    const result = await restartPart(part)
+    if (result.skipped === undefined) expect(result.pids[1], `${part}'s new process`).not.toBe(result.pids[0])
+    return result
+  }, options)
+  if (skipped !== undefined) context.skip(skipped)
 }
 
 describe.skipIf(clusterControl === undefined)(`faults in the cluster${clusterControl === undefined ? ` (${SKIP_REASON})` : ""}`, () => {
   it("kill -9 of a consumer while messages flow, and a new one: every message reaches every recipient exactly once, in order", async () => {
     // One consumer dies without a chance to commit; the other takes its partitions, and shares
     // them again with the new one.
-    await sendThrough(async () => {
-      await stopProcess("consumer-1", "kill")
-      await startProcess("consumer-1")
-    })
+    await sendThrough(killedAndStarted("consumer-1"))
   }, 120_000)
 
   it("kill -9 of chat while messages are sent, and a new chat: every send goes through once, in order", async () => {
     // Sends in flight lose their result, those after it are answered unavailable until the new
     // chat is up: the SDK sends them again, by local_id, and each is stored once.
-    await sendThrough(async () => {
-      await stopProcess("chat", "kill")
-      await startProcess("chat")
-    }, { maxSendAttempts: 40, felt: { urls: GATEWAYS, series: `im_errors_total{service="ws",kind="chat_unreachable"}` } })
+    await sendThrough(killedAndStarted("chat"), {
+      maxSendAttempts: 40,
+      felt: { urls: GATEWAYS, series: `im_errors_total{service="ws",kind="chat_unreachable"}` }
+    })
   }, 120_000)
 
   it("kill -9 of db while messages flow, and a new db: the consumers wait for it, and store each message once, in order", async () => {
-    await sendThrough(async () => {
-      await stopProcess("db", "kill")
-      await startProcess("db")
-    }, { felt: { urls: CONSUMERS, series: `im_errors_total{service="consumer",kind="batch_failed"}` } })
+    await sendThrough(killedAndStarted("db"), {
+      felt: { urls: CONSUMERS, series: `im_errors_total{service="consumer",kind="batch_failed"}` }
+    })
   }, 120_000)
 
   it("kill -9 of the pusher while messages flow, and a new pusher: the pushes lost meanwhile are pulled, nothing twice", async () => {
-    await sendThrough(async () => {
-      await stopProcess("pusher", "kill")
-      await startProcess("pusher")
-    }, { felt: { urls: CONSUMERS, series: `im_errors_total{service="consumer",kind="push_failed"}` } })
+    await sendThrough(killedAndStarted("pusher"), {
+      felt: { urls: CONSUMERS, series: `im_errors_total{service="consumer",kind="push_failed"}` }
+    })
   }, 120_000)
 
   it("kill -9 of a gateway while its clients send and receive, and a new one: they reconnect, resend by local_id and pull, nothing lost or twice", async () => {
-    await sendThrough(async () => {
-      await stopProcess("ws-1", "kill")
-      await startProcess("ws-1")
-    }, { maxSendAttempts: 40, reconnects: true })
+    await sendThrough(killedAndStarted("ws-1"), { maxSendAttempts: 40, reconnects: true })
   }, 120_000)
 
   it("Redis restarted empty while messages flow: seqs go on above what was handed out, and each gateway registers its sessions again, so pushes resume", async (context) => {
-    const { skipped } = await sendThrough(restarted("redis"), {
+    await throughRestart(context, "redis", {
       maxSendAttempts: 40,
       logged: { process: "ws-", text: "presence did not know this gateway" }
     })
-    if (skipped !== undefined) context.skip(skipped)
   }, 120_000)
 
   it("PostgreSQL restarted while messages flow: db and the inbox store reconnect, and every message is stored once, in order", async (context) => {
-    const { skipped } = await sendThrough(restarted("postgres"), { maxSendAttempts: 40 })
-    if (skipped !== undefined) context.skip(skipped)
+    await throughRestart(context, "postgres", { maxSendAttempts: 40 })
   }, 120_000)
 
   it("the MongoDB-wire inbox store restarted while messages flow: every message is stored once, in order", async (context) => {
-    const { skipped } = await sendThrough(restarted("mongo"), { maxSendAttempts: 40, pauseMs: 20 })
-    if (skipped !== undefined) context.skip(skipped)
+    await throughRestart(context, "mongo", { maxSendAttempts: 40, pauseMs: 20 })
   }, 120_000)
 
   it("Kafka restarted while messages are sent: sends wait for it, or are sent again, and each is kept once, in order", async (context) => {
-    const { skipped } = await sendThrough(restarted("kafka"), { maxSendAttempts: 60, pauseMs: 20 })
-    if (skipped !== undefined) context.skip(skipped)
+    await throughRestart(context, "kafka", { maxSendAttempts: 60, pauseMs: 20 })
   }, 180_000)
 
   it("stopping a gateway: its clients reconnect to the other one and sync with nothing lost; the pusher stops calling it", async () => {
