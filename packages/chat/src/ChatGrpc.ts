@@ -159,9 +159,14 @@ export const ChatGrpcServer: Layer.Layer<never, never, GrpcRoutes | Chat> = impl
 
 const isSendErrorCode = Schema.is(SendErrorCode)
 
-/** The call did not reach chat, or chat's answer did not come back: no instance, a refused or broken connection. */
+/**
+ * The call did not reach chat, or chat's answer did not come back: no instance, a refused or
+ * broken connection, no answer in time. (A chat that answered, with a refusal or a failure of its
+ * own, was reached; chat counts its own failures.)
+ */
 const isUnreachable = (error: ConnectError | NoInstance) =>
-  !(error instanceof ConnectError) || errorDetailOf(error)?.tag !== "SendRejected"
+  !(error instanceof ConnectError) ||
+  ((error.code === Code.Unavailable || error.code === Code.DeadlineExceeded) && errorDetailOf(error) === undefined)
 
 const rejectedFrom = (error: ConnectError | NoInstance) => {
   if (!(error instanceof ConnectError)) return new SendRejected({ code: "unavailable", message: error.message })

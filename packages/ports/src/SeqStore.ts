@@ -28,8 +28,9 @@ export interface ReservedRange {
 /**
  * Per-user inbox sequence numbers. `allocate` reserves a block of consecutive numbers for each
  * user in one atomic step; a number is never handed out twice, even after the backing store
- * loses its data. A store may skip numbers (after it lost its data, or when concurrent calls
- * start a user it has no counter for): pull answers cover skipped numbers.
+ * loses its data, except one given back (`giveBack`), which its caller never stored nor showed
+ * anyone. A store may skip numbers (after it lost its data, or when concurrent calls start a
+ * user it has no counter for): pull answers cover skipped numbers.
  */
 export class SeqStore extends Context.Service<SeqStore, {
   /** For each (user, count ≥ 1), reserves `count` numbers and returns the first of the block. */
@@ -40,9 +41,10 @@ export class SeqStore extends Context.Service<SeqStore, {
   readonly current: (user: UserId) => Effect.Effect<number, PortError>
   /**
    * Gives back numbers reserved and never used (`reserving`, at a clean shutdown; the consumer,
-   * for the numbers a replayed batch took and did not need): each user's counter goes back to
-   * `handedUpTo` where it still is `reservedUpTo` (no other call took numbers since); elsewhere
-   * the numbers stay skipped.
+   * for the numbers a replayed batch took and did not need): numbers the caller has not stored,
+   * will not store, and showed nobody, for they will be handed out again. Each user's counter
+   * goes back to `handedUpTo` where it still is `reservedUpTo` (no other call took numbers
+   * since); elsewhere the numbers stay skipped.
    */
   readonly giveBack: (ranges: ReadonlyArray<ReservedRange>) => Effect.Effect<void, PortError>
 }>()("@im/ports/SeqStore") {
