@@ -94,6 +94,11 @@ export class Gateway extends Context.Service<Gateway, {
     // The gauge shows 0 from the start, not only once someone connected.
     yield* Metric.modify(Metrics.gatewayConnections, 0)
 
+    /** This process's run of the gateway, for Presence: a run before it under the same id left entries this one replaces. */
+    const presenceRun = randomUUID()
+    /** Presence may hold what the gateway does not (a restore or an unregister failed): the next refresh restores it. */
+    let presenceStale = true
+
     /** Set by `closeAll` (shutdown): a session attaching after it is closed the same way at once. */
     let closing: { readonly code: number; readonly reason: string } | undefined
 
@@ -117,7 +122,11 @@ export class Gateway extends Context.Service<Gateway, {
       yield* Metric.modify(Metrics.gatewayConnections, -1)
       if (own.size === 0) sessions.delete(session.user)
       yield* presence.unregister(session.user, config.id, session.id).pipe(
-        Effect.catch((error) => Effect.logWarning("presence unregister failed; its TTL will clear it", error))
+        Effect.catch((error) => {
+          // The refreshes would keep it alive: the next one replaces the gateway's presence.
+          presenceStale = true
+          return Effect.logWarning("presence unregister failed; the next refresh restores this gateway's presence without it", error)
+        })
       )
     })
 
@@ -174,19 +183,27 @@ export class Gateway extends Context.Service<Gateway, {
     })
 
     /**
-     * Registers every session again. The store forgot this gateway: at start, or after it lost
-     * its data (a Redis restarted empty), when the pusher would find none of this gateway's users
-     * and they would get no push until they reconnect.
+     * Replaces what Presence holds of this gateway with its sessions: at start (a run before this
+     * one may have left entries under the same id), after the store lost its data (a Redis
+     * restarted empty: the pusher would find none of this gateway's users, and they would get no
+     * push until they reconnect), or after a failed unregister. Sessions attached or detached
+     * meanwhile are registered or unregistered again after it, as their own calls may have gone
+     * before the restore's; the gateway counts as restored once all of it succeeded.
      */
     const restorePresence = Effect.gen(function*() {
+      presenceStale = true
       const held = [...sessions.values()].flatMap((own) => [...own])
-      yield* presence.restore(config.id, held.map((session) => ({ user: session.user, connection: session.id })))
-      // A session detached meanwhile was registered again after its own unregister: undo that.
-      const gone = held.filter((session) => sessions.get(session.user)?.has(session) !== true)
+      yield* presence.restore(config.id, presenceRun, held.map((session) => ({ user: session.user, connection: session.id })))
+      const now = new Set([...sessions.values()].flatMap((own) => [...own]))
+      const restored = new Set(held)
+      const gone = held.filter((session) => !now.has(session))
+      const added = [...now].filter((session) => !restored.has(session))
       yield* Effect.forEach(gone, (session) => presence.unregister(session.user, config.id, session.id), { discard: true })
+      yield* Effect.forEach(added, (session) => presence.register(session.user, config.id, session.id), { discard: true })
+      presenceStale = false
       if (held.length > 0) {
-        yield* Effect.logWarning("presence did not know this gateway (its store lost its data?); its sessions are registered again", {
-          sessions: held.length - gone.length
+        yield* Effect.logWarning("presence did not hold this gateway's sessions as they are (its store lost its data, or another gateway runs under the same id?); they are registered again", {
+          sessions: held.length - gone.length + added.length
         })
       }
     })
@@ -195,8 +212,8 @@ export class Gateway extends Context.Service<Gateway, {
     // nothing is pushed here any more (Vital: the gateway stops instead).
     yield* Vital.forkScoped(
       "refreshing the gateway's presence",
-      presence.refresh(config.id).pipe(
-        Effect.flatMap((known) => known ? Effect.void : restorePresence),
+      presence.refresh(config.id, presenceRun).pipe(
+        Effect.flatMap((known) => known && !presenceStale ? Effect.void : restorePresence),
         Effect.catch((error) => Effect.logWarning("presence refresh failed", error)),
         Effect.repeat(Schedule.spaced(Duration.millis(Duration.toMillis(config.heartbeatTimeout) / 3)))
       )

@@ -3,6 +3,7 @@ import { assert, describe, it } from "@effect/vitest"
 import { CloseCodes } from "@im/domain/Frames"
 import { GatewayId, SessionId, UserId } from "@im/domain/Ids"
 import type { Delivery } from "@im/domain/Message"
+import { PortError } from "@im/ports/PortError"
 import { Presence } from "@im/ports/Presence"
 import { recordingVital } from "@im/ports/testing/Vitals"
 import { Vital } from "@im/ports/Vital"
@@ -375,14 +376,18 @@ describe("Gateway and a presence store that loses its data", () => {
     let current = yield* fresh
     let gate: Deferred.Deferred<void> | undefined
     const restores: Array<number> = []
+    let failUnregisters = 0
     const presence = Presence.of({
       register: (...args) => Effect.suspend(() => current.register(...args)),
-      unregister: (...args) => Effect.suspend(() => current.unregister(...args)),
-      refresh: (gateway) => Effect.suspend(() => current.refresh(gateway)),
-      restore: (gateway, entries) =>
+      unregister: (...args) =>
+        Effect.suspend(() =>
+          failUnregisters-- > 0 ? Effect.fail(new PortError({ port: "Presence", operation: "unregister", retryable: true })) : current.unregister(...args)
+        ),
+      refresh: (gateway, run) => Effect.suspend(() => current.refresh(gateway, run)),
+      restore: (gateway, run, entries) =>
         Effect.suspend(() => {
           restores.push(entries.length)
-          return Effect.andThen(gate === undefined ? Effect.void : Deferred.await(gate), Effect.suspend(() => current.restore(gateway, entries)))
+          return Effect.andThen(gate === undefined ? Effect.void : Deferred.await(gate), Effect.suspend(() => current.restore(gateway, run, entries)))
         }),
       lookup: (users) => Effect.suspend(() => current.lookup(users))
     })
@@ -390,6 +395,7 @@ describe("Gateway and a presence store that loses its data", () => {
       presence,
       restores,
       forget: Effect.map(fresh, (emptied) => void (current = emptied)),
+      failNextUnregister: Effect.sync(() => void (failUnregisters = 1)),
       holdRestores: Effect.sync(() => void (gate = Deferred.makeUnsafe<void>())),
       releaseRestore: Effect.suspend(() => gate === undefined ? Effect.void : Deferred.succeed(gate, undefined))
     }
@@ -434,6 +440,57 @@ describe("Gateway and a presence store that loses its data", () => {
         yield* settle
         assert.deepStrictEqual(yield* presenceOf(alice), [gatewayId])
         assert.deepStrictEqual(yield* presenceOf(bob), [], "bob left: his connection is not registered again")
+      }).pipe(Effect.provideService(Presence, store.presence), Effect.scoped)
+    }))
+
+  it.effect("a session that arrives while its gateway restores is registered after it", () =>
+    Effect.gen(function*() {
+      const store = yield* forgetfulPresence
+      yield* Effect.gen(function*() {
+        const gateway = yield* makeGateway()
+        yield* openSession(gateway, alice, "a-1")
+        yield* TestClock.adjust("2 seconds")
+        yield* store.forget
+        yield* store.holdRestores
+        yield* TestClock.adjust("2 seconds")
+        // The restore took alice's session; bob's registers before it is written, which replaces it.
+        yield* openSession(gateway, bob, "b-1")
+        yield* store.releaseRestore
+        yield* settle
+        assert.deepStrictEqual(yield* presenceOf(alice), [gatewayId])
+        assert.deepStrictEqual(yield* presenceOf(bob), [gatewayId], "bob arrived meanwhile: registered again")
+      }).pipe(Effect.provideService(Presence, store.presence), Effect.scoped)
+    }))
+
+  it.effect("what a run before this one left under the same gateway id goes at the first refresh", () =>
+    Effect.gen(function*() {
+      const store = yield* forgetfulPresence
+      const carol = UserId.make("u_carol")
+      // The gateway's previous process died without unregistering carol's connection.
+      yield* store.presence.restore(gatewayId, "a run before", [{ user: carol, connection: "c-dead" }])
+      yield* Effect.gen(function*() {
+        const gateway = yield* makeGateway()
+        yield* openSession(gateway, alice, "a-1")
+        yield* TestClock.adjust("2 seconds")
+        assert.deepStrictEqual(yield* presenceOf(carol), [])
+        assert.deepStrictEqual(yield* presenceOf(alice), [gatewayId])
+      }).pipe(Effect.provideService(Presence, store.presence), Effect.scoped)
+    }))
+
+  it.effect("an unregister that fails leaves no connection behind: the next refresh replaces the gateway's presence", () =>
+    Effect.gen(function*() {
+      const store = yield* forgetfulPresence
+      yield* Effect.gen(function*() {
+        const gateway = yield* makeGateway()
+        yield* openSession(gateway, alice, "a-1")
+        const b = yield* openSession(gateway, bob, "b-1")
+        yield* TestClock.adjust("2 seconds")
+        yield* store.failNextUnregister
+        yield* gateway.detach(b.session)
+        assert.deepStrictEqual(yield* presenceOf(bob), [gatewayId], "the failed unregister left it")
+        yield* TestClock.adjust("2 seconds")
+        assert.deepStrictEqual(yield* presenceOf(bob), [])
+        assert.deepStrictEqual(yield* presenceOf(alice), [gatewayId])
       }).pipe(Effect.provideService(Presence, store.presence), Effect.scoped)
     }))
 })

@@ -17,20 +17,26 @@ export class Presence extends Context.Service<Presence, {
   readonly register: (user: UserId, gateway: GatewayId, connection: string) => Effect.Effect<void, PortError>
   readonly unregister: (user: UserId, gateway: GatewayId, connection: string) => Effect.Effect<void, PortError>
   /**
-   * Keeps the gateway's entries alive; a gateway calls it periodically. `false` when the store
-   * does not know the gateway: before its first `restore`, or after the store lost its entries (a
-   * Redis restarted empty, or entries left to expire); the gateway then `restore`s them.
+   * Keeps the gateway's entries alive; a gateway calls it periodically. `false` unless this run
+   * of the gateway (`run`, the same for a process's life) restored them and the store kept them
+   * since: before its first `restore`, after the store lost its entries (a Redis restarted
+   * empty, or entries left to expire), or a run before this one's; the gateway then `restore`s.
    */
-  readonly refresh: (gateway: GatewayId) => Effect.Effect<boolean, PortError>
-  /** Registers every connection the gateway holds, and makes the gateway known to `refresh` again. */
-  readonly restore: (gateway: GatewayId, entries: ReadonlyArray<PresenceEntry>) => Effect.Effect<void, PortError>
+  readonly refresh: (gateway: GatewayId, run: string) => Effect.Effect<boolean, PortError>
+  /**
+   * Replaces the gateway's entries with `entries` (what a run before this one, or a failed
+   * unregister, left goes) and makes the gateway known to `refresh` for `run`. Fails, leaving it
+   * unknown, when the store lost its data meanwhile.
+   */
+  readonly restore: (gateway: GatewayId, run: string, entries: ReadonlyArray<PresenceEntry>) => Effect.Effect<void, PortError>
   /** The gateways holding at least one connection of each user; users with none are absent. */
   readonly lookup: (users: ReadonlyArray<UserId>) => Effect.Effect<ReadonlyMap<UserId, ReadonlyArray<GatewayId>>, PortError>
 }>()("@im/ports/Presence") {
   static readonly layerMemory = Layer.sync(Presence, () => {
     // user → gateway → connection ids
     const connections = new Map<UserId, Map<GatewayId, Set<string>>>()
-    const known = new Set<GatewayId>()
+    /** gateway → the run that restored it. */
+    const known = new Map<GatewayId, string>()
     const add = (user: UserId, gateway: GatewayId, connection: string) => {
       let gateways = connections.get(user)
       if (gateways === undefined) connections.set(user, gateways = new Map())
@@ -49,11 +55,14 @@ export class Presence extends Context.Service<Presence, {
           if (ids.size === 0) gateways.delete(gateway)
           if (gateways.size === 0) connections.delete(user)
         }),
-      refresh: (gateway) => Effect.sync(() => known.has(gateway)),
-      restore: (gateway, entries) =>
+      refresh: (gateway, run) => Effect.sync(() => known.get(gateway) === run),
+      restore: (gateway, run, entries) =>
         Effect.sync(() => {
+          for (const [user, gateways] of connections) {
+            if (gateways.delete(gateway) && gateways.size === 0) connections.delete(user)
+          }
           for (const { connection, user } of entries) add(user, gateway, connection)
-          known.add(gateway)
+          known.set(gateway, run)
         }),
       lookup: (users) =>
         Effect.sync(() => {

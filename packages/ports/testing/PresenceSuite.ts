@@ -91,15 +91,16 @@ export const presenceSuite = (name: string, adapter: Layer.Layer<Presence, unkno
         assert.isFalse((yield* presence.lookup([user])).has(user))
       }))
 
-    it.effect("refresh does not know a gateway until it restores its connections; restore registers each of them", () =>
+    it.effect("refresh does not know a gateway until this run of it restores its connections; restore registers each of them", () =>
       Effect.gen(function*() {
         const presence = yield* Presence
         const gateway = freshGatewayId()
         const [one, two] = [freshUserId(), freshUserId()]
         const [c1, c2, c3] = [unique("c"), unique("c"), unique("c")]
-        assert.isFalse(yield* presence.refresh(gateway), "never restored")
-        yield* presence.restore(gateway, [{ user: one, connection: c1 }, { user: one, connection: c2 }, { user: two, connection: c3 }])
-        assert.isTrue(yield* presence.refresh(gateway))
+        assert.isFalse(yield* presence.refresh(gateway, "run-1"), "never restored")
+        yield* presence.restore(gateway, "run-1", [{ user: one, connection: c1 }, { user: one, connection: c2 }, { user: two, connection: c3 }])
+        assert.isTrue(yield* presence.refresh(gateway, "run-1"))
+        assert.isFalse(yield* presence.refresh(gateway, "run-2"), "another run of the gateway")
         const found = yield* presence.lookup([one, two])
         assert.deepStrictEqual([gatewaysOf(found, one), gatewaysOf(found, two)], [[gateway], [gateway]])
         // Each connection was registered: the user stays until the last one is gone.
@@ -109,15 +110,31 @@ export const presenceSuite = (name: string, adapter: Layer.Layer<Presence, unkno
         assert.isFalse((yield* presence.lookup([one])).has(one))
       }))
 
+    it.effect("restore replaces what the gateway had (a run before, a failed unregister), and only that gateway's", () =>
+      Effect.gen(function*() {
+        const presence = yield* Presence
+        const [gateway, other] = [freshGatewayId(), freshGatewayId()]
+        const [kept, dropped, elsewhere] = [freshUserId(), freshUserId(), freshUserId()]
+        yield* presence.restore(gateway, "old", [{ user: dropped, connection: unique("c") }])
+        yield* presence.register(kept, gateway, unique("c"))
+        yield* presence.register(dropped, other, unique("c"))
+        yield* presence.register(elsewhere, other, unique("c"))
+        yield* presence.restore(gateway, "new", [{ user: kept, connection: unique("c") }])
+        const found = yield* presence.lookup([kept, dropped, elsewhere])
+        assert.deepStrictEqual([gatewaysOf(found, kept), gatewaysOf(found, dropped), gatewaysOf(found, elsewhere)], [[gateway], [other], [other]])
+        assert.isTrue(yield* presence.refresh(gateway, "new"))
+        assert.isFalse(yield* presence.refresh(gateway, "old"))
+      }))
+
     it.effect("a restore of more connections than one call carries registers them all", () =>
       Effect.gen(function*() {
         const presence = yield* Presence
         const gateway = freshGatewayId()
         const users = Array.from({ length: 1_234 }, () => freshUserId())
-        yield* presence.restore(gateway, users.map((user) => ({ user, connection: unique("c") })))
+        yield* presence.restore(gateway, "run", users.map((user) => ({ user, connection: unique("c") })))
         const found = yield* presence.lookup(users)
         assert.strictEqual(users.filter((user) => gatewaysOf(found, user)[0] === gateway).length, users.length)
-        assert.isTrue(yield* presence.refresh(gateway))
+        assert.isTrue(yield* presence.refresh(gateway, "run"))
       }))
 
     it.effect("refresh keeps a gateway's entries", () =>
@@ -126,8 +143,8 @@ export const presenceSuite = (name: string, adapter: Layer.Layer<Presence, unkno
         const user = freshUserId()
         const gateway = freshGatewayId()
         yield* presence.register(user, gateway, unique("c"))
-        yield* presence.refresh(gateway)
-        yield* presence.refresh(freshGatewayId())
+        yield* presence.refresh(gateway, "run")
+        yield* presence.refresh(freshGatewayId(), "run")
         assert.deepStrictEqual(gatewaysOf(yield* presence.lookup([user]), user), [gateway])
       }))
   })

@@ -1,6 +1,6 @@
 import * as Settings from "@im/ports/Settings"
 import type { GatewayId, UserId } from "@im/domain/Ids"
-import type { PortError } from "@im/ports/PortError"
+import { PortError } from "@im/ports/PortError"
 import { Presence, type PresenceEntry } from "@im/ports/Presence"
 import { Config, Duration, Effect, Layer, Redacted, type Scope } from "effect"
 import { connectionSettings, redisCall } from "./RedisClient.ts"
@@ -11,13 +11,17 @@ import { connectWithScripts, script } from "./RedisScripts.ts"
  *   <prefix>presence:c:<len(user)>:<user>:<gateway>  set of the user's connection ids on the gateway
  *   <prefix>presence:u:<user>                        set of gateways that may hold the user
  *   <prefix>presence:g:<gateway>                     set of users the gateway holds
- *   <prefix>presence:k:<gateway>                     the gateway is known: set by its last restore
+ *   <prefix>presence:k:<gateway>                     the run of the gateway that restored it last
+ *   <prefix>presence:r:<gateway>                     the run of the gateway restoring it now
  * The connection set is the truth: a gateway listed for a user counts only while its connection
  * set exists, so a gateway that stops refreshing drops out when its sets expire. The index sets
  * are cleaned as scripts come across stale members. Redis may lose everything (a restart with no
  * persistence): the known key goes with the rest, `refresh` answers false, and the gateway
- * restores its connections. The scripts build keys from the prefix (standalone Redis, not
- * Cluster); `<len(user)>` is in bytes, the same in JS and in Lua.
+ * restores its connections: its first RESTORE call deletes every connection set the gateway had
+ * and names the run restoring; each later one, and the KNOWN call that ends it, does its part
+ * only while that name is still there (it is gone if Redis lost its data meanwhile). The scripts
+ * build keys from the prefix (standalone Redis, not Cluster); `<len(user)>` is in bytes, the
+ * same in JS and in Lua.
  */
 
 const CONNECTIONS_KEY_LUA = `
@@ -45,7 +49,7 @@ end
 return 1
 `)
 
-/** KEYS: gateway's users, gateway's known key. ARGV: prefix, gateway, ttl ms. Returns 1 while the gateway is known. */
+/** KEYS: gateway's users, its known key. ARGV: prefix, gateway, ttl ms, run. Returns 1 while the gateway is known for `run`. */
 const REFRESH = script<number>("imPresenceRefresh", `${CONNECTIONS_KEY_LUA}
 local prefix, gateway, ttl = ARGV[1], ARGV[2], ARGV[3]
 for _, user in ipairs(redis.call('SMEMBERS', KEYS[1])) do
@@ -56,13 +60,28 @@ for _, user in ipairs(redis.call('SMEMBERS', KEYS[1])) do
   end
 end
 redis.call('PEXPIRE', KEYS[1], ttl)
-return redis.call('PEXPIRE', KEYS[2], ttl)
+if redis.call('GET', KEYS[2]) ~= ARGV[4] then return 0 end
+redis.call('PEXPIRE', KEYS[2], ttl)
+return 1
 `)
 
-/** KEYS: gateway's users. ARGV: prefix, gateway, ttl ms, then user and connection, pairwise. */
+/**
+ * KEYS: gateway's users, its restoring key, its known key. ARGV: prefix, gateway, ttl ms, run,
+ * "1" for the first call of a restore, then user and connection, pairwise. Returns 0 when a
+ * later call finds the restore's name gone (Redis lost its data meanwhile).
+ */
 const RESTORE = script<number>("imPresenceRestore", `${CONNECTIONS_KEY_LUA}
-local prefix, gateway, ttl = ARGV[1], ARGV[2], ARGV[3]
-for i = 4, #ARGV, 2 do
+local prefix, gateway, ttl, run = ARGV[1], ARGV[2], ARGV[3], ARGV[4]
+if ARGV[5] == '1' then
+  for _, user in ipairs(redis.call('SMEMBERS', KEYS[1])) do
+    redis.call('DEL', connectionsKey(prefix, user, gateway))
+  end
+  redis.call('DEL', KEYS[1], KEYS[3])
+  redis.call('SET', KEYS[2], run, 'PX', ttl)
+elseif redis.call('GET', KEYS[2]) ~= run then
+  return 0
+end
+for i = 6, #ARGV, 2 do
   local user, connection = ARGV[i], ARGV[i + 1]
   local connections, gateways = connectionsKey(prefix, user, gateway), prefix .. 'presence:u:' .. user
   redis.call('SADD', connections, connection)
@@ -75,9 +94,11 @@ redis.call('PEXPIRE', KEYS[1], ttl)
 return 1
 `)
 
-/** KEYS: gateway's known key. ARGV: ttl ms. */
+/** KEYS: gateway's restoring key, its known key. ARGV: run, ttl ms. Returns 0 when the restore's name is gone. */
 const KNOWN = script<number>("imPresenceKnown", `
-redis.call('SET', KEYS[1], '1', 'PX', ARGV[1])
+if redis.call('GET', KEYS[1]) ~= ARGV[1] then return 0 end
+redis.call('DEL', KEYS[1])
+redis.call('SET', KEYS[2], ARGV[1], 'PX', ARGV[2])
 return 1
 `)
 
@@ -131,6 +152,7 @@ export const make = (options: RedisPresenceOptions): Effect.Effect<Presence["Ser
     const gatewaysKey = (user: UserId) => `${prefix}presence:u:${user}`
     const usersKey = (gateway: GatewayId) => `${prefix}presence:g:${gateway}`
     const knownKey = (gateway: GatewayId) => `${prefix}presence:k:${gateway}`
+    const restoringKey = (gateway: GatewayId) => `${prefix}presence:r:${gateway}`
 
     const register = Effect.fn("RedisPresence.register")(function*(user: UserId, gateway: GatewayId, connection: string) {
       yield* redisCall("Presence", "register", () =>
@@ -144,17 +166,22 @@ export const make = (options: RedisPresenceOptions): Effect.Effect<Presence["Ser
       }
     )
 
-    const refresh = Effect.fn("RedisPresence.refresh")(function*(gateway: GatewayId) {
-      return (yield* redisCall("Presence", "refresh", () => run(REFRESH, [usersKey(gateway), knownKey(gateway)], [prefix, gateway, ttlMs]))) === 1
+    const refresh = Effect.fn("RedisPresence.refresh")(function*(gateway: GatewayId, runId: string) {
+      const known = yield* redisCall("Presence", "refresh", () => run(REFRESH, [usersKey(gateway), knownKey(gateway)], [prefix, gateway, ttlMs, runId]))
+      return known === 1
     })
 
-    // Known only once every connection is back: a restore cut short is done again at the next refresh.
-    const restore = Effect.fn("RedisPresence.restore")(function*(gateway: GatewayId, entries: ReadonlyArray<PresenceEntry>) {
-      for (let i = 0; i < entries.length; i += RESTORE_CHUNK) {
+    const restore = Effect.fn("RedisPresence.restore")(function*(gateway: GatewayId, runId: string, entries: ReadonlyArray<PresenceEntry>) {
+      const keys = [usersKey(gateway), restoringKey(gateway), knownKey(gateway)]
+      const lost = new PortError({ port: "Presence", operation: "restore (Redis lost its data meanwhile)", retryable: true })
+      // One call at least: the first deletes what the gateway had.
+      for (let i = 0; i === 0 || i < entries.length; i += RESTORE_CHUNK) {
         const pairs = entries.slice(i, i + RESTORE_CHUNK).flatMap(({ connection, user }) => [user, connection])
-        yield* redisCall("Presence", "restore", () => run(RESTORE, [usersKey(gateway)], [prefix, gateway, ttlMs, ...pairs]))
+        const done = yield* redisCall("Presence", "restore", () => run(RESTORE, keys, [prefix, gateway, ttlMs, runId, i === 0 ? "1" : "0", ...pairs]))
+        if (done !== 1) return yield* lost
       }
-      yield* redisCall("Presence", "restore", () => run(KNOWN, [knownKey(gateway)], [ttlMs]))
+      const known = yield* redisCall("Presence", "restore", () => run(KNOWN, [restoringKey(gateway), knownKey(gateway)], [runId, ttlMs]))
+      if (known !== 1) return yield* lost
     })
 
     const lookup = Effect.fn("RedisPresence.lookup")(function*(users: ReadonlyArray<UserId>) {

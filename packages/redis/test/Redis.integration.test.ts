@@ -159,17 +159,17 @@ describe("RedisPresence after Redis lost its data", () => {
         const gateway = freshGatewayId()
         const user = freshUserId()
         const connection = unique("c")
-        yield* presence.restore(gateway, [])
+        yield* presence.restore(gateway, "run", [])
         yield* presence.register(user, gateway, connection)
-        assert.isTrue(yield* presence.refresh(gateway))
+        assert.isTrue(yield* presence.refresh(gateway, "run"))
         yield* flushAll
         assert.isFalse((yield* presence.lookup([user])).has(user), "Redis lost it")
         // A connection registered since does not make the gateway known again: the others are still lost.
         yield* presence.register(freshUserId(), gateway, unique("c"))
-        assert.isFalse(yield* presence.refresh(gateway))
-        yield* presence.restore(gateway, [{ user, connection }])
+        assert.isFalse(yield* presence.refresh(gateway, "run"))
+        yield* presence.restore(gateway, "run", [{ user, connection }])
         assert.deepStrictEqual([...((yield* presence.lookup([user])).get(user) ?? [])], [gateway])
-        assert.isTrue(yield* presence.refresh(gateway))
+        assert.isTrue(yield* presence.refresh(gateway, "run"))
       }))
   })
 })
@@ -187,7 +187,7 @@ describe("RedisPresence expiry", () => {
         assert.deepStrictEqual(gatewaysOf(yield* presence.lookup([user])), [alive, dead].sort())
         for (let i = 0; i < 8; i++) {
           yield* Effect.sleep("100 millis")
-          yield* presence.refresh(alive)
+          yield* presence.refresh(alive, "run")
         }
         assert.deepStrictEqual(gatewaysOf(yield* presence.lookup([user])), [alive], "800 ms later")
         yield* Effect.sleep("600 millis")
