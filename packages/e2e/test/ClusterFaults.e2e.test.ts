@@ -159,7 +159,7 @@ describe.skipIf(clusterControl === undefined)(`faults in the cluster${clusterCon
   it("Redis restarted empty while messages flow: seqs go on above what was handed out, and each gateway registers its sessions again, so pushes resume", async (context) => {
     await throughRestart(context, "redis", {
       maxSendAttempts: 40,
-      logged: { process: "ws-", text: "presence did not hold this gateway's sessions" }
+      logged: { process: "ws-", text: "presence did not know this gateway's sessions" }
     })
   }, 120_000)
 

@@ -96,8 +96,20 @@ export class Gateway extends Context.Service<Gateway, {
 
     /** This process's run of the gateway, for Presence: a run before it under the same id left entries this one replaces. */
     const presenceRun = randomUUID()
-    /** Presence may hold what the gateway does not (a restore or an unregister failed): the next refresh restores it. */
-    let presenceStale = true
+    /**
+     * Sessions gone whose unregister failed: the refreshes would keep them alive in Presence, so
+     * each refresh tries them again.
+     */
+    const unregisterLater = new Set<Session>()
+    const isAttached = (session: Session) => sessions.get(session.user)?.has(session) === true
+    const unregister = (session: Session) =>
+      presence.unregister(session.user, config.id, session.id).pipe(
+        Effect.andThen(Effect.sync(() => void unregisterLater.delete(session))),
+        Effect.catch((error) => {
+          unregisterLater.add(session)
+          return Effect.logWarning("presence unregister failed; the next refresh tries again", error)
+        })
+      )
 
     /** Set by `closeAll` (shutdown): a session attaching after it is closed the same way at once. */
     let closing: { readonly code: number; readonly reason: string } | undefined
@@ -112,8 +124,11 @@ export class Gateway extends Context.Service<Gateway, {
         Effect.retry({ schedule: Schedule.exponential("50 millis"), times: 3 }),
         Effect.orDie
       )
+      // Detached while its register was retried: the register may have landed after the unregister.
+      if (!isAttached(session)) yield* unregister(session)
       if (closing !== undefined) yield* Effect.andThen(session.close(closing.code, closing.reason), detach(session))
     })
+
 
     const detach = Effect.fn("Gateway.detach")(function*(session: Session) {
       const own = sessions.get(session.user)
@@ -121,13 +136,7 @@ export class Gateway extends Context.Service<Gateway, {
       count--
       yield* Metric.modify(Metrics.gatewayConnections, -1)
       if (own.size === 0) sessions.delete(session.user)
-      yield* presence.unregister(session.user, config.id, session.id).pipe(
-        Effect.catch((error) => {
-          // The refreshes would keep it alive: the next one replaces the gateway's presence.
-          presenceStale = true
-          return Effect.logWarning("presence unregister failed; the next refresh restores this gateway's presence without it", error)
-        })
-      )
+      yield* unregister(session)
     })
 
     const deliver = Effect.fn("Gateway.deliver")(function*(deliveries: ReadonlyArray<Delivery>) {
@@ -183,37 +192,43 @@ export class Gateway extends Context.Service<Gateway, {
     })
 
     /**
-     * Replaces what Presence holds of this gateway with its sessions: at start (a run before this
-     * one may have left entries under the same id), after the store lost its data (a Redis
-     * restarted empty: the pusher would find none of this gateway's users, and they would get no
-     * push until they reconnect), or after a failed unregister. Sessions attached or detached
-     * meanwhile are registered or unregistered again after it, as their own calls may have gone
-     * before the restore's; the gateway counts as restored once all of it succeeded.
+     * Replaces what Presence holds of this gateway with its sessions, when it does not know this
+     * run of the gateway: at start (a run before this one may have left entries under the same
+     * id), or after the store lost its data (a Redis restarted empty: the pusher would find none
+     * of this gateway's users, and they would get no push until they reconnect). Sessions
+     * attached or detached meanwhile are registered or unregistered again after it, as their own
+     * calls may have gone before the restore's. A restore that fails leaves the gateway unknown,
+     * and the next refresh restores again.
      */
     const restorePresence = Effect.gen(function*() {
-      presenceStale = true
       const held = [...sessions.values()].flatMap((own) => [...own])
       yield* presence.restore(config.id, presenceRun, held.map((session) => ({ user: session.user, connection: session.id })))
-      const now = new Set([...sessions.values()].flatMap((own) => [...own]))
       const restored = new Set(held)
-      const gone = held.filter((session) => !now.has(session))
-      const added = [...now].filter((session) => !restored.has(session))
-      yield* Effect.forEach(gone, (session) => presence.unregister(session.user, config.id, session.id), { discard: true })
+      const added = [...sessions.values()].flatMap((own) => [...own]).filter((session) => !restored.has(session))
       yield* Effect.forEach(added, (session) => presence.register(session.user, config.id, session.id), { discard: true })
-      presenceStale = false
+      for (const session of held) if (!isAttached(session)) unregisterLater.add(session)
       if (held.length > 0) {
-        yield* Effect.logWarning("presence did not hold this gateway's sessions as they are (its store lost its data, or another gateway runs under the same id?); they are registered again", {
-          sessions: held.length - gone.length + added.length
+        yield* Effect.logWarning("presence did not know this gateway's sessions (its store lost its data, or another gateway runs under the same id?); they are registered again", {
+          sessions: held.length + added.length
         })
       }
+    })
+
+    /** Keeps this gateway's entries alive, restores them when the store forgot them, and retries failed unregisters. */
+    const refreshPresence = Effect.gen(function*() {
+      const known = yield* presence.refresh(config.id, presenceRun)
+      // A gateway shutting down restores nothing: another process under its id may have started.
+      if (!known && closing === undefined) yield* restorePresence
+      const later = [...unregisterLater].filter((session) => !isAttached(session))
+      unregisterLater.clear()
+      yield* Effect.forEach(later, unregister, { discard: true })
     })
 
     // Keep this gateway's presence entries alive while it runs: without it they expire, and
     // nothing is pushed here any more (Vital: the gateway stops instead).
     yield* Vital.forkScoped(
       "refreshing the gateway's presence",
-      presence.refresh(config.id, presenceRun).pipe(
-        Effect.flatMap((known) => known && !presenceStale ? Effect.void : restorePresence),
+      refreshPresence.pipe(
         Effect.catch((error) => Effect.logWarning("presence refresh failed", error)),
         Effect.repeat(Schedule.spaced(Duration.millis(Duration.toMillis(config.heartbeatTimeout) / 3)))
       )

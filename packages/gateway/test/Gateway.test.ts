@@ -377,11 +377,13 @@ describe("Gateway and a presence store that loses its data", () => {
     let gate: Deferred.Deferred<void> | undefined
     const restores: Array<number> = []
     let failUnregisters = 0
+    let failRegisters = 0
+    const failure = (operation: string) => Effect.fail(new PortError({ port: "Presence", operation, retryable: true }))
     const presence = Presence.of({
-      register: (...args) => Effect.suspend(() => current.register(...args)),
+      register: (...args) => Effect.suspend(() => failRegisters-- > 0 ? failure("register") : current.register(...args)),
       unregister: (...args) =>
         Effect.suspend(() =>
-          failUnregisters-- > 0 ? Effect.fail(new PortError({ port: "Presence", operation: "unregister", retryable: true })) : current.unregister(...args)
+          failUnregisters-- > 0 ? failure("unregister") : current.unregister(...args)
         ),
       refresh: (gateway, run) => Effect.suspend(() => current.refresh(gateway, run)),
       restore: (gateway, run, entries) =>
@@ -396,6 +398,7 @@ describe("Gateway and a presence store that loses its data", () => {
       restores,
       forget: Effect.map(fresh, (emptied) => void (current = emptied)),
       failNextUnregister: Effect.sync(() => void (failUnregisters = 1)),
+      failNextRegister: Effect.sync(() => void (failRegisters = 1)),
       holdRestores: Effect.sync(() => void (gate = Deferred.makeUnsafe<void>())),
       releaseRestore: Effect.suspend(() => gate === undefined ? Effect.void : Deferred.succeed(gate, undefined))
     }
@@ -477,7 +480,7 @@ describe("Gateway and a presence store that loses its data", () => {
       }).pipe(Effect.provideService(Presence, store.presence), Effect.scoped)
     }))
 
-  it.effect("an unregister that fails leaves no connection behind: the next refresh replaces the gateway's presence", () =>
+  it.effect("an unregister that fails leaves no connection behind: the next refresh tries it again", () =>
     Effect.gen(function*() {
       const store = yield* forgetfulPresence
       yield* Effect.gen(function*() {
@@ -491,6 +494,25 @@ describe("Gateway and a presence store that loses its data", () => {
         yield* TestClock.adjust("2 seconds")
         assert.deepStrictEqual(yield* presenceOf(bob), [])
         assert.deepStrictEqual(yield* presenceOf(alice), [gatewayId])
+      }).pipe(Effect.provideService(Presence, store.presence), Effect.scoped)
+    }))
+
+  it.effect("a session detached while its register is retried is not left registered", () =>
+    Effect.gen(function*() {
+      const store = yield* forgetfulPresence
+      yield* Effect.gen(function*() {
+        const gateway = yield* makeGateway()
+        yield* TestClock.adjust("2 seconds")
+        const { socket } = recordingSocket()
+        const session = new SocketSession("b-1", bob, SessionId.make("sn-b-1"), socket, gateway, gateway.now())
+        yield* store.failNextRegister
+        const attaching = yield* Effect.forkChild(gateway.attach(session))
+        yield* settle
+        // Its first register failed; it leaves before the retry, which then succeeds.
+        yield* gateway.detach(session)
+        yield* TestClock.adjust("1 second")
+        yield* Fiber.join(attaching)
+        assert.deepStrictEqual(yield* presenceOf(bob), [])
       }).pipe(Effect.provideService(Presence, store.presence), Effect.scoped)
     }))
 })
