@@ -174,6 +174,26 @@ describe("RedisPresence after Redis lost its data", () => {
   })
 })
 
+describe("RedisPresence, a data loss in the middle of a restore", () => {
+  it.live("the restore's later calls and its end find its name gone: the gateway stays unknown", () =>
+    Effect.gen(function*() {
+      const keyPrefix = freshPrefix()
+      const presence = yield* RedisPresence.make({ url: Redacted.make(redisUrl), keyPrefix, ttl: "90 seconds" })
+      const gateway = freshGatewayId()
+      const keys = RedisPresence.restoreScripts.keys(keyPrefix, gateway)
+      const { KNOWN, RESTORE } = RedisPresence.restoreScripts
+      const redis = yield* Effect.acquireRelease(Effect.sync(() => new Redis(redisUrl)), (redis) => Effect.promise(() => redis.quit()))
+      const restoreCall = (first: "1" | "0", user: string) =>
+        Effect.promise(() => redis.eval(RESTORE.lua, 3, keys.users, keys.restoring, keys.known, keyPrefix, gateway, 90_000, "run", first, user, unique("c")))
+      // The first call of a restore, as the adapter makes it; then Redis loses everything.
+      assert.strictEqual(yield* restoreCall("1", freshUserId()), 1)
+      yield* flushAll
+      assert.strictEqual(yield* restoreCall("0", freshUserId()), 0, "a later call of the same restore")
+      assert.strictEqual(yield* Effect.promise(() => redis.eval(KNOWN.lua, 2, keys.restoring, keys.known, "run", 90_000)), 0, "its end")
+      assert.isFalse(yield* presence.refresh(gateway, "run"))
+    }).pipe(Effect.scoped))
+})
+
 describe("RedisPresence expiry", () => {
   layer(presence("400 millis"), { ...shared, excludeTestServices: true })("TTL 400 ms", (it) => {
     it.effect("entries of a gateway that stops refreshing expire; a refreshed gateway's stay", () =>
