@@ -15,6 +15,7 @@ import { MAX_UNANSWERED_FRAMES, MAX_UNSENT_BYTES, type SessionSocket, SocketSess
 
 const alice = UserId.make("u_alice")
 const bob = UserId.make("u_bob")
+const carol = UserId.make("u_carol")
 const gatewayId = GatewayId.make("gw-test")
 
 const makeGateway = (options: { readonly sendQueueCapacity?: number } = {}) =>
@@ -404,11 +405,25 @@ describe("Gateway and a presence store that loses its data", () => {
     }
   })
 
-  it.effect("the next refresh registers every session again", () =>
+  type ForgetfulStore = Effect.Success<typeof forgetfulPresence>
+
+  /** `body` with a gateway on a forgetful store (`before` runs on the store before the gateway starts). */
+  const withGateway = <A, E>(
+    body: (store: ForgetfulStore, gateway: Gateway["Service"]) => Effect.Effect<A, E, Scope.Scope | Presence>,
+    before: (store: ForgetfulStore) => Effect.Effect<void> = () => Effect.void
+  ) =>
     Effect.gen(function*() {
       const store = yield* forgetfulPresence
-      yield* Effect.gen(function*() {
-        const gateway = yield* makeGateway()
+      yield* before(store)
+      return yield* Effect.flatMap(makeGateway(), (gateway) => body(store, gateway)).pipe(
+        Effect.provideService(Presence, store.presence),
+        Effect.scoped
+      )
+    })
+
+  it.effect("the next refresh registers every session again", () =>
+    withGateway((store, gateway) =>
+      Effect.gen(function*() {
         yield* openSession(gateway, alice, "a-1")
         yield* openSession(gateway, bob, "b-1")
         yield* TestClock.adjust("2 seconds")
@@ -423,14 +438,12 @@ describe("Gateway and a presence store that loses its data", () => {
         assert.deepStrictEqual(store.restores.slice(restoresBefore), [2], "one restore of both sessions")
         yield* TestClock.adjust("2 seconds")
         assert.strictEqual(store.restores.length, restoresBefore + 1, "known again: no more restores")
-      }).pipe(Effect.provideService(Presence, store.presence), Effect.scoped)
-    }))
+      })
+    ))
 
   it.effect("a session that leaves while its gateway restores is not left behind in the store", () =>
-    Effect.gen(function*() {
-      const store = yield* forgetfulPresence
-      yield* Effect.gen(function*() {
-        const gateway = yield* makeGateway()
+    withGateway((store, gateway) =>
+      Effect.gen(function*() {
         yield* openSession(gateway, alice, "a-1")
         const b = yield* openSession(gateway, bob, "b-1")
         yield* TestClock.adjust("2 seconds")
@@ -443,14 +456,12 @@ describe("Gateway and a presence store that loses its data", () => {
         yield* settle
         assert.deepStrictEqual(yield* presenceOf(alice), [gatewayId])
         assert.deepStrictEqual(yield* presenceOf(bob), [], "bob left: his connection is not registered again")
-      }).pipe(Effect.provideService(Presence, store.presence), Effect.scoped)
-    }))
+      })
+    ))
 
   it.effect("a session that arrives while its gateway restores is registered after it", () =>
-    Effect.gen(function*() {
-      const store = yield* forgetfulPresence
-      yield* Effect.gen(function*() {
-        const gateway = yield* makeGateway()
+    withGateway((store, gateway) =>
+      Effect.gen(function*() {
         yield* openSession(gateway, alice, "a-1")
         yield* TestClock.adjust("2 seconds")
         yield* store.forget
@@ -462,29 +473,25 @@ describe("Gateway and a presence store that loses its data", () => {
         yield* settle
         assert.deepStrictEqual(yield* presenceOf(alice), [gatewayId])
         assert.deepStrictEqual(yield* presenceOf(bob), [gatewayId], "bob arrived meanwhile: registered again")
-      }).pipe(Effect.provideService(Presence, store.presence), Effect.scoped)
-    }))
+      })
+    ))
 
   it.effect("what a run before this one left under the same gateway id goes at the first refresh", () =>
-    Effect.gen(function*() {
-      const store = yield* forgetfulPresence
-      const carol = UserId.make("u_carol")
+    withGateway(
+      (_, gateway) =>
+        Effect.gen(function*() {
+          yield* openSession(gateway, alice, "a-1")
+          yield* TestClock.adjust("2 seconds")
+          assert.deepStrictEqual(yield* presenceOf(carol), [])
+          assert.deepStrictEqual(yield* presenceOf(alice), [gatewayId])
+        }),
       // The gateway's previous process died without unregistering carol's connection.
-      yield* store.presence.restore(gatewayId, "a run before", [{ user: carol, connection: "c-dead" }])
-      yield* Effect.gen(function*() {
-        const gateway = yield* makeGateway()
-        yield* openSession(gateway, alice, "a-1")
-        yield* TestClock.adjust("2 seconds")
-        assert.deepStrictEqual(yield* presenceOf(carol), [])
-        assert.deepStrictEqual(yield* presenceOf(alice), [gatewayId])
-      }).pipe(Effect.provideService(Presence, store.presence), Effect.scoped)
-    }))
+      (store) => store.presence.restore(gatewayId, "a run before", [{ user: carol, connection: "c-dead" }]).pipe(Effect.orDie)
+    ))
 
   it.effect("an unregister that fails leaves no connection behind: the next refresh tries it again", () =>
-    Effect.gen(function*() {
-      const store = yield* forgetfulPresence
-      yield* Effect.gen(function*() {
-        const gateway = yield* makeGateway()
+    withGateway((store, gateway) =>
+      Effect.gen(function*() {
         yield* openSession(gateway, alice, "a-1")
         const b = yield* openSession(gateway, bob, "b-1")
         yield* TestClock.adjust("2 seconds")
@@ -494,14 +501,12 @@ describe("Gateway and a presence store that loses its data", () => {
         yield* TestClock.adjust("2 seconds")
         assert.deepStrictEqual(yield* presenceOf(bob), [])
         assert.deepStrictEqual(yield* presenceOf(alice), [gatewayId])
-      }).pipe(Effect.provideService(Presence, store.presence), Effect.scoped)
-    }))
+      })
+    ))
 
   it.effect("a session detached while its register is retried is not left registered", () =>
-    Effect.gen(function*() {
-      const store = yield* forgetfulPresence
-      yield* Effect.gen(function*() {
-        const gateway = yield* makeGateway()
+    withGateway((store, gateway) =>
+      Effect.gen(function*() {
         yield* TestClock.adjust("2 seconds")
         const { socket } = recordingSocket()
         const session = new SocketSession("b-1", bob, SessionId.make("sn-b-1"), socket, gateway, gateway.now())
@@ -513,8 +518,8 @@ describe("Gateway and a presence store that loses its data", () => {
         yield* TestClock.adjust("1 second")
         yield* Fiber.join(attaching)
         assert.deepStrictEqual(yield* presenceOf(bob), [])
-      }).pipe(Effect.provideService(Presence, store.presence), Effect.scoped)
-    }))
+      })
+    ))
 })
 
 describe("Gateway's loops under Vital", () => {
