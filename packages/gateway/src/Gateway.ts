@@ -129,7 +129,6 @@ export class Gateway extends Context.Service<Gateway, {
       if (closing !== undefined) yield* Effect.andThen(session.close(closing.code, closing.reason), detach(session))
     })
 
-
     const detach = Effect.fn("Gateway.detach")(function*(session: Session) {
       const own = sessions.get(session.user)
       if (own === undefined || !own.delete(session)) return

@@ -24,9 +24,9 @@ export class Presence extends Context.Service<Presence, {
    */
   readonly refresh: (gateway: GatewayId, run: string) => Effect.Effect<boolean, PortError>
   /**
-   * Replaces the gateway's entries with `entries` (what a run before this one, or a failed
-   * unregister, left goes) and makes the gateway known to `refresh` for `run`. Fails, leaving it
-   * unknown, when the store lost its data meanwhile.
+   * Replaces the gateway's entries with `entries` (whatever a run before this one left goes)
+   * and makes the gateway known to `refresh` for `run`. Fails, leaving it unknown, when the store
+   * lost its data meanwhile.
    */
   readonly restore: (gateway: GatewayId, run: string, entries: ReadonlyArray<PresenceEntry>) => Effect.Effect<void, PortError>
   /** The gateways holding at least one connection of each user; users with none are absent. */

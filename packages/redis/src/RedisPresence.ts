@@ -105,16 +105,15 @@ return 1
 /** Connections per RESTORE call. */
 const RESTORE_CHUNK = 500
 
-/** The restore's scripts and the keys they take, for the test that runs them around a data loss. */
-export const restoreScripts = {
-  RESTORE,
-  KNOWN,
-  keys: (prefix: string, gateway: string) => ({
-    users: `${prefix}presence:g:${gateway}`,
-    restoring: `${prefix}presence:r:${gateway}`,
-    known: `${prefix}presence:k:${gateway}`
-  })
+/** A gateway's own keys (above). */
+export const gatewayKeys = {
+  users: (prefix: string, gateway: string) => `${prefix}presence:g:${gateway}`,
+  known: (prefix: string, gateway: string) => `${prefix}presence:k:${gateway}`,
+  restoring: (prefix: string, gateway: string) => `${prefix}presence:r:${gateway}`
 }
+
+/** The restore's scripts, for the test that runs them around a data loss. */
+export const restoreScripts = { RESTORE, KNOWN }
 
 /** ARGV: prefix, then users. Returns, per user, the gateways with a live connection set. */
 const LOOKUP = script<Array<Array<string>>>("imPresenceLookup", `${CONNECTIONS_KEY_LUA}
@@ -161,9 +160,9 @@ export const make = (options: RedisPresenceOptions): Effect.Effect<Presence["Ser
     const connectionsKey = (user: UserId, gateway: GatewayId) =>
       `${prefix}presence:c:${Buffer.byteLength(user)}:${user}:${gateway}`
     const gatewaysKey = (user: UserId) => `${prefix}presence:u:${user}`
-    const usersKey = (gateway: GatewayId) => restoreScripts.keys(prefix, gateway).users
-    const knownKey = (gateway: GatewayId) => restoreScripts.keys(prefix, gateway).known
-    const restoringKey = (gateway: GatewayId) => restoreScripts.keys(prefix, gateway).restoring
+    const usersKey = (gateway: GatewayId) => gatewayKeys.users(prefix, gateway)
+    const knownKey = (gateway: GatewayId) => gatewayKeys.known(prefix, gateway)
+    const restoringKey = (gateway: GatewayId) => gatewayKeys.restoring(prefix, gateway)
 
     const register = Effect.fn("RedisPresence.register")(function*(user: UserId, gateway: GatewayId, connection: string) {
       yield* redisCall("Presence", "register", () =>

@@ -180,7 +180,11 @@ describe("RedisPresence, a data loss in the middle of a restore", () => {
       const keyPrefix = freshPrefix()
       const presence = yield* RedisPresence.make({ url: Redacted.make(redisUrl), keyPrefix, ttl: "90 seconds" })
       const gateway = freshGatewayId()
-      const keys = RedisPresence.restoreScripts.keys(keyPrefix, gateway)
+      const keys = {
+        users: RedisPresence.gatewayKeys.users(keyPrefix, gateway),
+        restoring: RedisPresence.gatewayKeys.restoring(keyPrefix, gateway),
+        known: RedisPresence.gatewayKeys.known(keyPrefix, gateway)
+      }
       const { KNOWN, RESTORE } = RedisPresence.restoreScripts
       const redis = yield* Effect.acquireRelease(Effect.sync(() => new Redis(redisUrl)), (redis) => Effect.promise(() => redis.quit()))
       const restoreCall = (first: "1" | "0", user: string) =>
