@@ -10,8 +10,8 @@ export interface PresenceEntry {
 
 /**
  * Which gateway instances hold which users' connections. A gateway registers each connection
- * and removes it on close; entries of a gateway that dies expire (real adapters use a TTL that
- * the gateway's heartbeat refreshes).
+ * and removes it on close; entries of a gateway that dies stop counting (real adapters: the
+ * gateway expires a TTL after its last register or refresh, and what it left is removed later).
  */
 export class Presence extends Context.Service<Presence, {
   readonly register: (user: UserId, gateway: GatewayId, connection: string) => Effect.Effect<void, PortError>

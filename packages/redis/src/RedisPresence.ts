@@ -7,35 +7,46 @@ import { connectionSettings, redisCall } from "./RedisClient.ts"
 import { connectWithScripts, script } from "./RedisScripts.ts"
 
 /*
- * Keys, all expiring PRESENCE_TTL after the gateway last registered or refreshed:
+ * Keys:
  *   <prefix>presence:c:<len(user)>:<user>:<gateway>  set of the user's connection ids on the gateway
  *   <prefix>presence:u:<user>                        set of gateways that may hold the user
  *   <prefix>presence:g:<gateway>                     set of users the gateway holds
+ *   <prefix>presence:gateways                        set of gateways that hold entries
+ *   <prefix>presence:a:<gateway>                     the gateway is alive: expires PRESENCE_TTL after
+ *                                                    its last register, refresh or restore call
  *   <prefix>presence:k:<gateway>                     the run of the gateway that restored it last
  *   <prefix>presence:r:<gateway>                     the run of the gateway restoring it now
- * The connection set is the truth: a gateway listed for a user counts only while its connection
- * set exists, so a gateway that stops refreshing drops out when its sets expire. The index sets
- * are cleaned as scripts come across stale members. Redis may lose everything (a restart with no
- * persistence): the known key goes with the rest, `refresh` answers false, and the gateway
- * restores its connections: its first RESTORE call deletes every connection set the gateway had
- * and names the run restoring; each later one, and the KNOWN call that ends it, does its part
- * only while that name is still there (it is gone if Redis lost its data meanwhile). The scripts
- * build keys from the prefix (standalone Redis, not Cluster); `<len(user)>` is in bytes, the
- * same in JS and in Lua.
+ * A user is on a gateway while its connection set exists and the gateway is alive. Only the last
+ * three keys expire, so a refresh is a few commands however many connections the gateway holds
+ * (it used to extend each connection set: 75 ms of Redis at 20,000 connections). What a dead
+ * gateway left is removed by the others' refreshes: each looks at two gateways of the set at
+ * random and removes up to SWEEP_CHUNK users' entries of one that is not alive. The user's set of
+ * gateways is cleaned as scripts come across stale members.
+ *
+ * Redis may lose everything (a restart with no persistence): the known key goes with the rest,
+ * `refresh` answers false, and the gateway restores its connections: its first RESTORE call
+ * deletes every connection set the gateway had and names the run restoring; each later one, and
+ * the KNOWN call that ends it, does its part only while that name is still there (it is gone if
+ * Redis lost its data meanwhile). The scripts build keys from the prefix (standalone Redis, not
+ * Cluster); `<len(user)>` is in bytes, the same in JS and in Lua.
  */
 
-const CONNECTIONS_KEY_LUA = `
+const KEYS_LUA = `
 local function connectionsKey(prefix, user, gateway)
   return prefix .. 'presence:c:' .. #user .. ':' .. user .. ':' .. gateway
 end
+local function gatewaysKey(prefix, user) return prefix .. 'presence:u:' .. user end
+local function usersKey(prefix, gateway) return prefix .. 'presence:g:' .. gateway end
+local function aliveKey(prefix, gateway) return prefix .. 'presence:a:' .. gateway end
 `
 
-/** KEYS: connections, user's gateways, gateway's users. ARGV: connection, gateway, user, ttl ms. */
+/** KEYS: connections, user's gateways, gateway's users, gateway's alive key, the set of gateways. ARGV: connection, gateway, user, ttl ms. */
 const REGISTER = script<number>("imPresenceRegister", `
 redis.call('SADD', KEYS[1], ARGV[1])
 redis.call('SADD', KEYS[2], ARGV[2])
 redis.call('SADD', KEYS[3], ARGV[3])
-for i = 1, 3 do redis.call('PEXPIRE', KEYS[i], ARGV[4]) end
+redis.call('SADD', KEYS[5], ARGV[2])
+redis.call('SET', KEYS[4], '1', 'PX', ARGV[4])
 return 1
 `)
 
@@ -49,48 +60,55 @@ end
 return 1
 `)
 
-/** KEYS: gateway's users, its known key. ARGV: prefix, gateway, ttl ms, run. Returns 1 while the gateway is known for `run`. */
-const REFRESH = script<number>("imPresenceRefresh", `${CONNECTIONS_KEY_LUA}
-local prefix, gateway, ttl = ARGV[1], ARGV[2], ARGV[3]
-for _, user in ipairs(redis.call('SMEMBERS', KEYS[1])) do
-  if redis.call('PEXPIRE', connectionsKey(prefix, user, gateway), ttl) == 1 then
-    redis.call('PEXPIRE', prefix .. 'presence:u:' .. user, ttl)
-  else
-    redis.call('SREM', KEYS[1], user)
+/**
+ * KEYS: gateway's alive key, its known key, the set of gateways. ARGV: prefix, gateway, ttl ms,
+ * run, sweep chunk. Returns 1 while the gateway is known for `run`.
+ */
+const REFRESH = script<number>("imPresenceRefresh", `${KEYS_LUA}
+local prefix, gateway, ttl, run, chunk = ARGV[1], ARGV[2], ARGV[3], ARGV[4], tonumber(ARGV[5])
+redis.call('SET', KEYS[1], '1', 'PX', ttl)
+for _, other in ipairs(redis.call('SRANDMEMBER', KEYS[3], 2)) do
+  if other ~= gateway and redis.call('EXISTS', aliveKey(prefix, other)) == 0 then
+    local users = usersKey(prefix, other)
+    for _, user in ipairs(redis.call('SPOP', users, chunk)) do
+      redis.call('DEL', connectionsKey(prefix, user, other))
+      redis.call('SREM', gatewaysKey(prefix, user), other)
+    end
+    if redis.call('EXISTS', users) == 0 then redis.call('SREM', KEYS[3], other) end
+    break
   end
 end
-redis.call('PEXPIRE', KEYS[1], ttl)
-if redis.call('GET', KEYS[2]) ~= ARGV[4] then return 0 end
+if redis.call('GET', KEYS[2]) ~= run then return 0 end
 redis.call('PEXPIRE', KEYS[2], ttl)
 return 1
 `)
 
 /**
- * KEYS: gateway's users, its restoring key, its known key. ARGV: prefix, gateway, ttl ms, run,
- * "1" for the first call of a restore, then user and connection, pairwise. Returns 0 when a
- * later call finds the restore's name gone (Redis lost its data meanwhile).
+ * KEYS: gateway's users, its restoring key, its known key, its alive key, the set of gateways.
+ * ARGV: prefix, gateway, ttl ms, run, "1" for the first call of a restore, then user and
+ * connection, pairwise. Returns 0 when a later call finds the restore's name gone (Redis lost
+ * its data meanwhile).
  */
-const RESTORE = script<number>("imPresenceRestore", `${CONNECTIONS_KEY_LUA}
+const RESTORE = script<number>("imPresenceRestore", `${KEYS_LUA}
 local prefix, gateway, ttl, run = ARGV[1], ARGV[2], ARGV[3], ARGV[4]
 if ARGV[5] == '1' then
   for _, user in ipairs(redis.call('SMEMBERS', KEYS[1])) do
     redis.call('DEL', connectionsKey(prefix, user, gateway))
+    redis.call('SREM', gatewaysKey(prefix, user), gateway)
   end
   redis.call('DEL', KEYS[1], KEYS[3])
   redis.call('SET', KEYS[2], run, 'PX', ttl)
+  redis.call('SADD', KEYS[5], gateway)
 elseif redis.call('GET', KEYS[2]) ~= run then
   return 0
 end
 for i = 6, #ARGV, 2 do
   local user, connection = ARGV[i], ARGV[i + 1]
-  local connections, gateways = connectionsKey(prefix, user, gateway), prefix .. 'presence:u:' .. user
-  redis.call('SADD', connections, connection)
-  redis.call('SADD', gateways, gateway)
+  redis.call('SADD', connectionsKey(prefix, user, gateway), connection)
+  redis.call('SADD', gatewaysKey(prefix, user), gateway)
   redis.call('SADD', KEYS[1], user)
-  redis.call('PEXPIRE', connections, ttl)
-  redis.call('PEXPIRE', gateways, ttl)
 end
-redis.call('PEXPIRE', KEYS[1], ttl)
+redis.call('SET', KEYS[4], '1', 'PX', ttl)
 return 1
 `)
 
@@ -105,32 +123,39 @@ return 1
 /** Connections per RESTORE call. */
 const RESTORE_CHUNK = 500
 
-/** A gateway's own keys (above). */
+/** Users a refresh removes the entries of, of one gateway that is not alive. */
+const SWEEP_CHUNK = 500
+
+/** A gateway's own keys (above), and the set of gateways. */
 export const gatewayKeys = {
   users: (prefix: string, gateway: string) => `${prefix}presence:g:${gateway}`,
+  alive: (prefix: string, gateway: string) => `${prefix}presence:a:${gateway}`,
   known: (prefix: string, gateway: string) => `${prefix}presence:k:${gateway}`,
-  restoring: (prefix: string, gateway: string) => `${prefix}presence:r:${gateway}`
+  restoring: (prefix: string, gateway: string) => `${prefix}presence:r:${gateway}`,
+  all: (prefix: string) => `${prefix}presence:gateways`
 }
 
 /** The restore's scripts, for the test that runs them around a data loss. */
 export const restoreScripts = { RESTORE, KNOWN }
 
-/** ARGV: prefix, then users. Returns, per user, the gateways with a live connection set. */
-const LOOKUP = script<Array<Array<string>>>("imPresenceLookup", `${CONNECTIONS_KEY_LUA}
+/** ARGV: prefix, then users. Returns, per user, the alive gateways with a connection set of the user. */
+const LOOKUP = script<Array<Array<string>>>("imPresenceLookup", `${KEYS_LUA}
 local prefix = ARGV[1]
+local alive = {}
 local found = {}
 for i = 2, #ARGV do
   local user = ARGV[i]
-  local gatewaysKey = prefix .. 'presence:u:' .. user
-  local alive = {}
-  for _, gateway in ipairs(redis.call('SMEMBERS', gatewaysKey)) do
-    if redis.call('EXISTS', connectionsKey(prefix, user, gateway)) == 1 then
-      alive[#alive + 1] = gateway
+  local gateways = gatewaysKey(prefix, user)
+  local holding = {}
+  for _, gateway in ipairs(redis.call('SMEMBERS', gateways)) do
+    if redis.call('EXISTS', connectionsKey(prefix, user, gateway)) == 0 then
+      redis.call('SREM', gateways, gateway)
     else
-      redis.call('SREM', gatewaysKey, gateway)
+      if alive[gateway] == nil then alive[gateway] = redis.call('EXISTS', aliveKey(prefix, gateway)) == 1 end
+      if alive[gateway] then holding[#holding + 1] = gateway end
     end
   end
-  found[#found + 1] = alive
+  found[#found + 1] = holding
 end
 return found
 `)
@@ -139,7 +164,7 @@ export interface RedisPresenceOptions {
   readonly url: Redacted.Redacted<string>
   /** Prefix of every key this adapter writes (tests use one per run). */
   readonly keyPrefix: string
-  /** How long entries live after the gateway's last register or refresh. */
+  /** How long a gateway's entries count after its last register or refresh. */
   readonly ttl: Duration.Input
   readonly connectTimeout?: Duration.Input | undefined
 }
@@ -161,12 +186,19 @@ export const make = (options: RedisPresenceOptions): Effect.Effect<Presence["Ser
       `${prefix}presence:c:${Buffer.byteLength(user)}:${user}:${gateway}`
     const gatewaysKey = (user: UserId) => `${prefix}presence:u:${user}`
     const usersKey = (gateway: GatewayId) => gatewayKeys.users(prefix, gateway)
+    const aliveKey = (gateway: GatewayId) => gatewayKeys.alive(prefix, gateway)
     const knownKey = (gateway: GatewayId) => gatewayKeys.known(prefix, gateway)
     const restoringKey = (gateway: GatewayId) => gatewayKeys.restoring(prefix, gateway)
+    const allKey = gatewayKeys.all(prefix)
 
     const register = Effect.fn("RedisPresence.register")(function*(user: UserId, gateway: GatewayId, connection: string) {
       yield* redisCall("Presence", "register", () =>
-        run(REGISTER, [connectionsKey(user, gateway), gatewaysKey(user), usersKey(gateway)], [connection, gateway, user, ttlMs]))
+        run(REGISTER, [connectionsKey(user, gateway), gatewaysKey(user), usersKey(gateway), aliveKey(gateway), allKey], [
+          connection,
+          gateway,
+          user,
+          ttlMs
+        ]))
     })
 
     const unregister = Effect.fn("RedisPresence.unregister")(
@@ -177,12 +209,12 @@ export const make = (options: RedisPresenceOptions): Effect.Effect<Presence["Ser
     )
 
     const refresh = Effect.fn("RedisPresence.refresh")(function*(gateway: GatewayId, runId: string) {
-      const known = yield* redisCall("Presence", "refresh", () => run(REFRESH, [usersKey(gateway), knownKey(gateway)], [prefix, gateway, ttlMs, runId]))
+      const known = yield* redisCall("Presence", "refresh", () => run(REFRESH, [aliveKey(gateway), knownKey(gateway), allKey], [prefix, gateway, ttlMs, runId, SWEEP_CHUNK]))
       return known === 1
     })
 
     const restore = Effect.fn("RedisPresence.restore")(function*(gateway: GatewayId, runId: string, entries: ReadonlyArray<PresenceEntry>) {
-      const keys = [usersKey(gateway), restoringKey(gateway), knownKey(gateway)]
+      const keys = [usersKey(gateway), restoringKey(gateway), knownKey(gateway), aliveKey(gateway), allKey]
       const lost = new PortError({ port: "Presence", operation: "restore (Redis lost its data meanwhile)", retryable: true })
       // One call at least: the first deletes what the gateway had.
       for (let i = 0; i === 0 || i < entries.length; i += RESTORE_CHUNK) {

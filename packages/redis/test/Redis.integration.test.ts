@@ -6,6 +6,7 @@ import { presenceSuite } from "@im/ports/testing/PresenceSuite"
 import { seqStoreSuite } from "@im/ports/testing/SeqStoreSuite"
 import * as FreshDatabase from "@im/sql/testing/FreshDatabase"
 import { assert, describe, it, layer } from "@effect/vitest"
+import { afterAll } from "vitest"
 import { ConfigProvider, type Duration, Effect, Exit, Layer, Redacted } from "effect"
 import { SqlClient } from "effect/sql"
 import { Redis } from "ioredis"
@@ -20,7 +21,23 @@ const redisUrl = process.env["REDIS_URL"] ?? "redis://127.0.0.1:6379"
 const { layer: database, name: databaseName } = FreshDatabase.layer()
 const shared = { memoMap: Layer.makeMemoMapUnsafe(), timeout: "60 seconds" } as const
 
-const freshPrefix = () => `test:${randomBytes(6).toString("hex")}:`
+// Presence's connection sets do not expire (a live gateway's refreshes sweep a dead one's), and
+// seqs never do: every prefix this file used is deleted when it is done.
+const prefixes: Array<string> = []
+const freshPrefix = () => {
+  const prefix = `test:${randomBytes(6).toString("hex")}:`
+  prefixes.push(prefix)
+  return prefix
+}
+afterAll(async () => {
+  const redis = new Redis(redisUrl)
+  for (const prefix of prefixes) {
+    for await (const keys of redis.scanStream({ match: `${prefix}*`, count: 1000 })) {
+      if ((keys as Array<string>).length > 0) await redis.del(...(keys as Array<string>))
+    }
+  }
+  await redis.quit()
+})
 
 const seqStore = (blockSize: number, keyPrefix = freshPrefix()) =>
   Layer.effect(SeqStore, RedisSeqStore.make({ url: Redacted.make(redisUrl), keyPrefix, blockSize })).pipe(
@@ -183,12 +200,14 @@ describe("RedisPresence, a data loss in the middle of a restore", () => {
       const keys = {
         users: RedisPresence.gatewayKeys.users(keyPrefix, gateway),
         restoring: RedisPresence.gatewayKeys.restoring(keyPrefix, gateway),
-        known: RedisPresence.gatewayKeys.known(keyPrefix, gateway)
+        known: RedisPresence.gatewayKeys.known(keyPrefix, gateway),
+        alive: RedisPresence.gatewayKeys.alive(keyPrefix, gateway),
+        all: RedisPresence.gatewayKeys.all(keyPrefix)
       }
       const { KNOWN, RESTORE } = RedisPresence.restoreScripts
       const redis = yield* Effect.acquireRelease(Effect.sync(() => new Redis(redisUrl)), (redis) => Effect.promise(() => redis.quit()))
       const restoreCall = (first: "1" | "0", user: string) =>
-        Effect.promise(() => redis.eval(RESTORE.lua, 3, keys.users, keys.restoring, keys.known, keyPrefix, gateway, 90_000, "run", first, user, unique("c")))
+        Effect.promise(() => redis.eval(RESTORE.lua, 5, keys.users, keys.restoring, keys.known, keys.alive, keys.all, keyPrefix, gateway, 90_000, "run", first, user, unique("c")))
       // The first call of a restore, as the adapter makes it; then Redis loses everything.
       assert.strictEqual(yield* restoreCall("1", freshUserId()), 1)
       yield* flushAll
@@ -218,6 +237,32 @@ describe("RedisPresence expiry", () => {
         assert.isFalse((yield* presence.lookup([user])).has(user), "without refreshes everything expires")
       }))
   })
+})
+
+describe("RedisPresence, what a dead gateway left", () => {
+  it.live("the other gateways' refreshes remove it, in chunks, and nothing of it is left", () =>
+    Effect.gen(function*() {
+      const keyPrefix = freshPrefix()
+      const presence = yield* RedisPresence.make({ url: Redacted.make(redisUrl), keyPrefix, ttl: "400 millis" })
+      const redis = yield* Effect.acquireRelease(Effect.sync(() => new Redis(redisUrl)), (redis) => Effect.promise(() => redis.quit()))
+      const [alive, dead] = [freshGatewayId(), freshGatewayId()]
+      const shared = freshUserId()
+      // More users than one refresh removes, and one on both gateways.
+      const users = [shared, ...Array.from({ length: 700 }, () => freshUserId())]
+      yield* presence.restore(dead, "run", users.map((user) => ({ user, connection: unique("c") })))
+      yield* presence.register(shared, alive, unique("c"))
+      const keysOf = (gateway: GatewayId) =>
+        Effect.promise(() => redis.keys(`${keyPrefix}*`)).pipe(Effect.map((keys) => keys.filter((key) => key.includes(gateway))))
+      assert.isAbove((yield* keysOf(dead)).length, 700)
+      for (let i = 0; i < 10; i++) {
+        yield* Effect.sleep("100 millis")
+        yield* presence.refresh(alive, "run")
+      }
+      assert.deepStrictEqual(yield* keysOf(dead), [], "no key names the dead gateway")
+      assert.deepStrictEqual(yield* Effect.promise(() => redis.smembers(`${keyPrefix}presence:u:${shared}`)), [alive])
+      assert.deepStrictEqual(yield* Effect.promise(() => redis.smembers(RedisPresence.gatewayKeys.all(keyPrefix))), [alive])
+      assert.deepStrictEqual([...((yield* presence.lookup([shared])).get(shared) ?? [])], [alive])
+    }).pipe(Effect.scoped))
 })
 
 describe("start-up without a server", () => {
