@@ -3,7 +3,9 @@
  * (`@im/redis/RedisPresence`) on the Redis at REDIS_URL, a gateway restored with CONNECTIONS
  * connections of as many users, then ROUNDS refreshes and ROUNDS lookups of 200 of its users,
  * each timed from the client (the round trip, and the script's run in Redis, which holds every
- * other client meanwhile). Its keys are under a prefix of their own, deleted at the end.
+ * other client meanwhile); then, with a dead gateway of as many users beside it, ROUNDS
+ * refreshes that each remove some of what the dead one left. Its keys are under a prefix of
+ * their own, deleted at the end.
  *
  *   node packages/bench/src/PresenceCost.ts [CONNECTIONS] [ROUNDS]
  */
@@ -47,9 +49,15 @@ const program = Effect.gen(function*() {
   yield* presence.restore(gateway, "run", entries)
   const refresh = yield* timed(presence.refresh(gateway, "run"))
   const lookup = yield* timed(presence.lookup(entries.slice(0, 200).map((entry) => entry.user)))
+  // A gateway that lives a second, then is dead.
+  const shortLived = yield* RedisPresence.make({ url: Redacted.make(url), keyPrefix, ttl: "1 second" })
+  yield* shortLived.restore("ws-dead" as GatewayId, "run", entries.map((entry) => ({ ...entry, connection: `d${entry.connection}` })))
+  yield* Effect.sleep("1200 millis")
+  const sweeping = yield* timed(presence.refresh(gateway, "run"))
   console.log(`${connections} connections of as many users on one gateway, ${rounds} rounds:`)
   console.log(`  refresh: ${refresh}`)
   console.log(`  lookup of 200 users: ${lookup}`)
+  console.log(`  refresh beside a dead gateway of as many users: ${sweeping}`)
 })
 
 Effect.runPromise(Effect.scoped(program)).then(() => process.exit(0), (error) => {

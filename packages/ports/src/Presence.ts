@@ -17,10 +17,11 @@ export class Presence extends Context.Service<Presence, {
   readonly register: (user: UserId, gateway: GatewayId, connection: string) => Effect.Effect<void, PortError>
   readonly unregister: (user: UserId, gateway: GatewayId, connection: string) => Effect.Effect<void, PortError>
   /**
-   * Keeps the gateway's entries alive; a gateway calls it periodically. `false` unless this run
-   * of the gateway (`run`, the same for a process's life) restored them and the store kept them
-   * since: before its first `restore`, after the store lost its entries (a Redis restarted
-   * empty, or entries left to expire), or a run before this one's; the gateway then `restore`s.
+   * Keeps the gateway's entries alive while it answers `true`; a gateway calls it periodically.
+   * `false` unless this run of the gateway (`run`, the same for a process's life) restored them
+   * and the store kept them since: before its first `restore`, after the store lost its entries
+   * (a Redis restarted empty, or entries left to expire), or a run before this one's; the
+   * gateway then `restore`s.
    */
   readonly refresh: (gateway: GatewayId, run: string) => Effect.Effect<boolean, PortError>
   /**

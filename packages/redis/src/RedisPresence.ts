@@ -15,13 +15,18 @@ import { connectWithScripts, script } from "./RedisScripts.ts"
  *   <prefix>presence:a:<gateway>                     the gateway is alive: expires PRESENCE_TTL after
  *                                                    its last register, refresh or restore call
  *   <prefix>presence:k:<gateway>                     the run of the gateway that restored it last
+ *                                                    (set and renewed with the alive key, which a
+ *                                                    register also renews: it never outlives it)
  *   <prefix>presence:r:<gateway>                     the run of the gateway restoring it now
  * A user is on a gateway while its connection set exists and the gateway is alive. Only the last
  * three keys expire, so a refresh is a few commands however many connections the gateway holds
- * (it used to extend each connection set: 75 ms of Redis at 20,000 connections). What a dead
+ * (it used to extend each connection set: about 76 ms of Redis at 20,000 users). What a dead
  * gateway left is removed by the others' refreshes: each looks at two gateways of the set at
  * random and removes up to SWEEP_CHUNK users' entries of one that is not alive. The user's set of
- * gateways is cleaned as scripts come across stale members.
+ * gateways is cleaned as scripts come across stale members. A gateway whose alive key lapsed may
+ * have lost entries to a sweep: its known key lapsed too, so its refresh answers false and it
+ * restores them.
+ * The sets must not be evicted: run Redis with `maxmemory-policy noeviction` (its default).
  *
  * Redis may lose everything (a restart with no persistence): the known key goes with the rest,
  * `refresh` answers false, and the gateway restores its connections: its first RESTORE call
@@ -40,11 +45,16 @@ local function usersKey(prefix, gateway) return prefix .. 'presence:g:' .. gatew
 local function aliveKey(prefix, gateway) return prefix .. 'presence:a:' .. gateway end
 `
 
-/** KEYS: connections, user's gateways, gateway's users, gateway's alive key, the set of gateways. ARGV: connection, gateway, user, ttl ms. */
+/**
+ * KEYS: connections, user's gateways, gateway's users, gateway's alive key, the set of gateways.
+ * ARGV: connection, gateway, user, ttl ms. (PERSIST: the versions before `fc75b1a` gave the sets
+ * a TTL.)
+ */
 const REGISTER = script<number>("imPresenceRegister", `
-redis.call('SADD', KEYS[1], ARGV[1])
-redis.call('SADD', KEYS[2], ARGV[2])
-redis.call('SADD', KEYS[3], ARGV[3])
+for i = 1, 3 do
+  redis.call('SADD', KEYS[i], ARGV[i])
+  redis.call('PERSIST', KEYS[i])
+end
 redis.call('SADD', KEYS[5], ARGV[2])
 redis.call('SET', KEYS[4], '1', 'PX', ARGV[4])
 return 1
@@ -62,11 +72,11 @@ return 1
 
 /**
  * KEYS: gateway's alive key, its known key, the set of gateways. ARGV: prefix, gateway, ttl ms,
- * run, sweep chunk. Returns 1 while the gateway is known for `run`.
+ * run, sweep chunk. Returns 1, and keeps the gateway alive, while it is known for `run`; first
+ * removes some of what a dead gateway left.
  */
 const REFRESH = script<number>("imPresenceRefresh", `${KEYS_LUA}
 local prefix, gateway, ttl, run, chunk = ARGV[1], ARGV[2], ARGV[3], ARGV[4], tonumber(ARGV[5])
-redis.call('SET', KEYS[1], '1', 'PX', ttl)
 for _, other in ipairs(redis.call('SRANDMEMBER', KEYS[3], 2)) do
   if other ~= gateway and redis.call('EXISTS', aliveKey(prefix, other)) == 0 then
     local users = usersKey(prefix, other)
@@ -79,6 +89,7 @@ for _, other in ipairs(redis.call('SRANDMEMBER', KEYS[3], 2)) do
   end
 end
 if redis.call('GET', KEYS[2]) ~= run then return 0 end
+redis.call('SET', KEYS[1], '1', 'PX', ttl)
 redis.call('PEXPIRE', KEYS[2], ttl)
 return 1
 `)
@@ -104,19 +115,23 @@ elseif redis.call('GET', KEYS[2]) ~= run then
 end
 for i = 6, #ARGV, 2 do
   local user, connection = ARGV[i], ARGV[i + 1]
-  redis.call('SADD', connectionsKey(prefix, user, gateway), connection)
-  redis.call('SADD', gatewaysKey(prefix, user), gateway)
+  local connections, gateways = connectionsKey(prefix, user, gateway), gatewaysKey(prefix, user)
+  redis.call('SADD', connections, connection)
+  redis.call('SADD', gateways, gateway)
+  redis.call('PERSIST', connections)
+  redis.call('PERSIST', gateways)
   redis.call('SADD', KEYS[1], user)
 end
 redis.call('SET', KEYS[4], '1', 'PX', ttl)
 return 1
 `)
 
-/** KEYS: gateway's restoring key, its known key. ARGV: run, ttl ms. Returns 0 when the restore's name is gone. */
+/** KEYS: gateway's restoring key, its known key, its alive key. ARGV: run, ttl ms. Returns 0 when the restore's name is gone. */
 const KNOWN = script<number>("imPresenceKnown", `
 if redis.call('GET', KEYS[1]) ~= ARGV[1] then return 0 end
 redis.call('DEL', KEYS[1])
 redis.call('SET', KEYS[2], ARGV[1], 'PX', ARGV[2])
+redis.call('SET', KEYS[3], '1', 'PX', ARGV[2])
 return 1
 `)
 
@@ -164,7 +179,7 @@ export interface RedisPresenceOptions {
   readonly url: Redacted.Redacted<string>
   /** Prefix of every key this adapter writes (tests use one per run). */
   readonly keyPrefix: string
-  /** How long a gateway's entries count after its last register or refresh. */
+  /** How long a gateway's entries count after its last register, refresh or restore. */
   readonly ttl: Duration.Input
   readonly connectTimeout?: Duration.Input | undefined
 }
@@ -222,7 +237,7 @@ export const make = (options: RedisPresenceOptions): Effect.Effect<Presence["Ser
         const done = yield* redisCall("Presence", "restore", () => run(RESTORE, keys, [prefix, gateway, ttlMs, runId, i === 0 ? "1" : "0", ...pairs]))
         if (done !== 1) return yield* lost
       }
-      const known = yield* redisCall("Presence", "restore", () => run(KNOWN, [restoringKey(gateway), knownKey(gateway)], [runId, ttlMs]))
+      const known = yield* redisCall("Presence", "restore", () => run(KNOWN, [restoringKey(gateway), knownKey(gateway), aliveKey(gateway)], [runId, ttlMs]))
       if (known !== 1) return yield* lost
     })
 

@@ -212,7 +212,7 @@ describe("RedisPresence, a data loss in the middle of a restore", () => {
       assert.strictEqual(yield* restoreCall("1", freshUserId()), 1)
       yield* flushAll
       assert.strictEqual(yield* restoreCall("0", freshUserId()), 0, "a later call of the same restore")
-      assert.strictEqual(yield* Effect.promise(() => redis.eval(KNOWN.lua, 2, keys.restoring, keys.known, "run", 90_000)), 0, "its end")
+      assert.strictEqual(yield* Effect.promise(() => redis.eval(KNOWN.lua, 3, keys.restoring, keys.known, keys.alive, "run", 90_000)), 0, "its end")
       assert.isFalse(yield* presence.refresh(gateway, "run"))
     }).pipe(Effect.scoped))
 })
@@ -224,19 +224,62 @@ describe("RedisPresence expiry", () => {
         const presence = yield* Presence
         const user = freshUserId()
         const [alive, dead] = [freshGatewayId(), freshGatewayId()]
-        yield* presence.register(user, alive, unique("c"))
+        yield* presence.restore(alive, "run", [{ user, connection: unique("c") }])
         yield* presence.register(user, dead, unique("c"))
         const gatewaysOf = (found: ReadonlyMap<UserId, ReadonlyArray<GatewayId>>) => [...(found.get(user) ?? [])].sort()
         assert.deepStrictEqual(gatewaysOf(yield* presence.lookup([user])), [alive, dead].sort())
         for (let i = 0; i < 8; i++) {
           yield* Effect.sleep("100 millis")
-          yield* presence.refresh(alive, "run")
+          assert.isTrue(yield* presence.refresh(alive, "run"))
         }
         assert.deepStrictEqual(gatewaysOf(yield* presence.lookup([user])), [alive], "800 ms later")
         yield* Effect.sleep("600 millis")
         assert.isFalse((yield* presence.lookup([user])).has(user), "without refreshes everything expires")
       }))
+
+    it.effect("a gateway that lapsed answers false (a sweep may have taken its entries), even after a register revived it", () =>
+      Effect.gen(function*() {
+        const presence = yield* Presence
+        const [quiet, revived] = [freshGatewayId(), freshGatewayId()]
+        yield* presence.restore(quiet, "run", [{ user: freshUserId(), connection: unique("c") }])
+        yield* presence.restore(revived, "run", [{ user: freshUserId(), connection: unique("c") }])
+        yield* Effect.sleep("600 millis")
+        yield* presence.register(freshUserId(), revived, unique("c"))
+        assert.isFalse(yield* presence.refresh(quiet, "run"))
+        assert.isFalse(yield* presence.refresh(revived, "run"))
+      }))
+
+    it.effect("a refresh that answers false does not bring a lapsed run's entries back", () =>
+      Effect.gen(function*() {
+        const presence = yield* Presence
+        const [gateway, user] = [freshGatewayId(), freshUserId()]
+        yield* presence.restore(gateway, "old", [{ user, connection: unique("c") }])
+        yield* Effect.sleep("600 millis")
+        assert.isFalse(yield* presence.refresh(gateway, "new"))
+        assert.isFalse((yield* presence.lookup([user])).has(user))
+      }))
   })
+})
+
+describe("RedisPresence after a version that gave the sets a TTL", () => {
+  it.live("a register or restore keeps a user's set of gateways that the old version would let expire", () =>
+    Effect.gen(function*() {
+      const keyPrefix = freshPrefix()
+      const presence = yield* RedisPresence.make({ url: Redacted.make(redisUrl), keyPrefix, ttl: "90 seconds" })
+      const redis = yield* Effect.acquireRelease(Effect.sync(() => new Redis(redisUrl)), (redis) => Effect.promise(() => redis.quit()))
+      const [registered, restored] = [freshUserId(), freshUserId()]
+      const gateway = freshGatewayId()
+      // What a gateway of the version before left: its users' sets of gateways, expiring.
+      for (const user of [registered, restored]) {
+        yield* Effect.promise(() => redis.sadd(`${keyPrefix}presence:u:${user}`, "ws-old"))
+        yield* Effect.promise(() => redis.pexpire(`${keyPrefix}presence:u:${user}`, 300))
+      }
+      yield* presence.restore(gateway, "run", [{ user: restored, connection: unique("c") }])
+      yield* presence.register(registered, gateway, unique("c"))
+      yield* Effect.sleep("500 millis")
+      const found = yield* presence.lookup([registered, restored])
+      assert.deepStrictEqual([found.get(registered), found.get(restored)], [[gateway], [gateway]])
+    }).pipe(Effect.scoped))
 })
 
 describe("RedisPresence, what a dead gateway left", () => {
@@ -250,13 +293,13 @@ describe("RedisPresence, what a dead gateway left", () => {
       // More users than one refresh removes, and one on both gateways.
       const users = [shared, ...Array.from({ length: 700 }, () => freshUserId())]
       yield* presence.restore(dead, "run", users.map((user) => ({ user, connection: unique("c") })))
-      yield* presence.register(shared, alive, unique("c"))
+      yield* presence.restore(alive, "run", [{ user: shared, connection: unique("c") }])
       const keysOf = (gateway: GatewayId) =>
         Effect.promise(() => redis.keys(`${keyPrefix}*`)).pipe(Effect.map((keys) => keys.filter((key) => key.includes(gateway))))
       assert.isAbove((yield* keysOf(dead)).length, 700)
       for (let i = 0; i < 10; i++) {
         yield* Effect.sleep("100 millis")
-        yield* presence.refresh(alive, "run")
+        assert.isTrue(yield* presence.refresh(alive, "run"))
       }
       assert.deepStrictEqual(yield* keysOf(dead), [], "no key names the dead gateway")
       assert.deepStrictEqual(yield* Effect.promise(() => redis.smembers(`${keyPrefix}presence:u:${shared}`)), [alive])
