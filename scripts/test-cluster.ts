@@ -99,7 +99,7 @@ const infraScript = (part: string, action: string) =>
 
 /** A part of the stack the tests may restart; a server infra:up did not start is not theirs to stop. */
 class NotOurs extends Error {}
-const RESTARTABLE = new Set(["redis", "postgres", "kafka", "mongo"])
+const RESTARTABLE = new Set(["redis", "postgres", "kafka", "mongo", "s3"])
 const restartPart = async (part: string) => {
   if (!RESTARTABLE.has(part)) throw new Error(`no part ${part} (restartable: ${[...RESTARTABLE].join(", ")})`)
   const pidOf = async () => {

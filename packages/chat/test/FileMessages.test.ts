@@ -1,10 +1,11 @@
 import { assert, describe, it } from "@effect/vitest"
 import { FileId, type FileRecord, fileStoreKey } from "@im/domain/File"
 import { GroupId, UserId } from "@im/domain/Ids"
+import * as Metrics from "@im/observability/Metrics"
 import { FileRecords } from "@im/ports/FileRecords"
 import { FileStore } from "@im/ports/FileStore"
 import { PortError } from "@im/ports/PortError"
-import { ConfigProvider, Effect, Layer } from "effect"
+import { ConfigProvider, Effect, Layer, Metric } from "effect"
 import { type FileSend, FileMessages } from "../src/FileMessages.ts"
 
 const alice = UserId.make("u_alice")
@@ -36,6 +37,8 @@ const Fixture = FileMessages.layer.pipe(
   Layer.provideMerge([FileRecords.layerMemory, FileStore.layerLocal()]),
   Layer.provide(ConfigProvider.layer(ConfigProvider.fromUnknown({ FILE_MAX_BYTES: "10" })))
 )
+
+const unavailableCount = Effect.map(Metric.value(Metrics.errors({ service: "chat", kind: "dependency_unavailable" })), (state) => state.count)
 
 const bytes = (size: number) => new Uint8Array(size).fill(7)
 
@@ -129,11 +132,13 @@ describe("FileMessages.admit", () => {
       assert.deepStrictEqual(yield* sharesOf(photo.id), [])
     }).pipe(Effect.provide(Fixture)))
 
-  it.effect("records that cannot be read are `unavailable` (retry), not a refusal", () =>
+  it.effect("records that cannot be read are `unavailable` (retry), not a refusal, and counted as dependency_unavailable", () =>
     Effect.gen(function*() {
       const files = yield* FileMessages
+      const before = yield* unavailableCount
       const error = yield* Effect.flip(files.admit(send()))
       assert.strictEqual(error.code, "unavailable")
+      assert.strictEqual(yield* unavailableCount, before + 1)
     }).pipe(Effect.provide(FileMessages.layer.pipe(
       Layer.provide([
         Layer.succeed(FileRecords, FileRecords.of({
@@ -145,5 +150,30 @@ describe("FileMessages.admit", () => {
         })),
         FileStore.layerLocal()
       ])
+    ))))
+
+  it.effect("a store that cannot say whether the file was uploaded (S3 down) is `unavailable`, counted, nothing shared", () =>
+    Effect.gen(function*() {
+      const files = yield* FileMessages
+      const records = yield* FileRecords
+      yield* records.create(photo)
+      const before = yield* unavailableCount
+      const error = yield* Effect.flip(files.admit(send()))
+      assert.deepStrictEqual([error.code, error.message], ["unavailable", "the server could not check the file now; retry"])
+      assert.strictEqual(yield* unavailableCount, before + 1)
+      assert.deepStrictEqual(yield* records.shares(photo.id), [])
+    }).pipe(Effect.provide(FileMessages.layer.pipe(
+      Layer.provideMerge([
+        FileRecords.layerMemory,
+        Layer.succeed(FileStore, FileStore.of({
+          put: () => Effect.die("unused"),
+          get: () => Effect.die("unused"),
+          stat: () => Effect.fail(new PortError({ port: "FileStore", operation: "stat", retryable: true })),
+          presignedUpload: () => Effect.die("unused"),
+          presignedDownload: () => Effect.die("unused"),
+          remove: () => Effect.die("unused")
+        }))
+      ]),
+      Layer.provide(ConfigProvider.layer(ConfigProvider.fromUnknown({ FILE_MAX_BYTES: "10" })))
     ))))
 })

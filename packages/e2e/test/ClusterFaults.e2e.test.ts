@@ -1,5 +1,6 @@
+import { createHash, randomBytes } from "node:crypto"
 import { describe, expect, it, type TestContext } from "vitest"
-import { devices } from "./Devices.ts"
+import { type Device, devices } from "./Devices.ts"
 import { clusterControl, logLines, restartPart, SKIP_REASON, startProcess, stopProcess } from "./Cluster.ts"
 import { eventually, makeUser, pullAll, type TestUser } from "./Raw.ts"
 import { useTarget } from "./Target.ts"
@@ -29,6 +30,7 @@ const counter = async (urls: ReadonlyArray<string>, series: string) => {
 }
 const GATEWAYS = ["http://127.0.0.1:8081/metrics", "http://127.0.0.1:8082/metrics"]
 const CONSUMERS = ["http://127.0.0.1:8110/metrics", "http://127.0.0.1:8111/metrics"]
+const CHAT = "http://127.0.0.1:8101/metrics"
 
 /**
  * Six senders, each sending to a receiver of its own, all at once, each waiting for a message's
@@ -53,6 +55,8 @@ const sendThrough = async (
     readonly logged?: { readonly process: string; readonly text: string }
     /** The fault must make some devices connect again. */
     readonly reconnects?: boolean
+    /** What sender `i` (on `device`) sends as its `n`-th message: a text `p<i>-<n>` by default. */
+    readonly messages?: (device: Device, i: number) => Promise<(n: number) => { readonly content_type: "image"; readonly content: string }>
   } = {}
 ): Promise<{ readonly skipped?: string }> => {
   const atLeast = options.atLeast ?? 30
@@ -64,7 +68,11 @@ const sendThrough = async (
   const pairs = await Promise.all(Array.from({ length: 6 }, async (_, i) => {
     const sender = await makeUser(target, `s${i}`)
     const receiver = await makeUser(target, `r${i}`)
-    return { sender, receiver, from: await connect(sender), to: await connect(receiver), contents: [] as Array<string> }
+    const from = await connect(sender)
+    const message = options.messages === undefined
+      ? (n: number) => ({ content: `p${i}-${n}` })
+      : await options.messages(from, i)
+    return { sender, receiver, from, to: await connect(receiver), contents: [] as Array<string>, message }
   }))
   let reconnects = 0
   for (const { from, to } of pairs) {
@@ -73,11 +81,12 @@ const sendThrough = async (
   let sent = 0
   let faulted: Promise<{ readonly skipped?: string } | unknown> | undefined
   let over = false
-  await Promise.all(pairs.map(async ({ contents, from, receiver }, i) => {
+  await Promise.all(pairs.map(async ({ contents, from, message, receiver }) => {
     for (let n = 0;; n++) {
       const afterFault = over
-      contents.push(`p${i}-${n}`)
-      await from.client.send({ receiver_id: receiver.id, content: `p${i}-${n}` })
+      const next = message(n)
+      contents.push(next.content)
+      await from.client.send({ receiver_id: receiver.id, ...next })
       if (++sent === faultAfter) faulted = fault().finally(() => void (over = true))
       if (afterFault && n + 1 >= atLeast) break
       if (options.pauseMs !== undefined) await new Promise((resolve) => setTimeout(resolve, options.pauseMs))
@@ -174,6 +183,28 @@ describe.skipIf(clusterControl === undefined)(`faults in the cluster${clusterCon
   it("Kafka restarted while messages are sent: sends wait for it, or are sent again, and each is kept once, in order", async (context) => {
     await throughRestart(context, "kafka", { maxSendAttempts: 60, pauseMs: 20 })
   }, 180_000)
+
+  it("the S3 server restarted while files are sent: a send that cannot check its file is sent again, never refused; each once, in order; the files download after", async (context) => {
+    const uploaded = new Map<string, { readonly device: Device; readonly digest: string }>()
+    const digest = (bytes: Uint8Array) => createHash("sha256").update(bytes).digest("hex")
+    // Each sender uploads an image and sends it again and again, each time with other dimensions.
+    const messages = async (device: Device, i: number) => {
+      const bytes = new Uint8Array(randomBytes(4096 + i))
+      const reference = await device.client.uploadFile(bytes, `p${i}.png`, "image/png")
+      uploaded.set(reference.file_id, { device, digest: digest(bytes) })
+      return (n: number) => ({ content_type: "image" as const, content: JSON.stringify({ ...reference, width: n + 1, height: i + 1 }) })
+    }
+    await throughRestart(context, "s3", {
+      maxSendAttempts: 40,
+      messages,
+      felt: { urls: [CHAT], series: `im_errors_total{service="chat",kind="dependency_unavailable"}` }
+    })
+    for (const [fileId, { device, digest: expected }] of uploaded) {
+      const response = await fetch(await device.client.fileUrl(fileId))
+      expect(response.status).toBe(200)
+      expect(digest(new Uint8Array(await response.arrayBuffer()))).toBe(expected)
+    }
+  }, 120_000)
 
   it("stopping a gateway: its clients reconnect to the other one and sync with nothing lost; the pusher stops calling it", async () => {
     // Login names the gateways round-robin: log in until it names the one wanted.
