@@ -113,6 +113,20 @@ const restartPart = async (part: string) => {
   return { before, after: await pidOf() }
 }
 
+/** Stops one of the cluster's processes (SIGSTOP) for `ms`, then lets it go on (SIGCONT), as a long pause would. */
+const pauseProcess = async (name: string, ms: number) => {
+  const found = cluster.processes.find((p) => p.name === name)
+  if (found === undefined || found.child.pid === undefined) throw new Error(`no process ${name}`)
+  if (!Number.isSafeInteger(ms) || ms < 1 || ms > 60_000) throw new Error(`a pause of 1 to 60000 ms, not ${ms}`)
+  process.kill(found.child.pid, "SIGSTOP")
+  try {
+    await new Promise((resolve) => setTimeout(resolve, ms))
+  } finally {
+    process.kill(found.child.pid, "SIGCONT")
+  }
+  return { pid: found.child.pid }
+}
+
 const control = createServer((request, response) => {
   const url = new URL(request.url ?? "/", "http://control")
   const name = url.searchParams.get("name") ?? ""
@@ -123,6 +137,8 @@ const control = createServer((request, response) => {
     ? () => cluster.startProcess(name).then((pid) => ({ pid }))
     : action === "restart-part"
     ? () => restartPart(name)
+    : action === "pause"
+    ? () => pauseProcess(name, Number(url.searchParams.get("ms")))
     : undefined
   if (run === undefined) {
     response.writeHead(404).end()

@@ -13,8 +13,8 @@ export const logLines = (): ReadonlyArray<{ readonly process: string; readonly l
     return match === null ? [] : [{ process: match[1]!, line: match[2]! }]
   })
 
-const control = async <A>(action: string, name: string): Promise<A> => {
-  const response = await fetch(`${clusterControl}/${action}?name=${encodeURIComponent(name)}`, { method: "POST" })
+const control = async <A>(action: string, name: string, query = ""): Promise<A> => {
+  const response = await fetch(`${clusterControl}/${action}?name=${encodeURIComponent(name)}${query}`, { method: "POST" })
   if (!response.ok) throw new Error(`cannot ${action} ${name}: ${await response.text()}`)
   return await response.json() as A
 }
@@ -25,8 +25,13 @@ export const stopProcess = async (name: string, how: "stop" | "kill") => (await 
 /** Starts a stopped process of the cluster again; resolves with its pid once it is registered and passing. */
 export const startProcess = async (name: string) => (await control<{ pid: number }>("start", name)).pid
 
+/** Stops one of the cluster's processes (SIGSTOP) for `ms`, then lets it go on (SIGCONT); resolves once it goes on. */
+export const pauseProcess = async (name: string, ms: number) => {
+  await control<{ pid: number }>("pause", name, `&ms=${ms}`)
+}
+
 /**
- * Restarts a part of the local stack (`redis`, `postgres`, `kafka`, `mongo`) with its
+ * Restarts a part of the local stack (`redis`, `postgres`, `kafka`, `mongo`, `s3`) with its
  * scripts/infra script, down then up (Redis comes back empty: it keeps nothing on disk); resolves
  * with its server's pid before and after. Resolves with a reason instead when the part is not the stack's to restart (a server
  * infra:up did not start, e.g. a Redis the machine already ran).

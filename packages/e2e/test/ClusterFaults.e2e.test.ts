@@ -1,7 +1,7 @@
 import { createHash, randomBytes } from "node:crypto"
 import { describe, expect, it, type TestContext } from "vitest"
 import { type Device, devices } from "./Devices.ts"
-import { clusterControl, logLines, restartPart, SKIP_REASON, startProcess, stopProcess } from "./Cluster.ts"
+import { clusterControl, logLines, pauseProcess, restartPart, SKIP_REASON, startProcess, stopProcess } from "./Cluster.ts"
 import { eventually, makeUser, pullAll, type TestUser } from "./Raw.ts"
 import { useTarget } from "./Target.ts"
 
@@ -81,7 +81,7 @@ const sendThrough = async (
   let sent = 0
   let faulted: Promise<{ readonly skipped?: string } | unknown> | undefined
   let over = false
-  await Promise.all(pairs.map(async ({ contents, from, message, receiver }) => {
+  const flow = Promise.all(pairs.map(async ({ contents, from, message, receiver }) => {
     for (let n = 0;; n++) {
       const afterFault = over
       const next = message(n)
@@ -94,6 +94,11 @@ const sendThrough = async (
       if (faulted === undefined && n + 1 >= atLeast) await eventually(() => faulted !== undefined, "the fault to begin", 60_000)
     }
   }))
+  // A flow that fails still waits for the fault to end: a part left stopped would fail the tests after it.
+  await flow.catch(async (error: unknown) => {
+    await faulted?.catch(() => undefined)
+    throw error
+  })
   const outcome = await faulted
   const skipped = typeof outcome === "object" && outcome !== null && "skipped" in outcome ? String(outcome.skipped) : undefined
   for (const [i, { contents, receiver, sender, to }] of pairs.entries()) {
@@ -163,6 +168,33 @@ describe.skipIf(clusterControl === undefined)(`faults in the cluster${clusterCon
 
   it("kill -9 of a gateway while its clients send and receive, and a new one: they reconnect, resend by local_id and pull, nothing lost or twice", async () => {
     await sendThrough(killedAndStarted("ws-1"), { maxSendAttempts: 40, reconnects: true })
+  }, 120_000)
+
+  it("a consumer paused past its session timeout while messages flow, then going on: the other takes its partitions; what the paused one still writes is neither twice nor out of order", async () => {
+    // The test cluster's KAFKA_SESSION_TIMEOUT is 6 s. Whatever step the paused consumer was in
+    // (seqs taken, a save sent) goes on after the pause, while the other consumer stores the
+    // same batch again.
+    await sendThrough(() => pauseProcess("consumer-1", 9_000), {
+      logged: { process: "consumer-2", text: "The group is rebalancing" }
+    })
+  }, 120_000)
+
+  it("db paused past the consumers' deadline while messages flow, then going on: the batches are handed over again, and the late saves store nothing twice or out of order", async () => {
+    // A consumer's call to db has a deadline of 10 s; the saves db had read before the pause
+    // run after it, beside the batches sent again.
+    await sendThrough(() => pauseProcess("db", 12_000), {
+      felt: { urls: CONSUMERS, series: `im_errors_total{service="consumer",kind="batch_failed"}` }
+    })
+  }, 120_000)
+
+  it("chat paused past the gateways' deadline while messages are sent, then going on: the sends answered unavailable are sent again, each kept once, in order", async () => {
+    // A gateway's call to chat has a deadline of 5 s: the sends chat holds are answered
+    // `unavailable` and sent again (same local_id) while chat, going on, still handles the first
+    // copies; after the registry's 3 s TTL the gateways find no chat until it is back.
+    await sendThrough(() => pauseProcess("chat", 8_000), {
+      maxSendAttempts: 40,
+      felt: { urls: GATEWAYS, series: `im_errors_total{service="ws",kind="chat_unreachable"}` }
+    })
   }, 120_000)
 
   it("Redis restarted empty while messages flow: seqs go on above what was handed out, and each gateway registers its sessions again, so pushes resume", async (context) => {
