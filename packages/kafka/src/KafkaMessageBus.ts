@@ -8,7 +8,7 @@ import {
   redeliverySchedule
 } from "@im/ports/MessageBus"
 import { PortError } from "@im/ports/PortError"
-import { Cause, Config, Deferred, Duration, Effect, Exit, Layer, Queue, Schedule, type Scope } from "effect"
+import { Cause, Clock, Config, Deferred, Duration, Effect, Exit, Layer, Queue, Schedule, type Scope } from "effect"
 import { type Admin, type EachBatchPayload, Kafka, type KafkaMessage, logLevel, Partitioners } from "kafkajs"
 import * as Vital from "@im/ports/Vital"
 import { stopIdleRequestChecks } from "./RequestQueueFix.ts"
@@ -50,14 +50,58 @@ interface KafkaErrorLike {
 
 /**
  * kafkajs marks its errors `retriable`; when its own retries run out it wraps the last error in
- * a non-retriable KafkaJSNumberOfRetriesExceeded, which is still worth a later try if what it
- * wraps was.
+ * a non-retriable KafkaJSNumberOfRetriesExceeded (or KafkaJSNonRetriableError), which is still
+ * worth a later try if what it wraps was (kafkajs decides whether to restart a crashed consumer
+ * by that too).
  */
 export const isRetryable = (cause: unknown): boolean => {
   if (typeof cause !== "object" || cause === null) return false
   const error = cause as KafkaErrorLike
   if (error.name === "KafkaJSNumberOfRetriesExceeded") return isRetryable(error.cause)
+  if (error.name === "KafkaJSNonRetriableError" && error.cause !== undefined && error.cause !== cause) return isRetryable(error.cause)
+  // kafkajs marks it non-retriable (and does not restart a consumer it crashed), yet it is what a
+  // broker restarting gives for a while: no coordinator for the group yet (tulios/kafkajs#1630).
+  if (error.name === "KafkaJSGroupCoordinatorNotFound") return true
   return error.retriable === true
+}
+
+/** How often, and how soon, `keepConsuming` starts a consumer again. */
+export interface ConsumeRestarts {
+  /** Restarts allowed within `window`; one more fails. */
+  readonly max: number
+  readonly window: Duration.Input
+  /** Before the first restart; each next one waits twice as long, up to `maxDelay`. */
+  readonly delay: Duration.Input
+  readonly maxDelay: Duration.Input
+}
+
+/** About two minutes of a broker that does not answer, then the service stops (Vital) for its supervisor. */
+export const defaultConsumeRestarts: ConsumeRestarts = { max: 10, window: "5 minutes", delay: "1 second", maxDelay: "15 seconds" }
+
+/**
+ * Runs `consume` (one consumer's life) again after a retryable failure: kafkajs restarts a
+ * crashed consumer itself only after some errors, and a broker restart can end one for good.
+ * After `max` restarts within `window`, or a failure that is not retryable, it fails.
+ */
+export const keepConsuming = <R>(
+  consume: Effect.Effect<never, PortError, R>,
+  restarts: ConsumeRestarts = defaultConsumeRestarts
+): Effect.Effect<never, PortError, R> => {
+  const windowMs = Duration.toMillis(Duration.fromInputUnsafe(restarts.window))
+  const delayMs = Duration.toMillis(Duration.fromInputUnsafe(restarts.delay))
+  const maxDelayMs = Duration.toMillis(Duration.fromInputUnsafe(restarts.maxDelay))
+  const loop = (recent: ReadonlyArray<number>): Effect.Effect<never, PortError, R> =>
+    Effect.catch(consume, (error) =>
+      Effect.gen(function*() {
+        const now = yield* Clock.currentTimeMillis
+        const within = [...recent.filter((at) => now - at < windowMs), now]
+        if (!error.retryable || within.length > restarts.max) return yield* error
+        const wait = Math.min(maxDelayMs, delayMs * 2 ** (within.length - 1))
+        yield* Effect.logWarning(`the consumer stopped; a new one in ${wait} ms (restart ${within.length} within ${Duration.format(Duration.millis(windowMs))})`, error)
+        yield* Effect.sleep(Duration.millis(wait))
+        return yield* loop(within)
+      }))
+  return loop([])
 }
 
 const toPortError = (operation: string) => (cause: unknown) =>
@@ -360,6 +404,7 @@ export const make = (options: KafkaMessageBusOptions): Effect.Effect<MessageBus[
         )
       }).pipe(
         Effect.scoped,
+        keepConsuming,
         Effect.annotateLogs({ service: "KafkaMessageBus", topic: consumeOptions.topic, group: consumeOptions.group }),
         Effect.withSpan("KafkaMessageBus.consume", {
           attributes: { topic: consumeOptions.topic, group: consumeOptions.group }
