@@ -65,43 +65,51 @@ export const isRetryable = (cause: unknown): boolean => {
   return error.retriable === true
 }
 
-/** How often, and how soon, `keepConsuming` starts a consumer again. */
+/** How `keepConsuming` starts a consumer again. */
 export interface ConsumeRestarts {
-  /** Restarts allowed within `window`; one more fails. */
-  readonly max: number
-  readonly window: Duration.Input
-  /** Before the first restart; each next one waits twice as long, up to `maxDelay`. */
+  /** Before the first restart after a consumer joined its group; each next one waits twice as long, up to `maxDelay`. */
   readonly delay: Duration.Input
   readonly maxDelay: Duration.Input
+  /** How long consumers may keep failing, from the first failure, without one joining its group; then it fails. */
+  readonly giveUpAfter: Duration.Input
 }
 
-/** About two minutes of a broker that does not answer, then the service stops (Vital) for its supervisor. */
-export const defaultConsumeRestarts: ConsumeRestarts = { max: 10, window: "5 minutes", delay: "1 second", maxDelay: "15 seconds" }
+export const defaultConsumeRestarts: ConsumeRestarts = { delay: "1 second", maxDelay: "15 seconds", giveUpAfter: "2 minutes" }
 
 /**
- * Runs `consume` (one consumer's life) again after a retryable failure: kafkajs restarts a
- * crashed consumer itself only after some errors, and a broker restart can end one for good.
- * After `max` restarts within `window`, or a failure that is not retryable, it fails.
+ * Runs `life` (one consumer's life, which calls `joined` each time it joins its group) again
+ * after a retryable failure: kafkajs restarts a crashed consumer itself only after some errors,
+ * and a broker restart can end one for good. It fails on a failure that is not retryable, or
+ * once lives have kept failing for `giveUpAfter` without one joining its group: the service then
+ * stops (Vital) for its supervisor instead of looking healthy while it consumes nothing.
  */
 export const keepConsuming = <R>(
-  consume: Effect.Effect<never, PortError, R>,
+  life: (joined: () => void) => Effect.Effect<never, PortError, R>,
   restarts: ConsumeRestarts = defaultConsumeRestarts
 ): Effect.Effect<never, PortError, R> => {
-  const windowMs = Duration.toMillis(Duration.fromInputUnsafe(restarts.window))
   const delayMs = Duration.toMillis(Duration.fromInputUnsafe(restarts.delay))
   const maxDelayMs = Duration.toMillis(Duration.fromInputUnsafe(restarts.maxDelay))
-  const loop = (recent: ReadonlyArray<number>): Effect.Effect<never, PortError, R> =>
-    Effect.catch(consume, (error) =>
+  const giveUpMs = Duration.toMillis(Duration.fromInputUnsafe(restarts.giveUpAfter))
+  /** The first failure since a life last joined (undefined: none), and the failures since. */
+  let failingSince: number | undefined
+  let failures = 0
+  const joined = () => {
+    failingSince = undefined
+    failures = 0
+  }
+  const run = (): Effect.Effect<never, PortError, R> =>
+    Effect.catch(Effect.suspend(() => life(joined)), (error) =>
       Effect.gen(function*() {
         const now = yield* Clock.currentTimeMillis
-        const within = [...recent.filter((at) => now - at < windowMs), now]
-        if (!error.retryable || within.length > restarts.max) return yield* error
-        const wait = Math.min(maxDelayMs, delayMs * 2 ** (within.length - 1))
-        yield* Effect.logWarning(`the consumer stopped; a new one in ${wait} ms (restart ${within.length} within ${Duration.format(Duration.millis(windowMs))})`, error)
+        failingSince ??= now
+        failures++
+        if (!error.retryable || now - failingSince > giveUpMs) return yield* error
+        const wait = Math.min(maxDelayMs, delayMs * 2 ** (failures - 1))
+        yield* Effect.logWarning(`the consumer stopped; a new one in ${wait} ms (failing for ${now - failingSince} ms)`, error)
         yield* Effect.sleep(Duration.millis(wait))
-        return yield* loop(within)
+        return yield* run()
       }))
-  return loop([])
+  return run()
 }
 
 const toPortError = (operation: string) => (cause: unknown) =>
@@ -296,7 +304,7 @@ export const make = (options: KafkaMessageBusOptions): Effect.Effect<MessageBus[
       consumeOptions: ConsumeOptions,
       handler: (batch: ReadonlyArray<ConsumedRecord>) => Effect.Effect<void, E, R>
     ): Effect.Effect<never, PortError, R> =>
-      Effect.gen(function*() {
+      keepConsuming((joined) => Effect.gen(function*() {
         const { group, maxBatch, topic } = consumeOptions
         yield* ensureTopic(topic)
 
@@ -307,6 +315,7 @@ export const make = (options: KafkaMessageBusOptions): Effect.Effect<MessageBus[
         const batches = yield* Queue.unbounded<PendingBatch>()
         const crashed = yield* Deferred.make<never, PortError>()
 
+        // Released even when the connect fails: each restart makes a new one.
         const consumer = yield* Effect.acquireRelease(
           Effect.sync(() =>
             kafka.consumer({
@@ -316,7 +325,7 @@ export const make = (options: KafkaMessageBusOptions): Effect.Effect<MessageBus[
               maxWaitTimeInMs: 500,
               allowAutoTopicCreation: false
             })
-          ).pipe(Effect.tap((consumer) => kafkaCall("consume.connect", () => consumer.connect()))),
+          ),
           (consumer) =>
             Effect.sync(() => {
               closing = true
@@ -324,6 +333,8 @@ export const make = (options: KafkaMessageBusOptions): Effect.Effect<MessageBus[
               waiting.clear()
             }).pipe(Effect.andThen(disconnect(() => consumer.disconnect())))
         )
+        consumer.on(consumer.events.GROUP_JOIN, joined)
+        yield* kafkaCall("consume.connect", () => consumer.connect())
         consumer.on(consumer.events.CRASH, (event) => {
           // kafkajs restarts the consumer itself after a retriable crash.
           if (!event.payload.restart) {
@@ -402,9 +413,7 @@ export const make = (options: KafkaMessageBusOptions): Effect.Effect<MessageBus[
           ),
           Deferred.await(crashed)
         )
-      }).pipe(
-        Effect.scoped,
-        keepConsuming,
+      }).pipe(Effect.scoped)).pipe(
         Effect.annotateLogs({ service: "KafkaMessageBus", topic: consumeOptions.topic, group: consumeOptions.group }),
         Effect.withSpan("KafkaMessageBus.consume", {
           attributes: { topic: consumeOptions.topic, group: consumeOptions.group }

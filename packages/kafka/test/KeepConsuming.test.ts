@@ -1,64 +1,91 @@
 import { assert, describe, it } from "@effect/vitest"
 import { PortError } from "@im/ports/PortError"
-import { Effect, Exit, Fiber } from "effect"
+import { Cause, Effect, Exit, Fiber, Option } from "effect"
 import { TestClock } from "effect/testing"
 import { isRetryable, keepConsuming } from "../src/KafkaMessageBus.ts"
 
-const restarts = { max: 3, window: "1 minute", delay: "1 second", maxDelay: "4 seconds" } as const
+const restarts = { delay: "1 second", maxDelay: "4 seconds", giveUpAfter: "10 seconds" } as const
 const failure = (retryable: boolean) => new PortError({ port: "MessageBus", operation: "consume", retryable })
 
-/** A consumer's lives, each failing with the next of `failures` (retryable or not) after `lifeMs`; the last never ends. */
-const lives = (failures: ReadonlyArray<boolean>, lifeMs = 0) => {
+/**
+ * Consumers' lives: the n-th joins its group first if `joins`, lives `lifeMs`, then fails with a
+ * retryable error (or `last`, for the final one when given); past `count` lives it never ends.
+ */
+const lives = (count: number, options: { readonly lifeMs?: number; readonly joins?: boolean; readonly last?: PortError } = {}) => {
   let started = 0
-  const consume = Effect.suspend(() => {
-    const next = failures[started++]
-    return next === undefined ? Effect.never : Effect.sleep(lifeMs).pipe(Effect.andThen(Effect.fail(failure(next))))
-  })
-  return { consume, started: () => started }
+  const life = (joined: () => void) =>
+    Effect.suspend(() => {
+      const n = ++started
+      if (n > count) return Effect.never
+      if (options.joins === true) joined()
+      return Effect.sleep(options.lifeMs ?? 0).pipe(
+        Effect.andThen(Effect.fail(n === count && options.last !== undefined ? options.last : failure(true)))
+      )
+    })
+  return { life, started: () => started }
 }
 
+/** The PortError a failed exit carries (not a defect, not an interruption). */
+const failedWith = (exit: Exit.Exit<unknown, PortError>) =>
+  Exit.isFailure(exit) ? Option.getOrUndefined(Cause.findErrorOption(exit.cause)) : undefined
+
 describe("keepConsuming", () => {
-  it.effect("starts a consumer again after a retryable failure, waiting twice as long each time", () =>
+  it.effect("starts a consumer again after a retryable failure, waiting twice as long each time, up to maxDelay", () =>
     Effect.gen(function*() {
-      const { consume, started } = lives([true, true, true])
-      const fiber = yield* Effect.forkChild(keepConsuming(consume, restarts))
+      const { life, started } = lives(4)
+      const fiber = yield* Effect.forkChild(keepConsuming(life, restarts))
       yield* TestClock.adjust("999 millis")
       assert.strictEqual(started(), 1, "the first restart waits 1 s")
       yield* TestClock.adjust("1 millis")
       assert.strictEqual(started(), 2)
       yield* TestClock.adjust("2 seconds")
       assert.strictEqual(started(), 3)
+      yield* TestClock.adjust("3999 millis")
+      assert.strictEqual(started(), 3, "the third waits 4 s")
+      yield* TestClock.adjust("1 millis")
+      assert.strictEqual(started(), 4)
       yield* TestClock.adjust("4 seconds")
-      assert.strictEqual(started(), 4, "the fourth life goes on")
+      assert.strictEqual(started(), 5, "the fourth waits 4 s too (maxDelay), and its life goes on")
       assert.isUndefined(fiber.pollUnsafe())
       yield* Fiber.interrupt(fiber)
     }))
 
-  it.effect("fails at once on a failure that is not retryable", () =>
+  it.effect("fails at once, with it, on a failure that is not retryable", () =>
     Effect.gen(function*() {
-      const { consume, started } = lives([false])
-      const exit = yield* Effect.exit(keepConsuming(consume, restarts))
-      assert.isTrue(Exit.isFailure(exit))
+      const last = failure(false)
+      const { life, started } = lives(1, { last })
+      const exit = yield* Effect.exit(keepConsuming(life, restarts))
+      assert.strictEqual(failedWith(exit), last)
       assert.strictEqual(started(), 1)
     }))
 
-  it.effect("fails after `max` restarts within the window; restarts further apart do not add up", () =>
+  it.effect("gives up once lives have kept failing for giveUpAfter, however long each lasted", () =>
     Effect.gen(function*() {
-      // Four failures in quick succession: the fourth is one restart too many.
-      const quick = lives([true, true, true, true])
-      const fiber = yield* Effect.forkChild(Effect.exit(keepConsuming(quick.consume, restarts)))
+      // Quick failures: at 0, 1, 3, 7 and 11 s; the last is past the 10 s.
+      const quick = lives(100)
+      const fiber = yield* Effect.forkChild(Effect.exit(keepConsuming(quick.life, restarts)))
       yield* TestClock.adjust("1 minute")
       const exit = yield* Fiber.join(fiber)
-      assert.isTrue(Exit.isFailure(exit))
-      assert.strictEqual(quick.started(), 4)
+      assert.strictEqual(failedWith(exit)?.retryable, true)
+      assert.strictEqual(quick.started(), 5)
 
-      // The same failures, each after a life of 30 s: never more than 2 within a minute.
-      const slow = lives([true, true, true, true, true, true], 30_000)
-      const going = yield* Effect.forkChild(keepConsuming(slow.consume, restarts))
+      // Lives of 8 s that never join (a broker that never answers a connect): failures at 8, 17
+      // and 27 s, the last 19 s after the first.
+      const slow = lives(100, { lifeMs: 8_000 })
+      const slowFiber = yield* Effect.forkChild(Effect.exit(keepConsuming(slow.life, restarts)))
+      yield* TestClock.adjust("1 minute")
+      assert.isDefined(failedWith(yield* Fiber.join(slowFiber)))
+      assert.strictEqual(slow.started(), 3)
+    }))
+
+  it.effect("a life that joined its group starts the count again: failures far apart never add up", () =>
+    Effect.gen(function*() {
+      const { life, started } = lives(6, { lifeMs: 30_000, joins: true })
+      const fiber = yield* Effect.forkChild(keepConsuming(life, restarts))
       yield* TestClock.adjust("10 minutes")
-      assert.strictEqual(slow.started(), 7)
-      assert.isUndefined(going.pollUnsafe())
-      yield* Fiber.interrupt(going)
+      assert.strictEqual(started(), 7)
+      assert.isUndefined(fiber.pollUnsafe())
+      yield* Fiber.interrupt(fiber)
     }))
 })
 
