@@ -1,4 +1,5 @@
 import * as Settings from "@im/ports/Settings"
+import * as Metrics from "@im/observability/Metrics"
 import * as TraceContext from "@im/observability/TraceContext"
 import {
   type BusRecord,
@@ -105,6 +106,7 @@ export const keepConsuming = <R>(
         failures++
         if (!error.retryable || now - failingSince > giveUpMs) return yield* error
         const wait = Math.min(maxDelayMs, delayMs * 2 ** (failures - 1))
+        yield* Metrics.error("consumer", "bus_consumer_restarted")
         yield* Effect.logWarning(`the consumer stopped; a new one in ${wait} ms (failing for ${now - failingSince} ms)`, error)
         yield* Effect.sleep(Duration.millis(wait))
         return yield* run()

@@ -1,8 +1,11 @@
 import { assert, describe, it } from "@effect/vitest"
 import { PortError } from "@im/ports/PortError"
-import { Cause, Effect, Exit, Fiber, Option } from "effect"
+import * as Metrics from "@im/observability/Metrics"
+import { Cause, Effect, Exit, Fiber, Metric, Option } from "effect"
 import { TestClock } from "effect/testing"
 import { isRetryable, keepConsuming } from "../src/KafkaMessageBus.ts"
+
+const restartedCount = Effect.map(Metric.value(Metrics.errors({ service: "consumer", kind: "bus_consumer_restarted" })), (state) => state.count)
 
 const restarts = { delay: "1 second", maxDelay: "4 seconds", giveUpAfter: "10 seconds" } as const
 const failure = (retryable: boolean) => new PortError({ port: "MessageBus", operation: "consume", retryable })
@@ -33,6 +36,7 @@ describe("keepConsuming", () => {
   it.effect("starts a consumer again after a retryable failure, waiting twice as long each time, up to maxDelay", () =>
     Effect.gen(function*() {
       const { life, started } = lives(4)
+      const before = yield* restartedCount
       const fiber = yield* Effect.forkChild(keepConsuming(life, restarts))
       yield* TestClock.adjust("999 millis")
       assert.strictEqual(started(), 1, "the first restart waits 1 s")
@@ -46,6 +50,7 @@ describe("keepConsuming", () => {
       assert.strictEqual(started(), 4)
       yield* TestClock.adjust("4 seconds")
       assert.strictEqual(started(), 5, "the fourth waits 4 s too (maxDelay), and its life goes on")
+      assert.strictEqual(yield* restartedCount, before + 4, "each restart counted")
       assert.isUndefined(fiber.pollUnsafe())
       yield* Fiber.interrupt(fiber)
     }))
