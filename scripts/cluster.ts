@@ -52,6 +52,12 @@ export interface Cluster {
   readonly stopProcess: (name: string, options?: { readonly hard?: boolean }) => Promise<number | null>
   /** Starts a stopped process again, as it was first started; resolves with its pid once it is registered and passing. */
   readonly startProcess: (name: string) => Promise<number>
+  /**
+   * Stops one running process (SIGSTOP) for `ms` (1 to 60,000), then lets it go on (SIGCONT), as
+   * a long pause would; resolves with its pid then. A process still paused when this script
+   * ends is let go on.
+   */
+  readonly pauseProcess: (name: string, ms: number) => Promise<number>
   readonly stop: () => Promise<void>
 }
 
@@ -74,6 +80,20 @@ const waitFor = async (what: string, check: () => Promise<boolean>, timeoutMs = 
     await new Promise((resolve) => setTimeout(resolve, 200))
   }
 }
+
+/** Processes `pauseProcess` stopped that are not let go on yet: they are, however this script ends. */
+const paused = new Set<number>()
+const resumePaused = () => {
+  for (const pid of paused) {
+    try {
+      process.kill(pid, "SIGCONT")
+    } catch {
+      // Gone already.
+    }
+  }
+  paused.clear()
+}
+process.on("exit", resumePaused)
 
 export const startCluster = async (options: ClusterOptions = {}): Promise<Cluster> => {
   const gateways = options.gateways ?? 2
@@ -193,6 +213,23 @@ export const startCluster = async (options: ClusterOptions = {}): Promise<Cluste
     return started.child.pid!
   }
 
+  const pauseProcess = async (name: string, ms: number) => {
+    const found = processes.find((p) => p.name === name)
+    const pid = found?.child.pid
+    if (found === undefined || pid === undefined) throw new Error(`no process ${name}`)
+    if (!isRunning(found)) throw new Error(`${name} is not running`)
+    if (!Number.isSafeInteger(ms) || ms < 1 || ms > 60_000) throw new Error(`a pause of 1 to 60000 ms, not ${ms}`)
+    process.kill(pid, "SIGSTOP")
+    paused.add(pid)
+    try {
+      await new Promise((resolve) => setTimeout(resolve, ms))
+    } finally {
+      paused.delete(pid)
+      process.kill(pid, "SIGCONT")
+    }
+    return pid
+  }
+
   const stop = async () => {
     // The API and gateways first (no new work), then the rest.
     const order = ["api", "ws", "chat", "consumer", "pusher", "db"]
@@ -228,7 +265,7 @@ export const startCluster = async (options: ClusterOptions = {}): Promise<Cluste
     await stop()
     throw error
   }
-  return { apiUrl: "http://127.0.0.1:8080", consulAddress, processes, stopProcess, startProcess, stop }
+  return { apiUrl: "http://127.0.0.1:8080", consulAddress, processes, stopProcess, startProcess, pauseProcess, stop }
 }
 
 if (import.meta.url === `file://${process.argv[1]}`) {

@@ -113,43 +113,9 @@ const restartPart = async (part: string) => {
   return { before, after: await pidOf() }
 }
 
-/** Processes stopped by `pauseProcess` right now: let go on whatever way this script ends. */
-const paused = new Set<number>()
-const resumePaused = () => {
-  for (const pid of paused) {
-    try {
-      process.kill(pid, "SIGCONT")
-    } catch {
-      // Gone already.
-    }
-  }
-  paused.clear()
-}
-process.on("exit", resumePaused)
-for (const signal of ["SIGINT", "SIGTERM"] as const) {
-  process.on(signal, () => {
-    resumePaused()
-    process.exit(130)
-  })
-}
-
-/** Stops one of the cluster's processes (SIGSTOP) for `ms`, then lets it go on (SIGCONT), as a long pause would. */
-const pauseProcess = async (name: string, ms: number) => {
-  const found = cluster.processes.find((p) => p.name === name)
-  const pid = found?.child.pid
-  if (found === undefined || pid === undefined) throw new Error(`no process ${name}`)
-  if (found.child.exitCode !== null || found.child.signalCode !== null) throw new Error(`${name} is not running`)
-  if (!Number.isSafeInteger(ms) || ms < 1 || ms > 60_000) throw new Error(`a pause of 1 to 60000 ms, not ${ms}`)
-  process.kill(pid, "SIGSTOP")
-  paused.add(pid)
-  try {
-    await new Promise((resolve) => setTimeout(resolve, ms))
-  } finally {
-    paused.delete(pid)
-    process.kill(pid, "SIGCONT")
-  }
-  return { pid }
-}
+// Interrupted, it exits (the cluster's processes get the terminal's signal too), so that a
+// process paused by a test is let go on (scripts/cluster.ts, on exit).
+for (const signal of ["SIGINT", "SIGTERM"] as const) process.on(signal, () => process.exit(130))
 
 const control = createServer((request, response) => {
   const url = new URL(request.url ?? "/", "http://control")
@@ -162,7 +128,7 @@ const control = createServer((request, response) => {
     : action === "restart-part"
     ? () => restartPart(name)
     : action === "pause"
-    ? () => pauseProcess(name, Number(url.searchParams.get("ms")))
+    ? () => cluster.pauseProcess(name, Number(url.searchParams.get("ms"))).then((pid) => ({ pid }))
     : undefined
   if (run === undefined) {
     response.writeHead(404).end()

@@ -15,6 +15,7 @@ import { RecentMap } from "@im/ports/RecentMap"
 import { Clock, Context, Effect, Exit, Layer, Option, Request, RequestResolver } from "effect"
 import { hash } from "node:crypto"
 import { FileMessages } from "./FileMessages.ts"
+import * as Unavailable from "./Unavailable.ts"
 
 interface IsBlocked extends Request.Request<boolean, PortError>, BlockPair {
   readonly _tag: "IsBlocked"
@@ -233,11 +234,7 @@ export class Chat extends Context.Service<Chat, {
   )
 }
 
-const unavailable = (error: unknown) =>
-  Effect.logError("chat could not reach a dependency", error).pipe(
-    Effect.andThen(Metrics.error("chat", "dependency_unavailable")),
-    Effect.andThen(Effect.fail(new SendRejected({ code: "unavailable", message: "the server could not accept the message now; retry" })))
-  )
+const unavailable = Unavailable.unavailable("chat could not reach a dependency", "the server could not accept the message now; retry")
 
 const sendKind = (request: SendRequest) => request.group_id !== undefined ? "group" : "single"
 

@@ -3,9 +3,9 @@ import { type FileContentKind, FileMaxBytes, FileMessageContent, fileStoreKey, f
 import type { GroupId, UserId } from "@im/domain/Ids"
 import type { ContentType } from "@im/domain/Message"
 import { FileRecords } from "@im/ports/FileRecords"
-import * as Metrics from "@im/observability/Metrics"
 import { FileStore } from "@im/ports/FileStore"
 import { Context, Effect, Layer, Option, Schema } from "effect"
+import * as Unavailable from "./Unavailable.ts"
 
 /** The part of a send that decides whether it carries a file, and where to. */
 export interface FileSend {
@@ -95,8 +95,4 @@ export class FileMessages extends Context.Service<FileMessages, {
   )
 }
 
-const unavailable = (error: unknown) =>
-  Effect.logError("chat could not reach the file stores", error).pipe(
-    Effect.andThen(Metrics.error("chat", "dependency_unavailable")),
-    Effect.andThen(Effect.fail(new SendRejected({ code: "unavailable", message: "the server could not check the file now; retry" })))
-  )
+const unavailable = Unavailable.unavailable("chat could not reach the file stores", "the server could not check the file now; retry")

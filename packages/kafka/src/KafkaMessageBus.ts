@@ -79,39 +79,57 @@ export const defaultConsumeRestarts: ConsumeRestarts = { delay: "1 second", maxD
 
 /**
  * Runs `life` (one consumer's life, which calls `joined` each time it joins its group) again
- * after a retryable failure: kafkajs restarts a crashed consumer itself only after some errors,
- * and a broker restart can end one for good. It fails on a failure that is not retryable, or
- * once lives have kept failing for `giveUpAfter` without one joining its group: the service then
- * stops (Vital) for its supervisor instead of looking healthy while it consumes nothing.
+ * after a retryable failure: every crash of a kafkajs consumer ends its life here (kafkajs is
+ * told not to restart it), and a broker restart can end one for good. It fails on a failure
+ * that is not retryable, or once lives have kept failing for `giveUpAfter` without one joining
+ * its group: the service then stops (Vital) for its supervisor instead of looking healthy while
+ * it consumes nothing. Each restart counts `bus_consumer_restarted` (the consumer service is the
+ * one that consumes).
  */
 export const keepConsuming = <R>(
   life: (joined: () => void) => Effect.Effect<never, PortError, R>,
   restarts: ConsumeRestarts = defaultConsumeRestarts
-): Effect.Effect<never, PortError, R> => {
-  const delayMs = Duration.toMillis(Duration.fromInputUnsafe(restarts.delay))
-  const maxDelayMs = Duration.toMillis(Duration.fromInputUnsafe(restarts.maxDelay))
-  const giveUpMs = Duration.toMillis(Duration.fromInputUnsafe(restarts.giveUpAfter))
-  /** The first failure since a life last joined (undefined: none), and the failures since. */
-  let failingSince: number | undefined
-  let failures = 0
-  const joined = () => {
-    failingSince = undefined
-    failures = 0
-  }
-  const run = (): Effect.Effect<never, PortError, R> =>
-    Effect.catch(Effect.suspend(() => life(joined)), (error) =>
-      Effect.gen(function*() {
-        const now = yield* Clock.currentTimeMillis
-        failingSince ??= now
-        failures++
-        if (!error.retryable || now - failingSince > giveUpMs) return yield* error
-        const wait = Math.min(maxDelayMs, delayMs * 2 ** (failures - 1))
-        yield* Metrics.error("consumer", "bus_consumer_restarted")
-        yield* Effect.logWarning(`the consumer stopped; a new one in ${wait} ms (failing for ${now - failingSince} ms)`, error)
-        yield* Effect.sleep(Duration.millis(wait))
-        return yield* run()
-      }))
-  return run()
+): Effect.Effect<never, PortError, R> =>
+  Effect.gen(function*() {
+    const delayMs = Duration.toMillis(Duration.fromInputUnsafe(restarts.delay))
+    const maxDelayMs = Duration.toMillis(Duration.fromInputUnsafe(restarts.maxDelay))
+    const giveUpMs = Duration.toMillis(Duration.fromInputUnsafe(restarts.giveUpAfter))
+    /** The first failure since a life last joined (undefined: none), and the failures since. */
+    let failingSince: number | undefined
+    let failures = 0
+    const joined = () => {
+      failingSince = undefined
+      failures = 0
+    }
+    while (true) {
+      // A life never ends but by failing: its failure, as a value (a defect still ends it all).
+      const error = yield* Effect.flip(life(joined))
+      const now = yield* Clock.currentTimeMillis
+      failingSince ??= now
+      failures++
+      if (!error.retryable || now - failingSince > giveUpMs) return yield* error
+      const wait = Math.min(maxDelayMs, delayMs * 2 ** (failures - 1))
+      yield* Metrics.error("consumer", "bus_consumer_restarted")
+      yield* Effect.logWarning(`the consumer stopped; a new one in ${wait} ms (failing for ${now - failingSince} ms)`, error)
+      yield* Effect.sleep(Duration.millis(wait))
+    }
+  })
+
+/** The error at the end of a kafkajs error's causes. */
+const originalCause = (error: KafkaErrorLike): KafkaErrorLike => {
+  let at = error
+  while (typeof at.cause === "object" && at.cause !== null && at.cause !== at) at = at.cause as KafkaErrorLike
+  return at
+}
+
+/**
+ * Whether a crashed consumer is worth a new one: when kafkajs would have restarted it itself (its
+ * retries ran out, or what they ran out on was retriable), and for a group with no coordinator yet.
+ */
+export const crashIsRetryable = (cause: unknown): boolean => {
+  if (typeof cause !== "object" || cause === null) return false
+  const error = cause as KafkaErrorLike
+  return error.name === "KafkaJSNumberOfRetriesExceeded" || isRetryable(error) || isRetryable(originalCause(error))
 }
 
 const toPortError = (operation: string) => (cause: unknown) =>
@@ -325,7 +343,8 @@ export const make = (options: KafkaMessageBusOptions): Effect.Effect<MessageBus[
               sessionTimeout: Duration.toMillis(Duration.fromInputUnsafe(options.sessionTimeout ?? "30 seconds")),
               heartbeatInterval: Duration.toMillis(heartbeatInterval),
               maxWaitTimeInMs: 500,
-              allowAutoTopicCreation: false
+              allowAutoTopicCreation: false,
+              retry: { retries: 5, restartOnFailure: () => Promise.resolve(false) }
             })
           ),
           (consumer) =>
@@ -337,11 +356,10 @@ export const make = (options: KafkaMessageBusOptions): Effect.Effect<MessageBus[
         )
         consumer.on(consumer.events.GROUP_JOIN, joined)
         yield* kafkaCall("consume.connect", () => consumer.connect())
+        // Every crash ends this life (kafkajs restarts none: `restartOnFailure`); keepConsuming starts the next.
         consumer.on(consumer.events.CRASH, (event) => {
-          // kafkajs restarts the consumer itself after a retriable crash.
-          if (!event.payload.restart) {
-            Deferred.doneUnsafe(crashed, Exit.fail(toPortError("consume")(event.payload.error)))
-          }
+          const error = event.payload.error
+          Deferred.doneUnsafe(crashed, Exit.fail(new PortError({ port: PORT, operation: "consume", retryable: crashIsRetryable(error), cause: error })))
         })
         yield* kafkaCall("consume.subscribe", () => consumer.subscribe({ topics: [topic], fromBeginning: true }))
         yield* kafkaCall("consume.run", () =>

@@ -3,7 +3,7 @@ import { PortError } from "@im/ports/PortError"
 import * as Metrics from "@im/observability/Metrics"
 import { Cause, Effect, Exit, Fiber, Metric, Option } from "effect"
 import { TestClock } from "effect/testing"
-import { isRetryable, keepConsuming } from "../src/KafkaMessageBus.ts"
+import { crashIsRetryable, isRetryable, keepConsuming } from "../src/KafkaMessageBus.ts"
 
 const restartedCount = Effect.map(Metric.value(Metrics.errors({ service: "consumer", kind: "bus_consumer_restarted" })), (state) => state.count)
 
@@ -83,15 +83,36 @@ describe("keepConsuming", () => {
       assert.strictEqual(slow.started(), 3)
     }))
 
-  it.effect("a life that joined its group starts the count again: failures far apart never add up", () =>
+  it.effect("a life that joined its group starts the count again: failures far apart never add up, and each waits 1 s", () =>
     Effect.gen(function*() {
       const { life, started } = lives(6, { lifeMs: 30_000, joins: true })
       const fiber = yield* Effect.forkChild(keepConsuming(life, restarts))
+      for (let n = 1; n <= 6; n++) {
+        yield* TestClock.adjust("30 seconds")
+        yield* TestClock.adjust("999 millis")
+        assert.strictEqual(started(), n, `life ${n} failed; the next waits a whole second`)
+        yield* TestClock.adjust("1 millis")
+        assert.strictEqual(started(), n + 1)
+      }
       yield* TestClock.adjust("10 minutes")
       assert.strictEqual(started(), 7)
       assert.isUndefined(fiber.pollUnsafe())
       yield* Fiber.interrupt(fiber)
     }))
+})
+
+describe("crashIsRetryable", () => {
+  it("as kafkajs decides to restart a crashed consumer, and a group with no coordinator yet", () => {
+    assert.isTrue(crashIsRetryable({ name: "KafkaJSNumberOfRetriesExceeded", retriable: false, cause: { retriable: false } }))
+    assert.isTrue(crashIsRetryable({ name: "KafkaJSError", retriable: false, cause: { name: "KafkaJSProtocolError", retriable: true } }))
+    assert.isTrue(crashIsRetryable({
+      name: "KafkaJSNonRetriableError",
+      retriable: false,
+      cause: { name: "KafkaJSGroupCoordinatorNotFound", retriable: false }
+    }))
+    assert.isFalse(crashIsRetryable({ name: "KafkaJSNonRetriableError", retriable: false, cause: { name: "KafkaJSProtocolError", retriable: false } }))
+    assert.isFalse(crashIsRetryable(undefined))
+  })
 })
 
 describe("isRetryable", () => {

@@ -51,10 +51,12 @@ local function aliveKey(prefix, gateway) return prefix .. 'presence:a:' .. gatew
  * a TTL.)
  */
 const REGISTER = script<number>("imPresenceRegister", `
-for i = 1, 3 do
-  redis.call('SADD', KEYS[i], ARGV[i])
-  redis.call('PERSIST', KEYS[i])
-end
+redis.call('SADD', KEYS[1], ARGV[1])
+redis.call('SADD', KEYS[2], ARGV[2])
+redis.call('SADD', KEYS[3], ARGV[3])
+redis.call('PERSIST', KEYS[1])
+redis.call('PERSIST', KEYS[2])
+redis.call('PERSIST', KEYS[3])
 redis.call('SADD', KEYS[5], ARGV[2])
 redis.call('SET', KEYS[4], '1', 'PX', ARGV[4])
 return 1
