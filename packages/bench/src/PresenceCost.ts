@@ -10,6 +10,7 @@
  *   node packages/bench/src/PresenceCost.ts [CONNECTIONS] [ROUNDS]
  */
 import type { GatewayId, UserId } from "@im/domain/Ids"
+import { deletePrefix } from "@im/redis/RedisClient"
 import * as RedisPresence from "@im/redis/RedisPresence"
 import { Effect, Redacted } from "effect"
 import { Redis } from "ioredis"
@@ -34,9 +35,7 @@ const timed = <A, E, R>(effect: Effect.Effect<A, E, R>) =>
 const deleteKeys = (prefix: string) =>
   Effect.promise(async () => {
     const redis = new Redis(url)
-    for await (const keys of redis.scanStream({ match: `${prefix}*`, count: 1000 })) {
-      if ((keys as Array<string>).length > 0) await redis.del(...(keys as Array<string>))
-    }
+    await deletePrefix(redis, prefix)
     await redis.quit()
   })
 

@@ -1,8 +1,8 @@
-import { createHash, randomBytes } from "node:crypto"
+import { randomBytes } from "node:crypto"
 import { describe, expect, it, type TestContext } from "vitest"
 import { type Device, devices } from "./Devices.ts"
 import { clusterControl, logLines, pauseProcess, restartPart, SKIP_REASON, startProcess, stopProcess } from "./Cluster.ts"
-import { eventually, makeUser, pullAll, type TestUser } from "./Raw.ts"
+import { digest, eventually, makeUser, pullAll, type TestUser } from "./Raw.ts"
 import { useTarget } from "./Target.ts"
 
 const target = useTarget({ skip: clusterControl === undefined })
@@ -230,7 +230,6 @@ describe.skipIf(clusterControl === undefined)(`faults in the cluster${clusterCon
 
   it("the S3 server restarted while files are sent: a send that cannot check its file is sent again, never refused; each once, in order; the files download after", async (context) => {
     const uploaded = new Map<string, { readonly device: Device; readonly digest: string }>()
-    const digest = (bytes: Uint8Array) => createHash("sha256").update(bytes).digest("hex")
     // Each sender uploads an image and sends it again and again, each time with other dimensions.
     const messages = async (device: Device, i: number) => {
       const bytes = new Uint8Array(randomBytes(4096 + i))

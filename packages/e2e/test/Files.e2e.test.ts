@@ -1,9 +1,9 @@
 import { HttpError, SendError } from "@im/client/Client"
 import type { FileReference } from "@im/client/Wire"
-import { createHash, randomBytes } from "node:crypto"
+import { randomBytes } from "node:crypto"
 import { describe, expect, it } from "vitest"
 import { devices } from "./Devices.ts"
-import { eventually, getJson, makeUser, newestSeq, postJson, pullAll, type TestUser } from "./Raw.ts"
+import { digest, eventually, getJson, makeUser, newestSeq, postJson, pullAll, type TestUser } from "./Raw.ts"
 import { useTarget } from "./Target.ts"
 
 const target = useTarget()
@@ -11,7 +11,6 @@ const target = useTarget()
 const online = devices(() => target)
 
 const MiB = 1024 * 1024
-const digest = (bytes: Uint8Array) => createHash("sha256").update(bytes).digest("hex")
 
 /** Bytes that do not repeat: a truncated or shifted download would show. */
 const randomFile = (size: number) => new Uint8Array(randomBytes(size))

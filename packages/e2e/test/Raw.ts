@@ -1,4 +1,4 @@
-import { randomUUID } from "node:crypto"
+import { createHash, randomUUID } from "node:crypto"
 import type { Target } from "./Target.ts"
 
 /** A user made for one test: unique account, a fresh token. */
@@ -8,6 +8,9 @@ export interface TestUser {
   readonly password: string
   readonly token: string
 }
+
+/** The SHA-256 of bytes, in hex: an upload and its download compared. */
+export const digest = (bytes: Uint8Array) => createHash("sha256").update(bytes).digest("hex")
 
 export const postJson = async (target: Target, path: string, body: unknown, token?: string) => {
   const response = await fetch(target.baseUrl + path, {

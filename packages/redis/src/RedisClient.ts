@@ -116,3 +116,10 @@ const redactedUrl = (url: Redacted.Redacted<string>): string => {
     return "<unparsable>"
   }
 }
+
+/** Deletes every key under `prefix`, a scan at a time: for the tests and tools that write under a prefix of their own. */
+export const deletePrefix = async (redis: Redis, prefix: string): Promise<void> => {
+  for await (const keys of redis.scanStream({ match: `${prefix}*`, count: 1000 })) {
+    if ((keys as Array<string>).length > 0) await redis.del(...(keys as Array<string>))
+  }
+}

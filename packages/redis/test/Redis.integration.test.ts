@@ -11,6 +11,7 @@ import { ConfigProvider, type Duration, Effect, Exit, Layer, Redacted } from "ef
 import { SqlClient } from "effect/sql"
 import { Redis } from "ioredis"
 import { randomBytes } from "node:crypto"
+import { deletePrefix } from "../src/RedisClient.ts"
 import * as RedisPresence from "../src/RedisPresence.ts"
 import * as RedisSeqStore from "../src/RedisSeqStore.ts"
 
@@ -31,11 +32,7 @@ const freshPrefix = () => {
 }
 afterAll(async () => {
   const redis = new Redis(redisUrl)
-  for (const prefix of prefixes) {
-    for await (const keys of redis.scanStream({ match: `${prefix}*`, count: 1000 })) {
-      if ((keys as Array<string>).length > 0) await redis.del(...(keys as Array<string>))
-    }
-  }
+  for (const prefix of prefixes) await deletePrefix(redis, prefix)
   await redis.quit()
 })
 
@@ -47,12 +44,13 @@ const seqStore = (blockSize: number, keyPrefix = freshPrefix()) =>
 const presence = (ttl: Duration.Input, keyPrefix = freshPrefix()) =>
   Layer.effect(Presence, RedisPresence.make({ url: Redacted.make(redisUrl), keyPrefix, ttl }))
 
-/** A second connection, for what the adapters never do: losing Redis's data. */
-const flushAll = Effect.acquireUseRelease(
+/** A connection of the test's own, for what the adapters never do (lose Redis's data, read their keys), quit with the scope. */
+const ownConnection = Effect.acquireRelease(
   Effect.sync(() => new Redis(redisUrl, { lazyConnect: true })),
-  (redis) => Effect.promise(() => redis.flushall()),
   (redis) => Effect.promise(() => redis.quit())
 )
+
+const flushAll = Effect.scoped(Effect.flatMap(ownConnection, (redis) => Effect.promise(() => redis.flushall())))
 
 /** Every number of every block, per user. */
 const record = (
@@ -205,7 +203,7 @@ describe("RedisPresence, a data loss in the middle of a restore", () => {
         all: RedisPresence.gatewayKeys.all(keyPrefix)
       }
       const { KNOWN, RESTORE } = RedisPresence.restoreScripts
-      const redis = yield* Effect.acquireRelease(Effect.sync(() => new Redis(redisUrl)), (redis) => Effect.promise(() => redis.quit()))
+      const redis = yield* ownConnection
       const restoreCall = (first: "1" | "0", user: string) =>
         Effect.promise(() => redis.eval(RESTORE.lua, 5, keys.users, keys.restoring, keys.known, keys.alive, keys.all, keyPrefix, gateway, 90_000, "run", first, user, unique("c")))
       // The first call of a restore, as the adapter makes it; then Redis loses everything.
@@ -266,7 +264,7 @@ describe("RedisPresence after a version that gave the sets a TTL", () => {
     Effect.gen(function*() {
       const keyPrefix = freshPrefix()
       const presence = yield* RedisPresence.make({ url: Redacted.make(redisUrl), keyPrefix, ttl: "90 seconds" })
-      const redis = yield* Effect.acquireRelease(Effect.sync(() => new Redis(redisUrl)), (redis) => Effect.promise(() => redis.quit()))
+      const redis = yield* ownConnection
       const [registered, restored] = [freshUserId(), freshUserId()]
       const gateway = freshGatewayId()
       // What a gateway of the version before left: its users' sets of gateways, expiring.
@@ -287,7 +285,7 @@ describe("RedisPresence, what a dead gateway left", () => {
     Effect.gen(function*() {
       const keyPrefix = freshPrefix()
       const presence = yield* RedisPresence.make({ url: Redacted.make(redisUrl), keyPrefix, ttl: "400 millis" })
-      const redis = yield* Effect.acquireRelease(Effect.sync(() => new Redis(redisUrl)), (redis) => Effect.promise(() => redis.quit()))
+      const redis = yield* ownConnection
       const [alive, dead] = [freshGatewayId(), freshGatewayId()]
       const shared = freshUserId()
       // More users than one refresh removes, and one on both gateways.
