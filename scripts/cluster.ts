@@ -188,6 +188,13 @@ export const startCluster = async (options: ClusterOptions = {}): Promise<Cluste
     const instances = await response.json() as Array<{ readonly Service: { readonly ID: string } }>
     return instances.some((instance) => instance.Service.ID === id)
   }
+  /** Waits until `started` is registered and passing; fails at once, naming it, if one of `watched` exits meanwhile. */
+  const untilRegistered = (started: ClusterProcess, watched: ReadonlyArray<ClusterProcess>) =>
+    waitFor(`${started.name} to register`, async () => {
+      const gone = watched.find((p) => !isRunning(p))
+      if (gone !== undefined) throw new Error(`${gone.name} exited during start (code ${gone.child.exitCode})`)
+      return registered(started)
+    })
 
   const stopProcess = async (name: string, stopOptions: { readonly hard?: boolean } = {}) => {
     const found = processes.find((p) => p.name === name)
@@ -206,10 +213,7 @@ export const startCluster = async (options: ClusterOptions = {}): Promise<Cluste
     if (index === -1) throw new Error(`no process ${name}`)
     if (isRunning(processes[index]!)) throw new Error(`${name} is running`)
     const started = processes[index] = spawnProcess(plan[index]!)
-    await waitFor(`${name} to register`, async () => {
-      if (!isRunning(started)) throw new Error(`${name} exited during start (code ${started.child.exitCode})`)
-      return registered(started)
-    })
+    await untilRegistered(started, [started])
     return started.child.pid!
   }
 
@@ -240,26 +244,9 @@ export const startCluster = async (options: ClusterOptions = {}): Promise<Cluste
   }
 
   try {
-    const healthy = async (service: string) => {
-      const response = await fetch(`http://${consulAddress}/v1/health/service/${service}?passing`)
-      return (await response.json() as Array<unknown>).length
-    }
-    for (const entry of plan) {
-      if (processes.find((p) => p.name === entry.name)!.child.exitCode !== null) {
-        throw new Error(`${entry.name} exited during start`)
-      }
-    }
-    // A process that exits during start fails the start at once, naming it (see its output).
-    const noneExited = () => {
-      const gone = processes.find((p) => p.child.exitCode !== null || p.child.signalCode !== null)
-      if (gone !== undefined) throw new Error(`${gone.name} exited during start (code ${gone.child.exitCode})`)
-    }
-    for (const [service, count] of [["db", 1], ["chat", 1], ["pusher", 1], ["ws", gateways], ["consumer", consumers], ["api", 1]] as const) {
-      await waitFor(`${count} healthy ${service}`, async () => {
-        noneExited()
-        return (await healthy(service)) >= count
-      })
-    }
+    // Each process in turn (they all start at once), by the instance id it logged. A process that
+    // exits during start fails the start at once, naming it (see its output).
+    for (const started of processes) await untilRegistered(started, processes)
     await waitFor("the API", async () => (await fetch("http://127.0.0.1:8080/health")).ok)
   } catch (error) {
     await stop()
