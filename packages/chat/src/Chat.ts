@@ -241,7 +241,8 @@ const sendKind = (request: SendRequest) => request.group_id !== undefined ? "gro
 /** Counts an accepted message by kind (`im_chat_accepted_total`), a refusal by its code. */
 const countOutcome = <Args extends ReadonlyArray<any>>(kindOf: (...args: Args) => string) =>
   <A, R>(effect: Effect.Effect<A, SendRejected, R>, ...args: Args): Effect.Effect<A, SendRejected, R> =>
-    effect.pipe(
-      Effect.tap(() => Metrics.increment(Metrics.chatAccepted({ kind: kindOf(...args) }))),
-      Effect.tapError((rejected) => Metrics.increment(Metrics.chatRejected({ code: rejected.code })))
-    )
+    Effect.onExit(effect, (exit) => {
+      if (Exit.isSuccess(exit)) return Metrics.increment(Metrics.chatAccepted({ kind: kindOf(...args) }))
+      const rejected = Exit.findErrorOption(exit)
+      return Option.isSome(rejected) ? Metrics.increment(Metrics.chatRejected({ code: rejected.value.code })) : Effect.void
+    })

@@ -7,7 +7,7 @@ import { MessageBus } from "@im/ports/MessageBus"
 import { PortError } from "@im/ports/PortError"
 import { UserStore } from "@im/ports/UserStore"
 import { recordingPusher } from "@im/pusher/testing/RecordingPusher"
-import { Effect, Layer, Ref } from "effect"
+import { Effect, Layer, Metric, Ref } from "effect"
 import { TestClock } from "effect/testing"
 import { Chat, type SendRequest, serverIdOf } from "../src/Chat.ts"
 import { FileMessages } from "../src/FileMessages.ts"
@@ -127,6 +127,31 @@ describe("Chat.send", () => {
         assert.strictEqual((yield* Ref.get(probe.published)).length, 0)
       })
     ))
+
+  it.effect("counts what it accepts by kind, and what it refuses by code (a bus that is down: unavailable)", () =>
+    withChat((chat, probe) =>
+      Effect.gen(function*() {
+        yield* chat.send(request())
+        yield* chat.send(request({ local_id: LocalId.make("l-2"), receiver_id: undefined, group_id: team }))
+        yield* Effect.flip(chat.send(request({ local_id: LocalId.make("l-3"), receiver_id: UserId.make("u_nobody") })))
+        yield* Effect.flip(chat.send(request({ local_id: LocalId.make("l-4"), receiver_id: undefined })))
+        yield* Effect.flip(chat.send(request({ local_id: LocalId.make("l-5"), receiver_id: carol })))
+        yield* Ref.set(probe.down, true)
+        yield* Effect.flip(chat.send(request({ local_id: LocalId.make("l-6") })))
+        const counts = Object.fromEntries(
+          (yield* Metric.snapshot)
+            .filter((pair) => pair.id === "im_chat_accepted_total" || pair.id === "im_chat_rejected_total")
+            .map((pair) => [`${pair.id}${JSON.stringify(pair.attributes)}`, (pair.state as { readonly count: number }).count])
+        )
+        assert.deepStrictEqual(counts, {
+          "im_chat_accepted_total{\"kind\":\"single\"}": 1,
+          "im_chat_accepted_total{\"kind\":\"group\"}": 1,
+          "im_chat_rejected_total{\"code\":\"receiver_not_found\"}": 2,
+          "im_chat_rejected_total{\"code\":\"invalid_frame\"}": 1,
+          "im_chat_rejected_total{\"code\":\"unavailable\"}": 1
+        })
+      })
+    ).pipe(Effect.provideService(Metric.MetricRegistry, new Map())))
 
   it.effect("a member's group message is published keyed by the group, on the fan-out topic", () =>
     withChat((chat, probe) =>

@@ -1,4 +1,4 @@
-import { Duration, Effect, Metric } from "effect"
+import { Clock, Effect, Metric } from "effect"
 
 /**
  * Every metric the services export, in one place (docs/observability.md lists them). Names are
@@ -39,12 +39,31 @@ const seconds = (name: string, description: string) =>
 
 const sizes = (name: string, description: string) => Metric.histogram(name, { description, boundaries: SIZE_BUCKETS })
 
-/** Adds `by` (default 1) to a counter. */
-export const increment = (metric: Metric.Metric<number, unknown>, by = 1) => Metric.update(metric, by)
+/**
+ * Adds `by` (default 1) to a counter: one step of the fiber (`Metric.update` takes two, a read
+ * of the context and a `sync`; several run for every message).
+ */
+export const increment = (metric: Metric.Metric<number, unknown>, by = 1): Effect.Effect<void> =>
+  Effect.withFiber((fiber) => {
+    metric.updateUnsafe(by, fiber.context)
+    return Effect.void
+  })
 
-/** Records how long the effect took, in seconds, whatever its outcome. */
+/**
+ * Records how long the effect took, in seconds, whatever its outcome (an interruption too).
+ * What `Effect.trackDuration` does, without its three `Duration`s and two steps per call: it
+ * wraps every message's path in chat and the gateway.
+ */
 export const timed = (histogram: Metric.Metric<number, unknown>) =>
-  Effect.trackDuration(histogram, (duration) => Duration.toSeconds(duration))
+<A, E, R>(effect: Effect.Effect<A, E, R>): Effect.Effect<A, E, R> =>
+  Effect.withFiber((fiber) => {
+    const clock = fiber.getRef(Clock.Clock)
+    const start = clock.monotonicTimeNanosUnsafe()
+    return Effect.onExit(effect, () => {
+      histogram.updateUnsafe(Number(clock.monotonicTimeNanosUnsafe() - start) / 1e9, fiber.context)
+      return Effect.void
+    })
+  })
 
 // chat
 

@@ -1,5 +1,6 @@
 import { assert, describe, it } from "@effect/vitest"
-import { Effect, Exit, Layer, Metric, Scope } from "effect"
+import { Effect, Exit, Fiber, Layer, Metric, Scope } from "effect"
+import { TestClock } from "effect/testing"
 import { HttpRouter, HttpServerResponse } from "effect/http"
 import * as Metrics from "../src/Metrics.ts"
 import * as ProcessMetrics from "../src/ProcessMetrics.ts"
@@ -64,6 +65,29 @@ describe("the Prometheus text exposition (format 0.0.4)", () => {
       assert.include(lines, "im_chat_send_duration_seconds_bucket{le=\"0.005\"} 1")
       assert.include(lines, "im_chat_send_duration_seconds_count 1")
       assert.include(lines, "im_errors_total{service=\"db\",kind=\"store_unavailable\"} 1")
+    })))
+
+  it.effect("timed records each call's time in seconds, whether it succeeds, fails or is interrupted", () =>
+    isolated(Effect.gen(function*() {
+      const latency = Metric.histogram("test_timed_seconds", { boundaries: [0.01, 0.1, 1] })
+      const waits = (millis: number) => Effect.sleep(`${millis} millis`).pipe(Metrics.timed(latency))
+      const succeeded = yield* Effect.forkChild(waits(5))
+      yield* TestClock.adjust("5 millis")
+      yield* Fiber.join(succeeded)
+      const failed = yield* Effect.forkChild(Effect.andThen(Effect.sleep("50 millis"), Effect.fail("no")).pipe(Metrics.timed(latency)))
+      yield* TestClock.adjust("50 millis")
+      assert.deepStrictEqual(yield* Fiber.await(failed), Exit.fail("no"))
+      const interrupted = yield* Effect.forkChild(waits(10_000))
+      yield* TestClock.adjust("500 millis")
+      yield* Fiber.interrupt(interrupted)
+      const lines = linesOf(yield* exposition)
+      assert.includeMembers(lines, [
+        "test_timed_seconds_bucket{le=\"0.01\"} 1",
+        "test_timed_seconds_bucket{le=\"0.1\"} 2",
+        "test_timed_seconds_bucket{le=\"1\"} 3",
+        "test_timed_seconds_sum 0.555",
+        "test_timed_seconds_count 3"
+      ])
     })))
 
   it.effect("a labelled family makes each series once", () =>
