@@ -9,7 +9,7 @@ import * as TraceContext from "@im/observability/TraceContext"
 import type { PortError } from "@im/ports/PortError"
 import * as HttpServer from "@im/platform/HttpServer"
 import type { CoalescingWebSocket } from "@im/platform/HttpServer"
-import { Clock, Duration, Effect, LogLevel, Option, Schema, type Tracer } from "effect"
+import { Clock, Duration, Effect, Fiber, LogLevel, Option, Schema, type Tracer } from "effect"
 import { HttpRouter, type HttpServerRequest, HttpServerResponse } from "effect/http"
 import { randomBytes } from "node:crypto"
 import { Gateway } from "./Gateway.ts"
@@ -232,20 +232,47 @@ const send = Effect.fnUntraced(function*(session: ClientSession, frame: SendFram
  */
 const withinSendTimeout = <A>(session: ClientSession, call: Effect.Effect<A, SendRejected>): Effect.Effect<A, SendRejected> => {
   const timeout = session.sendTimeout
-  return Effect.timeoutOrElse(call, {
-    duration: timeout,
-    orElse: () =>
-      Effect.andThen(
-        Effect.logWarning("chat did not answer a frame in time", { timeout: Duration.format(timeout) }).pipe(
-          Effect.annotateLogs(session.annotations),
-          Effect.andThen(Metrics.error("ws", "chat_timeout"))
-        ),
-        Effect.fail(
-          new SendRejected({ code: "unavailable", message: `the server did not answer within ${Duration.format(timeout)}; send it again` })
-        )
+  return withinDeadline(call, Duration.toMillis(timeout), () =>
+    Effect.andThen(
+      Effect.logWarning("chat did not answer a frame in time", { timeout: Duration.format(timeout) }).pipe(
+        Effect.annotateLogs(session.annotations),
+        Effect.andThen(Metrics.error("ws", "chat_timeout"))
+      ),
+      Effect.fail(
+        new SendRejected({ code: "unavailable", message: `the server did not answer within ${Duration.format(timeout)}; send it again` })
       )
-  })
+    ))
 }
+
+/**
+ * `call`'s outcome, or `orElse`'s once `millis` have passed without one, the call interrupted
+ * first: `Effect.timeoutOrElse`, made for a path every send takes. That one races two fibers
+ * (the call's and a sleeping one's) and interrupts the loser; here the call runs in one fiber
+ * (with the caller's context) and a timer of the process (not Effect's Clock) stands for the
+ * other, cleared when the call ends. A call that ends at once starts no timer. Interrupting the
+ * caller interrupts the call.
+ */
+export const withinDeadline = <A, E>(
+  call: Effect.Effect<A, E>,
+  millis: number,
+  orElse: () => Effect.Effect<A, E>
+): Effect.Effect<A, E> =>
+  Effect.withFiber((caller) => {
+    const fiber = Effect.runForkWith(caller.context)(call)
+    const ended = fiber.pollUnsafe()
+    if (ended !== undefined) return ended
+    return Effect.callback<A, E>((resume) => {
+      const timer = setTimeout(() => resume(Effect.andThen(Fiber.interrupt(fiber), orElse())), millis)
+      fiber.addObserver((exit) => {
+        clearTimeout(timer)
+        resume(exit)
+      })
+      return Effect.suspend(() => {
+        clearTimeout(timer)
+        return Fiber.interrupt(fiber)
+      })
+    })
+  })
 
 // Typing signals pass at most once a second per target; the rest are dropped.
 const typing = Effect.fnUntraced(function*(session: ClientSession, frame: TypingFrame) {
