@@ -14,7 +14,22 @@ import { Pusher } from "@im/pusher/Pusher"
 import { DEFAULT_PUSH_AHEAD, pushAhead } from "./PushAhead.ts"
 import { Cause, Config, Context, Deferred, Duration, Effect, Exit, Layer, LogLevel, Metric, Queue, Schedule, Schema, type Scope, Semaphore } from "effect"
 
-const decodeMessage = Schema.decodeUnknownExit(Schema.fromJsonString(Message))
+const decodeParsed = Schema.decodeUnknownExit(Message)
+
+/**
+ * A record's message, or why it is not one. `JSON.parse` and then the struct, rather than
+ * `Schema.fromJsonString(Message)`: that one runs each decode in a fiber of its own, a fiber
+ * per message consumed; the struct alone decodes without one.
+ */
+const decodeMessage = (value: string): Exit.Exit<Message, unknown> => {
+  let json: unknown
+  try {
+    json = JSON.parse(value)
+  } catch (error) {
+    return Exit.fail(error)
+  }
+  return decodeParsed(json)
+}
 
 /** One inbox entry to store: `message` in `user`'s inbox. */
 interface PlannedEntry {
