@@ -85,8 +85,11 @@ export class Tokens extends Context.Service<Tokens, {
       if (payload === undefined || signature === undefined || rest.length > 0) {
         return yield* new TokenRejected({ reason: "invalid" })
       }
-      const expected = sign(payload)
-      const given = Buffer.from(signature, "base64url")
+      // The signature's text is compared, not its decoded bytes: base64url decoding skips
+      // characters outside the alphabet and the last character's unused bits, so other texts
+      // would pass for the same signature, and a token would have many spellings.
+      const expected = Buffer.from(sign(payload).toString("base64url"))
+      const given = Buffer.from(signature)
       if (given.length !== expected.length || !timingSafeEqual(given, expected)) {
         return yield* new TokenRejected({ reason: "invalid" })
       }

@@ -65,6 +65,24 @@ describe("Tokens", () => {
         session: claims.session
       })
     }))
+
+  it.effect("accepts only the signature's own spelling: not one with other unused bits, nor with characters base64url skips", () =>
+    Effect.gen(function*() {
+      const { token } = yield* tokens.issue(claims)
+      const [payload, signature] = token.split(".") as [string, string]
+      const alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"
+      // 32 bytes are 43 characters, the last holding 4 bits of the signature and 2 unused ones.
+      const last = alphabet.indexOf(signature.at(-1)!)
+      const unusedBitsSet = `${signature.slice(0, -1)}${alphabet[last | 1]}`
+      assert.notStrictEqual(unusedBitsSet, signature)
+      assert.isTrue(Buffer.from(unusedBitsSet, "base64url").equals(Buffer.from(signature, "base64url")), "the same bytes once decoded")
+      const reasons = yield* Effect.forEach(
+        [`${payload}.${unusedBitsSet}`, `${payload}.${signature.slice(0, 10)}!${signature.slice(10)}`, `${payload}.${signature}=`],
+        (candidate) => Effect.flip(tokens.verify(candidate)).pipe(Effect.map((e) => e.reason))
+      )
+      assert.deepStrictEqual(reasons, ["invalid", "invalid", "invalid"])
+      assert.deepStrictEqual(yield* tokens.verify(`${payload}.${signature}`), { user: alice, session: claims.session })
+    }))
 })
 
 describe("Passwords", () => {
