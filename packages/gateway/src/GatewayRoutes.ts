@@ -249,20 +249,29 @@ const withinSendTimeout = <A>(session: ClientSession, call: Effect.Effect<A, Sen
  * first: `Effect.timeoutOrElse`, made for a path every send takes. That one races two fibers
  * (the call's and a sleeping one's) and interrupts the loser; here the call runs in one fiber
  * (with the caller's context) and a timer of the process (not Effect's Clock) stands for the
- * other, cleared when the call ends. A call that ends at once starts no timer. Interrupting the
- * caller interrupts the call.
+ * other, cleared when the call ends. A call that ends at once starts no timer. The call is forked
+ * inside the wait, whose cleanup interrupts it: a caller interrupted at any point leaves no call
+ * running.
  */
 export const withinDeadline = <A, E>(
   call: Effect.Effect<A, E>,
   millis: number,
   orElse: () => Effect.Effect<A, E>
 ): Effect.Effect<A, E> =>
-  Effect.withFiber((caller) => {
-    const fiber = Effect.runForkWith(caller.context)(call)
-    const ended = fiber.pollUnsafe()
-    if (ended !== undefined) return ended
-    return Effect.callback<A, E>((resume) => {
-      const timer = setTimeout(() => resume(Effect.andThen(Fiber.interrupt(fiber), orElse())), millis)
+  Effect.withFiber((caller) =>
+    Effect.callback<A, E>((resume) => {
+      const fiber = Effect.runForkWith(caller.context)(call)
+      const ended = fiber.pollUnsafe()
+      if (ended !== undefined) return resume(ended)
+      let timer: ReturnType<typeof setTimeout>
+      // Node fires a timer of more than MAX_TIMER_MS at once: a longer deadline waits in steps.
+      const arm = (left: number) => {
+        timer = setTimeout(
+          () => left > MAX_TIMER_MS ? arm(left - MAX_TIMER_MS) : resume(Effect.andThen(Fiber.interrupt(fiber), orElse())),
+          Math.min(left, MAX_TIMER_MS)
+        )
+      }
+      arm(millis)
       fiber.addObserver((exit) => {
         clearTimeout(timer)
         resume(exit)
@@ -272,7 +281,10 @@ export const withinDeadline = <A, E>(
         return Fiber.interrupt(fiber)
       })
     })
-  })
+  )
+
+/** The longest delay `setTimeout` keeps (2^31 - 1 ms, about 24.8 days). */
+const MAX_TIMER_MS = 2 ** 31 - 1
 
 // Typing signals pass at most once a second per target; the rest are dropped.
 const typing = Effect.fnUntraced(function*(session: ClientSession, frame: TypingFrame) {

@@ -1,5 +1,5 @@
 import { assert, describe, it } from "@effect/vitest"
-import { Deferred, Effect, Exit, Fiber, References } from "effect"
+import { Deferred, Effect, Exit, Fiber, References, Scheduler } from "effect"
 import { withinDeadline } from "../src/GatewayRoutes.ts"
 
 const late = () => Effect.succeed("too late")
@@ -31,6 +31,32 @@ describe("withinDeadline (the send path's WS_SEND_TIMEOUT)", () => {
         () => Effect.die("late")
       ).pipe(Effect.annotateLogs({ user: "u_alice" }))
       assert.deepStrictEqual(seen, { user: "u_alice" })
+    }))
+
+  it.live("a caller interrupted at any step leaves no call running (also when it yields just before waiting)", () =>
+    Effect.gen(function*() {
+      // Fibers yield every MaxOpsBeforeYield steps: callers with 0 to 40 steps before the
+      // deadline's take each place of that yield.
+      const running: Array<number> = []
+      for (let steps = 0; steps <= 40; steps++) {
+        let prefix: Effect.Effect<void> = Effect.void
+        for (let i = 0; i < steps; i++) prefix = Effect.andThen(prefix, Effect.void)
+        let callFiber: Fiber.Fiber<unknown, unknown> | undefined
+        const call = Effect.withFiber((fiber) => {
+          callFiber = fiber
+          return Effect.never
+        })
+        const caller = yield* Effect.forkChild(Effect.andThen(prefix, withinDeadline(call, 600_000, late)), { startImmediately: true })
+        yield* Fiber.interrupt(caller)
+        if (callFiber !== undefined && callFiber.pollUnsafe() === undefined) running.push(steps)
+      }
+      assert.deepStrictEqual(running, [])
+    }).pipe(Effect.provideService(Scheduler.MaxOpsBeforeYield, 32)))
+
+  it.live("a deadline longer than a timer of the process can hold (about 24.8 days) does not fire at once", () =>
+    Effect.gen(function*() {
+      const outcome = yield* withinDeadline(Effect.as(Effect.sleep("30 millis"), "answered"), 30 * 24 * 3600 * 1000, late)
+      assert.strictEqual(outcome, "answered")
     }))
 
   it.live("interrupting the caller interrupts the call, and the deadline does nothing after", () =>
