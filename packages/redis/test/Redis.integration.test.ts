@@ -50,6 +50,18 @@ const ownConnection = Effect.acquireRelease(
   (redis) => Effect.promise(() => redis.quit())
 )
 
+/**
+ * A presence adapter on a prefix of its own, for the tests that also read or write its keys
+ * themselves: the prefix, the adapter and a connection of the test's own (quit with the scope).
+ */
+const ownPresence = (ttl: Duration.Input) =>
+  Effect.gen(function*() {
+    const keyPrefix = freshPrefix()
+    const presence = yield* RedisPresence.make({ url: Redacted.make(redisUrl), keyPrefix, ttl })
+    const redis = yield* ownConnection
+    return { keyPrefix, presence, redis }
+  })
+
 const flushAll = Effect.scoped(Effect.flatMap(ownConnection, (redis) => Effect.promise(() => redis.flushall())))
 
 /** Every number of every block, per user. */
@@ -192,8 +204,7 @@ describe("RedisPresence after Redis lost its data", () => {
 describe("RedisPresence, a data loss in the middle of a restore", () => {
   it.live("the restore's later calls and its end find its name gone: the gateway stays unknown", () =>
     Effect.gen(function*() {
-      const keyPrefix = freshPrefix()
-      const presence = yield* RedisPresence.make({ url: Redacted.make(redisUrl), keyPrefix, ttl: "90 seconds" })
+      const { keyPrefix, presence, redis } = yield* ownPresence("90 seconds")
       const gateway = freshGatewayId()
       const keys = {
         users: RedisPresence.gatewayKeys.users(keyPrefix, gateway),
@@ -203,7 +214,6 @@ describe("RedisPresence, a data loss in the middle of a restore", () => {
         all: RedisPresence.gatewayKeys.all(keyPrefix)
       }
       const { KNOWN, RESTORE } = RedisPresence.restoreScripts
-      const redis = yield* ownConnection
       const restoreCall = (first: "1" | "0", user: string) =>
         Effect.promise(() => redis.eval(RESTORE.lua, 5, keys.users, keys.restoring, keys.known, keys.alive, keys.all, keyPrefix, gateway, 90_000, "run", first, user, unique("c")))
       // The first call of a restore, as the adapter makes it; then Redis loses everything.
@@ -262,9 +272,7 @@ describe("RedisPresence expiry", () => {
 describe("RedisPresence after a version that gave the sets a TTL", () => {
   it.live("a register or restore keeps a user's set of gateways that the old version would let expire", () =>
     Effect.gen(function*() {
-      const keyPrefix = freshPrefix()
-      const presence = yield* RedisPresence.make({ url: Redacted.make(redisUrl), keyPrefix, ttl: "90 seconds" })
-      const redis = yield* ownConnection
+      const { keyPrefix, presence, redis } = yield* ownPresence("90 seconds")
       const [registered, restored] = [freshUserId(), freshUserId()]
       const gateway = freshGatewayId()
       // What a gateway of the version before left: its users' sets of gateways, expiring.
@@ -283,9 +291,7 @@ describe("RedisPresence after a version that gave the sets a TTL", () => {
 describe("RedisPresence, what a dead gateway left", () => {
   it.live("the other gateways' refreshes remove it, in chunks, and nothing of it is left", () =>
     Effect.gen(function*() {
-      const keyPrefix = freshPrefix()
-      const presence = yield* RedisPresence.make({ url: Redacted.make(redisUrl), keyPrefix, ttl: "400 millis" })
-      const redis = yield* ownConnection
+      const { keyPrefix, presence, redis } = yield* ownPresence("400 millis")
       const [alive, dead] = [freshGatewayId(), freshGatewayId()]
       const shared = freshUserId()
       // More users than one refresh removes, and one on both gateways.
