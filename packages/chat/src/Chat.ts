@@ -5,42 +5,25 @@ import { busTopicOf, type ContentType, conversationKey, FANOUT_TOPIC, type Messa
 import { MAX_NOTICE_RECIPIENTS, type NoticeRequest } from "@im/domain/Notice"
 import { type BlockPair, FriendStore } from "@im/ports/FriendStore"
 import type { PortError } from "@im/ports/PortError"
-import { MessageBus } from "@im/ports/MessageBus"
+import { type BusRecord, MessageBus } from "@im/ports/MessageBus"
 import { GroupStore } from "@im/ports/GroupStore"
 import * as Metrics from "@im/observability/Metrics"
 import * as TraceContext from "@im/observability/TraceContext"
 import { UserStore } from "@im/ports/UserStore"
 import { Pusher } from "@im/pusher/Pusher"
 import { RecentMap } from "@im/ports/RecentMap"
-import { Clock, Context, Effect, Exit, Layer, Option, Request, RequestResolver } from "effect"
+import { Clock, Context, Effect, Exit, Layer, type Metric, Option, References, Request, RequestResolver, Tracer } from "effect"
 import { hash } from "node:crypto"
 import { FileMessages } from "./FileMessages.ts"
 import * as Unavailable from "./Unavailable.ts"
 
-interface IsBlocked extends Request.Request<boolean, PortError>, BlockPair {
-  readonly _tag: "IsBlocked"
+/** A send waiting for the next batch (see `sendAll`), with its caller's span while tracing is on. */
+interface Send extends Request.Request<SendAck, SendRejected> {
+  readonly _tag: "Send"
+  readonly request: SendRequest
+  readonly parent: Tracer.AnySpan | undefined
 }
-const IsBlocked = Request.tagged<IsBlocked>("IsBlocked")
-
-interface UserExists extends Request.Request<boolean, PortError> {
-  readonly _tag: "UserExists"
-  readonly user: UserId
-}
-const UserExists = Request.tagged<UserExists>("UserExists")
-
-/**
- * A resolver that answers the requests made together with one `load` of them all, each request
- * getting `answer` of the result (or the load's failure).
- */
-const batched = <Req extends Request.Request<any, PortError>, B>(
-  load: (requests: ReadonlyArray<Req>) => Effect.Effect<B, Request.Error<Req>>,
-  answer: (loaded: B, request: Req) => Request.Success<Req>
-) =>
-  RequestResolver.make<Req>((entries) =>
-    Effect.map(Effect.exit(load(entries.map((entry) => entry.request))), (loaded) => {
-      for (const entry of entries) entry.completeUnsafe(Exit.map(loaded, (value) => answer(value, entry.request)))
-    })
-  )
+const Send = Request.tagged<Send>("Send")
 
 export interface SendRequest {
   /** The authenticated sender: set by the gateway, never by the client. */
@@ -82,7 +65,11 @@ const ACK_WINDOW = 100_000
  * members may send to it, and nobody to a user who blocked them.
  */
 export class Chat extends Context.Service<Chat, {
-  /** Succeeds once the bus accepted the message. */
+  /**
+   * Succeeds once the bus accepted the message. The sends made at the same time (by a gateway's
+   * sockets, or in one SendBatch call) are checked and published together, each with its own
+   * answer.
+   */
   readonly send: (request: SendRequest) => Effect.Effect<SendAck, SendRejected>
   /**
    * Passes "typing" on to the receiver, or to the group's other members, where they are
@@ -107,90 +94,187 @@ export class Chat extends Context.Service<Chat, {
       // Users are never deleted (yet), so a receiver seen once stays valid.
       const knownUsers = new Set<UserId>()
 
-      // Every one-to-one send asks whether its receiver blocked its sender: the sends in flight
-      // together are asked in one `blocking` call. The FriendStore given is the cached one
-      // (CachedFriendStore): it answers from the block cache and loads only the receivers it
-      // misses, together.
-      const blockedResolver = batched(
-        (requests: ReadonlyArray<IsBlocked>) => friends.blocking(requests),
-        (pairs, request) => pairs.some((pair) => pair.blocker === request.blocker && pair.blocked === request.blocked)
-      )
+      /** A store that failed while sends were checked: logged and counted once, each of those sends `unavailable`. */
+      const unavailableBecause = (error: PortError) => Effect.flip(unavailable(error))
 
-      // A receiver not seen yet is looked up with the others of the sends in flight together, in
-      // one `existing` call: after a start every receiver is new at once.
-      const existsResolver = batched(
-        (requests: ReadonlyArray<UserExists>) => users.existing([...new Set(requests.map((request) => request.user))]),
-        (existing, request) => existing.has(request.user)
-      )
-
-      const receiverExists = Effect.fnUntraced(function*(receiver: UserId) {
-        if (knownUsers.has(receiver)) return true
-        const found = yield* Effect.request(UserExists({ user: receiver }), existsResolver).pipe(Effect.catchTag("PortError", unavailable))
-        if (found) knownUsers.add(receiver)
-        return found
-      })
-
-      /** The checks every send and typing signal passes: one target, an existing receiver, a member's group. */
-      const checkTarget = Effect.fnUntraced(function*(request: TypingRequest) {
-        if ((request.receiver_id === undefined) === (request.group_id === undefined)) {
-          return yield* new SendRejected({ code: "invalid_frame", message: "set exactly one of receiver_id and group_id" })
+      /**
+       * Why each target is refused (undefined: it is not), the targets checked together: one
+       * target each, an existing receiver, no block by the receiver, a member's group. The
+       * receivers not seen yet are looked up in one `existing` call (after a start every
+       * receiver is new at once), and the one-to-one targets' blocks in one `blocking` call (the
+       * FriendStore given is the cached one, CachedFriendStore: it answers from its cache and
+       * loads only the receivers it misses, together). A store that fails refuses the targets
+       * that needed it `unavailable`.
+       */
+      const refusals = Effect.fnUntraced(function*(targets: ReadonlyArray<TypingRequest>) {
+        const refused: Array<SendRejected | undefined> = targets.map((target) =>
+          (target.receiver_id === undefined) === (target.group_id === undefined)
+            ? new SendRejected({ code: "invalid_frame", message: "set exactly one of receiver_id and group_id" })
+            : undefined
+        )
+        const unseen = new Set<UserId>()
+        targets.forEach((target, i) => {
+          if (refused[i] === undefined && target.receiver_id !== undefined && !knownUsers.has(target.receiver_id)) {
+            unseen.add(target.receiver_id)
+          }
+        })
+        if (unseen.size > 0) {
+          const found = yield* Effect.result(users.existing([...unseen]))
+          const failed = found._tag === "Failure" ? yield* unavailableBecause(found.failure) : undefined
+          if (found._tag === "Success") for (const user of found.success) knownUsers.add(user)
+          targets.forEach((target, i) => {
+            if (refused[i] !== undefined || target.receiver_id === undefined || !unseen.has(target.receiver_id)) return
+            refused[i] = failed ?? (knownUsers.has(target.receiver_id)
+              ? undefined
+              : new SendRejected({ code: "receiver_not_found", message: `no user ${target.receiver_id}` }))
+          })
         }
-        if (request.receiver_id !== undefined && !(yield* receiverExists(request.receiver_id))) {
-          return yield* new SendRejected({ code: "receiver_not_found", message: `no user ${request.receiver_id}` })
-        }
-        if (
-          request.receiver_id !== undefined &&
-          (yield* Effect.request(IsBlocked({ blocker: request.receiver_id, blocked: request.sender_id }), blockedResolver).pipe(
-            Effect.catchTag("PortError", unavailable)
-          ))
-        ) {
-          return yield* new SendRejected({ code: "blocked", message: `${request.receiver_id} does not accept your messages` })
-        }
-        if (request.group_id !== undefined) {
-          const role = yield* groups.role(request.group_id, request.sender_id).pipe(Effect.catchTag("PortError", unavailable))
-          if (Option.isNone(role)) {
-            return yield* new SendRejected({ code: "not_group_member", message: `you are not a member of group ${request.group_id}` })
+        const pairs: Array<BlockPair> = []
+        const paired: Array<number> = []
+        targets.forEach((target, i) => {
+          if (refused[i] !== undefined || target.receiver_id === undefined) return
+          pairs.push({ blocker: target.receiver_id, blocked: target.sender_id })
+          paired.push(i)
+        })
+        if (pairs.length > 0) {
+          const blocking = yield* Effect.result(friends.blocking(pairs))
+          if (blocking._tag === "Failure") {
+            const failed = yield* unavailableBecause(blocking.failure)
+            for (const i of paired) refused[i] = failed
+          } else if (blocking.success.length > 0) {
+            const blocked = new Set(blocking.success.map(pairKey))
+            paired.forEach((i, j) => {
+              if (blocked.has(pairKey(pairs[j]!))) {
+                refused[i] = new SendRejected({ code: "blocked", message: `${targets[i]!.receiver_id} does not accept your messages` })
+              }
+            })
           }
         }
+        yield* Effect.forEach(targets, (target, i) =>
+          refused[i] !== undefined || target.group_id === undefined
+            ? Effect.void
+            : Effect.result(groups.role(target.group_id, target.sender_id)).pipe(Effect.flatMap((role) =>
+              role._tag === "Failure"
+                ? Effect.map(unavailableBecause(role.failure), (failed) => void (refused[i] = failed))
+                : Effect.sync(() => {
+                  if (Option.isNone(role.success)) {
+                    refused[i] = new SendRejected({ code: "not_group_member", message: `you are not a member of group ${target.group_id}` })
+                  }
+                })
+            )), { concurrency: "unbounded", discard: true })
+        return refused
       })
 
-      const send = Effect.fnUntraced(function*(request: SendRequest) {
-        const windowKey = `${request.sender_id}\n${request.local_id}`
-        const remembered = recentAcks.get(windowKey)
-        if (remembered !== undefined) return remembered
-        yield* checkTarget(request)
-        yield* fileMessages.admit(request)
-        const ack: SendAck = {
-          server_id: serverIdOf(request.sender_id, request.local_id),
-          send_time: yield* Clock.currentTimeMillis
+      /**
+       * The sends made together (by the sockets of a gateway, or a SendBatch call), in one go,
+       * each getting its outcome: a send whose (sender, local_id) was acknowledged recently gets
+       * that ack again (a retry), one that comes twice in the batch is handled once, the others
+       * are checked together (`refusals`) and the accepted ones published together (`publishAll`).
+       */
+      const sendAll = Effect.fnUntraced(function*(sends: ReadonlyArray<Send>) {
+        const outcomes: Array<Exit.Exit<SendAck, SendRejected>> = new Array(sends.length)
+        const firstOf = new Map<string, number>()
+        const fresh: Array<number> = []
+        const repeats: Array<number> = []
+        sends.forEach(({ request }, i) => {
+          const key = windowKeyOf(request)
+          const remembered = recentAcks.get(key)
+          if (remembered !== undefined) outcomes[i] = Exit.succeed(remembered)
+          else if (firstOf.has(key)) repeats.push(i)
+          else {
+            firstOf.set(key, i)
+            fresh.push(i)
+          }
+        })
+        const refused = yield* refusals(fresh.map((i) => sends[i]!.request))
+        const sendTime = yield* Clock.currentTimeMillis
+        const accepted: Array<Accepted> = []
+        for (let j = 0; j < fresh.length; j++) {
+          const index = fresh[j]!
+          const { parent, request } = sends[index]!
+          let rejected = refused[j]
+          if (rejected === undefined) {
+            const admitted = yield* Effect.result(fileMessages.admit(request))
+            if (admitted._tag === "Failure") rejected = admitted.failure
+          }
+          if (rejected !== undefined) outcomes[index] = Exit.fail(rejected)
+          else accepted.push({ index, parent, message: messageOf(request, sendTime) })
         }
-        const message: Message = {
-          server_id: ack.server_id,
-          local_id: request.local_id,
-          sender_id: request.sender_id,
-          ...(request.group_id !== undefined
-            ? { kind: "group" as const, group_id: request.group_id }
-            : { kind: "single" as const, receiver_id: request.receiver_id! }),
-          content_type: request.content_type,
-          content: request.content,
-          create_time: request.create_time,
-          send_time: ack.send_time
-        }
-        yield* publish(message)
-        recentAcks.set(windowKey, ack)
-        return ack
-      }, countOutcome(sendKind), Metrics.timed(Metrics.chatSendDuration), TraceContext.span("Chat.send"))
+        const unpublished = yield* publishAll(accepted)
+        accepted.forEach(({ index, message }, j) => {
+          const failed = unpublished[j]
+          if (failed !== undefined) {
+            outcomes[index] = Exit.fail(failed)
+            return
+          }
+          const ack: SendAck = { server_id: message.server_id, send_time: message.send_time }
+          recentAcks.set(windowKeyOf(sends[index]!.request), ack)
+          outcomes[index] = Exit.succeed(ack)
+        })
+        for (const i of repeats) outcomes[i] = outcomes[firstOf.get(windowKeyOf(sends[i]!.request))!]!
+        yield* countOutcomes(sends, outcomes)
+        return outcomes
+      })
 
-      // The record carries this span's trace context: the consumer's span continues the trace.
+      /**
+       * Publishes the accepted messages, each keyed by its conversation (whose messages keep
+       * their order), and says for each why it was not published (undefined: it was). With
+       * tracing off, each topic's records go in one publish. With it on, each message has its
+       * own `Chat.publish` span, a child of its send's, whose trace context its record carries
+       * for the consumer's span.
+       */
+      const publishAll = (accepted: ReadonlyArray<Accepted>): Effect.Effect<Array<SendRejected | undefined>> =>
+        Effect.withFiber((fiber) => {
+          if (fiber.getRef(References.TracerEnabled)) {
+            return Effect.forEach(accepted, ({ message, parent }) =>
+              publish(message).pipe(
+                TraceContext.span("Chat.publish", { kind: "producer", ...(parent === undefined ? {} : { parent }) }),
+                Effect.match({ onFailure: (rejected) => rejected, onSuccess: () => undefined })
+              ), { concurrency: "unbounded" })
+          }
+          const unpublished = new Array<SendRejected | undefined>(accepted.length).fill(undefined)
+          const byTopic = new Map<string, { readonly at: Array<number>; readonly records: Array<BusRecord> }>()
+          accepted.forEach(({ message }, j) => {
+            const { key, topic } = placeOf(message)
+            let batch = byTopic.get(topic)
+            if (batch === undefined) byTopic.set(topic, batch = { at: [], records: [] })
+            batch.at.push(j)
+            batch.records.push({ key, value: JSON.stringify(message) })
+          })
+          return Effect.forEach(byTopic, ([topic, { at, records }]) =>
+            bus.publish(topic, records).pipe(
+              Effect.andThen(Metrics.increment(published.get(topic)!, records.length)),
+              Effect.catchTag("PortError", (error) =>
+                Effect.map(unavailableBecause(error), (failed) => {
+                  for (const j of at) unpublished[j] = failed
+                }))
+            ), { concurrency: "unbounded", discard: true }).pipe(Effect.as(unpublished))
+        })
+
+      /** One message on the bus, with the current span's trace context: a traced send's, or a notice's. */
       const publish = Effect.fnUntraced(function*(message: Message) {
         yield* Effect.annotateCurrentSpan("server_id", message.server_id)
         const headers = yield* TraceContext.currentHeaders
-        const key = conversationKey(message)
-        const topic = busTopicOf(key)
+        const { key, topic } = placeOf(message)
         yield* bus.publish(topic, [{ key, value: JSON.stringify(message), headers }]).pipe(Effect.catchTag("PortError", unavailable))
         yield* Metrics.increment(published.get(topic)!)
         yield* Effect.logDebug("published", { server_id: message.server_id, kind: message.kind })
-      }, TraceContext.span("Chat.publish", { kind: "producer" }))
+      })
+
+      const publishTraced = (message: Message) => publish(message).pipe(TraceContext.span("Chat.publish", { kind: "producer" }))
+
+      const sendResolver = RequestResolver.make<Send>((entries) =>
+        Effect.map(sendAll(entries.map((entry) => entry.request)), (outcomes) => {
+          entries.forEach((entry, i) => entry.completeUnsafe(outcomes[i]!))
+        })
+      )
+
+      // The sends made together go in one batch (`sendAll`); each keeps its own span and timing.
+      const send = (request: SendRequest): Effect.Effect<SendAck, SendRejected> =>
+        Effect.withFiber((fiber) => {
+          const parent = fiber.getRef(References.TracerEnabled) ? Context.getOrUndefined(fiber.context, Tracer.ParentSpan) : undefined
+          return Effect.request(Send({ request, parent }), sendResolver)
+        }).pipe(Metrics.timed(Metrics.chatSendDuration), TraceContext.span("Chat.send"))
 
       const notify = Effect.fn("Chat.notify")(function*(notice: NoticeRequest) {
         const to = [...new Set(notice.to)]
@@ -199,7 +283,7 @@ export class Chat extends Context.Service<Chat, {
         }
         const localId = LocalId.make(`n:${notice.event_id}`)
         const ack: SendAck = { server_id: serverIdOf(notice.sender_id, localId), send_time: yield* Clock.currentTimeMillis }
-        yield* publish({
+        yield* publishTraced({
           server_id: ack.server_id,
           local_id: localId,
           sender_id: notice.sender_id,
@@ -215,7 +299,8 @@ export class Chat extends Context.Service<Chat, {
       }, countOutcome(() => "notice"))
 
       const typing = Effect.fn("Chat.typing")(function*(request: TypingRequest) {
-        yield* checkTarget(request)
+        const [refused] = yield* refusals([request])
+        if (refused !== undefined) return yield* refused
         const to = request.group_id !== undefined
           ? (yield* groups.members(request.group_id).pipe(Effect.catchTag("PortError", unavailable)))
             .map((member) => member.user_id)
@@ -237,6 +322,53 @@ export class Chat extends Context.Service<Chat, {
 const unavailable = Unavailable.unavailable("chat could not reach a dependency", "the server could not accept the message now; retry")
 
 const sendKind = (request: SendRequest) => request.group_id !== undefined ? "group" : "single"
+
+const windowKeyOf = (request: SendRequest) => `${request.sender_id}\n${request.local_id}`
+
+const pairKey = (pair: BlockPair) => `${pair.blocker}\n${pair.blocked}`
+
+/** Where a message goes on the bus: keyed by its conversation, on that conversation's topic. */
+const placeOf = (message: Message) => {
+  const key = conversationKey(message)
+  return { key, topic: busTopicOf(key) }
+}
+
+/** A send of a batch that passed every check, and its message. */
+interface Accepted {
+  /** Its place in the batch. */
+  readonly index: number
+  readonly message: Message
+  readonly parent: Tracer.AnySpan | undefined
+}
+
+/** The message of a send accepted at `sendTime`. */
+const messageOf = (request: SendRequest, sendTime: number): Message => ({
+  server_id: serverIdOf(request.sender_id, request.local_id),
+  local_id: request.local_id,
+  sender_id: request.sender_id,
+  ...(request.group_id !== undefined
+    ? { kind: "group" as const, group_id: request.group_id }
+    : { kind: "single" as const, receiver_id: request.receiver_id! }),
+  content_type: request.content_type,
+  content: request.content,
+  create_time: request.create_time,
+  send_time: sendTime
+})
+
+/** Counts a batch's outcomes as `countOutcome` counts one call's. */
+const countOutcomes = (sends: ReadonlyArray<Send>, outcomes: ReadonlyArray<Exit.Exit<SendAck, SendRejected>>) =>
+  Effect.withFiber((fiber) => {
+    const counts = new Map<Metric.Metric<number, unknown>, number>()
+    outcomes.forEach((outcome, i) => {
+      const rejected = Exit.isSuccess(outcome) ? undefined : Exit.findErrorOption(outcome)
+      const metric = rejected === undefined
+        ? Metrics.chatAccepted({ kind: sendKind(sends[i]!.request) })
+        : Option.isSome(rejected) ? Metrics.chatRejected({ code: rejected.value.code }) : undefined
+      if (metric !== undefined) counts.set(metric, (counts.get(metric) ?? 0) + 1)
+    })
+    for (const [metric, count] of counts) metric.updateUnsafe(count, fiber.context)
+    return Effect.void
+  })
 
 /** Counts an accepted message by kind (`im_chat_accepted_total`), a refusal by its code. */
 const countOutcome = <Args extends ReadonlyArray<any>>(kindOf: (...args: Args) => string) =>

@@ -3,11 +3,13 @@ import { GroupId, LocalId, UserId } from "@im/domain/Ids"
 import { FANOUT_TOPIC, MESSAGES_TOPIC } from "@im/domain/Message"
 import { FriendStore } from "@im/ports/FriendStore"
 import { GroupStore } from "@im/ports/GroupStore"
-import { MessageBus } from "@im/ports/MessageBus"
+import { type BusRecord, MessageBus } from "@im/ports/MessageBus"
 import { PortError } from "@im/ports/PortError"
 import { UserStore } from "@im/ports/UserStore"
+import { recordingTracer } from "@im/observability/testing/RecordingTracer"
+import * as TraceContext from "@im/observability/TraceContext"
 import { recordingPusher } from "@im/pusher/testing/RecordingPusher"
-import { Effect, Layer, Metric, Ref } from "effect"
+import { Effect, Layer, Metric, Option, Ref, type Tracer } from "effect"
 import { TestClock } from "effect/testing"
 import { Chat, type SendRequest, serverIdOf } from "../src/Chat.ts"
 import { FileMessages } from "../src/FileMessages.ts"
@@ -17,21 +19,22 @@ const bob = UserId.make("u_bob")
 const carol = UserId.make("u_carol")
 const team = GroupId.make("g_team")
 
-/** A bus that records what is published, and fails while `down` is set. */
+/** A bus that records what is published, and how many publish calls, and fails while `down` is set. */
 class BusProbe {
   static readonly make = Effect.gen(function*() {
-    const published = yield* Ref.make<Array<{ topic: string; key: string; value: string }>>([])
+    const published = yield* Ref.make<Array<BusRecord & { topic: string }>>([])
+    const calls = yield* Ref.make(0)
     const down = yield* Ref.make(false)
     const layer = Layer.succeed(MessageBus, MessageBus.of({
       publish: (topic, records) =>
         Effect.flatMap(Ref.get(down), (isDown) =>
           isDown
             ? Effect.fail(new PortError({ port: "MessageBus", operation: "publish", retryable: true }))
-            : Ref.update(published, (all) => [...all, ...records.map((record) => ({ topic, ...record }))])),
+            : Effect.andThen(Ref.update(calls, (n) => n + 1), Ref.update(published, (all) => [...all, ...records.map((record) => ({ topic, ...record }))]))),
       consume: () => Effect.never,
       lag: () => Effect.succeed(0)
     }))
-    return { published, down, layer }
+    return { published, calls, down, layer }
   })
 }
 
@@ -83,9 +86,14 @@ const request = (overrides: Partial<SendRequest> = {}): SendRequest => ({
   ...overrides
 })
 
-describe("Chat.send", () => {
+// A server without an OpenTelemetry endpoint runs with tracing off (Tracing.layerOff): chat then
+// publishes the sends made together in one call per topic. With it on, each send is published
+// with its own span. Both ways give every send the same answer.
+describe.each([["tracing off", false], ["tracing on", true]] as const)("Chat.send, %s", (_, tracing) => {
+  const withTracing: typeof withChat = (f) => withChat(f).pipe(Effect.withTracerEnabled(tracing))
+
   it.effect("publishes the message keyed by conversation, with server_id and send_time", () =>
-    withChat((chat, probe) =>
+    withTracing((chat, probe) =>
       Effect.gen(function*() {
         yield* TestClock.setTime(5_000)
         const ack = yield* chat.send(request())
@@ -98,7 +106,7 @@ describe("Chat.send", () => {
     ))
 
   it.effect("a retried local_id gets the same ack and is published once; another sender's same local_id is another message", () =>
-    withChat((chat, probe) =>
+    withTracing((chat, probe) =>
       Effect.gen(function*() {
         const first = yield* chat.send(request())
         yield* TestClock.adjust(1_000)
@@ -111,7 +119,7 @@ describe("Chat.send", () => {
     ))
 
   it.effect("refuses unknown receivers, groups the sender is not in, and frames naming both or neither", () =>
-    withChat((chat, probe) =>
+    withTracing((chat, probe) =>
       Effect.gen(function*() {
         const codes = yield* Effect.forEach(
           [
@@ -129,7 +137,7 @@ describe("Chat.send", () => {
     ))
 
   it.effect("counts what it accepts by kind, and what it refuses by code (a bus that is down: unavailable)", () =>
-    withChat((chat, probe) =>
+    withTracing((chat, probe) =>
       Effect.gen(function*() {
         yield* chat.send(request())
         yield* chat.send(request({ local_id: LocalId.make("l-2"), receiver_id: undefined, group_id: team }))
@@ -154,7 +162,7 @@ describe("Chat.send", () => {
     ).pipe(Effect.provideService(Metric.MetricRegistry, new Map())))
 
   it.effect("a member's group message is published keyed by the group, on the fan-out topic", () =>
-    withChat((chat, probe) =>
+    withTracing((chat, probe) =>
       Effect.gen(function*() {
         const ack = yield* chat.send(request({ receiver_id: undefined, group_id: team }))
         const [published] = yield* Ref.get(probe.published)
@@ -167,7 +175,7 @@ describe("Chat.send", () => {
     ))
 
   it.effect("a bus failure is `unavailable`, and a retry after recovery succeeds with the same server_id", () =>
-    withChat((chat, probe) =>
+    withTracing((chat, probe) =>
       Effect.gen(function*() {
         yield* Ref.set(probe.down, true)
         const error = yield* Effect.flip(chat.send(request()))
@@ -180,7 +188,7 @@ describe("Chat.send", () => {
     ))
 
   it.effect("concurrent one-to-one sends ask the store about blocks together, each getting its own answer", () =>
-    withChat((chat, probe, _pusher, friends) =>
+    withTracing((chat, probe, _pusher, friends) =>
       Effect.gen(function*() {
         yield* friends.block(bob, alice, 1)
         blockChecks.length = 0
@@ -199,7 +207,7 @@ describe("Chat.send", () => {
     ))
 
   it.effect("concurrent sends to receivers not seen yet look them up together, each getting its own answer", () =>
-    withChat((chat, probe) =>
+    withTracing((chat, probe) =>
       Effect.gen(function*() {
         userLookups.length = 0
         // Bob exists; the others do not.
@@ -222,7 +230,7 @@ describe("Chat.send", () => {
     ))
 
   it.effect("a one-to-one message to a user who blocked the sender is refused with `blocked`; the blocker may still send", () =>
-    withChat((chat, probe, _pusher, friends) =>
+    withTracing((chat, probe, _pusher, friends) =>
       Effect.gen(function*() {
         yield* friends.block(bob, alice, 1)
         const error = yield* Effect.flip(chat.send(request()))
@@ -232,6 +240,70 @@ describe("Chat.send", () => {
         yield* friends.unblock(bob, alice, 2)
         yield* chat.send(request())
         assert.deepStrictEqual((yield* Ref.get(probe.published)).map((record) => JSON.parse(record.value).sender_id), [bob, alice])
+      })
+    ))
+
+  it.effect("sends made together are checked together and published together, one call per topic with tracing off, each with its own ack, in order", () =>
+    withTracing((chat, probe) =>
+      Effect.gen(function*() {
+        blockChecks.length = 0
+        const sends = [...Array(12).keys()].map((n) =>
+          request({ local_id: LocalId.make(`t-${n}`), ...(n % 3 === 2 ? { receiver_id: undefined, group_id: team } : {}) })
+        )
+        const acks = yield* Effect.forEach(sends, (send) => chat.send(send), { concurrency: "unbounded" })
+        assert.deepStrictEqual(acks.map((ack) => ack.server_id), sends.map((send) => serverIdOf(send.sender_id, send.local_id)))
+        assert.deepStrictEqual(blockChecks, [8])
+        assert.strictEqual(yield* Ref.get(probe.calls), tracing ? 12 : 2)
+        const published = yield* Ref.get(probe.published)
+        const order = (topic: string) => published.filter((record) => record.topic === topic).map((record) => JSON.parse(record.value).local_id)
+        assert.deepStrictEqual(order(MESSAGES_TOPIC), sends.filter((send) => send.group_id === undefined).map((send) => send.local_id))
+        assert.deepStrictEqual(order(FANOUT_TOPIC), sends.filter((send) => send.group_id !== undefined).map((send) => send.local_id))
+      })
+    ))
+
+  it.effect("a local_id sent twice at once is published once, and both sends get its ack", () =>
+    withTracing((chat, probe) =>
+      Effect.gen(function*() {
+        const [first, second] = yield* Effect.all([chat.send(request()), chat.send(request({ content: "sent again" }))], { concurrency: "unbounded" })
+        assert.deepStrictEqual(second, first)
+        assert.deepStrictEqual((yield* Ref.get(probe.published)).map((record) => JSON.parse(record.value).content), ["hello"])
+      })
+    ))
+
+  it.effect("a bus failure answers each send made together `unavailable` and remembers none of them", () =>
+    withTracing((chat, probe) =>
+      Effect.gen(function*() {
+        const sends = [...Array(6).keys()].map((n) => request({ local_id: LocalId.make(`d-${n}`) }))
+        yield* Ref.set(probe.down, true)
+        const failed = yield* Effect.forEach(sends, (send) => Effect.flip(chat.send(send)), { concurrency: "unbounded" })
+        assert.deepStrictEqual(failed.map((error) => error.code), sends.map(() => "unavailable"))
+        yield* Ref.set(probe.down, false)
+        yield* Effect.forEach(sends, (send) => chat.send(send), { concurrency: "unbounded" })
+        assert.deepStrictEqual((yield* Ref.get(probe.published)).map((record) => JSON.parse(record.value).local_id), sends.map((send) => send.local_id))
+      })
+    ))
+})
+
+describe("Chat.send, traced", () => {
+  it.effect("each send made together has its own publish span, a child of its send's, and its record carries that span's trace context", () =>
+    withChat((chat, probe) =>
+      Effect.gen(function*() {
+        const { recording, spans } = recordingTracer()
+        const sends = [...Array(5).keys()].map((n) => request({ local_id: LocalId.make(`s-${n}`) }))
+        yield* Effect.forEach(sends, (send) => chat.send(send).pipe(Effect.withSpan(`frame ${send.local_id}`)), { concurrency: "unbounded" }).pipe(
+          Effect.withTracer(recording)
+        )
+        const parentOf = (span: Tracer.Span) => Option.getOrUndefined(span.parent) as Tracer.Span | undefined
+        const records = yield* Ref.get(probe.published)
+        assert.strictEqual(records.length, sends.length)
+        for (const record of records) {
+          const publish = spans.find((span) => record.headers?.[TraceContext.TRACEPARENT] === TraceContext.traceparentOf(span))
+          assert.strictEqual(publish?.name, "Chat.publish")
+          assert.strictEqual(publish?.attributes.get("server_id"), JSON.parse(record.value).server_id)
+          const send = publish && parentOf(publish)
+          assert.strictEqual(send?.name, "Chat.send")
+          assert.strictEqual(send && parentOf(send)?.name, `frame ${JSON.parse(record.value).local_id}`)
+        }
       })
     ))
 })

@@ -13,7 +13,8 @@ import { ServiceRegistry } from "@im/ports/ServiceRegistry"
 import { UserStore } from "@im/ports/UserStore"
 import { recordingPusher } from "@im/pusher/testing/RecordingPusher"
 import * as Metrics from "@im/observability/Metrics"
-import { Context, type Duration, Effect, Exit, Layer, Metric, Option, Scope, Tracer } from "effect"
+import { recordingTracer } from "@im/observability/testing/RecordingTracer"
+import { Context, type Duration, Effect, Exit, Layer, Metric, Option, Scope } from "effect"
 import { fileURLToPath } from "node:url"
 import { Chat, serverIdOf } from "../src/Chat.ts"
 import { ChatGrpcServer, layerGrpc, layerRegistry } from "../src/ChatGrpc.ts"
@@ -37,18 +38,6 @@ const Server = serve(ChatGrpcServer, { host: "127.0.0.1", port: 0 }).pipe(
   Layer.provide([MessageBus.layerMemory(), Users, GroupStore.layerMemory, FriendStore.layerMemory, FileMessages.layerMemory, recordingPusher().layer])
 )
 
-/** A tracer that keeps every span it makes, in `spans`. */
-const recordingTracer = () => {
-  const spans: Array<Tracer.Span> = []
-  const recording = Tracer.make({
-    span: (options) => {
-      const span = Tracer.nativeTracer.span(options)
-      spans.push(span)
-      return span
-    }
-  })
-  return { recording, spans }
-}
 
 /** `im_errors_total{service="ws",kind="chat_unreachable"}`: sends' calls that did not reach chat. */
 const unreachableCount = Effect.map(Metric.value(Metrics.errors({ service: "ws", kind: "chat_unreachable" })), (state) => state.count)
