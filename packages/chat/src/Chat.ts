@@ -263,11 +263,18 @@ export class Chat extends Context.Service<Chat, {
 
       const publishTraced = (message: Message) => publish(message).pipe(TraceContext.span("Chat.publish", { kind: "producer" }))
 
-      const sendResolver = RequestResolver.make<Send>((entries) =>
-        Effect.map(sendAll(entries.map((entry) => entry.request)), (outcomes) => {
-          entries.forEach((entry, i) => entry.completeUnsafe(outcomes[i]!))
-        })
-      )
+      // A batch runs in a fiber of its own, with the context of the send that opened it: its
+      // logs are chat's, not that send's socket's, and its span (with tracing on) is a root
+      // linked to each send's, as a consumer's batch is.
+      const sendResolver = RequestResolver.make<Send>((entries) => {
+        const sends = entries.map((entry) => entry.request)
+        const links = sends.flatMap(({ parent }) => parent === undefined ? [] : [{ span: parent, attributes: {} }])
+        return sendAll(sends).pipe(
+          Effect.map((outcomes) => entries.forEach((entry, i) => entry.completeUnsafe(outcomes[i]!))),
+          TraceContext.span("Chat.sendAll", { root: true, links: links.slice(0, TraceContext.MAX_LINKS), attributes: { sends: sends.length } }),
+          Effect.provideService(References.CurrentLogAnnotations, { service: "chat", sends: sends.length })
+        )
+      })
 
       // The sends made together go in one batch (`sendAll`); each keeps its own span and timing.
       const send = (request: SendRequest): Effect.Effect<SendAck, SendRejected> =>

@@ -9,7 +9,7 @@ import { UserStore } from "@im/ports/UserStore"
 import { recordingTracer } from "@im/observability/testing/RecordingTracer"
 import * as TraceContext from "@im/observability/TraceContext"
 import { recordingPusher } from "@im/pusher/testing/RecordingPusher"
-import { Effect, Layer, Metric, Option, Ref, type Tracer } from "effect"
+import { Effect, Layer, Logger, Metric, Option, References, Ref, type Tracer } from "effect"
 import { TestClock } from "effect/testing"
 import { Chat, type SendRequest, serverIdOf } from "../src/Chat.ts"
 import { FileMessages } from "../src/FileMessages.ts"
@@ -275,8 +275,16 @@ describe.each([["tracing off", false], ["tracing on", true]] as const)("Chat.sen
       Effect.gen(function*() {
         const sends = [...Array(6).keys()].map((n) => request({ local_id: LocalId.make(`d-${n}`) }))
         yield* Ref.set(probe.down, true)
-        const failed = yield* Effect.forEach(sends, (send) => Effect.flip(chat.send(send)), { concurrency: "unbounded" })
+        // The batch logs as chat, not as the socket whose send opened it.
+        const logged: Array<Record<string, unknown>> = []
+        const logger = Logger.make(({ fiber }) => void logged.push({ ...fiber.getRef(References.CurrentLogAnnotations) }))
+        const failed = yield* Effect.forEach(sends, (send) => Effect.flip(chat.send(send)), { concurrency: "unbounded" }).pipe(
+          Effect.annotateLogs({ session: "socket-1" }),
+          Effect.provideService(Logger.CurrentLoggers, new Set([logger]))
+        )
         assert.deepStrictEqual(failed.map((error) => error.code), sends.map(() => "unavailable"))
+        assert.isAbove(logged.length, 0)
+        for (const annotations of logged) assert.deepStrictEqual(annotations, { service: "chat", sends: 6 })
         yield* Ref.set(probe.down, false)
         yield* Effect.forEach(sends, (send) => chat.send(send), { concurrency: "unbounded" })
         assert.deepStrictEqual((yield* Ref.get(probe.published)).map((record) => JSON.parse(record.value).local_id), sends.map((send) => send.local_id))
@@ -294,6 +302,14 @@ describe("Chat.send, traced", () => {
           Effect.withTracer(recording)
         )
         const parentOf = (span: Tracer.Span) => Option.getOrUndefined(span.parent) as Tracer.Span | undefined
+        // The sends' batch has a span of its own, a root linked to each send's.
+        const batches = spans.filter((span) => span.name === "Chat.sendAll")
+        assert.isAbove(batches.length, 0)
+        for (const batch of batches) assert.isUndefined(parentOf(batch))
+        assert.deepStrictEqual(
+          batches.flatMap((batch) => batch.links.map((link) => (link.span as Tracer.Span).name)),
+          sends.map(() => "Chat.send")
+        )
         const records = yield* Ref.get(probe.published)
         assert.strictEqual(records.length, sends.length)
         for (const record of records) {
