@@ -22,6 +22,8 @@ interface Send extends Request.Request<SendAck, SendRejected> {
   readonly _tag: "Send"
   readonly request: SendRequest
   readonly parent: Tracer.AnySpan | undefined
+  /** Checked by its caller already (see `send`): the batch only publishes it. */
+  readonly checked: boolean
 }
 const Send = Request.tagged<Send>("Send")
 
@@ -169,15 +171,21 @@ export class Chat extends Context.Service<Chat, {
        * The sends made together (by the sockets of a gateway, or a SendBatch call), in one go,
        * each getting its outcome: a send whose (sender, local_id) was acknowledged recently gets
        * that ack again (a retry), one that comes twice in the batch is handled once, the others
-       * are checked together (`refusals`) and the accepted ones published together (`publishAll`).
+       * not checked yet are checked together (`refusals`), and the accepted ones published
+       * together (`publishAll`). A send whose caller left (the gateway's deadline) while the
+       * checks ran is not published.
        */
       const sendAll = Effect.fnUntraced(function*(sends: ReadonlyArray<Send>) {
         const outcomes: Array<Exit.Exit<SendAck, SendRejected>> = new Array(sends.length)
         const firstOf = new Map<string, number>()
         const fresh: Array<number> = []
         const repeats: Array<number> = []
-        sends.forEach(({ request }, i) => {
-          const key = windowKeyOf(request)
+        sends.forEach((send, i) => {
+          if (abandoned.has(send)) {
+            outcomes[i] = Exit.interrupt()
+            return
+          }
+          const key = windowKeyOf(send.request)
           const remembered = recentAcks.get(key)
           if (remembered !== undefined) outcomes[i] = Exit.succeed(remembered)
           else if (firstOf.has(key)) repeats.push(i)
@@ -186,18 +194,22 @@ export class Chat extends Context.Service<Chat, {
             fresh.push(i)
           }
         })
-        const refused = yield* refusals(fresh.map((i) => sends[i]!.request))
+        const unchecked = fresh.filter((i) => !sends[i]!.checked)
+        const refused = yield* refusals(unchecked.map((i) => sends[i]!.request))
+        const refusalAt = new Map<number, SendRejected>()
+        unchecked.forEach((i, j) => {
+          if (refused[j] !== undefined) refusalAt.set(i, refused[j])
+        })
+        // A first send abandoned meanwhile is still published for a repeat of it still waiting.
+        const wanted = new Set<number>()
+        for (const i of repeats) if (!abandoned.has(sends[i]!)) wanted.add(firstOf.get(windowKeyOf(sends[i]!.request))!)
         const sendTime = yield* Clock.currentTimeMillis
         const accepted: Array<Accepted> = []
-        for (let j = 0; j < fresh.length; j++) {
-          const index = fresh[j]!
+        for (const index of fresh) {
           const { parent, request } = sends[index]!
-          let rejected = refused[j]
-          if (rejected === undefined) {
-            const admitted = yield* Effect.result(fileMessages.admit(request))
-            if (admitted._tag === "Failure") rejected = admitted.failure
-          }
+          const rejected = refusalAt.get(index)
           if (rejected !== undefined) outcomes[index] = Exit.fail(rejected)
+          else if (abandoned.has(sends[index]!) && !wanted.has(index)) outcomes[index] = Exit.interrupt()
           else accepted.push({ index, parent, message: messageOf(request, sendTime) })
         }
         const unpublished = yield* publishAll(accepted)
@@ -276,12 +288,34 @@ export class Chat extends Context.Service<Chat, {
         )
       })
 
+      /** Sends whose callers left while their batch ran: not published if it has not come to that yet. */
+      const abandoned = new WeakSet<Send>()
+
+      /**
+       * A one-to-one text message (nearly every message) is checked in its batch. A group's
+       * message (its members' lookup) and a file's (the file's record and object) are checked by
+       * their caller first, each alone, so that a slow or failing check holds up only its own
+       * send and a send interrupted meanwhile goes no further; their batch only publishes them.
+       */
+      const checkAlone = Effect.fnUntraced(function*(request: SendRequest) {
+        const [refused] = yield* refusals([request])
+        if (refused !== undefined) return yield* refused
+        yield* fileMessages.admit(request)
+      })
+
       // The sends made together go in one batch (`sendAll`); each keeps its own span and timing.
-      const send = (request: SendRequest): Effect.Effect<SendAck, SendRejected> =>
-        Effect.withFiber((fiber) => {
-          const parent = fiber.getRef(References.TracerEnabled) ? Context.getOrUndefined(fiber.context, Tracer.ParentSpan) : undefined
-          return Effect.request(Send({ request, parent }), sendResolver)
-        }).pipe(Metrics.timed(Metrics.chatSendDuration), TraceContext.span("Chat.send"))
+      const send = (request: SendRequest): Effect.Effect<SendAck, SendRejected> => {
+        const checked = request.group_id !== undefined || request.content_type !== "text"
+        return Effect.andThen(
+          // Counted here; the batch counts the outcomes of the sends it checks.
+          checked ? Effect.tapError(checkAlone(request), (rejected) => Metrics.increment(Metrics.chatRejected({ code: rejected.code }))) : Effect.void,
+          Effect.withFiber((fiber) => {
+            const parent = fiber.getRef(References.TracerEnabled) ? Context.getOrUndefined(fiber.context, Tracer.ParentSpan) : undefined
+            const pending = Send({ request, parent, checked })
+            return Effect.request(pending, sendResolver).pipe(Effect.onInterrupt(() => Effect.sync(() => abandoned.add(pending))))
+          })
+        ).pipe(Metrics.timed(Metrics.chatSendDuration), TraceContext.span("Chat.send"))
+      }
 
       const notify = Effect.fn("Chat.notify")(function*(notice: NoticeRequest) {
         const to = [...new Set(notice.to)]

@@ -9,7 +9,7 @@ import { UserStore } from "@im/ports/UserStore"
 import { recordingTracer } from "@im/observability/testing/RecordingTracer"
 import * as TraceContext from "@im/observability/TraceContext"
 import { recordingPusher } from "@im/pusher/testing/RecordingPusher"
-import { Effect, Layer, Logger, Metric, Option, References, Ref, type Tracer } from "effect"
+import { Deferred, Effect, Exit, Fiber, Layer, Logger, Metric, Option, References, Ref, type Tracer } from "effect"
 import { TestClock } from "effect/testing"
 import { Chat, type SendRequest, serverIdOf } from "../src/Chat.ts"
 import { FileMessages } from "../src/FileMessages.ts"
@@ -18,6 +18,7 @@ const alice = UserId.make("u_alice")
 const bob = UserId.make("u_bob")
 const carol = UserId.make("u_carol")
 const team = GroupId.make("g_team")
+const slow = GroupId.make("g_slow")
 
 /** A bus that records what is published, and how many publish calls, and fails while `down` is set. */
 class BusProbe {
@@ -39,6 +40,9 @@ class BusProbe {
 }
 
 const blockChecks: Array<number> = []
+const roleHooks = new Map<GroupId, Effect.Effect<void>>()
+/** Run before each block check, if set (a wait). */
+const hooks: { blocking?: Effect.Effect<void> | undefined } = {}
 const userLookups: Array<number> = []
 
 const withChat = <A, E>(
@@ -56,14 +60,19 @@ const withChat = <A, E>(
     for (const id of [alice, bob]) {
       yield* users.create({ id, account: id, name: id, created_at: 0, password_hash: "x" })
     }
-    const groups = yield* Effect.provide(Effect.service(GroupStore), GroupStore.layerMemory)
-    const store = yield* Effect.provide(Effect.service(FriendStore), FriendStore.layerMemory)
+    const store = yield* Effect.provide(Effect.service(GroupStore), GroupStore.layerMemory)
+    // A group's role lookup runs its hook first (a wait, a defect), if it has one.
+    const groups = GroupStore.of({ ...store, role: (group, user) => Effect.andThen(roleHooks.get(group) ?? Effect.void, store.role(group, user)) })
+    const friendStore = yield* Effect.provide(Effect.service(FriendStore), FriendStore.layerMemory)
     // Counts the block checks, which concurrent sends share.
     const friends = FriendStore.of({
-      ...store,
-      blocking: (pairs) => Effect.andThen(Effect.sync(() => void blockChecks.push(pairs.length)), store.blocking(pairs))
+      ...friendStore,
+      blocking: (pairs) =>
+        Effect.andThen(Effect.sync(() => void blockChecks.push(pairs.length)), Effect.andThen(hooks.blocking ?? Effect.void, friendStore.blocking(pairs)))
     })
-    yield* groups.create({ id: team, name: "team", owner_id: alice, created_at: 0, join_approval: false }, [{ user_id: alice, role: "owner", joined_at: 0 }])
+    for (const id of [team, slow]) {
+      yield* groups.create({ id, name: id, owner_id: alice, created_at: 0, join_approval: false }, [{ user_id: alice, role: "owner", joined_at: 0 }])
+    }
     // Counts the receiver lookups, which concurrent sends share too.
     const countedUsers = UserStore.of({
       ...users,
@@ -290,6 +299,55 @@ describe.each([["tracing off", false], ["tracing on", true]] as const)("Chat.sen
         assert.deepStrictEqual((yield* Ref.get(probe.published)).map((record) => JSON.parse(record.value).local_id), sends.map((send) => send.local_id))
       })
     ))
+
+  it.effect("a send whose check is slow holds up only itself, and interrupted before its publish publishes nothing", () =>
+    withTracing((chat, probe) =>
+      Effect.gen(function*() {
+        const gate = yield* Deferred.make<void>()
+        roleHooks.set(slow, Deferred.await(gate))
+        const waiting = yield* Effect.forkChild(chat.send(request({ local_id: LocalId.make("slow-1"), receiver_id: undefined, group_id: slow })))
+        const interrupted = yield* Effect.forkChild(chat.send(request({ local_id: LocalId.make("slow-2"), receiver_id: undefined, group_id: slow })))
+        yield* Effect.yieldNow
+        // Made while the group sends wait: answered and published at once.
+        yield* chat.send(request({ local_id: LocalId.make("quick") }))
+        assert.deepStrictEqual((yield* Ref.get(probe.published)).map((record) => JSON.parse(record.value).local_id), ["quick"])
+        yield* Fiber.interrupt(interrupted)
+        yield* Deferred.succeed(gate, undefined)
+        yield* Fiber.join(waiting)
+        assert.deepStrictEqual((yield* Ref.get(probe.published)).map((record) => JSON.parse(record.value).local_id), ["quick", "slow-1"])
+      }).pipe(Effect.ensuring(Effect.sync(() => roleHooks.clear())))
+    ))
+
+  it.effect("a send whose caller leaves while its batch's checks run is not published; the others are", () =>
+    withTracing((chat, probe) =>
+      Effect.gen(function*() {
+        const entered = yield* Deferred.make<void>()
+        const gate = yield* Deferred.make<void>()
+        hooks.blocking = Effect.andThen(Deferred.succeed(entered, undefined), Deferred.await(gate))
+        const leaving = yield* Effect.forkChild(chat.send(request({ local_id: LocalId.make("gone") })))
+        const staying = yield* Effect.forkChild(chat.send(request({ local_id: LocalId.make("kept"), sender_id: bob, receiver_id: alice })))
+        yield* Deferred.await(entered)
+        yield* Fiber.interrupt(leaving)
+        yield* Deferred.succeed(gate, undefined)
+        yield* Fiber.join(staying)
+        assert.deepStrictEqual((yield* Ref.get(probe.published)).map((record) => JSON.parse(record.value).local_id), ["kept"])
+      }).pipe(Effect.ensuring(Effect.sync(() => void (hooks.blocking = undefined))))
+    ))
+
+  it.effect("a send whose check dies fails alone; the sends made with it are published", () =>
+    withTracing((chat, probe) =>
+      Effect.gen(function*() {
+        roleHooks.set(slow, Effect.die("broken store"))
+        const [broken, ...rest] = yield* Effect.forEach(
+          [request({ local_id: LocalId.make("b-0"), receiver_id: undefined, group_id: slow }), request({ local_id: LocalId.make("b-1") }), request({ local_id: LocalId.make("b-2"), receiver_id: undefined, group_id: team })],
+          (send) => Effect.exit(chat.send(send)),
+          { concurrency: "unbounded" }
+        )
+        assert.isTrue(Exit.hasDies(broken!))
+        assert.isTrue(rest.every(Exit.isSuccess))
+        assert.deepStrictEqual((yield* Ref.get(probe.published)).map((record) => JSON.parse(record.value).local_id).sort(), ["b-1", "b-2"])
+      }).pipe(Effect.ensuring(Effect.sync(() => roleHooks.clear())))
+    ))
 })
 
 describe("Chat.send, traced", () => {
@@ -302,13 +360,13 @@ describe("Chat.send, traced", () => {
           Effect.withTracer(recording)
         )
         const parentOf = (span: Tracer.Span) => Option.getOrUndefined(span.parent) as Tracer.Span | undefined
-        // The sends' batch has a span of its own, a root linked to each send's.
+        // The batch has a span of its own, a root linked to each send's.
         const batches = spans.filter((span) => span.name === "Chat.sendAll")
         assert.isAbove(batches.length, 0)
         for (const batch of batches) assert.isUndefined(parentOf(batch))
-        assert.deepStrictEqual(
-          batches.flatMap((batch) => batch.links.map((link) => (link.span as Tracer.Span).name)),
-          sends.map(() => "Chat.send")
+        assert.sameMembers(
+          batches.flatMap((batch) => batch.links.map((link) => link.span.spanId)),
+          spans.filter((span) => span.name === "Chat.send").map((span) => span.spanId)
         )
         const records = yield* Ref.get(probe.published)
         assert.strictEqual(records.length, sends.length)
