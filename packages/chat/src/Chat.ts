@@ -4,7 +4,6 @@ import { ServerId } from "@im/domain/Ids"
 import { busTopicOf, type ContentType, conversationKey, FANOUT_TOPIC, type Message, MESSAGES_TOPIC } from "@im/domain/Message"
 import { MAX_NOTICE_RECIPIENTS, type NoticeRequest } from "@im/domain/Notice"
 import { type BlockPair, FriendStore } from "@im/ports/FriendStore"
-import type { PortError } from "@im/ports/PortError"
 import { type BusRecord, MessageBus } from "@im/ports/MessageBus"
 import { GroupStore } from "@im/ports/GroupStore"
 import * as Metrics from "@im/observability/Metrics"
@@ -12,7 +11,7 @@ import * as TraceContext from "@im/observability/TraceContext"
 import { UserStore } from "@im/ports/UserStore"
 import { Pusher } from "@im/pusher/Pusher"
 import { RecentMap } from "@im/ports/RecentMap"
-import { Clock, Context, Effect, Exit, Layer, type Metric, Option, References, Request, RequestResolver, Tracer } from "effect"
+import { Cause, Clock, Context, Effect, Exit, Layer, LogLevel, type Metric, Option, References, Request, RequestResolver, Tracer } from "effect"
 import { hash } from "node:crypto"
 import { FileMessages } from "./FileMessages.ts"
 import * as Unavailable from "./Unavailable.ts"
@@ -97,7 +96,7 @@ export class Chat extends Context.Service<Chat, {
       const knownUsers = new Set<UserId>()
 
       /** A store that failed while sends were checked: logged and counted once, each of those sends `unavailable`. */
-      const unavailableBecause = (error: PortError) => Effect.flip(unavailable(error))
+      const unavailableBecause = (error: unknown) => Effect.flip(unavailable(error))
 
       /**
        * Why each target is refused (undefined: it is not), the targets checked together: one
@@ -240,6 +239,8 @@ export class Chat extends Context.Service<Chat, {
           if (fiber.getRef(References.TracerEnabled)) {
             return Effect.forEach(accepted, ({ message, parent }) =>
               publish(message).pipe(
+                // A defect of one publish fails its own message, not the others'.
+                Effect.catchDefect(unavailable),
                 TraceContext.span("Chat.publish", { kind: "producer", ...(parent === undefined ? {} : { parent }) }),
                 Effect.match({ onFailure: (rejected) => rejected, onSuccess: () => undefined })
               ), { concurrency: "unbounded" })
@@ -253,14 +254,18 @@ export class Chat extends Context.Service<Chat, {
             batch.at.push(j)
             batch.records.push({ key, value: JSON.stringify(message) })
           })
-          return Effect.forEach(byTopic, ([topic, { at, records }]) =>
-            bus.publish(topic, records).pipe(
-              Effect.andThen(Metrics.increment(published.get(topic)!, records.length)),
-              Effect.catchTag("PortError", (error) =>
-                Effect.map(unavailableBecause(error), (failed) => {
-                  for (const j of at) unpublished[j] = failed
-                }))
-            ), { concurrency: "unbounded", discard: true }).pipe(Effect.as(unpublished))
+          return Effect.flatMap(LogLevel.isEnabled("Debug"), (debug) =>
+            Effect.forEach(byTopic, ([topic, { at, records }]) =>
+              bus.publish(topic, records).pipe(
+                Effect.andThen(Metrics.increment(published.get(topic)!, records.length)),
+                Effect.andThen(debug ? Effect.forEach(at, (j) => logPublished(accepted[j]!.message), { discard: true }) : Effect.void),
+                // A failure (or a defect) of one topic's publish fails that topic's messages only.
+                Effect.catchCause((cause) =>
+                  Effect.map(unavailableBecause(Cause.squash(cause)), (failed) => {
+                    for (const j of at) unpublished[j] = failed
+                  })
+                )
+              ), { concurrency: "unbounded", discard: true })).pipe(Effect.as(unpublished))
         })
 
       /** One message on the bus, with the current span's trace context: a traced send's, or a notice's. */
@@ -270,7 +275,7 @@ export class Chat extends Context.Service<Chat, {
         const { key, topic } = placeOf(message)
         yield* bus.publish(topic, [{ key, value: JSON.stringify(message), headers }]).pipe(Effect.catchTag("PortError", unavailable))
         yield* Metrics.increment(published.get(topic)!)
-        yield* Effect.logDebug("published", { server_id: message.server_id, kind: message.kind })
+        yield* logPublished(message)
       })
 
       const publishTraced = (message: Message) => publish(message).pipe(TraceContext.span("Chat.publish", { kind: "producer" }))
@@ -363,6 +368,8 @@ export class Chat extends Context.Service<Chat, {
 const unavailable = Unavailable.unavailable("chat could not reach a dependency", "the server could not accept the message now; retry")
 
 const sendKind = (request: SendRequest) => request.group_id !== undefined ? "group" : "single"
+
+const logPublished = (message: Message) => Effect.logDebug("published", { server_id: message.server_id, kind: message.kind })
 
 const windowKeyOf = (request: SendRequest) => `${request.sender_id}\n${request.local_id}`
 

@@ -29,7 +29,9 @@ class BusProbe {
     const layer = Layer.succeed(MessageBus, MessageBus.of({
       publish: (topic, records) =>
         Effect.flatMap(Ref.get(down), (isDown) =>
-          isDown
+          topic === dyingTopic.value
+          ? Effect.die(`a broken publish to ${topic}`)
+          : isDown
             ? Effect.fail(new PortError({ port: "MessageBus", operation: "publish", retryable: true }))
             : Effect.andThen(Ref.update(calls, (n) => n + 1), Ref.update(published, (all) => [...all, ...records.map((record) => ({ topic, ...record }))]))),
       consume: () => Effect.never,
@@ -40,6 +42,8 @@ class BusProbe {
 }
 
 const blockChecks: Array<number> = []
+/** A topic whose publishes die, if set. */
+const dyingTopic: { value?: string | undefined } = {}
 const roleHooks = new Map<GroupId, Effect.Effect<void>>()
 /** Run before each block check, if set (a wait). */
 const hooks: { blocking?: Effect.Effect<void> | undefined } = {}
@@ -332,6 +336,20 @@ describe.each([["tracing off", false], ["tracing on", true]] as const)("Chat.sen
         yield* Fiber.join(staying)
         assert.deepStrictEqual((yield* Ref.get(probe.published)).map((record) => JSON.parse(record.value).local_id), ["kept"])
       }).pipe(Effect.ensuring(Effect.sync(() => void (hooks.blocking = undefined))))
+    ))
+
+  it.effect("a publish that dies fails its own topic's sends `unavailable`; the other topic's are published", () =>
+    withTracing((chat, probe) =>
+      Effect.gen(function*() {
+        dyingTopic.value = FANOUT_TOPIC
+        const [single, group] = yield* Effect.all(
+          [chat.send(request({ local_id: LocalId.make("p-1") })), chat.send(request({ local_id: LocalId.make("p-2"), receiver_id: undefined, group_id: team }))].map(Effect.exit),
+          { concurrency: "unbounded" }
+        )
+        assert.isTrue(Exit.isSuccess(single!))
+        assert.strictEqual(Exit.isFailure(group!) ? Option.getOrUndefined(Exit.findErrorOption(group))?.code : "ok", "unavailable")
+        assert.deepStrictEqual((yield* Ref.get(probe.published)).map((record) => JSON.parse(record.value).local_id), ["p-1"])
+      }).pipe(Effect.ensuring(Effect.sync(() => void (dyingTopic.value = undefined))))
     ))
 
   it.effect("a send whose check dies fails alone; the sends made with it are published", () =>
