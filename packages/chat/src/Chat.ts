@@ -223,7 +223,8 @@ export class Chat extends Context.Service<Chat, {
           outcomes[index] = Exit.succeed(ack)
         })
         for (const i of repeats) outcomes[i] = outcomes[firstOf.get(windowKeyOf(sends[i]!.request))!]!
-        yield* countOutcomes(sends, outcomes)
+        // A send whose caller left is not counted, as an interrupted send was not.
+        yield* countOutcomes(sends.filter((send) => !abandoned.has(send)), outcomes.filter((_, i) => !abandoned.has(sends[i]!)))
         return outcomes
       })
 
@@ -283,14 +284,21 @@ export class Chat extends Context.Service<Chat, {
       // A batch runs in a fiber of its own, with the context of the send that opened it: its
       // logs are chat's, not that send's socket's, and its span (with tracing on) is a root
       // linked to each send's, as a consumer's batch is.
-      const sendResolver = RequestResolver.make<Send>((entries) => {
-        const sends = entries.map((entry) => entry.request)
-        const links = sends.flatMap(({ parent }) => parent === undefined ? [] : [{ span: parent, attributes: {} }])
-        return sendAll(sends).pipe(
-          Effect.map((outcomes) => entries.forEach((entry, i) => entry.completeUnsafe(outcomes[i]!))),
-          TraceContext.span("Chat.sendAll", { root: true, links: links.slice(0, TraceContext.MAX_LINKS), attributes: { sends: sends.length } }),
-          Effect.provideService(References.CurrentLogAnnotations, { service: "chat", sends: sends.length })
-        )
+      // The sends checked by their callers go in batches of their own: they do not wait for the
+      // one-to-one sends' lookups, nor fail with them.
+      const sendResolver = RequestResolver.makeWith<Send>({
+        batchKey: (entry) => entry.request.checked,
+        delay: Effect.yieldNow,
+        collectWhile: () => true,
+        runAll: (entries) => {
+          const sends = entries.map((entry) => entry.request)
+          const links = sends.flatMap(({ parent }) => parent === undefined ? [] : [{ span: parent, attributes: {} }])
+          return sendAll(sends).pipe(
+            Effect.map((outcomes) => entries.forEach((entry, i) => entry.completeUnsafe(outcomes[i]!))),
+            TraceContext.span("Chat.sendAll", { root: true, links: links.slice(0, TraceContext.MAX_LINKS), attributes: { sends: sends.length } }),
+            Effect.provideService(References.CurrentLogAnnotations, { service: "chat", sends: sends.length })
+          )
+        }
       })
 
       /** Sends whose callers left while their batch ran: not published if it has not come to that yet. */
@@ -311,15 +319,24 @@ export class Chat extends Context.Service<Chat, {
       // The sends made together go in one batch (`sendAll`); each keeps its own span and timing.
       const send = (request: SendRequest): Effect.Effect<SendAck, SendRejected> => {
         const checked = request.group_id !== undefined || request.content_type !== "text"
-        return Effect.andThen(
-          // Counted here; the batch counts the outcomes of the sends it checks.
-          checked ? Effect.tapError(checkAlone(request), (rejected) => Metrics.increment(Metrics.chatRejected({ code: rejected.code }))) : Effect.void,
-          Effect.withFiber((fiber) => {
-            const parent = fiber.getRef(References.TracerEnabled) ? Context.getOrUndefined(fiber.context, Tracer.ParentSpan) : undefined
-            const pending = Send({ request, parent, checked })
-            return Effect.request(pending, sendResolver).pipe(Effect.onInterrupt(() => Effect.sync(() => abandoned.add(pending))))
+        const batched = Effect.withFiber((fiber) => {
+          const parent = fiber.getRef(References.TracerEnabled) ? Context.getOrUndefined(fiber.context, Tracer.ParentSpan) : undefined
+          const pending = Send({ request, parent, checked })
+          return Effect.request(pending, sendResolver).pipe(Effect.onInterrupt(() => Effect.sync(() => abandoned.add(pending))))
+        })
+        return (checked
+          ? Effect.suspend(() => {
+            // A retry of a send acknowledged recently gets that ack, not checked again (a sender
+            // who has left the group since too), as a one-to-one send's batch answers it.
+            const remembered = recentAcks.get(windowKeyOf(request))
+            if (remembered !== undefined) return Effect.as(Metrics.increment(Metrics.chatAccepted({ kind: sendKind(request) })), remembered)
+            // Counted here; the batch counts the outcomes of the sends it checks.
+            return Effect.andThen(
+              Effect.tapError(checkAlone(request), (rejected) => Metrics.increment(Metrics.chatRejected({ code: rejected.code }))),
+              batched
+            )
           })
-        ).pipe(Metrics.timed(Metrics.chatSendDuration), TraceContext.span("Chat.send"))
+          : batched).pipe(Metrics.timed(Metrics.chatSendDuration), TraceContext.span("Chat.send"))
       }
 
       const notify = Effect.fn("Chat.notify")(function*(notice: NoticeRequest) {

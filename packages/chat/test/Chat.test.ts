@@ -335,6 +335,35 @@ describe.each([["tracing off", false], ["tracing on", true]] as const)("Chat.sen
         yield* Deferred.succeed(gate, undefined)
         yield* Fiber.join(staying)
         assert.deepStrictEqual((yield* Ref.get(probe.published)).map((record) => JSON.parse(record.value).local_id), ["kept"])
+        // Nor counted, as an interrupted send is not.
+        const accepted = (yield* Metric.snapshot).filter((pair) => pair.id === "im_chat_accepted_total")
+        assert.deepStrictEqual(accepted.map((pair) => (pair.state as { readonly count: number }).count), [1])
+      }).pipe(Effect.ensuring(Effect.sync(() => void (hooks.blocking = undefined))))
+    ).pipe(Effect.provideService(Metric.MetricRegistry, new Map())))
+
+  it.effect("a group message made with one-to-one sends does not wait for their block check, nor fail with it", () =>
+    withTracing((chat, probe) =>
+      Effect.gen(function*() {
+        const entered = yield* Deferred.make<void>()
+        const gate = yield* Deferred.make<void>()
+        hooks.blocking = Effect.andThen(Deferred.succeed(entered, undefined), Deferred.await(gate))
+        const [single, group] = yield* Effect.all([
+          Effect.forkChild(chat.send(request({ local_id: LocalId.make("h-1") }))),
+          Effect.forkChild(chat.send(request({ local_id: LocalId.make("h-2"), receiver_id: undefined, group_id: team })))
+        ])
+        yield* Deferred.await(entered)
+        yield* Fiber.join(group!)
+        assert.deepStrictEqual((yield* Ref.get(probe.published)).map((record) => JSON.parse(record.value).local_id), ["h-2"])
+        yield* Deferred.succeed(gate, undefined)
+        yield* Fiber.join(single!)
+        hooks.blocking = Effect.die("a broken block check")
+        const [one, other] = yield* Effect.all([
+          Effect.exit(chat.send(request({ local_id: LocalId.make("h-3") }))),
+          Effect.exit(chat.send(request({ local_id: LocalId.make("h-4"), receiver_id: undefined, group_id: team })))
+        ], { concurrency: "unbounded" })
+        assert.isTrue(Exit.hasDies(one!))
+        assert.isTrue(Exit.isSuccess(other!))
+        assert.deepStrictEqual((yield* Ref.get(probe.published)).map((record) => JSON.parse(record.value).local_id), ["h-2", "h-1", "h-4"])
       }).pipe(Effect.ensuring(Effect.sync(() => void (hooks.blocking = undefined))))
     ))
 
@@ -350,6 +379,17 @@ describe.each([["tracing off", false], ["tracing on", true]] as const)("Chat.sen
         assert.strictEqual(Exit.isFailure(group!) ? Option.getOrUndefined(Exit.findErrorOption(group))?.code : "ok", "unavailable")
         assert.deepStrictEqual((yield* Ref.get(probe.published)).map((record) => JSON.parse(record.value).local_id), ["p-1"])
       }).pipe(Effect.ensuring(Effect.sync(() => void (dyingTopic.value = undefined))))
+    ))
+
+  it.effect("a group message sent again gets its first ack without its group looked up again (a sender who left since gets it too), and is published once", () =>
+    withTracing((chat, probe) =>
+      Effect.gen(function*() {
+        const first = yield* chat.send(request({ local_id: LocalId.make("g-1"), receiver_id: undefined, group_id: team }))
+        roleHooks.set(team, Effect.die("a retry's group is not looked up again"))
+        const again = yield* chat.send(request({ local_id: LocalId.make("g-1"), receiver_id: undefined, group_id: team }))
+        assert.deepStrictEqual(again, first)
+        assert.strictEqual((yield* Ref.get(probe.published)).length, 1)
+      }).pipe(Effect.ensuring(Effect.sync(() => roleHooks.clear())))
     ))
 
   it.effect("a send whose check dies fails alone; the sends made with it are published", () =>
