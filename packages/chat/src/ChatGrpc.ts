@@ -118,8 +118,8 @@ export const ChatGrpcServer: Layer.Layer<never, never, GrpcRoutes | Chat> = impl
           Effect.map(ackToProto)
         ),
       // The sends of a batch come from different sockets (a socket's sends come one after the
-      // other), so they run concurrently, as separate Send calls would (chat publishes the
-      // ones that reach the bus together in one go).
+      // other), so they run concurrently, as separate Send calls would; made together, chat
+      // takes them in one batch (`sendAll` in Chat.ts).
       // Each send continues its own trace (its traceparent), linked to the batch's call.
       sendBatch: (request: SendBatchRequest) =>
         request.sends.length === 0 || request.sends.length > MAX_SEND_BATCH
