@@ -176,6 +176,7 @@ export class Chat extends Context.Service<Chat, {
        */
       const sendAll = Effect.fnUntraced(function*(sends: ReadonlyArray<Send>) {
         const outcomes: Array<Exit.Exit<SendAck, SendRejected>> = new Array(sends.length)
+        const keys = sends.map((send) => windowKeyOf(send.request))
         const firstOf = new Map<string, number>()
         const fresh: Array<number> = []
         const repeats: Array<number> = []
@@ -184,7 +185,7 @@ export class Chat extends Context.Service<Chat, {
             outcomes[i] = Exit.interrupt()
             return
           }
-          const key = windowKeyOf(send.request)
+          const key = keys[i]!
           const remembered = recentAcks.get(key)
           if (remembered !== undefined) outcomes[i] = Exit.succeed(remembered)
           else if (firstOf.has(key)) repeats.push(i)
@@ -201,7 +202,7 @@ export class Chat extends Context.Service<Chat, {
         })
         // A first send abandoned meanwhile is still published for a repeat of it still waiting.
         const wanted = new Set<number>()
-        for (const i of repeats) if (!abandoned.has(sends[i]!)) wanted.add(firstOf.get(windowKeyOf(sends[i]!.request))!)
+        for (const i of repeats) if (!abandoned.has(sends[i]!)) wanted.add(firstOf.get(keys[i]!)!)
         const sendTime = yield* Clock.currentTimeMillis
         const accepted: Array<Accepted> = []
         for (const index of fresh) {
@@ -219,12 +220,12 @@ export class Chat extends Context.Service<Chat, {
             return
           }
           const ack: SendAck = { server_id: message.server_id, send_time: message.send_time }
-          recentAcks.set(windowKeyOf(sends[index]!.request), ack)
+          recentAcks.set(keys[index]!, ack)
           outcomes[index] = Exit.succeed(ack)
         })
-        for (const i of repeats) outcomes[i] = outcomes[firstOf.get(windowKeyOf(sends[i]!.request))!]!
+        for (const i of repeats) outcomes[i] = outcomes[firstOf.get(keys[i]!)!]!
         // A send whose caller left is not counted, as an interrupted send was not.
-        yield* countOutcomes(sends.filter((send) => !abandoned.has(send)), outcomes.filter((_, i) => !abandoned.has(sends[i]!)))
+        yield* countOutcomes(sends, outcomes, (send) => !abandoned.has(send))
         return outcomes
       })
 
@@ -421,10 +422,15 @@ const messageOf = (request: SendRequest, sendTime: number): Message => ({
 })
 
 /** Counts a batch's outcomes as `countOutcome` counts one call's. */
-const countOutcomes = (sends: ReadonlyArray<Send>, outcomes: ReadonlyArray<Exit.Exit<SendAck, SendRejected>>) =>
+const countOutcomes = (
+  sends: ReadonlyArray<Send>,
+  outcomes: ReadonlyArray<Exit.Exit<SendAck, SendRejected>>,
+  counted: (send: Send) => boolean
+) =>
   Effect.withFiber((fiber) => {
     const counts = new Map<Metric.Metric<number, unknown>, number>()
     outcomes.forEach((outcome, i) => {
+      if (!counted(sends[i]!)) return
       const rejected = Exit.isSuccess(outcome) ? undefined : Exit.findErrorOption(outcome)
       const metric = rejected === undefined
         ? Metrics.chatAccepted({ kind: sendKind(sends[i]!.request) })

@@ -47,6 +47,14 @@ const dyingTopic: { value?: string | undefined } = {}
 const roleHooks = new Map<GroupId, Effect.Effect<void>>()
 /** Run before each block check, if set (a wait). */
 const hooks: { blocking?: Effect.Effect<void> | undefined } = {}
+
+/** Holds every block check until `gate` is opened; `entered` once one is held. */
+const holdBlockChecks = Effect.gen(function*() {
+  const entered = yield* Deferred.make<void>()
+  const gate = yield* Deferred.make<void>()
+  hooks.blocking = Effect.andThen(Deferred.succeed(entered, undefined), Deferred.await(gate))
+  return { entered, gate }
+})
 const userLookups: Array<number> = []
 
 const withChat = <A, E>(
@@ -325,9 +333,7 @@ describe.each([["tracing off", false], ["tracing on", true]] as const)("Chat.sen
   it.effect("a send whose caller leaves while its batch's checks run is not published; the others are", () =>
     withTracing((chat, probe) =>
       Effect.gen(function*() {
-        const entered = yield* Deferred.make<void>()
-        const gate = yield* Deferred.make<void>()
-        hooks.blocking = Effect.andThen(Deferred.succeed(entered, undefined), Deferred.await(gate))
+        const { entered, gate } = yield* holdBlockChecks
         const leaving = yield* Effect.forkChild(chat.send(request({ local_id: LocalId.make("gone") })))
         const staying = yield* Effect.forkChild(chat.send(request({ local_id: LocalId.make("kept"), sender_id: bob, receiver_id: alice })))
         yield* Deferred.await(entered)
@@ -344,9 +350,7 @@ describe.each([["tracing off", false], ["tracing on", true]] as const)("Chat.sen
   it.effect("a group message made with one-to-one sends does not wait for their block check, nor fail with it", () =>
     withTracing((chat, probe) =>
       Effect.gen(function*() {
-        const entered = yield* Deferred.make<void>()
-        const gate = yield* Deferred.make<void>()
-        hooks.blocking = Effect.andThen(Deferred.succeed(entered, undefined), Deferred.await(gate))
+        const { entered, gate } = yield* holdBlockChecks
         const [single, group] = yield* Effect.all([
           Effect.forkChild(chat.send(request({ local_id: LocalId.make("h-1") }))),
           Effect.forkChild(chat.send(request({ local_id: LocalId.make("h-2"), receiver_id: undefined, group_id: team })))
